@@ -1,0 +1,70 @@
+"""Timing helpers for ``reproduce/speed.py``: a benchmark, never a timed test.
+
+Every figure is a median over repetitions after warm-up, and every ratio is taken against a
+floor (plain Conv2d/Conv3d, bare sparse matmul) measured *in the same process and run*.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+
+def _sync(device: torch.device | str | None) -> None:
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_fn(fn: Callable[[], object], warmup: int = 2, reps: int = 5,
+            device: torch.device | str | None = None) -> float:
+    """Median wall time of ``fn()`` in seconds."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def forward_backward(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    """A closure running forward + backward of ``module`` on ``x`` (parameter grads reset)."""
+    def step() -> None:
+        module.zero_grad(set_to_none=True)
+        out = module(x)
+        if isinstance(out, torch.Tensor) and out.is_complex():
+            out = out.abs()
+        out.float().square().mean().backward()
+    return step
+
+
+def forward_only(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        with torch.no_grad():
+            module(x)
+    return step
+
+
+def peak_memory_mb(fn: Callable[[], object], device: torch.device | str | None = None) -> float:
+    """Peak memory of one call of ``fn``: CUDA allocator peak on GPU, ru_maxrss growth on CPU
+    (an upper bound there, reported as such)."""
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() / 2**20
+    import tracemalloc  # noqa: F401  (CPU: tensors are not tracked by tracemalloc)
+    import resource
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fn()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return max(after - before, 0) / 1024.0
+
+
+def fmt_ratio(t: float, floor: float) -> str:
+    return f"{t / floor:.2f}x"
