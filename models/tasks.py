@@ -108,7 +108,7 @@ class Classify(pl.LightningModule):
         acc(logits.detach(), y)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 sync_dist=stage != "train", batch_size=len(y))
+                 sync_dist=True, batch_size=len(y))
         self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         if stage == "train":
             loss = loss + self._penalty()

@@ -10,7 +10,7 @@ Every ``reproduce/<benchmark>.py`` defines a :class:`Benchmark` subclass and cal
       <runs-dir>/<benchmark>/<preset>/<model>/<setting>/seed<k>-<hash>/
           config.yaml        resolved config of this run
           checkpoints/last.ckpt, checkpoints/best.ckpt (when validation selects)
-          logs/metrics.csv   Lightning CSV log;  wandb/ (offline unless WANDB_MODE says)
+          logs/attempt<k>/metrics.csv  Lightning CSV log per (re)start;  wandb/ (offline unless WANDB_MODE says)
           row.json, done     written last: the run is finished
 
   A finished run is skipped, an unfinished one resumes from ``last.ckpt``;
@@ -155,6 +155,8 @@ class Benchmark:
     """Subclass per benchmark; override what differs. Only ``name`` is required."""
 
     name: str = ""
+    #: folder holding ``<name>/{smoke,cpu,paper}.yaml``
+    config_root: Path = _config.CONFIG_ROOT
     #: how to describe generated data in tables when no real data was given
     default_data_source: str = "stand-in"
 
@@ -180,6 +182,10 @@ class Benchmark:
         from models.tasks import Classify
         return Classify(backbone, num_classes=int(run.cfg["data"]["num_classes"]),
                         optim=run.cfg.get("optim", {}))
+
+    def callbacks(self, ctx: Context, run: Run) -> list:
+        """Extra Lightning callbacks for this run (e.g. early stopping)."""
+        return []
 
     def custom_run(self, ctx: Context, run: Run, run_dir: Path) -> dict | None:
         """Rows that are not trained with Lightning (e.g. SVM baselines) return their metrics
@@ -237,7 +243,7 @@ def build_parser(bench: Benchmark, doc: str | None) -> argparse.ArgumentParser:
 
 def resolve_config(bench: Benchmark, args: argparse.Namespace) -> dict:
     preset = args.preset or ("paper" if args.gpus else "cpu")
-    cfg = _config.load_preset(bench.name, preset)
+    cfg = _config.load_preset(bench.name, preset, bench.config_root)
     cfg = _config.apply_overrides(cfg, args.overrides)
     if args.runs is not None:
         if args.runs < 1:
@@ -309,7 +315,9 @@ def make_trainer(ctx: Context, run: Run, run_dir: Path, monitor: bool):
     args = ctx.args
     loggers: list = []
     if args.logger != "none":
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="logs", version=""))
+        # one folder per attempt, so that resuming after a kill never overwrites earlier logs
+        attempt = len(list((run_dir / "logs").glob("attempt*"))) if global_rank() == 0 else 0
+        loggers.append(CSVLogger(save_dir=str(run_dir), name="logs", version=f"attempt{attempt}"))
     if args.logger == "wandb":
         loggers.append(_wandb_logger(ctx, run, run_dir))
     every = int(tcfg.pop("ckpt_every_n_epochs", 1))
@@ -403,6 +411,7 @@ def train_one(bench: Benchmark, ctx: Context, run: Run) -> dict:
 
     trainer = make_trainer(ctx, run, run_dir, monitor)
     trainer.callbacks.append(SaveElapsed())
+    trainer.callbacks.extend(bench.callbacks(ctx, run))
     last = run_dir / "checkpoints" / "last.ckpt"
     trainer.fit(task, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
     best = run_dir / "checkpoints" / "best.ckpt"

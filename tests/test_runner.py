@@ -1,0 +1,134 @@
+"""The shared reproduction runner, exercised through a tiny benchmark (tests/data/boring_bench.py):
+grid and results files, skip-finished, resume after a kill, --evaluate, bad input, DDP on CPU (gloo)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reproduce import _config
+from reproduce._runner import upsert_row, read_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"
+
+
+def run_boring(tmp_path, *extra, env=None, check=True):
+    cmd = [sys.executable, str(SCRIPT), "--logger", "csv",
+           "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"),
+           "--data-dir", str(tmp_path / "data"), "--stand-in", *extra]
+    e = {**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    p = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=240, cwd=ROOT)
+    if check and p.returncode != 0:
+        raise AssertionError(f"exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+def rows(tmp_path):
+    with open(tmp_path / "res" / "boring.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_grid_writes_rows_and_table_then_skips_finished(tmp_path):
+    run_boring(tmp_path, "--preset", "smoke")
+    first = rows(tmp_path)
+    assert [r["model"] for r in first] == ["mlp", "mlp_wide"]
+    for r in first:
+        assert r["preset"] == "smoke" and r["data_source"] == "stand-in"
+        assert 0.0 <= float(r["test_acc"]) <= 1.0 and int(r["params"]) > 0
+        assert (ROOT / r["run_dir"] / "done").is_file()
+    md = (tmp_path / "res" / "boring.md").read_text()
+    assert "| mlp |" in md and "Preset: `smoke`" in md
+    # second invocation: nothing retrained, rows unchanged
+    p = run_boring(tmp_path, "--preset", "smoke")
+    assert "0 to do" in p.stderr
+    assert rows(tmp_path) == first
+
+
+def test_killed_run_resumes_from_checkpoint(tmp_path):
+    p = run_boring(tmp_path, "--preset", "smoke", "--only", "mlp",
+                   env={"EB_TEST_KILL_AT_EPOCH": "2"}, check=False)
+    assert p.returncode == 17
+    assert not (tmp_path / "res" / "boring.csv").exists()  # nothing half-written
+    last = list((tmp_path / "runs").rglob("last.ckpt"))
+    assert len(last) == 1
+    p = run_boring(tmp_path, "--preset", "smoke", "--only", "mlp")
+    assert "Restoring states from the checkpoint path" in p.stdout + p.stderr
+    logs = sorted((tmp_path / "runs").rglob("logs/attempt*/metrics.csv"))
+    assert [p.parent.name for p in logs] == ["attempt0", "attempt1"]
+
+    def trained_epochs(path):
+        return {int(r["epoch"]) for r in csv.DictReader(open(path)) if r.get("val/acc")}
+
+    # epochs 0-1 before the kill, only the last epoch (2) after: nothing retrained
+    assert trained_epochs(logs[0]) == {0, 1} and trained_epochs(logs[1]) == {2}
+    assert [r["model"] for r in rows(tmp_path)] == ["mlp"]
+
+
+def test_evaluate_rescore_checkpoint_on_other_data(tmp_path):
+    run_boring(tmp_path, "--preset", "smoke", "--only", "mlp")
+    ckpt = next((tmp_path / "runs").rglob("best.ckpt"))
+    other = tmp_path / "other"
+    run_boring(tmp_path, "--preset", "smoke", "--data-dir", str(other), "--stand-in")  # writes data
+    p = run_boring(tmp_path, "--preset", "smoke", "--evaluate", str(ckpt), "--data-dir", str(other))
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert 0.0 <= out["test_acc"] <= 1.0 and out["data_dir"] == str(other)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "huge"], "unknown preset 'huge'"),
+    (["--preset", "smoke", "--only", "nope"], "unknown model(s) nope"),
+    (["--preset", "smoke", "optim.lrr=1"], "unknown key 'optim.lrr'"),
+    (["--preset", "smoke", "optim"], "must look like key.sub=value"),
+    (["--preset", "smoke", "optim.lr=[1"], "not valid YAML"),
+])
+def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, args, message):
+    p = run_boring(tmp_path, *args, check=False)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert message in p.stderr
+    assert not (tmp_path / "res").exists()
+
+
+def test_missing_data_dir_is_an_error(tmp_path):
+    cmd = [sys.executable, str(SCRIPT), "--preset", "smoke", "--data-dir", str(tmp_path / "nowhere"),
+           "--results-dir", str(tmp_path / "res")]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert p.returncode == 2 and "does not exist" in p.stderr and "--stand-in" in p.stderr
+    assert not (tmp_path / "res").exists()
+
+
+def test_ddp_two_cpu_processes_agree(tmp_path):
+    run_boring(tmp_path, "--preset", "smoke", "--only", "mlp", "--cpu-procs", "2")
+    (row,) = rows(tmp_path)
+    assert row["world_size"] == "2" and "2 DDP procs" in row["hardware"]
+    run_dir = Path(row["run_dir"]) if Path(row["run_dir"]).is_absolute() else ROOT / row["run_dir"]
+    ranks = [json.loads((run_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world"] == ranks[1]["world"] == 2
+    assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=1e-6)
+
+
+def test_upsert_row_replaces_by_run_id_and_keeps_others(tmp_path):
+    path = tmp_path / "r.csv"
+    upsert_row(path, {"model": "a", "seed": 0, "run_id": "x", "test_acc": 0.5})
+    upsert_row(path, {"model": "b", "seed": 0, "run_id": "y", "test_acc": 0.7, "extra": 1})
+    upsert_row(path, {"model": "a", "seed": 0, "run_id": "x", "test_acc": 0.6})
+    got = read_rows(path)
+    assert [(r["model"], r["test_acc"]) for r in got] == [("b", "0.7"), ("a", "0.6")]
+    assert list(got[0])[:2] == ["model", "seed"]
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_config_extends_and_overrides(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "paper.yaml").write_text("a: {b: 1, c: [1, 2]}\nd: 3\n")
+    (tmp_path / "x" / "smoke.yaml").write_text("extends: paper.yaml\na: {b: 2}\n")
+    cfg = _config.load_preset("x", "smoke", tmp_path)
+    assert cfg["a"] == {"b": 2, "c": [1, 2]} and cfg["d"] == 3 and cfg["preset"] == "smoke"
+    cfg = _config.apply_overrides(cfg, ["a.c=[3]", "d=0.5"])
+    assert cfg["a"]["c"] == [3] and cfg["d"] == 0.5
