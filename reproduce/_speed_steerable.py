@@ -1,0 +1,108 @@
+"""Speed section: steerable 3-D convolution against a plain ``nn.Conv3d`` (same run).
+
+Paper: Weiler et al. 2018, §4.4.3 — the forward pass assembles the filter bank from learned
+weights × the precomputed basis and calls a standard 3-D convolution, so its cost should be
+that of the plain convolution plus a small assembly term. Measured here:
+
+* forward and forward+backward of ``SteerableConv3d`` with fields ``4×l0 + 4×l1 + 2×l2`` in and
+  out (26 channels), kernel 5, padding 2, grid 32³, batch 4, against ``nn.Conv3d(26, 26, 5)``
+  on the same input (the floor);
+* the kernel assembly alone (weights × basis → filter bank, forward+backward);
+* basis construction from a cold cache (building ``TetrisSE3Net``), against building the plain
+  ``TetrisCNN``;
+* peak memory of forward+backward (CUDA allocator peak on GPU; on CPU the growth of the
+  process's maximum RSS, an upper bound that is 0 once the allocator has the memory).
+
+``quick=True`` shrinks the problem (grid 12³, batch 1) so that the section runs in seconds.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from reproduce._timing import forward_backward, forward_only, peak_memory_mb, time_fn
+
+TITLE = "3D steerable convolution vs plain Conv3d"
+RS = [(4, 0), (4, 1), (2, 2)]  # 4 + 12 + 10 = 26 channels
+
+
+def _cold_build(builder) -> float:
+    from models.steerable import kernels
+
+    kernels.unit_basis.cache_clear()
+    kernels._wigner_3j.cache_clear()
+    t0 = time.perf_counter()
+    builder()
+    return time.perf_counter() - t0
+
+
+def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
+    """Return ``(title, rows)``; each row has ``what, time_ms, floor_ms, ratio`` (+ ``peak_mb``,
+    ``notes``). Ratios are steerable / plain, both measured in this call."""
+    from models.cnn3d import TetrisCNN
+    from models.steerable import SteerableConv3d, TetrisSE3Net
+
+    dev = torch.device(device)
+    n, batch = (12, 1) if quick else (32, 4)
+    warmup, reps = (1, 3) if quick else (2, 5)
+    torch.manual_seed(0)
+    steer = SteerableConv3d(RS, RS, size=5, padding=2).to(dev)
+    plain = nn.Conv3d(steer.in_channels, steer.out_channels, 5, padding=2).to(dev)
+    x = torch.randn(batch, steer.in_channels, n, n, n, device=dev)
+    shape = f"26→26 ch (4×l0+4×l1+2×l2), k5, {n}³, batch {batch}"
+
+    rows = []
+    for what, make in (("forward", forward_only), ("forward+backward", forward_backward)):
+        t = time_fn(make(steer, x), warmup, reps, dev)
+        f = time_fn(make(plain, x), warmup, reps, dev)
+        row = {"what": f"SteerableConv3d {what} [{shape}]", "time_ms": 1e3 * t,
+               "floor_ms": 1e3 * f, "ratio": t / f, "notes": "floor: nn.Conv3d, same input"}
+        if what == "forward+backward":
+            row["peak_mb"] = peak_memory_mb(forward_backward(steer, x), dev)
+            row["notes"] += f"; plain peak {peak_memory_mb(forward_backward(plain, x), dev):.1f} MB"
+        rows.append(row)
+
+    def assemble():
+        steer.zero_grad(set_to_none=True)
+        steer.kernel().square().sum().backward()
+
+    t = time_fn(assemble, warmup, reps, dev)
+    f = time_fn(forward_backward(plain, x), warmup, reps, dev)
+    rows.append({"what": f"kernel assembly only, forward+backward ({steer.kernel.weight.numel()} "
+                         f"weights → 26×26×5³ filter bank)",
+                 "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
+                 "notes": "floor: plain Conv3d forward+backward; ratio = share of one conv step"})
+
+    t = _cold_build(lambda: TetrisSE3Net())
+    f = _cold_build(lambda: TetrisCNN())
+    rows.append({"what": "build TetrisSE3Net, cold basis cache (basis construction)",
+                 "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
+                 "notes": "floor: build the plain TetrisCNN (6.2M parameters)"})
+    try:
+        from models.cath_nets import ResNet34, SE3ResNet34Small
+    except ImportError:
+        pass
+    else:
+        t = _cold_build(lambda: SE3ResNet34Small())
+        f = _cold_build(lambda: ResNet34())
+        rows.append({"what": "build SE3ResNet34Small (~70 steerable convs), cold basis cache",
+                     "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
+                     "notes": "floor: build the plain ResNet34 (15.9M parameters)"})
+    return TITLE, rows
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    title, table = measure(args.quick, args.device)
+    print(f"## {title}  (device {args.device}, threads {torch.get_num_threads()})")
+    for r in table:
+        extra = f", peak {r['peak_mb']:.1f} MB" if "peak_mb" in r else ""
+        print(f"- {r['what']}: {r['time_ms']:.2f} ms vs {r['floor_ms']:.2f} ms "
+              f"= {r['ratio']:.3f}x{extra}  ({r.get('notes', '')})")
