@@ -31,6 +31,7 @@ torch.Size([2, 4, 5, 5, 5])
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from contextlib import contextmanager
 from typing import Iterable, Sequence
@@ -136,16 +137,23 @@ def wigner_D(l: int, R: torch.Tensor) -> torch.Tensor:
     ~1e-11 of accuracy for small angles (≈ 0.02 rad), which would spoil float64 equivariance
     checks at 1e-10.
     """
+    R64 = R.detach().to("cpu", torch.float64)
+    D = _wigner_D_cached(int(l), tuple(R64.flatten().tolist()))
+    return D.to(R.device, R.dtype, copy=True)
+
+
+@functools.lru_cache(maxsize=4096)
+def _wigner_D_cached(l: int, R_flat: tuple[float, ...]) -> torch.Tensor:
     from scipy.linalg import expm
 
-    R64 = R.detach().to("cpu", torch.float64)
+    R64 = torch.tensor(R_flat, dtype=torch.float64).view(3, 3)
     if abs(float(torch.det(R64)) - 1) > 1e-6:
         raise ValueError("wigner_D expects a proper rotation (det +1)")
     with _float64_default():
         alpha, beta, gamma = (float(t) for t in o3.matrix_to_angles(R64))
         X = o3.so3_generators(l).to(torch.float64).numpy()
     D = expm(alpha * X[1]) @ expm(beta * X[0]) @ expm(gamma * X[1])
-    return torch.from_numpy(D).to(R.device, R.dtype)
+    return torch.from_numpy(D)
 
 
 def irrep_D(Rs: Rs_t, R: torch.Tensor) -> torch.Tensor:
