@@ -1,0 +1,31 @@
+"""DeepSphere: graph-based spherical CNNs in plain ``torch.nn``.
+
+Papers: Perraudin, Defferrard, Kacprzak, Sgier, Astron. & Comput. 27:130 (2019) ("V1",
+cosmology); Defferrard, Milani, Gusset, Perraudin, ICLR 2020 ("V2" k-NN graphs, equivariance
+error). Modules: :mod:`.graph` (samplings, k-NN / V1 graphs, optimal kernel widths, Laplacians,
+Chebyshev rescaling, HEALPix rotation permutations), :mod:`.layers` (``ChebConv``, HEALPix
+pooling/unpooling, batch norm, global pooling), :mod:`.nets` (``DeepSphereFCN``,
+``DeepSphereCNN``). Tensors are ``(B, V, F)``; HEALPix vertices are in NESTED order.
+"""
+from models.deepsphere.graph import (LAPLACIANS, OPTIMAL_SIGMA, SphereGraph, chebyshev_operator,
+                                     clear_graph_cache, equiangular_graph, equiangular_vectors,
+                                     healpix_graph, healpix_graph_v1, healpix_laplacian,
+                                     healpix_pixels, healpix_rotation_permutation,
+                                     healpix_vectors, icosahedral_graph, icosahedral_vectors,
+                                     knn_edges, knn_graph, laplacian, largest_eigenvalue,
+                                     lonlat_vectors, optimal_kernel_width, points_graph,
+                                     rescale_laplacian, resolve_lmax, to_torch_sparse)
+from models.deepsphere.layers import (ChebConv, GlobalAvgPool, HealpixPool, HealpixUnpool,
+                                      SphereBatchNorm, sym_spmm)
+from models.deepsphere.nets import DeepSphereCNN, DeepSphereFCN
+
+__all__ = [
+    "LAPLACIANS", "OPTIMAL_SIGMA", "SphereGraph", "chebyshev_operator", "clear_graph_cache",
+    "equiangular_graph", "equiangular_vectors", "healpix_graph", "healpix_graph_v1",
+    "healpix_laplacian", "healpix_pixels", "healpix_rotation_permutation", "healpix_vectors",
+    "icosahedral_graph", "icosahedral_vectors", "knn_edges", "knn_graph", "laplacian",
+    "largest_eigenvalue", "lonlat_vectors", "optimal_kernel_width", "points_graph",
+    "rescale_laplacian", "resolve_lmax", "to_torch_sparse",
+    "ChebConv", "GlobalAvgPool", "HealpixPool", "HealpixUnpool", "SphereBatchNorm", "sym_spmm",
+    "DeepSphereCNN", "DeepSphereFCN",
+]
