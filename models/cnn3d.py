@@ -29,22 +29,28 @@ class TetrisCNN(nn.Module):
     ``input_lowpass=True`` blurs the input by ``LowPass3d(scale 2)`` first, as the reference
     forward pass does; off by default because ``datamodules.tetris`` low-passes every sample
     already. Global average pool, dropout 0.2, ``Linear(128, classes)``. 6,221,832 parameters
-    (the paper's "~6M").
+    (the paper's "~6M"). ``lowpass_order="before"`` blurs the input of each strided
+    convolution instead (same as the steerable net's option; the reduced CPU presets use it).
     """
 
     CHANNELS = [1, 43, 144, 160, 128]
     STRIDES = [1, 2, 2, 1]
 
     def __init__(self, num_classes: int = 8, lowpass: bool = True, dropout: float = 0.2,
-                 input_lowpass: bool = False, size: int = 5, padding: int = 4):
+                 input_lowpass: bool = False, size: int = 5, padding: int = 4,
+                 lowpass_order: str = "after"):
         super().__init__()
+        if lowpass_order not in ("after", "before"):
+            raise ValueError(f"TetrisCNN: lowpass_order must be 'after' or 'before', got {lowpass_order!r}")
         ch = self.CHANNELS
         blocks = []
         for i, stride in enumerate(self.STRIDES):
             smooth = lowpass and stride > 1
-            layers: list[nn.Module] = [nn.Conv3d(ch[i], ch[i + 1], size, padding=padding,
-                                                 stride=1 if smooth else stride)]
-            if smooth:
+            before = smooth and lowpass_order == "before"
+            layers: list[nn.Module] = [LowPass3d(stride, 1)] if before else []
+            layers.append(nn.Conv3d(ch[i], ch[i + 1], size, padding=padding,
+                                    stride=stride if (before or not smooth) else 1))
+            if smooth and not before:
                 layers.append(LowPass3d(stride, stride))
             layers += [nn.BatchNorm3d(ch[i + 1]), nn.ReLU(inplace=True)]
             blocks.append(nn.Sequential(*layers))

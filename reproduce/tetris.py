@@ -114,7 +114,9 @@ class Tetris(Benchmark):
 - Protocol of this preset: pieces zoomed ×{d['zoom']} in a {d['size']}³ grid, input low-pass scale
   {d['lowpass_scale']}, {cfg['trainer']['max_epochs']} full-batch steps of Adam (lr {cfg['optim']['lr']},
   schedule {cfg['optim']['schedule']}), test on {d['test_sets']} × 8 fresh random rotations,
-  {cfg['grid']['runs']} run(s) per model. Paper: ×5 zoom in 36³, 250 steps, 100 test sets, 17 runs.
+  {cfg['grid']['runs']} run(s) per model; convolution padding {self._model_opt(cfg, 'padding', 4)}, low-pass
+  {self._model_opt(cfg, 'lowpass_order', 'after')} the strided convolutions. Paper: ×5 zoom in 36³,
+  padding 4, blur after the gate (se3cnn order), 250 steps, 100 test sets, 17 runs.
   We use an odd grid (37³ in `paper`) so that every strided layer samples a grid symmetric under the
   24 cube rotations; the steerable network is then exactly invariant to them (column 6, float64).
 - The SO(3) column is the relative change of the trained network's logits when the *input* pieces are
@@ -124,6 +126,11 @@ class Tetris(Benchmark):
   protocol (there is no external dataset).
 """
         T.write_md(ctx.results_dir / "tetris.md", text)
+
+    @staticmethod
+    def _model_opt(cfg: dict, key: str, default):
+        vals = sorted({str(m.get(key, default)) for m in cfg["models"].values()})
+        return "/".join(vals)
 
     def _plot(self, ctx, rows, order) -> None:
         import matplotlib

@@ -132,3 +132,16 @@ def test_config_extends_and_overrides(tmp_path):
     assert cfg["a"] == {"b": 2, "c": [1, 2]} and cfg["d"] == 3 and cfg["preset"] == "smoke"
     cfg = _config.apply_overrides(cfg, ["a.c=[3]", "d=0.5"])
     assert cfg["a"]["c"] == [3] and cfg["d"] == 0.5
+
+
+def test_wandb_is_offline_by_default(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    cmd = [sys.executable, str(SCRIPT), "--preset", "smoke", "--only", "mlp", "--logger", "wandb",
+           "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"),
+           "--data-dir", str(tmp_path / "data"), "--stand-in"]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240,
+                       env={**env, "EB_NO_PROGRESS": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    offline = list((tmp_path / "runs").rglob("wandb/offline-run-*"))
+    assert len(offline) == 1
+    assert list((tmp_path / "runs").rglob("logs/attempt0/metrics.csv"))  # CSV always

@@ -115,3 +115,17 @@ def test_export_small_net_identical_after_training_steps():
     assert sum(isinstance(m, GatedBlock) for m in plain.modules()) == 4
     with torch.no_grad():
         assert torch.equal(plain(x), net(x))
+
+
+def test_lowpass_before_stride_variant_is_exactly_invariant():
+    """The reduced-CPU variant (blur before the strided conv, padding 2) keeps exact invariance
+    on grids where every strided layer samples a symmetric grid (13 -> 13 -> 7 -> 4 -> 4)."""
+    torch.manual_seed(0)
+    net = TetrisSE3Net(features=SMALL, num_classes=4, padding=2, lowpass_order="before").double().eval()
+    assert [b.conv.stride for b in net.blocks] == [1, 2, 2, 1]
+    assert [b.conv.blur is not None for b in net.blocks] == [False, True, True, False]
+    x = torch.rand(1, 1, 13, 13, 13, dtype=torch.float64)
+    assert_equivariant(net, x, act_scalar, invariant, ROTS, rtol=1e-10)
+    cnn = TetrisCNN(padding=2, lowpass_order="before")
+    assert sum(isinstance(m, LowPass3d) and m.stride == 1 for m in cnn.modules()) == 2
+    assert n_params(cnn) == 6221832

@@ -316,15 +316,22 @@ class GatedBlock(nn.Module):
     3. gate nonlinearity (``activation=None`` or ``(None, None)`` skips it: a linear block);
     4. stride: with ``lowpass=True`` the convolution runs at stride 1 and the gated output is
        blurred and subsampled by :class:`LowPass3d` (``scale = stride``; se3cnn
-       ``smooth_stride``); with ``lowpass=False`` the convolution itself strides;
+       ``smooth_stride``); with ``lowpass=False`` the convolution itself strides.
+       ``lowpass_order="before"`` instead blurs the *input* and lets the convolution stride
+       (``SteerableConv3d(lowpass_stride=True)``): still a low-pass before subsampling, about
+       stride³ times cheaper, but the gate nonlinearity is then not low-passed (used by the
+       reduced CPU presets; ``"after"`` is the reference order);
     5. optional :class:`CapsuleDropout` of the output fields (``dropout > 0``).
     """
 
     def __init__(self, Rs_in, Rs_out, size: int, stride: int = 1, padding: int = 0,
                  lowpass: bool = True, activation=(F.relu, torch.sigmoid),
                  batch_norm: bool = False, bn_momentum: float = 0.1, dropout: float = 0.0,
-                 mode: str = "compromise", sigma: float = SIGMA, bias: bool = True):
+                 mode: str = "compromise", sigma: float = SIGMA, bias: bool = True,
+                 lowpass_order: str = "after"):
         super().__init__()
+        if lowpass_order not in ("after", "before"):
+            raise ValueError(f"GatedBlock: lowpass_order must be 'after' or 'before', got {lowpass_order!r}")
         self.Rs_in = normalize_rs(Rs_in)
         self.Rs_out = normalize_rs(Rs_out)
         self.scalar_act, self.gate_act = _split_activation(activation)
@@ -332,10 +339,11 @@ class GatedBlock(nn.Module):
         self.n_gates = n_gates
         Rs_conv = self.Rs_out + ([(n_gates, 0)] if n_gates else [])
         use_bias = bias and (self.scalar_act is not None or self.gate_act is not None)
-        smooth = lowpass and stride > 1
+        smooth = lowpass and stride > 1 and lowpass_order == "after"
+        pre_blur = lowpass and stride > 1 and lowpass_order == "before"
         self.bn = EquivariantBatchNorm(self.Rs_in, momentum=bn_momentum, affine=False) if batch_norm else None
         self.conv = SteerableConv3d(self.Rs_in, Rs_conv, size, stride=1 if smooth else stride,
-                                    padding=padding, bias=use_bias, lowpass_stride=False,
+                                    padding=padding, bias=use_bias, lowpass_stride=pre_blur,
                                     mode=mode, sigma=sigma)
         self.pool = LowPass3d(stride, stride) if smooth else None
         self.dropout = CapsuleDropout(self.Rs_out, dropout) if dropout > 0 else None

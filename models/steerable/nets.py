@@ -47,7 +47,9 @@ class TetrisSE3Net(nn.Module):
     Spatial sizes for ``n = 36``: 36 → 40 → 22 → 13 → 17. Exactly 41,198 parameters (the
     paper's "41k"; conv weights 40,034 incl. gates, biases 132, linear 1,032).
 
-    ``features`` overrides the multiplicities (e.g. a narrow copy for fast tests).
+    ``features`` overrides the multiplicities (e.g. a narrow copy for fast tests);
+    ``lowpass_order="before"`` blurs before each strided convolution instead of after the gate
+    (see :class:`GatedBlock`; the reduced CPU presets use it with ``padding=2``).
     Cube-rotation exactness needs ``n ≡ 1 (mod 4)`` (e.g. 37); see :mod:`.layers`.
     """
 
@@ -56,7 +58,7 @@ class TetrisSE3Net(nn.Module):
 
     def __init__(self, num_classes: int = 8, lowpass: bool = True, dropout: float = 0.2,
                  input_lowpass: bool = False, size: int = 5, padding: int = 4,
-                 features: Sequence[Sequence[int]] | None = None):
+                 features: Sequence[Sequence[int]] | None = None, lowpass_order: str = "after"):
         super().__init__()
         features = [tuple(f) for f in (features or self.FEATURES)]
         if len(features) != len(self.STRIDES) + 1 or len(features[-1]) != 1:
@@ -67,7 +69,8 @@ class TetrisSE3Net(nn.Module):
         self.input_blur = LowPass3d(2, 1) if input_lowpass else None
         self.blocks = nn.Sequential(*[
             GatedBlock(reprs[i], reprs[i + 1], size=size, padding=padding, stride=self.STRIDES[i],
-                       lowpass=lowpass, activation=(F.relu, torch.sigmoid))
+                       lowpass=lowpass, activation=(F.relu, torch.sigmoid),
+                       lowpass_order=lowpass_order)
             for i in range(len(reprs) - 1)
         ])
         self.pool = InvariantPool(reprs[-1])
