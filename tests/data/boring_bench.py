@@ -89,7 +89,7 @@ class Boring(Benchmark):
         ddp = dist.is_available() and dist.is_initialized()
         world = dist.get_world_size() if ddp else 1
         rank = dist.get_rank() if ddp else 0
-        checksum = float(sum(p.double().sum() for p in task.parameters()))
+        checksum = float(sum(p.detach().double().sum() for p in task.parameters()))
         (run.run_dir(ctx.runs_dir) / f"rank{rank}.json").write_text(
             json.dumps({"world": world, "checksum": checksum}))
         return {"world_size": world}
