@@ -534,7 +534,7 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         raise InputError(f"nothing to run: the grid of {bench.name}/{preset} is empty"
                          + (f" for --only {args.only}" if args.only else ""))
     data_dir, generate = resolve_data_dir(bench, args, cfg)
-    if args.evaluate and args.data_dir is None:
+    if args.evaluate and args.data_dir is None and bench.uses_data_dir():
         raise InputError("--evaluate needs --data-dir (the data to score the checkpoint on)")
     results_dir = Path(args.results_dir) if args.results_dir else (
         REPO_ROOT / "results" / ("smoke" if preset == "smoke" else ""))
