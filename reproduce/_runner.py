@@ -273,7 +273,8 @@ def expand_grid(bench: Benchmark, cfg: dict, args: argparse.Namespace) -> list[R
         if only and model not in only:
             continue
         rcfg = _config.set_dotted(base, overrides)
-        rcfg["model"] = _config.deep_merge(cfg["models"][model], {})
+        # the chosen entry of `models:`, updated by `model.<key>` overrides of this grid row
+        rcfg["model"] = _config.deep_merge(cfg["models"][model], rcfg.get("model") or {})
         rcfg.pop("models", None)
         for i in range(runs_per_row):
             out.append(Run(bench.name, model, setting, args.seed + i, cfg["preset"], rcfg))
