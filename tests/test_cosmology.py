@@ -1,0 +1,327 @@
+"""Cosmology benchmark: FITS/npz reader, partial maps, normalisation and noise, the stand-in's matched
+power spectra, bad input, the NEST→image map of the 2D ConvNet, SVM features, and one end-to-end smoke
+run through the shared runner (``reproduce/cosmology.py --preset smoke``)."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import healpy as hp
+import numpy as np
+import pytest
+import torch
+from scipy.stats import skew
+
+from datamodules._common import InputError, is_stand_in
+from datamodules.cosmology import (SPLIT_DIRS, CosmologyDataModule, NoisyMaps, load_data, partial_maps,
+                                   prepare_samples, read_split, stand_in_cl, write_stand_in)
+from models.cosmo_baselines import (FlatPatchConvNet, fit_linear_svm, histogram_features, nest_image_index,
+                                    nest_xy, psd_features)
+
+ROOT = Path(__file__).resolve().parents[1]
+NSIDE = 16
+
+
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cosmo") / "data"
+    write_stand_in(d, nside=NSIDE, train_maps_per_class=3, test_maps_per_class=2, seed=0)
+    return d
+
+
+# --------------------------------------------------------------------------- reader and stand-in
+def test_stand_in_is_fits_in_reference_layout_and_reads_back(stand_in):
+    assert is_stand_in(stand_in)
+    files = sorted((stand_in / "same_psd").glob("*.fits"))
+    assert len(files) == 6 and len(list((stand_in / "same_psd_testing").glob("*.fits"))) == 4
+    # real FITS written by healpy, NESTED, read back identically by healpy itself
+    m, h = hp.read_map(str(files[0]), nest=None, h=True)
+    assert dict(h)["ORDERING"] == "NESTED" and len(m) == 12 * NSIDE ** 2
+    data = load_data(stand_in, NSIDE)
+    assert data["form"] == "fits"
+    (xtr, ytr), (xte, yte) = data["train"], data["test"]
+    assert xtr.shape == (6, 12 * NSIDE ** 2) and xte.shape == (4, 12 * NSIDE ** 2)
+    assert xtr.dtype == np.float32
+    assert np.bincount(ytr).tolist() == [3, 3] and np.bincount(yte).tolist() == [2, 2]
+    # the class comes from the Omega_m token of the file name
+    names = sorted(p.name for p in files)
+    assert all(("0p26" in n) == ("class1" in n) for n in names)
+
+
+def test_stand_in_classes_share_the_power_spectrum_but_not_the_skewness(tmp_path):
+    nside = 32
+    write_stand_in(tmp_path, nside=nside, train_maps_per_class=3, test_maps_per_class=1, seed=3)
+    maps, labels, form = read_split(tmp_path / "same_psd", nside)
+    assert form == "fits"
+    lmax = 3 * nside - 1
+    target = stand_in_cl(nside, lmax)
+    cls = np.array([hp.anafast(hp.reorder(m.astype(np.float64), n2r=True), lmax=lmax) for m in maps])
+    band = slice(2, 2 * nside)  # well inside the band limit
+    # every map (both classes) has the target spectrum: exact by construction, up to float32 storage
+    # and HEALPix quadrature
+    np.testing.assert_allclose(cls[:, band], np.broadcast_to(target[band], cls[:, band].shape), rtol=0.02)
+    c1, c2 = cls[labels == 0].mean(0), cls[labels == 1].mean(0)
+    assert np.max(np.abs(c1[band] / c2[band] - 1)) < 0.02
+    # ... while the maps themselves differ (paired seeds, different lognormal transform)
+    s1 = [skew(m) for m in maps[labels == 0]]
+    s2 = [skew(m) for m in maps[labels == 1]]
+    assert min(s2) > max(s1) + 0.5, (s1, s2)
+    assert not np.allclose(maps[labels == 0][0], maps[labels == 1][0])
+
+
+def test_npz_form_is_read_and_wins_over_fits(stand_in, tmp_path):
+    ref = load_data(stand_in, NSIDE)
+    for split, sub in SPLIT_DIRS.items():
+        d = tmp_path / sub
+        d.mkdir()
+        x, y = ref[split]
+        np.savez(d / "smoothed_class1_sigma3.npz", x[y == 0])   # np.savez(list of maps): key arr_0
+        np.savez(d / "smoothed_class2_sigma3.npz", x[y == 1])
+        # a raw RING FITS next to the npz (as in cosmo-tf1's folders) is ignored
+        hp.write_map(str(d / "raw_0p26_ring.fits"), np.zeros(12 * NSIDE ** 2), nest=False)
+    data = load_data(tmp_path, NSIDE)
+    assert data["form"] == "npz"
+    for split in ("train", "test"):
+        x, y = ref[split]
+        order = np.argsort(y, kind="stable")
+        np.testing.assert_array_equal(data[split][0], x[order])
+        np.testing.assert_array_equal(data[split][1], y[order])
+
+
+def _one_split(tmp_path, name, m, nest=True):
+    for sub in SPLIT_DIRS.values():
+        (tmp_path / sub).mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "same_psd" / name
+    hp.write_map(str(path), m, nest=nest, overwrite=True)
+    return path
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("nside", "Nside 8, expected 16"),
+    ("ring", "ORDERING is 'RING'"),
+    ("nan", "NaN"),
+    ("unseen", "UNSEEN"),
+    ("garbage", "unreadable FITS"),
+    ("no_token", "cannot tell the class"),
+])
+def test_bad_fits_raise_input_error_naming_the_file(tmp_path, case, needle):
+    m = np.random.default_rng(0).standard_normal(12 * NSIDE ** 2)
+    name = "map_0p26_000.fits"
+    if case == "nside":
+        path = _one_split(tmp_path, name, np.zeros(12 * 8 ** 2))
+    elif case == "ring":
+        path = _one_split(tmp_path, name, m, nest=False)
+    elif case == "nan":
+        m[5] = np.nan
+        path = _one_split(tmp_path, name, m)
+    elif case == "unseen":
+        m[7] = hp.UNSEEN
+        path = _one_split(tmp_path, name, m)
+    elif case == "garbage":
+        path = _one_split(tmp_path, name, m)
+        path.write_bytes(b"SIMPLE  = this is not a FITS file" * 10)
+    else:
+        path = _one_split(tmp_path, "map_000.fits", m)
+    with pytest.raises(InputError) as e:
+        read_split(tmp_path / "same_psd", NSIDE)
+    assert str(path) in str(e.value) and needle in str(e.value)
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("shape", "expected (n_maps, 3072)"),
+    ("pickle", "unreadable npz"),
+    ("key", "no key 'arr_0'"),
+    ("corrupt", "unreadable npz"),
+    ("half", "but not smoothed_class2_sigma3.npz"),
+    ("nan", "NaN"),
+])
+def test_bad_npz_raise_input_error_naming_the_file(tmp_path, case, needle):
+    d = tmp_path / "same_psd"
+    d.mkdir()
+    good = np.zeros((2, 12 * NSIDE ** 2), np.float32)
+    p1, p2 = d / "smoothed_class1_sigma3.npz", d / "smoothed_class2_sigma3.npz"
+    np.savez(p2, good)
+    bad = p1
+    if case == "shape":
+        np.savez(p1, np.zeros((2, 100), np.float32))
+    elif case == "pickle":
+        np.savez(p1, np.array([good[0], "x"], dtype=object))
+    elif case == "key":
+        np.savez(p1, maps=good)
+    elif case == "corrupt":
+        p1.write_bytes(b"PK\x03\x04 truncated")
+    elif case == "half":
+        bad = d
+        p2.rename(p1)
+    else:
+        x = good.copy()
+        x[1, 3] = np.nan
+        np.savez(p1, x)
+    with pytest.raises(InputError) as e:
+        read_split(d, NSIDE)
+    assert str(bad) in str(e.value) and needle in str(e.value)
+
+
+def test_missing_folder_and_missing_class(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_data(tmp_path / "nowhere", NSIDE)
+    _one_split(tmp_path, "a_0p26.fits", np.ones(12 * NSIDE ** 2))
+    hp.write_map(str(tmp_path / "same_psd_testing" / "b_0p26.fits"), np.ones(12 * NSIDE ** 2), nest=True)
+    with pytest.raises(InputError, match="no maps of class 2"):
+        load_data(tmp_path, NSIDE)
+
+
+# --------------------------------------------------------------------------- samples and noise
+@pytest.mark.parametrize("order", [1, 2, 4])
+def test_partial_maps_are_the_nest_blocks_under_base_pixels(order):
+    maps = np.arange(2 * 12 * NSIDE ** 2, dtype=np.float32).reshape(2, -1)  # value = global index
+    x, y = partial_maps(maps, np.array([0, 1]), order)
+    nb = 12 * order ** 2
+    assert x.shape == (2 * nb, (NSIDE // order) ** 2) and y.tolist() == [0] * nb + [1] * nb
+    for b in (0, nb // 2, nb - 1):
+        pix = x[b].astype(np.int64)
+        # geometrically: every pixel of sample b lies in base pixel b of the Nside = order tessellation
+        parent = hp.vec2pix(order, *hp.pix2vec(NSIDE, pix, nest=True), nest=True)
+        assert (parent == b).all()
+    with pytest.raises(InputError):
+        partial_maps(maps, np.array([0, 1]), 3)
+
+
+def test_normalisation_split_and_noise(stand_in):
+    data = load_data(stand_in, NSIDE)
+    s0 = prepare_samples(data, order=2, noise=0.0)
+    s1 = prepare_samples(data, order=2, noise=1.5)
+    n_train = 6 * 48
+    assert len(s0["y_train"]) + len(s0["y_val"]) == n_train and len(s0["y_val"]) == round(0.2 * n_train)
+    clean = np.concatenate([s0["x_train"], s0["x_val"]])
+    assert abs(clean.std() - 1) < 1e-4  # divided by the std of all training samples
+    np.testing.assert_allclose(s0["std"], data["train"][0].std(), rtol=1e-5)
+    # validation/test noise: fixed draws of the requested level, different between the two splits
+    np.testing.assert_array_equal(s1["x_test"], prepare_samples(data, 2, 1.5)["x_test"])
+    dn = s1["x_test"] - s0["x_test"]
+    assert abs(dn.std() - 1.5) < 0.05
+    dv = s1["x_val"] - s0["x_val"]
+    assert abs(dv.std() - 1.5) < 0.05 and not np.allclose(dv[:10], dn[:10])
+    # training noise: redrawn on every access
+    ds = NoisyMaps(s1["x_train"], s1["y_train"], 1.5)
+    a, b = ds[3][0], ds[3][0]
+    assert a.shape == (64, 1) and not torch.equal(a, b)
+    assert abs(float((a - b).std()) - 1.5 * np.sqrt(2)) < 0.5
+    assert torch.equal(NoisyMaps(s0["x_train"], s0["y_train"], 0.0)[3][0][:, 0],
+                       torch.from_numpy(s0["x_train"][3]))
+
+
+def test_datamodule_batches(stand_in):
+    dm = CosmologyDataModule(stand_in, nside=NSIDE, order=2, noise=1.0, batch_size=16, test_batch_size=50)
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 64, 1) and x.dtype == torch.float32 and y.dtype == torch.int64
+    xt, _ = next(iter(dm.test_dataloader()))
+    assert xt.shape == (50, 64, 1)
+    with pytest.raises(InputError):
+        CosmologyDataModule(stand_in, nside=NSIDE, num_classes=3)
+
+
+# --------------------------------------------------------------------------- models and features
+@pytest.mark.parametrize("order", [1, 2])
+def test_nest_image_neighbours_are_sphere_neighbours(order):
+    nside = 8
+    side = nside // order
+    idx = nest_image_index(side)
+    assert sorted(idx.tolist()) == list(range(side * side))
+    img = idx.reshape(side, side)  # NEST index (inside the block) at each image position
+    base = 0 if order == 1 else 5  # an equatorial and a polar-cap block
+    offset = base * side * side
+    nbrs = hp.get_all_neighbours(nside, np.arange(12 * nside ** 2), nest=True)
+    for r in range(side):
+        for c in range(side):
+            p = offset + img[r, c]
+            for dr, dc in ((0, 1), (1, 0)):
+                if r + dr < side and c + dc < side:
+                    q = offset + img[r + dr, c + dc]
+                    assert q in nbrs[:, p], (r, c, dr, dc)
+    x, y = nest_xy(side)
+    assert x.max() == side - 1 and y.max() == side - 1
+
+
+def test_flat_patch_convnet_heads_and_input_check():
+    for head in ("fcn", "cnn"):
+        net = FlatPatchConvNet(side=32, head=head)
+        out = net(torch.randn(3, 1024, 1))
+        assert out.shape == (3, 2) and torch.isfinite(out).all()
+        assert 0 < net.num_weights() < sum(p.numel() for p in net.parameters())
+    with pytest.raises(ValueError, match=r"expected input \(B, 1024, 1\)"):
+        FlatPatchConvNet(side=32)(torch.randn(2, 1000, 1))
+    # the image is the NEST block reordered, not resampled
+    net = FlatPatchConvNet(side=8)
+    x = torch.arange(64.)[None, :, None]
+    assert sorted(net.image(x).flatten().tolist()) == list(range(64))
+
+
+def test_psd_features_of_white_noise_follow_the_sky_fraction():
+    nside, order = 16, 2
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, (nside // order) ** 2))
+    f = psd_features(x, nside, order)
+    lmax = 3 * nside - 1
+    ell = np.arange(lmax + 1)
+    assert f.shape == (8, lmax + 1)
+    cl = f[:, 2:].mean(0) / (ell[2:] * (ell[2:] + 1))
+    fsky = 1 / (12 * order ** 2)
+    # pseudo-C_l of masked white noise: f_sky · 4π σ² / Npix
+    expected = fsky * 4 * np.pi / (12 * nside ** 2)
+    assert abs(cl.mean() / expected - 1) < 0.15
+
+
+def test_histogram_and_svm():
+    h = histogram_features(np.array([[0.05, 0.15, 0.15, 2.0]]), 0.0, 1.0, bins=10)
+    assert h.tolist() == [[1, 2, 0, 0, 0, 0, 0, 0, 0, 0]]
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 200)
+    f = rng.standard_normal((200, 5)) + 6 * y[:, None] * np.array([1, 0, 0, 0, 0])
+    predict, info = fit_linear_svm(f[:150], y[:150], f[150:], y[150:], Cs=[0.01, 1.0])
+    assert info["C"] in (0.01, 1.0) and info["val_acc"] > 0.95
+    assert (predict(f[150:]) == y[150:]).mean() == info["val_acc"]
+
+
+# --------------------------------------------------------------------------- end to end
+def _run(tmp_path, *extra):
+    cmd = [sys.executable, str(ROOT / "reproduce" / "cosmology.py"), "--preset", "smoke", "--logger", "csv",
+           "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"), *extra]
+    env = {**os.environ, "EB_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240, cwd=ROOT)
+
+
+def test_smoke_run_through_the_runner_writes_rows_and_table(tmp_path):
+    p = _run(tmp_path, "--data-dir", str(tmp_path / "data"), "--stand-in")
+    assert p.returncode == 0, p.stderr[-3000:]
+    with open(tmp_path / "res" / "cosmology.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["model"] for r in rows) == sorted(["deepsphere_fcn", "deepsphere_cnn", "cnn2d_fcn",
+                                                       "cnn2d_cnn", "svm_psd", "svm_hist"])
+    for r in rows:
+        assert r["preset"] == "smoke" and r["data_source"] == "stand-in"
+        assert r["setting_order"] == "1" and float(r["setting_noise"]) == 1.0
+        assert 0.0 <= float(r["test_acc"]) <= 1.0 and int(r["params"]) > 0
+    svm = [r for r in rows if r["model"].startswith("svm")]
+    assert all(int(r["svm_noise_realizations"]) >= 1 and r["svm_C"] for r in svm)
+    md = (tmp_path / "res" / "cosmology.md").read_text()
+    assert "Preset: `smoke`" in md and "| DeepSphere FCN | 100 / " in md and "offline stand-in" in md
+    assert "Nside 1024 → 16" in md  # the reductions are listed
+
+
+def test_cli_bad_data_dir_exits_2_naming_the_file(tmp_path, capsys):
+    from reproduce._runner import main
+    from reproduce.cosmology import BENCH
+
+    d = tmp_path / "bad"
+    _one_split(d, "m_0p31.fits", np.zeros(12 * 8 ** 2))  # Nside 8, smoke expects 16
+    rc = main(BENCH, None, ["--preset", "smoke", "--logger", "none", "--results-dir", str(tmp_path / "res"),
+                            "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(d)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and "m_0p31.fits" in err and "expected 16" in err
+    assert not (tmp_path / "res").exists()
