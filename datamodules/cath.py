@@ -1,0 +1,410 @@
+"""CATH protein-architecture classification data (Weiler et al. 2018, §5.5 and supplement).
+
+Published file (``deepfold/cath_datasets``, ``cath_10arch_ca.npz``; siblings ``cath_3class_ca.npz``
+and ``cath_20topo_ca.npz``), read with ``np.load(allow_pickle=False)``:
+
+=======================  ===================  ===================================================
+key                      shape / dtype        meaning
+=======================  ===================  ===================================================
+``positions``            (N, A, 3) float      CA coordinates in Å, centred on their mean, 0-padded
+``n_atoms``              (N,) int             atoms per record (1 ≤ n ≤ A)
+``atom_types``           (N, A) S10           ``b"CA"``, ``b""`` as padding
+``res_indices``          (N, A) int or float  PDB residue numbers, −1 as padding
+``labels``               (N, k) int           CATH code prefix per record: (class, arch) for k = 2
+``split_start_indices``  (S,) int             records are ordered by split; split s starts here
+=======================  ===================  ===================================================
+
+Labels are mapped to ``0..K−1`` through the *sorted* set of label tuples (se3cnn
+``experiments/datasets/cath/cath.py``). Splits (se3cnn ``experiments/scripts/cath/cath.py``):
+train = splits 0–6, validation = 7, test = 8–9.
+
+Voxelisation (:func:`voxelize`, the loader's defaults): ``n = 50`` bins of ``bin = 2 Å`` per axis
+centred on the origin, bin centres ``c_i = (i − (n−1)/2)·bin``; every CA is an isotropic Gaussian of
+σ = 1 Å (= bin/2) normalised to sum 1 over the grid, so a record's grid sums to its atom count.
+Because the Gaussian factorises, ``grid[i,j,k] = Σ_a gx[a,i]·gy[a,j]·gz[a,k]`` with per-axis
+normalised 1-D Gaussians — one batched contraction, computed on the training device after the batch
+is transferred (:meth:`CathDataModule.on_after_batch_transfer`). Axis convention: grid axis 0 (D) is
+x, 1 (H) is y, 2 (W) is z. Training samples get a Haar-random rotation ``p ↦ R p`` about the centre
+(``e3nn.o3.rand_matrix``), as in the reference (``--randomize-orientation``).
+
+Under DDP the global batch stays the paper's 16: each of W processes loads ``batch_size / W``
+records (W must divide the batch), and BatchNorm statistics are synchronised by the runner.
+Validation and test use a non-repeating distributed sampler so that every record is scored exactly
+once.
+
+Command line (raw structures → npz; stand-in)::
+
+    python -m datamodules.cath build --pdb-dir DIR --domain-list cath-domain-list.txt \\
+        [--boundaries cath-domain-boundaries.txt] --out cath_10arch_ca.npz [--level arch]
+    python -m datamodules.cath standin --out DIR --per-class 60
+    python -m datamodules.cath info FILE.npz
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules._common import InputError, is_stand_in, mark_stand_in
+from datamodules.cath_pdb import CATH_CLASSES, NPZ_KEYS, build_dataset
+
+#: config key ``data.dataset`` → published file name
+FILES = {"10arch": "cath_10arch_ca.npz", "3class": "cath_3class_ca.npz", "20topo": "cath_20topo_ca.npz"}
+TRAIN_SPLITS, VAL_SPLITS, TEST_SPLITS = tuple(range(7)), (7,), (8, 9)
+
+
+# --------------------------------------------------------------------------- reader
+@dataclass
+class CathArrays:
+    """The validated content of one npz: padded positions, atom counts, class ids, split starts."""
+
+    path: Path
+    positions: np.ndarray          # (N, A, 3) float32
+    n_atoms: np.ndarray            # (N,) int64
+    labels: np.ndarray             # (N, k) raw CATH code prefixes
+    y: np.ndarray                  # (N,) int64 in 0..K-1
+    label_set: list[tuple[int, ...]]
+    split_start_indices: np.ndarray  # (S,) int64
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def num_splits(self) -> int:
+        return len(self.split_start_indices)
+
+    def split_indices(self, splits) -> np.ndarray:
+        """Record indices of the given splits (in file order)."""
+        bounds = list(self.split_start_indices) + [len(self)]
+        out = []
+        for s in splits:
+            if not 0 <= s < self.num_splits:
+                raise InputError(f"{self.path}: split {s} requested but the file has "
+                                 f"{self.num_splits} splits (field 'split_start_indices')")
+            out.append(np.arange(bounds[s], bounds[s + 1]))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def load_npz(path: str | Path) -> CathArrays:
+    """Read and validate a CATH npz; every problem is an :class:`InputError` naming file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"CATH: missing {path}; pass --data-dir with the published "
+                         f"{path.name} (deepfold/cath_datasets) or use --stand-in")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"CATH: {path} is not a readable .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in NPZ_KEYS if k not in z.files]
+            if missing:
+                raise InputError(f"CATH: {path} lacks field(s) {', '.join(missing)} "
+                                 f"(has: {', '.join(z.files) or 'none'})")
+            arr = {k: z[k] for k in NPZ_KEYS}
+    except InputError:
+        raise
+    except ValueError as e:  # object arrays need pickle
+        raise InputError(f"CATH: {path} cannot be read without pickle ({e}); the published "
+                         f"format holds plain numeric/bytes arrays") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise InputError(f"CATH: {path} is not a readable .npz file ({type(e).__name__}: {e})") from None
+
+    def bad(field: str, what: str) -> InputError:
+        return InputError(f"CATH: {path}: field '{field}' {what}")
+
+    pos, n_atoms, labels, starts = arr["positions"], arr["n_atoms"], arr["labels"], arr["split_start_indices"]
+    if pos.ndim != 3 or pos.shape[2] != 3 or not np.issubdtype(pos.dtype, np.number):
+        raise bad("positions", f"has shape {pos.shape} {pos.dtype}; expected numeric (N, max_atoms, 3)")
+    n, a = pos.shape[:2]
+    if n == 0:
+        raise bad("positions", "holds no records")
+    if n_atoms.shape != (n,) or not np.issubdtype(n_atoms.dtype, np.integer):
+        raise bad("n_atoms", f"has shape {n_atoms.shape} {n_atoms.dtype}; expected integer ({n},)")
+    if n_atoms.min() < 1 or n_atoms.max() > a:
+        raise bad("n_atoms", f"ranges {n_atoms.min()}..{n_atoms.max()}; expected 1..{a} (max_atoms)")
+    for key in ("atom_types", "res_indices"):
+        if arr[key].shape != (n, a):
+            raise bad(key, f"has shape {arr[key].shape}; expected ({n}, {a}) like 'positions'")
+    if arr["atom_types"].dtype.kind not in "SU":
+        raise bad("atom_types", f"has dtype {arr['atom_types'].dtype}; expected bytes (S10)")
+    if labels.ndim == 1:
+        labels = labels[:, None]
+    if labels.ndim != 2 or labels.shape[0] != n or not 1 <= labels.shape[1] <= 4:
+        raise bad("labels", f"has shape {arr['labels'].shape}; expected ({n}, k) CATH code prefixes, k ≤ 4")
+    if not np.issubdtype(labels.dtype, np.number) or not np.all(np.isfinite(labels)) \
+            or not np.all(labels == np.round(labels)):
+        raise bad("labels", "must hold integer CATH numbers")
+    labels = labels.astype(np.int64)
+    unknown = sorted(set(labels[:, 0].tolist()) - set(CATH_CLASSES))
+    if unknown:
+        raise bad("labels", f"holds unknown CATH class(es) {unknown} (known: {sorted(CATH_CLASSES)})")
+    if (labels < 1).any():
+        raise bad("labels", "holds CATH numbers < 1")
+    if starts.ndim != 1 or len(starts) == 0 or not np.issubdtype(starts.dtype, np.number):
+        raise bad("split_start_indices", f"has shape {starts.shape}; expected (num_splits,)")
+    starts = starts.astype(np.int64)
+    if starts[0] != 0 or (np.diff(starts) < 0).any() or starts[-1] > n:
+        raise bad("split_start_indices", f"is {starts.tolist()}; expected non-decreasing from 0, ≤ {n}")
+    pos = pos.astype(np.float32, copy=False)
+    mask = np.arange(a)[None, :] < n_atoms[:, None]
+    if not np.isfinite(pos[mask]).all():
+        raise bad("positions", "holds non-finite coordinates")
+    label_set = sorted(set(map(tuple, labels.tolist())))
+    lookup = {lab: i for i, lab in enumerate(label_set)}
+    y = np.array([lookup[tuple(r)] for r in labels.tolist()], dtype=np.int64)
+    return CathArrays(path, pos, n_atoms.astype(np.int64), labels, y, label_set, starts)
+
+
+def reduce_indices(idx: np.ndarray, y: np.ndarray, factor: int, seed: int = 0) -> np.ndarray:
+    """Training-set reduction ×``factor`` (paper Fig. 4): per class keep ⌈n/factor⌉ records, a fixed
+    random subset (``seed``, independent of the run seed) so that every model sees the same data."""
+    if factor < 1 or int(factor) != factor:
+        raise InputError(f"CATH: reduction factor must be a positive integer, got {factor}")
+    if factor == 1:
+        return idx
+    rng = np.random.default_rng([seed, int(factor)])
+    keep = []
+    for c in np.unique(y[idx]):
+        members = idx[y[idx] == c]
+        keep.append(rng.permutation(members)[: math.ceil(len(members) / factor)])
+    return np.sort(np.concatenate(keep))
+
+
+# --------------------------------------------------------------------------- voxeliser
+def voxelize(positions: torch.Tensor, mask: torch.Tensor, n: int = 50, bin_size: float = 2.0,
+             sigma: float = 1.0, rotations: torch.Tensor | None = None) -> torch.Tensor:
+    """Gaussian density grids ``(B, 1, n, n, n)`` of padded CA positions ``(B, A, 3)``.
+
+    ``grid[b, 0, i, j, k] = Σ_a m_ba · g(x_ba − c_i) g(y_ba − c_j) g(z_ba − c_k) / Z_ba`` with
+    ``g(t) = exp(−t²/2σ²)``, ``c_i = (i − (n−1)/2)·bin`` and ``Z_ba`` the sum of the atom's Gaussian
+    over the grid (= product of its three axis sums), so each atom inside the box carries mass 1.
+    Atoms whose Gaussian has (numerically) no mass on the grid are dropped. ``rotations`` (B, 3, 3)
+    act as ``p ↦ R p`` before gridding.
+
+    >>> g = voxelize(torch.zeros(1, 1, 3), torch.ones(1, 1, dtype=torch.bool), n=5)
+    >>> g.shape, round(float(g.sum()), 5), tuple(int(i) for i in (g[0, 0] == g.max()).nonzero()[0])
+    (torch.Size([1, 1, 5, 5, 5]), 1.0, (2, 2, 2))
+    """
+    if rotations is not None:
+        positions = positions @ rotations.transpose(1, 2)
+    b, a, _ = positions.shape
+    centres = (torch.arange(n, device=positions.device, dtype=positions.dtype) - (n - 1) / 2) * bin_size
+    g = torch.exp(-(positions[..., None] - centres) ** 2 / (2 * sigma ** 2))  # (B, A, 3, n)
+    axis_mass = g.sum(-1, keepdim=True)                                        # (B, A, 3, 1)
+    inside = (axis_mass > 1e-12).all(2, keepdim=True) & mask[:, :, None, None]
+    g = torch.where(inside, g / axis_mass.clamp_min(1e-12), torch.zeros((), dtype=g.dtype, device=g.device))
+    gx, gy, gz = g[:, :, 0], g[:, :, 1], g[:, :, 2]                            # (B, A, n)
+    xy = (gx[:, :, :, None] * gy[:, :, None, :]).reshape(b, a, n * n)          # (B, A, n²)
+    grid = torch.bmm(xy.transpose(1, 2), gz)                                   # (B, n², n)
+    return grid.reshape(b, 1, n, n, n)
+
+
+def random_rotations(batch: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Haar-uniform rotation matrices (B, 3, 3) (``e3nn.o3.rand_matrix``)."""
+    from e3nn import o3
+
+    return o3.rand_matrix(batch, device=device, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- dataset and module
+class CathDataset(Dataset):
+    """Records ``idx`` of a :class:`CathArrays`: items are (positions (n_atoms, 3), class id)."""
+
+    def __init__(self, arrays: CathArrays, idx: np.ndarray):
+        self.arrays, self.idx = arrays, np.asarray(idx, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, i: int):
+        r = int(self.idx[i])
+        k = int(self.arrays.n_atoms[r])
+        return torch.from_numpy(self.arrays.positions[r, :k]), int(self.arrays.y[r])
+
+
+def collate(items):
+    """Pad positions to the batch's largest record: (positions (B, A, 3), mask (B, A), y (B,))."""
+    a = max(p.shape[0] for p, _ in items)
+    pos = torch.zeros(len(items), a, 3)
+    mask = torch.zeros(len(items), a, dtype=torch.bool)
+    for i, (p, _) in enumerate(items):
+        pos[i, : len(p)] = p
+        mask[i, : len(p)] = True
+    return pos, mask, torch.tensor([y for _, y in items], dtype=torch.long)
+
+
+class CathDataModule(pl.LightningDataModule):
+    """Train / validation / test splits of a CATH npz, voxelised on the device per batch."""
+
+    def __init__(self, path: str | Path, batch_size: int = 16, grid_size: int = 50, bin_size: float = 2.0,
+                 sigma: float = 1.0, rotate_train: bool = True, rotate_eval: bool = False,
+                 reduction: int = 1, train_splits=TRAIN_SPLITS, val_splits=VAL_SPLITS,
+                 test_splits=TEST_SPLITS, num_workers: int = 0, num_classes: int | None = None):
+        super().__init__()
+        self.path = Path(path)
+        self.batch_size, self.grid_size = int(batch_size), int(grid_size)
+        self.bin_size, self.sigma = float(bin_size), float(sigma)
+        self.rotate_train, self.rotate_eval = bool(rotate_train), bool(rotate_eval)
+        self.reduction = int(reduction)
+        self.splits = {"train": tuple(train_splits), "val": tuple(val_splits), "test": tuple(test_splits)}
+        self.num_workers, self.num_classes = int(num_workers), num_classes
+        self.arrays: CathArrays | None = None
+        self.sets: dict[str, CathDataset] = {}
+        #: records seen by this process per stage since its dataloader was made (DDP bookkeeping)
+        self.scored: dict[str, int] = {}
+
+    # -- setup -----------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.arrays is not None:
+            return
+        arrays = load_npz(self.path)
+        if self.num_classes is not None and len(arrays.label_set) != int(self.num_classes):
+            raise InputError(f"CATH: {self.path} has {len(arrays.label_set)} classes (field 'labels'), "
+                             f"config data.num_classes is {self.num_classes}")
+        train = reduce_indices(arrays.split_indices(self.splits["train"]), arrays.y, self.reduction)
+        self.sets = {"train": CathDataset(arrays, train),
+                     "val": CathDataset(arrays, arrays.split_indices(self.splits["val"])),
+                     "test": CathDataset(arrays, arrays.split_indices(self.splits["test"]))}
+        for name, ds in self.sets.items():
+            if len(ds) == 0:
+                raise InputError(f"CATH: {self.path}: the {name} splits {self.splits[name]} are empty")
+        self.arrays = arrays
+
+    def _world(self) -> tuple[int, int]:
+        t = getattr(self, "trainer", None)
+        if t is None:
+            return 1, 0
+        return int(t.world_size), int(t.global_rank)
+
+    def per_rank_batch(self) -> int:
+        world, _ = self._world()
+        if self.batch_size % world:
+            raise InputError(f"CATH: global batch {self.batch_size} is not divisible by the "
+                             f"{world} DDP processes (data.batch_size)")
+        return self.batch_size // world
+
+    def train_dataloader(self) -> DataLoader:
+        bs = self.per_rank_batch()
+        return DataLoader(self.sets["train"], batch_size=bs, shuffle=True, collate_fn=collate,
+                          drop_last=len(self.sets["train"]) >= self.batch_size,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def _eval_loader(self, name: str) -> DataLoader:
+        ds = self.sets[name]
+        self.scored[name] = 0
+        world, rank = self._world()
+        sampler = None
+        if world > 1:
+            from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+
+            if len(ds) < world:
+                raise InputError(f"CATH: the {name} set ({len(ds)} records) is smaller than the "
+                                 f"{world} DDP processes")
+            sampler = UnrepeatedDistributedSampler(ds, num_replicas=world, rank=rank, shuffle=False)
+        return DataLoader(ds, batch_size=self.per_rank_batch(), shuffle=False, sampler=sampler,
+                          collate_fn=collate, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    # -- voxelisation on the device ------------------------------------------------------------
+    def voxelize_batch(self, batch, rotate: bool):
+        pos, mask, y = batch
+        rot = random_rotations(len(pos), pos.device, pos.dtype) if rotate else None
+        x = voxelize(pos, mask, self.grid_size, self.bin_size, self.sigma, rot)
+        return x, y
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        t = getattr(self, "trainer", None)
+        training = bool(t is not None and t.training)
+        if t is not None and (t.testing or t.validating):
+            stage = "test" if t.testing else "val"
+            self.scored[stage] = self.scored.get(stage, 0) + len(batch[2])
+        return self.voxelize_batch(batch, self.rotate_train if training else self.rotate_eval)
+
+
+# --------------------------------------------------------------------------- stand-in
+STAND_IN_NOTE = ("CATH stand-in: idealised CA traces of ten architectures (datamodules/cath_standin.py), "
+                 "written as PDB/mmCIF + CATH domain list and built by datamodules/cath_pdb.py. "
+                 "NOT the paper's data; accuracies on it are not comparable to Weiler et al. 2018.")
+
+
+def make_stand_in(data_dir: str | Path, per_class: int, seed: int = 0, topologies: int = 12,
+                  file_name: str = FILES["10arch"]) -> Path:
+    """Write the raw stand-in under ``data_dir/raw``, build ``data_dir/<file_name>`` from it with the
+    real pipeline, then mark the folder as a stand-in (marker written last)."""
+    from datamodules.cath_standin import write_stand_in
+
+    data_dir = Path(data_dir)
+    raw = write_stand_in(data_dir / "raw", per_class=per_class, seed=seed, topologies=topologies)
+    summary = build_dataset(raw["pdb_dir"], raw["domain_list"], data_dir / file_name,
+                            boundaries=raw["boundaries"], level="arch", group_level="topo",
+                            min_size=per_class, per_class=per_class,
+                            report=data_dir / (file_name + ".report.tsv"))
+    mark_stand_in(data_dir, f"{STAND_IN_NOTE}\nper_class={per_class} seed={seed} topologies={topologies} "
+                            f"records={summary.n_records} splits={summary.split_sizes}")
+    return data_dir / file_name
+
+
+# --------------------------------------------------------------------------- CLI
+def _cli(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m datamodules.cath", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="PDB/mmCIF folder + CATH domain list -> npz")
+    b.add_argument("--pdb-dir", required=True)
+    b.add_argument("--domain-list", required=True, help="CathDomainList text file")
+    b.add_argument("--boundaries", default=None,
+                   help="CathDomall boundaries file, or 'domain chain:start-end[,...]' lines")
+    b.add_argument("--out", required=True)
+    b.add_argument("--level", default="arch", help="class | arch | topo (label level)")
+    b.add_argument("--group-level", default="topo",
+                   help="sub-category kept within one split: topo (cath_datasets) or superfamily")
+    b.add_argument("--min-size", type=int, default=500, help="classes need this many usable domains")
+    b.add_argument("--per-class", type=int, default=None, help="domains per class (default: smallest class)")
+    b.add_argument("--n-splits", type=int, default=10)
+    b.add_argument("--max-resolution", type=float, default=3.5)
+    b.add_argument("--max-radius", type=float, default=50.0)
+    b.add_argument("--report", default=None, help="skipped-structure report (default <out>.report.tsv)")
+    s = sub.add_parser("standin", help="write the offline stand-in (raw files + npz) into a folder")
+    s.add_argument("--out", required=True)
+    s.add_argument("--per-class", type=int, default=60)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--topologies", type=int, default=12)
+    i = sub.add_parser("info", help="validate an npz and print its classes and splits")
+    i.add_argument("file")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "build":
+            r = build_dataset(args.pdb_dir, args.domain_list, args.out, args.boundaries, args.level,
+                              args.group_level, args.min_size, args.per_class, args.n_splits,
+                              args.max_resolution, args.max_radius, args.report)
+            print(f"wrote {r.out}: {r.n_records} records, {len(r.classes)} classes x {r.per_class}, "
+                  f"splits {r.split_sizes}; {len(r.skipped)} skipped (see {r.report})")
+        elif args.cmd == "standin":
+            if is_stand_in(args.out):
+                print(f"{args.out} already holds a stand-in")
+            else:
+                print(f"wrote {make_stand_in(args.out, args.per_class, args.seed, args.topologies)}")
+        else:
+            a = load_npz(args.file)
+            sizes = np.diff(list(a.split_start_indices) + [len(a)]).tolist()
+            print(f"{a.path}: {len(a)} records, max_atoms {a.positions.shape[1]}, classes "
+                  f"{['.'.join(map(str, c)) for c in a.label_set]}, split sizes {sizes}")
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_cli())

@@ -1,0 +1,374 @@
+"""CATH data: CA reader on real and awkward PDB/mmCIF files, CATH domain list and boundaries, the
+biopython build of the published npz (stand-in through the same path), the npz reader and its
+errors, the batched Gaussian voxeliser, splits, reductions and per-process batches."""
+from __future__ import annotations
+
+import gzip
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from datamodules._common import InputError
+from datamodules.cath import (CathDataModule, _cli, collate, load_npz, make_stand_in, random_rotations,
+                              reduce_indices, voxelize)
+from datamodules.cath_pdb import (Segment, StructureError, build_dataset, read_boundaries, read_ca,
+                                  read_domain_list)
+from datamodules.cath_standin import ARCHITECTURES
+
+DATA = Path(__file__).resolve().parent / "data"
+PDB = DATA / "pdb"
+REAL = {"1ahsA": (126, 126, 251), "1lpbA": (85, 6, 90), "2cviA": (83, 1, 83), "3a4rA": (79, -4, 412)}
+
+
+def ca_lines(path: Path) -> list[tuple[int, tuple[float, float, float]]]:
+    """Independent reference: CA ATOM records of a simple PDB file read as fixed columns."""
+    out = []
+    with gzip.open(path, "rt") as f:
+        for line in f:
+            if line.startswith("ATOM") and line[12:16] == " CA ":
+                out.append((int(line[22:26]), (float(line[30:38]), float(line[38:46]), float(line[46:54]))))
+    return out
+
+
+# --------------------------------------------------------------------------- structure reader
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_chains_match_their_ca_records(name):
+    path = PDB / f"{name}.pdb.gz"
+    xyz, resnum = read_ca(path, chain="A")
+    n, first, last = REAL[name]
+    ref = ca_lines(path)
+    assert len(xyz) == len(ref) == n
+    assert resnum[0] == first and resnum[-1] == last
+    assert resnum.tolist() == [r for r, _ in ref]
+    np.testing.assert_allclose(xyz, np.array([c for _, c in ref]), atol=1e-3)
+
+
+@pytest.mark.parametrize("fmt", ["pdb", "cif"])
+def test_awkward_file_altlocs_insertions_hetatm_models(fmt):
+    xyz, resnum = read_ca(PDB / f"awkward.{fmt}", chain="A")
+    # first model only; altloc B (occ .6) of residue 2, altloc A on the .5/.5 tie of residue 54;
+    # 52, 52A, 52B are three residues; MSE (HETATM with backbone) kept; Ca2+ ion and water dropped
+    expected = [(0, 0), (3.8, 1), (7.6, 0), (11.4, 0), (15.2, 0), (19.0, 0), (22.8, 0), (26.6, 0)]
+    np.testing.assert_allclose(xyz[:, :2], np.array(expected), atol=1e-4)
+    assert resnum.tolist() == [1, 2, 52, 52, 52, 53, 54, 55]
+    xyz_b, _ = read_ca(PDB / f"awkward.{fmt}", chain="B")
+    np.testing.assert_allclose(xyz_b, [[0, 10, 0]], atol=1e-4)
+
+
+@pytest.mark.parametrize("seg, n", [(Segment("A", (52, "A"), (54, "")), 4),
+                                    (Segment("A", (52, ""), (52, "")), 1),
+                                    (Segment("A", (50, ""), (52, "A")), 2),   # start absent: by number
+                                    (Segment("A", (2, ""), (52, "B")), 4)])
+def test_segments_follow_insertion_codes(seg, n):
+    xyz, _ = read_ca(PDB / "awkward.pdb", segments=[seg])
+    assert len(xyz) == n
+
+
+@pytest.mark.parametrize("name, chain, message", [
+    ("noca.pdb", "A", "no CA atom"),
+    ("garbage.pdb", "A", "no model"),
+    ("awkward.pdb", "Z", "chain 'Z' not in file"),
+])
+def test_unusable_structures_raise_structure_error(name, chain, message):
+    with pytest.raises(StructureError, match=message):
+        read_ca(PDB / name, chain=chain)
+
+
+def test_corrupt_gzip_is_unreadable(tmp_path):
+    bad = tmp_path / "1abc.pdb.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00 definitely not gzip")
+    with pytest.raises(StructureError, match="unreadable"):
+        read_ca(bad, chain="A")
+
+
+# --------------------------------------------------------------------------- CATH text formats
+def test_domain_list_and_boundary_formats():
+    entries = read_domain_list(DATA / "cath" / "domains.txt")
+    assert entries["1ahsA02"].cath == (1, 10, 9, 10) and entries["2cviA00"].resolution == 2.9
+    domall = read_boundaries(DATA / "cath" / "domall.txt")
+    assert domall["1ahsA02"] == [Segment("A", (191, ""), (251, ""))]
+    assert domall["1lpbA00"] == domall["1lpbA01"]  # one-domain chain: both names
+    simple = read_boundaries(DATA / "cath" / "boundaries_simple.txt")
+    assert simple["1ahsA01"] == [Segment("A", (126, ""), (150, "")), Segment("A", (170, ""), (190, ""))]
+    assert simple["1ahsA02"] == [Segment("A", (191, ""), (251, ""))]  # chain from the domain id
+
+
+@pytest.mark.parametrize("line, field", [
+    ("1abcA00 5 10 8 10 1 1 1 1 1 59 1.0", "'class' is 5"),
+    ("1abcA00 1 x 8 10 1 1 1 1 1 59 1.0", "'architecture' is 'x'"),
+    ("1abcA00 1 10 8 0 1 1 1 1 1 59 1.0", "'superfamily' is 0"),
+    ("abcdA00 1 10 8 10 1 1 1 1 1 59 1.0", "'domain' is 'abcdA00'"),
+    ("1abcA00 1 10 8 10 1 1 1 1 1 59 high", "'resolution' is 'high'"),
+    ("1abcA00 1.10.8", "'cath_code'"),
+])
+def test_domain_list_errors_name_file_line_and_field(tmp_path, line, field):
+    p = tmp_path / "list.txt"
+    p.write_text("# header\n1oaiA00 1 10 8 10 1 1 1 1 1 59 1.0\n" + line + "\n")
+    with pytest.raises(InputError) as e:
+        read_domain_list(p)
+    assert f"{p}:3" in str(e.value) and field in str(e.value)
+
+
+def test_boundary_errors(tmp_path):
+    p = tmp_path / "b.txt"
+    p.write_text("1abcA01 A:10-x\n")
+    with pytest.raises(InputError, match=r"b.txt:1: field 'segment'"):
+        read_boundaries(p)
+    p.write_text("1abcA D02 F00  1  A    2 - A  156 -\n")
+    with pytest.raises(InputError, match="ends before domain 2"):
+        read_boundaries(p)
+
+
+# --------------------------------------------------------------------------- build from structures
+def test_build_real_chains_with_boundaries(tmp_path):
+    out = tmp_path / "real.npz"
+    s = build_dataset(PDB, DATA / "cath" / "domains.txt", out, boundaries=DATA / "cath" / "domall.txt",
+                      min_size=2, n_splits=2)
+    assert s.classes == [(1, 10), (2, 60)] and s.per_class == 2 and s.split_sizes == [2, 2]
+    a = load_npz(out)
+    with np.load(out) as z:
+        ids = [d.decode() for d in z["domain_ids"]]
+        res = z["res_indices"]
+    counts = dict(zip(ids, a.n_atoms.tolist()))
+    assert counts == {"1ahsA01": 65, "1ahsA02": 61, "1lpbA00": 85, "2cviA00": 83}
+    i = ids.index("1ahsA02")
+    assert res[i, 0] == 191 and res[i, 60] == 250 + 1 and res[i, 61] == -1
+    # centred on the CA mean; the two topologies of each class are in different splits
+    np.testing.assert_allclose(a.positions[i, :61].mean(0), 0, atol=1e-4)
+    split_of = {d: int(np.searchsorted(a.split_start_indices, k, side="right") - 1) for k, d in enumerate(ids)}
+    assert split_of["1ahsA01"] != split_of["1ahsA02"] and split_of["1lpbA00"] != split_of["2cviA00"]
+    assert a.label_set == [(1, 10), (2, 60)] and sorted(a.y.tolist()) == [0, 0, 1, 1]
+    report = s.report.read_text()
+    assert "3a4r" not in report.split("domain\tfile\treason")[1]  # usable, only not selected
+    assert "usable but not selected (balancing / class below min_size): 1" in report
+
+
+def test_build_reports_skipped_and_rejects_wholly_unusable_input(tmp_path):
+    pdb = tmp_path / "pdb"
+    pdb.mkdir()
+    shutil.copy(PDB / "noca.pdb", pdb / "9noc.pdb")
+    shutil.copy(PDB / "garbage.pdb", pdb / "9gar.pdb")
+    (pdb / "9bad.pdb.gz").write_bytes(b"not gzip")
+    lst = tmp_path / "list.txt"
+    lst.write_text("9nocA00 1 10 1 1 1 1 1 1 1 9 1.0\n9garA00 1 10 2 1 1 1 1 1 1 9 1.0\n"
+                   "9badA00 1 10 3 1 1 1 1 1 1 9 1.0\n9nocA01 1 10 4 1 1 1 1 1 1 9 1.0\n")
+    with pytest.raises(InputError, match="no usable structure"):
+        build_dataset(pdb, lst, tmp_path / "x.npz", min_size=1)
+    report = (tmp_path / "x.npz.report.tsv").read_text()
+    assert "9nocA00\t9noc.pdb\tno CA atom" in report and "9garA00\t9gar.pdb\tno model" in report
+    assert "9badA00\t9bad.pdb.gz\tunreadable" in report and "9nocA01\t9noc.pdb\tno boundaries" in report
+    assert not (tmp_path / "x.npz").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no structure files"):
+        build_dataset(empty, lst, tmp_path / "y.npz")
+    with pytest.raises(InputError, match="is not a directory"):
+        build_dataset(tmp_path / "nowhere", lst, tmp_path / "y.npz")
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("cath_standin")
+    make_stand_in(d, per_class=12, seed=3, topologies=12)
+    return d
+
+
+def test_stand_in_goes_through_the_biopython_build(standin):
+    a = load_npz(standin / "cath_10arch_ca.npz")
+    assert len(a) == 120 and a.label_set == sorted(ARCHITECTURES) and np.bincount(a.y).tolist() == [12] * 10
+    entries = read_domain_list(standin / "raw" / "CathDomainList.txt")
+    with np.load(standin / "cath_10arch_ca.npz") as z:
+        ids = [d.decode() for d in z["domain_ids"]]
+    bounds = list(a.split_start_indices) + [len(a)]
+    topo_split = {}
+    for s in range(10):
+        members = ids[bounds[s]:bounds[s + 1]]
+        assert {entries[d].cath[:2] for d in members} == set(ARCHITECTURES)  # every class in every split
+        for d in members:
+            assert topo_split.setdefault(entries[d].cath[:3], s) == s   # topology-disjoint splits
+    # domains cut from two-domain chains (second starts at an insertion-coded residue) keep their length
+    two = [k for k, d in enumerate(ids) if d.endswith(("01", "02"))]
+    assert two
+    for k in two:
+        length = int(open(standin / "raw" / "CathDomainList.txt").read().split(ids[k])[1].split()[9])
+        assert a.n_atoms[k] == length
+    # CA traces: consecutive CA-CA within loop tolerance, centred
+    for k in range(0, len(a), 17):
+        p = a.positions[k, : a.n_atoms[k]]
+        d = np.linalg.norm(np.diff(p, axis=0), axis=1)
+        assert 1.0 < np.median(d) < 4.5 and abs(np.median(d) - 3.8) < 0.3
+        np.testing.assert_allclose(p.mean(0), 0, atol=1e-3)
+    report = (standin / "cath_10arch_ca.npz.report.tsv").read_text()
+    assert "9zzzA00\t9zzzA.pdb\tno CA atom" in report and "resolution" in report
+
+
+def test_cli_build_info_and_errors(standin, tmp_path, capsys):
+    raw = standin / "raw"
+    out = tmp_path / "cli.npz"
+    assert _cli(["build", "--pdb-dir", str(raw / "structures"), "--domain-list", str(raw / "CathDomainList.txt"),
+                 "--boundaries", str(raw / "CathDomall.txt"), "--out", str(out), "--min-size", "12",
+                 "--level", "class", "--group-level", "topo"]) == 0
+    assert load_npz(out).label_set == [(1,), (2,), (3,), (4,)]
+    assert _cli(["info", str(out)]) == 0 and "records" in capsys.readouterr().out
+    assert _cli(["build", "--pdb-dir", str(tmp_path / "no"), "--domain-list", str(raw / "CathDomainList.txt"),
+                 "--out", str(out)]) == 2
+    assert "error: CATH: --pdb-dir" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- npz reader
+def published_like(path: Path, **changes) -> Path:
+    """A small npz in the published layout (float64 positions, float res_indices, like
+    construct_dataset.py), with fields replaced or removed by ``changes``."""
+    rng = np.random.default_rng(0)
+    n, a = 12, 7
+    n_atoms = rng.integers(3, a + 1, n)
+    pos = np.zeros((n, a, 3))
+    types = np.full((n, a), b"", dtype="S10")
+    res = np.zeros((n, a)) - 1
+    for i, k in enumerate(n_atoms):
+        pos[i, :k] = rng.normal(size=(k, 3)) * 5
+        types[i, :k] = b"CA"
+        res[i, :k] = np.arange(k)
+    arrays = {"positions": pos, "n_atoms": n_atoms, "atom_types": types, "res_indices": res,
+              "labels": np.array([(3, 40), (1, 10), (2, 60)] * 4), "split_start_indices": np.array([0, 4, 8])}
+    for k, v in changes.items():
+        if v is None:
+            arrays.pop(k)
+        else:
+            arrays[k] = v
+    np.savez(path, **arrays)
+    return path
+
+
+def test_npz_round_trip_and_label_mapping(standin, tmp_path):
+    a = load_npz(published_like(tmp_path / "p.npz"))
+    assert a.positions.dtype == np.float32 and a.label_set == [(1, 10), (2, 60), (3, 40)]
+    assert a.y.tolist() == [2, 0, 1] * 4
+    np.testing.assert_array_equal(a.split_indices([1, 2]), np.arange(4, 12))
+    b = load_npz(standin / "cath_10arch_ca.npz")
+    with np.load(standin / "cath_10arch_ca.npz", allow_pickle=False) as z:
+        np.testing.assert_array_equal(b.positions, z["positions"])
+        np.testing.assert_array_equal(b.n_atoms, z["n_atoms"])
+        np.testing.assert_array_equal(b.labels, z["labels"])
+        assert z["atom_types"][0, 0] == b"CA" and z["atom_types"][0, -1] in (b"", b"CA")
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"labels": None}, "lacks field(s) labels"),
+    ({"n_atoms": np.ones(11, dtype=int)}, "'n_atoms' has shape (11,)"),
+    ({"n_atoms": np.full(12, 8)}, "'n_atoms' ranges 8..8"),
+    ({"res_indices": np.zeros((12, 6))}, "'res_indices' has shape (12, 6)"),
+    ({"positions": np.zeros((12, 7, 2))}, "'positions' has shape (12, 7, 2)"),
+    ({"labels": np.array([(7, 10)] * 12)}, "'labels' holds unknown CATH class(es) [7]"),
+    ({"labels": np.full((12, 2), 1.5)}, "'labels' must hold integer"),
+    ({"split_start_indices": np.array([0, 8, 4])}, "'split_start_indices' is [0, 8, 4]"),
+    ({"atom_types": np.zeros((12, 7))}, "'atom_types' has dtype float64"),
+])
+def test_bad_npz_names_file_and_field(tmp_path, changes, field):
+    p = published_like(tmp_path / "bad.npz", **changes)
+    with pytest.raises(InputError) as e:
+        load_npz(p)
+    assert str(p) in str(e.value) and field in str(e.value)
+
+
+def test_unreadable_npz_errors(tmp_path):
+    with pytest.raises(InputError, match="missing .*nope.npz.*--stand-in"):
+        load_npz(tmp_path / "nope.npz")
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(InputError, match="junk.npz is not a readable .npz"):
+        load_npz(tmp_path / "junk.npz")
+    obj = published_like(tmp_path / "obj.npz", labels=np.array([(1, 10)] * 11 + [(1, "x")], dtype=object))
+    with pytest.raises(InputError, match="cannot be read without pickle"):
+        load_npz(obj)
+
+
+# --------------------------------------------------------------------------- voxeliser
+def brute_force(p: np.ndarray, n: int, bin_size: float, sigma: float) -> np.ndarray:
+    c = (np.arange(n) - (n - 1) / 2) * bin_size
+    X, Y, Z = np.meshgrid(c, c, c, indexing="ij")
+    out = np.zeros((n, n, n))
+    for x, y, z in p:
+        g = np.exp(-((X - x) ** 2 + (Y - y) ** 2 + (Z - z) ** 2) / (2 * sigma ** 2))
+        out += g / g.sum()
+    return out
+
+
+def test_voxelize_matches_direct_sum_and_conserves_mass():
+    rng = np.random.default_rng(1)
+    p = rng.normal(size=(2, 30, 3)) * 6
+    mask = np.ones((2, 30), dtype=bool)
+    mask[1, 20:] = False
+    p[1, 20:] = 1000.0  # padding far away must not matter when masked
+    g = voxelize(torch.from_numpy(p), torch.from_numpy(mask), n=12, bin_size=2.0, sigma=1.0)
+    assert g.shape == (2, 1, 12, 12, 12)
+    np.testing.assert_allclose(g[0, 0].numpy(), brute_force(p[0], 12, 2.0, 1.0), atol=1e-10)
+    np.testing.assert_allclose(g[1, 0].numpy(), brute_force(p[1, :20], 12, 2.0, 1.0), atol=1e-10)
+    np.testing.assert_allclose(g.sum((1, 2, 3, 4)).numpy(), [30, 20], rtol=1e-10)
+    # an atom with no mass on the grid is dropped rather than renormalised into the border
+    far = voxelize(torch.tensor([[[500.0, 0, 0]]]), torch.ones(1, 1, dtype=torch.bool), n=8)
+    assert float(far.abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("n", [9, 50])
+def test_voxelize_centring_and_axis_convention(n):
+    def com(g):
+        idx = torch.arange(n, dtype=torch.float64)
+        g = g[0, 0].double()
+        return [float((g.sum(dims) * idx).sum() / g.sum()) for dims in ((1, 2), (0, 2), (0, 1))]
+
+    one = torch.ones(1, 1, dtype=torch.bool)
+    centre = (n - 1) / 2
+    assert com(voxelize(torch.zeros(1, 1, 3, dtype=torch.float64), one, n)) == pytest.approx([centre] * 3, abs=1e-9)
+    # +1, -2, +2 bins along x, y, z = grid axes 0, 1, 2 (tails cut by the box edge: abs 1e-3)
+    shifted = voxelize(torch.tensor([[[2.0, -4.0, 4.0]]], dtype=torch.float64), one, n, bin_size=2.0)
+    assert com(shifted) == pytest.approx([centre + 1, centre - 2, centre + 2], abs=1e-3)
+
+
+def test_voxelize_rotation():
+    rng = np.random.default_rng(2)
+    p = torch.from_numpy(rng.normal(size=(3, 25, 3)) * 5)
+    mask = torch.ones(3, 25, dtype=torch.bool)
+    R = random_rotations(3, dtype=torch.float64)
+    assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(3, 3, 3), atol=1e-12)
+    assert torch.allclose(torch.linalg.det(R), torch.ones(3, dtype=torch.float64))
+    g_rot = voxelize(p, mask, 15, rotations=R)
+    torch.testing.assert_close(g_rot, voxelize(p @ R.transpose(1, 2), mask, 15))
+    # a quarter turn about z (x -> y) is an exact permutation of the voxels of an odd grid
+    Rz = torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]], dtype=torch.float64).expand(3, 3, 3)
+    g = voxelize(p, mask, 15)
+    torch.testing.assert_close(voxelize(p, mask, 15, rotations=Rz), torch.rot90(g, 1, dims=(2, 3)))
+    torch.testing.assert_close(g_rot.sum((1, 2, 3, 4)), g.sum((1, 2, 3, 4)), rtol=1e-3, atol=0)
+
+
+# --------------------------------------------------------------------------- datamodule
+def test_datamodule_splits_reduction_and_batches(standin, monkeypatch):
+    path = standin / "cath_10arch_ca.npz"
+    dm = CathDataModule(path, batch_size=16, grid_size=9, bin_size=6.0, sigma=3.0, reduction=4, num_classes=10)
+    dm.setup()
+    a = dm.arrays
+    train = a.split_indices(range(7))
+    sizes = np.bincount(a.y[train], minlength=10)
+    assert np.bincount(a.y[dm.sets["train"].idx], minlength=10).tolist() == [math.ceil(s / 4) for s in sizes]
+    assert len(dm.sets["val"]) == len(a.split_indices([7])) and len(dm.sets["test"]) == len(a.split_indices([8, 9]))
+    # the reduced subset does not depend on anything but the factor
+    np.testing.assert_array_equal(reduce_indices(train, a.y, 4), dm.sets["train"].idx)
+    x, y = dm.voxelize_batch(next(iter(dm.train_dataloader())), rotate=True)
+    assert x.shape == (16, 1, 9, 9, 9) and y.shape == (16,)
+    monkeypatch.setattr(CathDataModule, "_world", lambda self: (2, 1))
+    assert dm.per_rank_batch() == 8
+    assert len(list(dm.test_dataloader().sampler)) == len(range(1, len(dm.sets["test"]), 2))
+    monkeypatch.setattr(CathDataModule, "_world", lambda self: (3, 0))
+    with pytest.raises(InputError, match="not divisible by the 3 DDP processes"):
+        dm.per_rank_batch()
+    with pytest.raises(InputError, match="has 10 classes"):
+        CathDataModule(path, num_classes=3).setup()
+
+
+def test_collate_pads_and_masks():
+    pos, mask, y = collate([(torch.ones(2, 3), 1), (torch.ones(4, 3), 0)])
+    assert pos.shape == (2, 4, 3) and mask.sum().item() == 6 and y.tolist() == [1, 0]
+    assert pos[0, 2:].abs().sum() == 0
