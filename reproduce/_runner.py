@@ -345,7 +345,9 @@ def make_trainer(ctx: Context, run: Run, run_dir: Path, monitor: bool):
     if precision is not None and args.gpus:
         kwargs["precision"] = precision
     tcfg.pop("select", None)
-    if tcfg.pop("sync_batchnorm", True) and world > 1:
+    # SyncBatchNorm needs CUDA (torch raises "SyncBatchNorm layers only work with GPU modules" under
+    # CPU/gloo DDP), so BatchNorm statistics are synchronised across GPUs only
+    if tcfg.pop("sync_batchnorm", True) and world > 1 and args.gpus:
         kwargs["sync_batchnorm"] = True
     if tcfg:
         raise InputError(f"unknown trainer option(s) in config: {', '.join(sorted(tcfg))}")
