@@ -1,0 +1,104 @@
+"""reproduce/cath.py: the DDP path on 2 CPU processes (gloo) through the stand-in, bad input through
+the CLI, the results table and Figure 4 from CSV rows, and the L1/L2 penalty of the reference."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from torch import nn
+
+from reproduce import _config
+from reproduce.cath import BENCH, CathClassify
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "reproduce" / "cath.py"
+
+
+def run_cath(tmp_path, *extra, check=True, timeout=420):
+    cmd = [sys.executable, str(SCRIPT), "--logger", "csv", "--results-dir", str(tmp_path / "res"),
+           "--runs-dir", str(tmp_path / "runs"), *extra]
+    env = {**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+    if check and p.returncode != 0:
+        raise AssertionError(f"exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+def test_smoke_ddp_two_processes_one_row_per_run_and_ranks_agree(tmp_path):
+    """Two runs (steerable x1, CNN x4) on 2 gloo processes, 1 epoch, 10 stand-in domains per class."""
+    rows_override = ("grid.rows=[{model: se3resnet34small, setting: {reduction: 1}, overrides: {optim.lr: 0.1, "
+                     "trainer.max_epochs: 1}}, {model: resnet34, setting: {reduction: 4}, overrides: "
+                     "{trainer.max_epochs: 1}}]")
+    run_cath(tmp_path, "--preset", "smoke", "--cpu-procs", "2", "--data-dir", str(tmp_path / "data"),
+             "--stand-in", "data.stand_in.per_class=10", rows_override)
+    with open(tmp_path / "res" / "cath.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["model"], r["setting"]) for r in rows) == [("resnet34", "reduction=4"),
+                                                                ("se3resnet34small", "reduction=1")]
+    for r in rows:
+        assert r["world_size"] == "2" and "2 DDP procs" in r["hardware"] and r["data_source"] == "stand-in"
+        assert r["ranks_agree"] == "True"          # same synced test accuracy and weights on both ranks
+        assert r["test_n"] == "20"                 # splits 8-9 of 10 per class, each scored exactly once
+        assert 0.0 <= float(r["test_acc"]) <= 1.0 and 0.0 <= float(r["test_acc_rotated"]) <= 1.0
+        assert (ROOT / r["run_dir"] / "done").is_file()
+    assert {r["model"]: int(r["params"]) for r in rows} == {"resnet34": 15_878_764, "se3resnet34small": 143_560}
+    md = (tmp_path / "res" / "cath.md").read_text()
+    assert "NOT the paper's data" in md and "Preset: `smoke`" in md and "(plotted only)" in md
+    assert (tmp_path / "res" / "cath.png").stat().st_size > 1000
+    assert (tmp_path / "data" / "STAND_IN.txt").is_file() and (tmp_path / "data" / "raw" / "structures").is_dir()
+
+
+def test_bad_npz_is_one_line_exit_2_before_results(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    np.savez(d / "cath_10arch_ca.npz", positions=np.zeros((2, 3, 3)), n_atoms=np.array([1, 2]))
+    p = run_cath(tmp_path, "--preset", "smoke", "--data-dir", str(d), check=False, timeout=120)
+    assert p.returncode == 2
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: CATH: ") and "cath_10arch_ca.npz lacks field(s) atom_types" in last
+    assert not (tmp_path / "res").exists()
+
+
+def test_table_and_figure_from_rows(tmp_path):
+    cfg = _config.load_preset("cath", "cpu")
+    rows = []
+    for model, params in (("resnet34", 15_878_764), ("se3resnet34small", 143_560)):
+        for f, acc in ((1, 0.4), (4, 0.3), (16, 0.2)):
+            for seed in (0, 1):
+                rows.append({"model": model, "setting": f"reduction={f}", "setting_reduction": str(f),
+                             "seed": str(seed), "preset": "cpu", "data_source": "stand-in", "hardware": "cpu x2",
+                             "params": str(params), "wall_s": "60", "test_acc": str(acc + 0.1 * seed),
+                             "test_acc_rotated": str(acc), "equivariance_error_so3": "0.01",
+                             "train_n": str(280 // f), "max_epochs": str(3 * f)})
+    ctx = SimpleNamespace(cfg=cfg, preset="cpu", results_dir=tmp_path, command="python reproduce/cath.py",
+                          hardware="cpu x2", data_source="stand-in", started="2026-01-01")
+    BENCH.write_table(ctx, rows)
+    md = (tmp_path / "cath.md").read_text()
+    assert "NOT the paper's data" in md and "No values are tabulated" in md
+    assert "| ×4 (2^2) | 70 | ~0.50-0.65 (plotted only) | 35.0 ± 7.1 % (n=2) | 35.0 ± 7.1 % (n=2) |" in md
+    assert "15,878,764 | 15,878,764" in md and "143,560 | 143,560" in md
+    assert "×16: 48 epochs × 1 steps" in md and "SE3 batch-norm momentum 0.1" in md
+    assert (tmp_path / "cath.png").stat().st_size > 1000
+
+
+def test_penalty_is_the_gradient_of_l1_l2_on_conv_and_norm_weights():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv3d(1, 2, 3), nn.BatchNorm3d(2), nn.Flatten(), nn.LazyLinear(3))
+    x = torch.randn(4, 1, 5, 5, 5)
+    net(x)
+    task = CathClassify(net, 3, {"l1": 0.3, "l2": 0.2})
+    loss = net(x).square().mean()
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in net.named_parameters()}
+    task.on_before_optimizer_step(None)
+    penalised = {"0.weight", "1.weight"}
+    for n, p in net.named_parameters():
+        extra = 0.3 * torch.sign(p) + 0.4 * p if n in penalised else torch.zeros_like(p)
+        torch.testing.assert_close(p.grad, grads[n] + extra)
+    assert task._penalty() == 0.0
