@@ -1,0 +1,208 @@
+"""Speed section: DeepSphere Chebyshev graph convolution against bare sparse products (same run).
+
+Paper: DeepSphere slides "Desideratum 2: scalable" and Perraudin et al. 2019 (ASCOM)
+§"Graph convolution": filtering costs ``O(K·|E|)`` = ``O(N_pix)``, because it only multiplies
+vectors by a sparse matrix with ``O(N_pix)`` non-zeros. Measured here:
+
+* ``ChebConv(16 → 32, K)`` for K = 3 and 6, batch 8, HEALPix k = 8 graphs at Nside 32 … 256
+  (… 512 when the machine has ≥ 48 GiB of RAM or on CUDA): forward and forward+backward time,
+  against the *floor*: the ``K − 1`` bare sparse × dense products ``L̃ X`` of the same sizes
+  (``X`` of shape ``(N_pix, 8·16)``; ``T_0 X = X`` is free) plus one dense channel-mixing
+  matmul ``(N_pix·8, K·16) × (K·16, 32)``, run through autograd for the forward+backward floor;
+* the log-log slope of time against the pixel count (goal ≤ 1.05: linear);
+* graph construction time per Nside (k-NN graph + normalised Laplacian + λ_max + rescaling),
+  against a bare ``cKDTree`` build and ``k+1``-neighbour query of the same points;
+* peak memory of forward+backward (CUDA allocator peak; on CPU the growth of the process's
+  maximum RSS, an upper bound that reads 0 once the allocator already holds the memory);
+* once, in a subprocess (not with ``quick``): the full-sphere Nside = 1024 graph (12.6 M
+  pixels, k = 8) with its rescaled Laplacian, time and peak RSS.
+
+``quick=True`` (the test suite): Nside 16 and 32, batch 2, one repetition; seconds.
+"""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from reproduce._timing import forward_backward, forward_only, peak_memory_mb, time_fn
+
+TITLE = "DeepSphere Chebyshev graph convolution vs bare sparse products"
+K_NEIGHBOURS = 8
+_BUILD_1024 = """
+import resource, time, sys
+sys.path.insert(0, {root!r})
+from models.deepsphere import graph as G
+t0 = time.perf_counter()
+g = G.healpix_graph(1024, {k})
+t1 = time.perf_counter()
+op, lam = G.chebyshev_operator(g.W, "normalized", "auto")
+t2 = time.perf_counter()
+print(g.n, g.W.nnz, t1 - t0, t2 - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def _ram_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    except (ValueError, OSError, AttributeError):
+        return 0.0
+
+
+def loglog_slope(n: list[float], t: list[float]) -> float:
+    """Least-squares slope of ``log t`` against ``log n``."""
+    if len(n) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(n), np.log(t), 1)[0])
+
+
+class _Floor(torch.nn.Module):
+    """The irreducible work of one Chebyshev convolution: ``K − 1`` products ``L̃ X`` and one
+    dense mixing matmul, no recursion arithmetic, no layout changes beyond one reshape."""
+
+    def __init__(self, conv):
+        super().__init__()
+        self.L, self.K = conv.laplacian, conv.K
+        self.weight = torch.nn.Parameter(conv.weight.detach().clone())
+
+    def forward(self, x):
+        B, V, F = x.shape
+        xs = [x.transpose(0, 1).reshape(V, B * F)]
+        for _ in range(1, self.K):
+            xs.append(torch.sparse.mm(self.L, xs[-1]))
+        s = torch.cat(xs, dim=1).view(V * B, self.K * F)  # one copy, as the stack in ChebConv
+        return s @ self.weight.reshape(self.K * F, -1)
+
+
+def _paired(a, b, warmup: int, reps: int, rounds: int, dev) -> tuple[float, float]:
+    """Median times of ``a`` and ``b`` measured alternately ``rounds`` times; the minimum per
+    function (robust to other jobs on a shared machine)."""
+    ta, tb = [], []
+    for _ in range(rounds):
+        ta.append(time_fn(a, warmup, reps, dev))
+        tb.append(time_fn(b, warmup, reps, dev))
+    return min(ta), min(tb)
+
+
+def _graph_build(nside: int) -> tuple[float, float]:
+    """Cold build time of the cached rescaled Laplacian, and of the bare k-NN query."""
+    from scipy.spatial import cKDTree
+
+    from models.deepsphere import graph as G
+
+    G.clear_graph_cache()
+    t0 = time.perf_counter()
+    G.healpix_laplacian(nside, K_NEIGHBOURS)
+    build = time.perf_counter() - t0
+    v = G.healpix_vectors(nside)
+    t0 = time.perf_counter()
+    cKDTree(v).query(v, k=K_NEIGHBOURS + 1, workers=-1)
+    return build, time.perf_counter() - t0
+
+
+def build_nside1024(k: int = K_NEIGHBOURS, timeout: float = 1800) -> dict:
+    """Build the full-sphere Nside-1024 graph and operator in a fresh process: time, peak RSS."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _BUILD_1024.format(root=root, k=k)],
+                         capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        return {"what": f"graph build k={k} Nside 1024 (subprocess)", "time_ms": float("nan"),
+                "floor_ms": float("nan"), "ratio": float("nan"),
+                "notes": "FAILED: " + (out.stderr.strip().splitlines() or ["?"])[-1]}
+    n, nnz, graph_s, total_s, rss_mb = out.stdout.split()
+    return {"what": f"graph build k={k} Nside 1024 full sphere ({int(n):,} px), subprocess",
+            "time_ms": 1e3 * float(total_s), "floor_ms": float("nan"), "ratio": float("nan"),
+            "peak_mb": float(rss_mb), "nside": 1024, "graph_build_s": float(total_s),
+            "notes": f"k-NN graph {float(graph_s):.1f} s + normalised Laplacian/λ_max bound/"
+                     f"rescale; nnz(W) = {int(nnz):,}; peak RSS of the process; wall "
+                     f"{time.perf_counter() - t0:.0f} s incl. start-up"}
+
+
+def measure(quick: bool = False, device: str = "cpu", nsides: list[int] | None = None,
+            include_1024: bool | None = None) -> tuple[str, list[dict]]:
+    """Return ``(title, rows)``; rows have ``what, time_ms, floor_ms, ratio`` (+ ``peak_mb``,
+    ``notes``, ``nside``, ``n_pix``, ``graph_build_s``, ``slope``). Ratios are ChebConv / floor,
+    both measured in this call."""
+    from models.deepsphere import ChebConv, healpix_laplacian
+
+    dev = torch.device(device)
+    if nsides is None:
+        big = dev.type == "cuda" or _ram_gib() >= 48
+        nsides = [16, 32] if quick else ([32, 64, 128, 256, 512] if big else [32, 64, 128, 256])
+    batch, fin, fout = (2, 16, 32) if quick else (8, 16, 32)
+    warmup, reps, rounds = (1, 2, 1) if quick else (1, 3, 2)
+
+    def log(msg: str) -> None:
+        if not quick:
+            print(f"[speed sphere] {msg}", file=sys.stderr, flush=True)
+
+    _graph_build(2)  # imports and first-call costs out of the timings
+    rows: list[dict] = []
+    series: dict[tuple[int, str], list[tuple[int, float, float]]] = {}
+    for nside in nsides:
+        build_s, knn_s = _graph_build(nside)
+        n_pix = 12 * nside ** 2
+        rows.append({"what": f"graph build k={K_NEIGHBOURS} Nside {nside}", "time_ms": 1e3 * build_s,
+                     "floor_ms": 1e3 * knn_s, "ratio": build_s / knn_s, "nside": nside,
+                     "n_pix": n_pix, "graph_build_s": build_s,
+                     "notes": "floor: bare cKDTree build + (k+1)-NN query of the same points"})
+        log(f"Nside {nside}: graph built in {build_s:.1f} s")
+        L = healpix_laplacian(nside, K_NEIGHBOURS)
+        # big sizes: one timed repetition per round (each call takes seconds on a CPU)
+        reps_n, rounds_n = (1, 2) if (not quick and n_pix * batch > 2_000_000) else (reps, rounds)
+        torch.manual_seed(0)
+        x = torch.randn(batch, n_pix, fin, device=dev)
+        for K in (3, 6):
+            conv = ChebConv(fin, fout, K, L).to(dev)
+            floor = _Floor(conv).to(dev)
+            for what, make in (("forward", forward_only), ("forward+backward", forward_backward)):
+                if what == "forward+backward":
+                    peak = peak_memory_mb(forward_backward(conv, x), dev)
+                    fpeak = peak_memory_mb(forward_backward(floor, x), dev)
+                t, f = _paired(make(conv, x), make(floor, x), warmup, reps_n, rounds_n, dev)
+                log(f"Nside {nside} K={K} {what}: {1e3 * t:.1f} ms vs floor {1e3 * f:.1f} ms")
+                row = {"what": f"ChebConv {what} K={K} Nside {nside}", "time_ms": 1e3 * t,
+                       "floor_ms": 1e3 * f, "ratio": t / f, "nside": nside, "n_pix": n_pix,
+                       "notes": f"{fin}→{fout} ch, batch {batch}; floor: {K - 1} bare L̃X + 1 dense matmul"}
+                if what == "forward+backward":
+                    row["peak_mb"] = peak
+                    row["notes"] += f"; floor peak {fpeak:.0f} MB"
+                rows.append(row)
+                series.setdefault((K, what), []).append((n_pix, t, f))
+            del conv, floor
+        del x
+    for (K, what), pts in series.items():
+        n, t, f = zip(*pts)
+        rows.append({"what": f"scaling: ChebConv {what} K={K}, Nside {nsides[0]}→{nsides[-1]}",
+                     "time_ms": 1e3 * t[-1], "floor_ms": 1e3 * f[-1], "ratio": t[-1] / f[-1],
+                     "slope": loglog_slope(n, t),
+                     "notes": f"slope of log time vs log pixels (goal ≤ 1.05); floor slope "
+                              f"{loglog_slope(n, f):.2f}; times at the largest Nside"})
+    if include_1024 is None:
+        include_1024 = not quick and _ram_gib() >= 16
+    if include_1024:
+        rows.append(build_nside1024())
+    return TITLE, rows
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-1024", action="store_true", help="skip the Nside-1024 build")
+    args = ap.parse_args()
+    title, table = measure(args.quick, args.device, include_1024=False if args.no_1024 else None)
+    print(f"## {title}  (device {args.device}, threads {torch.get_num_threads()})")
+    for r in table:
+        extra = "".join(f", {k} {r[k]:.3g}" for k in ("peak_mb", "slope") if k in r and not
+                        (isinstance(r[k], float) and math.isnan(r[k])))
+        print(f"- {r['what']}: {r['time_ms']:.2f} ms vs {r['floor_ms']:.2f} ms "
+              f"= {r['ratio']:.3f}x{extra}  ({r.get('notes', '')})")
