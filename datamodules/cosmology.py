@@ -89,7 +89,7 @@ def _read_npz(path: Path, nside: int) -> np.ndarray:
         raise
     except ValueError as e:  # object arrays need pickle: refused
         raise InputError(f"{BENCH}: {path}: unreadable npz ({e})") from None
-    except (OSError, EOFError, KeyError, Exception) as e:  # noqa: B014 - zipfile raises many types
+    except Exception as e:  # zipfile/numpy raise OSError, EOFError, BadZipFile, KeyError...
         raise InputError(f"{BENCH}: {path}: unreadable npz ({type(e).__name__}: {e})") from None
     if arr.dtype.kind != "f":
         raise InputError(f"{BENCH}: {path}: arr_0 has dtype {arr.dtype}, expected floating point maps")

@@ -391,6 +391,14 @@ def _notes(ctx, stand_in: bool) -> str:
     lines.append("- DeepSphere uses the ASCOM ('V1') graph: 8 HEALPix neighbours, w = exp(−d²/(2·mean d²)), "
                  "normalised Laplacian rescaled by its largest eigenvalue, Chebyshev K = 5, max pooling. "
                  "The ICLR rows use batch 8 in the paper; here the ASCOM batch 16·o².")
+    n_layers = len(cfg["models"]["deepsphere_fcn"]["channels"])
+    last = int(d["nside"]) >> n_layers
+    per_order = ", ".join(f"{(last // o) ** 2} at o = {o}" for o in sorted(cfg["grid"]["product"]["order"])
+                          if last >= o)
+    lines.append(f"- DeepSphere trunk here: {n_layers} pooled layers, Nside {d['nside']} → {last}, so the last "
+                 f"graph has {per_order} vertices per sample (paper: Nside 1024 → 32, 1,024 / 256 / 64 "
+                 f"vertices at o = 1 / 2 / 4); with a single vertex the FCN's average pooling is trivial and "
+                 f"the two heads differ only by the last layer's form.")
     return "\n".join(lines) + "\n"
 
 
