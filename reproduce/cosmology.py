@@ -396,7 +396,7 @@ def _notes(ctx, stand_in: bool) -> str:
     per_order = ", ".join(f"{(last // o) ** 2} at o = {o}" for o in sorted(cfg["grid"]["product"]["order"])
                           if last >= o)
     lines.append(f"- DeepSphere trunk here: {n_layers} pooled layers, Nside {d['nside']} → {last}, so the last "
-                 f"graph has {per_order} vertices per sample (paper: Nside 1024 → 32, 1,024 / 256 / 64 "
+                 f"graph has (Nside/o)² vertices per sample: {per_order} (paper: Nside 1024 → 32, 1,024 / 256 / 64 "
                  f"vertices at o = 1 / 2 / 4); with a single vertex the FCN's average pooling is trivial and "
                  f"the two heads differ only by the last layer's form.")
     return "\n".join(lines) + "\n"
