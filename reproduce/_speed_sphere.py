@@ -8,7 +8,8 @@ vectors by a sparse matrix with ``O(N_pix)`` non-zeros. Measured here:
   (… 512 when the machine has ≥ 48 GiB of RAM or on CUDA): forward and forward+backward time,
   against the *floor*: the ``K − 1`` bare sparse × dense products ``L̃ X`` of the same sizes
   (``X`` of shape ``(N_pix, 8·16)``; ``T_0 X = X`` is free) plus one dense channel-mixing
-  matmul ``(N_pix·8, K·16) × (K·16, 32)``, run through autograd for the forward+backward floor;
+  matmul ``(N_pix·8, K·16) × (K·16, 32)``, run through autograd for the forward+backward floor
+  (the backward of each product is one product with ``L̃ᵀ = L̃``, as in the layer);
 * the log-log slope of time against the pixel count (goal ≤ 1.05: linear);
 * graph construction time per Nside (k-NN graph + normalised Laplacian + λ_max + rescaling),
   against a bare ``cKDTree`` build and ``k+1``-neighbour query of the same points;
@@ -30,6 +31,7 @@ import time
 import numpy as np
 import torch
 
+from models.deepsphere.layers import sym_spmm
 from reproduce._timing import forward_backward, forward_only, peak_memory_mb, time_fn
 
 TITLE = "DeepSphere Chebyshev graph convolution vs bare sparse products"
@@ -74,7 +76,7 @@ class _Floor(torch.nn.Module):
         B, V, F = x.shape
         xs = [x.transpose(0, 1).reshape(V, B * F)]
         for _ in range(1, self.K):
-            xs.append(torch.sparse.mm(self.L, xs[-1]))
+            xs.append(sym_spmm(self.L, xs[-1]))  # backward: one product with L̃ = L̃ᵀ
         s = torch.cat(xs, dim=1).view(V * B, self.K * F)  # one copy, as the stack in ChebConv
         return s @ self.weight.reshape(self.K * F, -1)
 
