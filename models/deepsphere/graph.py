@@ -348,7 +348,7 @@ def healpix_graph_v1(nside: int, order: int | None = None, base_index: int = 0) 
     keep = (neigh >= 0) & (local >= 0) & (local < len(pix))
     rows, cols = rows[keep], local[keep]
     d2 = np.sum((coords[rows] - coords[cols]) ** 2, axis=1)
-    t = float(d2.mean()) / 2
+    t = float(d2.mean()) / 2 if d2.size else 1.0  # a one-pixel block has no edges
     W = _symmetric_weights(len(pix), rows, cols, np.exp(-d2 / (4 * t)))
     part = "" if order is None else f", order {order} block {base_index}"
     return SphereGraph(coords, W, 8, t, "V1: t = mean(d^2)/2 over HEALPix neighbours",
