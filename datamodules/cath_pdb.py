@@ -48,8 +48,9 @@ sub-categories (``group_level``, smallest first, best resolution first) → spli
 largest first, each to the smallest split that does not yet hold its class in the current round
 (a round ends when every split holds the class), so splits are disjoint in ``group_level`` (and
 hence in superfamily) and every class with ≥ ``n_splits`` sub-categories is in every split.
-Unusable structures are skipped and listed with the reason in the report file; an input with no
-usable structure at all is an :class:`~datamodules._common.InputError`.
+Unusable structures are skipped and listed with the reason in the report file (domains of the list
+without any structure file are only counted there); an input with no usable structure at all is an
+:class:`~datamodules._common.InputError`.
 
 Output: the published npz layout (see :mod:`datamodules.cath`), ``positions`` as float32 (the
 published file has float64; the reader accepts both), plus ``domain_ids`` (extra, for provenance).
@@ -606,6 +607,8 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
     unused = sorted(set(usable) - {d for _, _, d in records})
     write_report([f"built {out.name}: {n} domains, {len(classes)} classes x {quota}, level {level}, "
                   f"splits disjoint in {group_level}",
+                  f"domains of {Path(domain_list).name} without a structure file (not listed below): "
+                  f"{len(entries) - len(candidates)}",
                   f"classes: {', '.join(_code(c) for c in classes)}",
                   f"usable domains per class: {counts}",
                   f"split sizes: {split_sizes}",
