@@ -76,18 +76,3 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
                      "floor_ms": 1e3 * t_cnn, "ratio": t_se3 / t_cnn, "samples_per_s": b / t_se3,
                      "notes": "143,560 params; floor: ResNet34 (same layout and 3-D channels)"})
     return TITLE, rows
-
-
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
-    title, table = measure(args.quick, args.device)
-    print(f"## {title}  (device {args.device}, threads {torch.get_num_threads()})")
-    for r in table:
-        print(f"- {r['what']}: {r['time_ms']:.1f} ms, {r['samples_per_s']:.1f} samples/s"
-              + (f", {r['ratio']:.3f}x floor {r['floor_ms']:.1f} ms" if r["ratio"] != "" else "")
-              + f"  ({r['notes']})")

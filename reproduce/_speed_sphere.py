@@ -22,7 +22,6 @@ vectors by a sparse matrix with ``O(N_pix)`` non-zeros. Measured here:
 """
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys
@@ -191,20 +190,3 @@ def measure(quick: bool = False, device: str = "cpu", nsides: list[int] | None =
     if include_1024:
         rows.append(build_nside1024())
     return TITLE, rows
-
-
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--no-1024", action="store_true", help="skip the Nside-1024 build")
-    args = ap.parse_args()
-    title, table = measure(args.quick, args.device, include_1024=False if args.no_1024 else None)
-    print(f"## {title}  (device {args.device}, threads {torch.get_num_threads()})")
-    for r in table:
-        extra = "".join(f", {k} {r[k]:.3g}" for k in ("peak_mb", "slope") if k in r and not
-                        (isinstance(r[k], float) and math.isnan(r[k])))
-        print(f"- {r['what']}: {r['time_ms']:.2f} ms vs {r['floor_ms']:.2f} ms "
-              f"= {r['ratio']:.3f}x{extra}  ({r.get('notes', '')})")

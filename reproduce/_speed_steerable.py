@@ -91,18 +91,3 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
                      "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
                      "notes": "floor: build the plain ResNet34 (15.9M parameters)"})
     return TITLE, rows
-
-
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
-    title, table = measure(args.quick, args.device)
-    print(f"## {title}  (device {args.device}, threads {torch.get_num_threads()})")
-    for r in table:
-        extra = f", peak {r['peak_mb']:.1f} MB" if "peak_mb" in r else ""
-        print(f"- {r['what']}: {r['time_ms']:.2f} ms vs {r['floor_ms']:.2f} ms "
-              f"= {r['ratio']:.3f}x{extra}  ({r.get('notes', '')})")

@@ -50,20 +50,42 @@ def forward_only(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]
     return step
 
 
+def _proc_status_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def peak_memory_mb(fn: Callable[[], object], device: torch.device | str | None = None) -> float:
-    """Peak memory of one call of ``fn``: CUDA allocator peak on GPU, ru_maxrss growth on CPU
-    (an upper bound there, reported as such)."""
+    """Peak memory of one call of ``fn`` above what was in use before it, in MiB.
+
+    CUDA: the caching allocator's peak. CPU (Linux): the process's peak resident set (VmHWM),
+    reset to the current RSS first by writing 5 to ``/proc/self/clear_refs``; ``None`` where
+    that is not available (NaN rather than a wrong number).
+    """
     if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
         fn()
         torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() / 2**20
-    import tracemalloc  # noqa: F401  (CPU: tensors are not tracked by tracemalloc)
-    import resource
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return float("nan")
+    base = _proc_status_kb("VmRSS")
     fn()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return max(after - before, 0) / 1024.0
+    peak = _proc_status_kb("VmHWM")
+    if base is None or peak is None:
+        return float("nan")
+    return max(peak - base, 0) / 1024.0
 
 
 def fmt_ratio(t: float, floor: float) -> str:
