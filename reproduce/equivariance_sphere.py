@@ -240,7 +240,7 @@ def plot(path: Path, rows: list[dict]) -> None:
 
 def write_md(path: Path, rows: list[dict], ctx: dict) -> None:
     nsides = sorted({int(r["nside"]) for r in rows})
-    head = [f"# Equivariance error of DeepSphere graphs vs degree", "",
+    head = ["# Equivariance error of DeepSphere graphs vs degree", "",
             "Reproduces: Defferrard et al., ICLR 2020, fig:equivariance_error (DeepSphere slides, "
             "\"Desideratum 1\"): mean ‖R L f − L R f‖ / ‖L f‖ over random degree-ℓ signals f and "
             "random rotations R, normalised Laplacian, HEALPix Nside " + ", ".join(map(str, nsides)) + ".",
@@ -344,7 +344,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch  # noqa: F401  (models.deepsphere imports it; fail early if missing)
 
     cfg = _config.apply_overrides(_config.load_preset(NAME, args.preset), args.overrides)
     params = check_config(cfg)
