@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("error: --device cuda but no CUDA device is available", file=sys.stderr)
         return 2
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     out = args.out or (None if args.quick else str(REPO_ROOT / "results" / "speed.md"))
     blocks = previous_sections(out) if out else {}
     for name in names:
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         md = section_md(title, rows)
         print(md, flush=True)
         blocks[name] = (f"<!-- section: {name}; machine: {machine(args.device)}; "
-                        f"{_dt.date.today().isoformat()} -->\n" + md)
+                        f"{_dt.date.today().isoformat()}; load average at start {load:.1f} -->\n"
+                        + md)
     body = "".join(blocks[n] for n in SECTIONS if n in blocks)
     head = (f"# Speed: equivariant layers vs plain floors (same run)\n\n"
             f"- Regenerate: `python reproduce/speed.py{' --quick' if args.quick else ''}"
@@ -100,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
             f"- Code version: {code_version()}; written {_dt.date.today().isoformat()}\n"
             f"- Ratio = time of the layer / time of the floor measured in the same process. "
             f"Peers (escnn, e3nn, deepsphere-pytorch) sit at about 1.0-1.16x their floor.\n"
-            f"- Each section's comment line names the machine and date it was measured on.\n\n")
+            f"- Each section's comment line names the machine, the date and the load average (1 min)\n"
+            f"  when it was measured: on a loaded machine the absolute times are inflated and the\n"
+            f"  ratios noisy; rerun on a quiet machine or a GPU (`--device cuda`) for clean figures.\n\n")
     if out:
         T.write_md(out, head + body)
         print(f"written {out}", file=sys.stderr)
