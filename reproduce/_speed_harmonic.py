@@ -13,9 +13,14 @@ plain convolution with the same number of real channels plus a small assembly te
 * the whole MNIST-rot ``HNet`` (one training step, batch 32) against the ``Z2CNN`` baseline —
   for information, the two networks do different amounts of work.
 
-``quick=True`` shrinks the problem (12×12, batch 4, fewer repetitions): seconds.
+Layer and floor are timed alternately, rep by rep (medians), so that both see the same load.
+
+``quick=True`` shrinks the problem (12×12 batch 4 for the layer, batch 2 for the networks, fewer
+repetitions): seconds.
 """
 from __future__ import annotations
+
+import statistics
 
 import torch
 from torch import nn
@@ -23,6 +28,18 @@ from torch import nn
 from reproduce._timing import forward_backward, forward_only, peak_memory_mb, time_fn
 
 TITLE = "Harmonic convolution (HConv2d) vs plain Conv2d"
+
+
+def _paired(fn, floor, warmup: int, reps: int, device) -> tuple[float, float]:
+    """Median times (s) of ``fn`` and ``floor``, measured alternately rep by rep so that both
+    see the same machine load (the CPU runners are shared)."""
+    time_fn(fn, warmup, 1, device)
+    time_fn(floor, warmup, 1, device)
+    a, b = [], []
+    for _ in range(reps):
+        a.append(time_fn(fn, 0, 1, device))
+        b.append(time_fn(floor, 0, 1, device))
+    return statistics.median(a), statistics.median(b)
 
 
 def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
@@ -33,7 +50,7 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
 
     dev = torch.device(device)
     n, batch = (12, 4) if quick else (28, 32)
-    warmup, reps = (1, 3) if quick else (3, 10)
+    warmup, reps = (1, 3) if quick else (3, 15)
     torch.manual_seed(0)
     hconv = HConv2d(8, 8, 5, in_orders=(0, 1), out_orders=(0, 1), n_rings=4).to(dev)
     plain = nn.Conv2d(hconv.in_real_channels, hconv.out_real_channels, 5, padding=2,
@@ -43,8 +60,7 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
 
     rows = []
     for what, make in (("forward", forward_only), ("forward+backward", forward_backward)):
-        t = time_fn(make(hconv, x), warmup, reps, dev)
-        f = time_fn(make(plain, x), warmup, reps, dev)
+        t, f = _paired(make(hconv, x), make(plain, x), warmup, reps, dev)
         row = {"what": f"HConv2d {what} [{shape}]", "time_ms": 1e3 * t, "floor_ms": 1e3 * f,
                "ratio": t / f, "notes": "floor: nn.Conv2d(32, 32, 5), same input; goal ≤ 2x"}
         if what == "forward+backward":
@@ -56,18 +72,17 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
         hconv.zero_grad(set_to_none=True)
         hconv.weight().square().sum().backward()
 
-    t = time_fn(assemble, warmup, reps, dev)
-    f = time_fn(forward_backward(plain, x), warmup, reps, dev)
+    t, f = _paired(assemble, forward_backward(plain, x), warmup, reps, dev)
     rows.append({"what": f"filter assembly only, forward+backward ({hconv.radial.numel()} radial + "
                          f"{hconv.phase.numel()} phases → 32×32×5×5)",
                  "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
                  "notes": "floor: plain Conv2d forward+backward; ratio = share of one conv step"})
 
     hnet, cnn = HNet().to(dev), Z2CNN().to(dev)
-    xi = torch.rand(batch, 1, 28, 28, device=dev)  # the Z2CNN needs 28×28 (valid convs down to 1×1)
-    t = time_fn(forward_backward(hnet, xi), 1 if quick else 2, 2 if quick else 5, dev)
-    f = time_fn(forward_backward(cnn, xi), 1 if quick else 2, 2 if quick else 5, dev)
-    rows.append({"what": f"HNet (MNIST-rot model) forward+backward, 28×28, batch {batch}",
+    nb = 2 if quick else batch
+    xi = torch.rand(nb, 1, 28, 28, device=dev)  # the Z2CNN needs 28×28 (valid convs down to 1×1)
+    t, f = _paired(forward_backward(hnet, xi), forward_backward(cnn, xi), 1, 1 if quick else 5, dev)
+    rows.append({"what": f"HNet (MNIST-rot model) forward+backward, 28×28, batch {nb}",
                  "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
                  "notes": "floor: Z2CNN baseline (different work: 7 layers 3×3 at 20 ch vs 5×5 at "
                           "32-128 real ch); information only"})

@@ -92,10 +92,9 @@ def ring_basis(kernel_size: int, m: int, n_rings: int, n_angles: int | None = No
     ``B_{m,r}(q) = (1/N) Σ_j e^{imφ_j} g(q; r·u(φ_j))`` with ``u(φ) = (cos φ, sin φ)``,
     ``φ_j = 2πj/N`` and ``g(q; s) ∝ exp(−|q − s|²/2σ²)`` normalised over the k×k pixel centres
     for each sample ``s`` (Gaussian resampling of the ring onto the grid, σ = ``bandwidth``).
-    The reference takes an unnormalised DFT (no 1/N); the scale is absorbed by the
-    initialisation of :class:`HConv2d`.
     Then ``B_{m,r}(rθ q) = e^{imθ} B_{m,r}(q)`` exactly for θ a multiple of 2π/N on a grid
-    symmetric under θ, hence for quarter turns when 4 | N and k is odd.
+    symmetric under θ, hence for quarter turns when 4 | N and k is odd. The reference takes an
+    unnormalised DFT (no 1/N); the scale is absorbed by the initialisation of :class:`HConv2d`.
     """
     n = default_n_angles(kernel_size) if n_angles is None else int(n_angles)
     return torch.from_numpy(_ring_basis_np(int(kernel_size), int(m), int(n_rings), n, float(bandwidth)))
@@ -159,7 +158,8 @@ class HConv2d(nn.Module):
     (output, input, |f|) — as in the reference, where negative orders use the conjugate filter.
     The complex cross-correlation is one real ``F.conv2d`` of the stacked (Re, Im) channels with
     the real block filter ``[[Re W, −Im W], [Im W, Re W]]`` (``[[Re W], [Im W]]`` for a real
-    input), assembled from the precomputed bases :func:`ring_basis` by one einsum and one gather.
+    input), assembled from the precomputed bases :func:`ring_basis` by a broadcast product and
+    concatenations of views.
 
     Args:
         in_channels, out_channels: complex channels *per order*.
@@ -200,8 +200,9 @@ class HConv2d(nn.Module):
 
         basis = torch.stack([ring_basis(kernel_size, m, self.n_rings, n_angles, bandwidth)
                              for m in self.filter_orders])                  # (na, rings, k, k)
-        self.register_buffer("basis_re", basis.real.float(), persistent=False)
-        self.register_buffer("basis_im", basis.imag.float(), persistent=False)
+        # (na, 1, 1, rings, 2·k·k): real parts then imaginary parts, ready to broadcast
+        flat = torch.cat([basis.real.flatten(2), basis.imag.flatten(2)], dim=2)
+        self.register_buffer("basis", flat.float()[:, None, None], persistent=False)
 
         self.radial = nn.Parameter(torch.empty(na, out_channels, in_channels, self.n_rings))
         self.phase = nn.Parameter(torch.empty(na, out_channels, in_channels)) if phase else None
@@ -215,23 +216,23 @@ class HConv2d(nn.Module):
         self._init_std = float(init_gain) / math.sqrt(max(fan, 1e-12))
         self.reset_parameters()
 
-        # gather index: block (out order a, out part p) x (in order b, in part q) -> one of the
-        # candidate filters [Re W_0, …, Re W_na-1, Im W_0, …, -Im W_0, …]
-        mi = 1 if real_input else 2
-        index = torch.empty(len(self.out_orders) * 2, len(self.in_orders) * mi, dtype=torch.long)
-        for a, mo in enumerate(self.out_orders):
-            for b, mn in enumerate(self.in_orders):
-                f = mo - mn
-                t = idx[abs(f)]
-                re = t
-                im, neg_im = (na + t, 2 * na + t) if f >= 0 else (2 * na + t, na + t)  # conj if f < 0
-                if real_input:
-                    index[2 * a, b], index[2 * a + 1, b] = re, im
-                else:  # (y_re, y_im) = [[Re W, -Im W], [Im W, Re W]] (x_re, x_im)
-                    index[2 * a, 2 * b], index[2 * a, 2 * b + 1] = re, neg_im
-                    index[2 * a + 1, 2 * b], index[2 * a + 1, 2 * b + 1] = im, re
-        self.register_buffer("block_index", index, persistent=False)
-
+        # block layout: for output (order a, part p) and input (order b, part q) the source filter
+        # ("re" | "im" | "-im", filter-order slot t). (y_re, y_im) = [[Re W, -Im W], [Im W, Re W]]
+        # (x_re, x_im); a negative filter order uses conj(W): Im -> -Im.
+        layout: list[list[tuple[str, int]]] = []
+        for mo in self.out_orders:
+            for p in (0, 1):
+                row = []
+                for mn in self.in_orders:
+                    f = mo - mn
+                    t = idx[abs(f)]
+                    im, neg_im = ("im", "-im") if f >= 0 else ("-im", "im")
+                    if real_input:
+                        row.append(("re", t) if p == 0 else (im, t))
+                    else:
+                        row += [("re", t), (neg_im, t)] if p == 0 else [(im, t), ("re", t)]
+                layout.append(row)
+        self._layout = layout
     def reset_parameters(self) -> None:
         nn.init.normal_(self.radial, 0.0, self._init_std)
         if self.phase is not None:
@@ -247,21 +248,27 @@ class HConv2d(nn.Module):
 
     def complex_filters(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(Re W_|f|, Im W_|f|)`` for each filter order in :attr:`filter_orders`, each
-        ``(n_orders, out, in, k, k)``."""
-        w_re = torch.einsum("aoir,arxy->aoixy", self.radial, self.basis_re)
-        w_im = torch.einsum("aoir,arxy->aoixy", self.radial, self.basis_im)
+        ``(n_orders, out, in, k, k)``.
+
+        Σ_r R[.., r]·B_r as a broadcast product and a sum (not ``einsum``/``bmm``): the tensors
+        are small, and element-wise kernels stay single-threaded below PyTorch's grain size
+        where a threaded BLAS call pays a thread wake-up on a busy machine."""
+        k = self.kernel_size
+        w = (self.radial.unsqueeze(-1) * self.basis).sum(dim=3)       # (na, out, in, 2·k·k)
+        w_re, w_im = w[..., :k * k], w[..., k * k:]
         if self.phase is not None:  # multiply by e^{iβ}
-            c, s = torch.cos(self.phase)[..., None, None], torch.sin(self.phase)[..., None, None]
+            c, s = torch.cos(self.phase).unsqueeze(-1), torch.sin(self.phase).unsqueeze(-1)
             w_re, w_im = c * w_re - s * w_im, s * w_re + c * w_im
-        return w_re, w_im
+        shape = w_re.shape[:3] + (k, k)
+        return w_re.reshape(shape), w_im.reshape(shape)
 
     def weight(self) -> torch.Tensor:
-        """The real block filter ``(out_real_channels, in_real_channels, k, k)``."""
+        """The real block filter ``(out_real_channels, in_real_channels, k, k)``, assembled by
+        concatenating views of ``Re W``, ``Im W`` and ``−Im W`` (no gather)."""
         w_re, w_im = self.complex_filters()
-        cand = torch.cat([w_re, w_im, -w_im])                       # (3·na, out, in, k, k)
-        blocks = cand[self.block_index]                             # (2Mo, Mi', out, in, k, k)
-        mo2, mi, o, i, k, _ = blocks.shape
-        return blocks.permute(0, 2, 1, 3, 4, 5).reshape(mo2 * o, mi * i, k, k)
+        parts = {"re": w_re, "im": w_im, "-im": -w_im}
+        rows = [torch.cat([parts[name][t] for name, t in row], dim=1) for row in self._layout]
+        return torch.cat(rows, dim=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check("HConv2d", x, self.in_real_channels,
