@@ -7,7 +7,8 @@ augmentation and P4CNN rows quoted from Cohen & Welling 2016) and Fig. 10 ("Data
 test accuracy against training-set size, each method normalised to its best accuracy).
 
     python reproduce/rotated_mnist.py --preset smoke   # ~1 min: every model, tiny stand-in
-    python reproduce/rotated_mnist.py --preset cpu     # reduced protocol on the stand-in, ~20 min, 2 cores
+    python reproduce/rotated_mnist.py --preset cpu     # reduced protocol on the stand-in: 28 min measured
+                                                       # on 2 shared cores (load 4-5), less when idle
     python reproduce/rotated_mnist.py --preset paper --gpus 1 --data-dir DIR   # the published files
 
 ``DIR`` holds ``mnist_all_rotation_normalized_float_{train_valid,test}.amat``; without
@@ -203,7 +204,6 @@ class RotatedMNIST(Benchmark):
                          T.fmt_mean_std(T.floats(rs, "rot45_prediction_agreement"), digits=1),
                          f"{np.mean(walls) / 60:.1f}" if walls else "–"])
         cfg = ctx.cfg
-        d = cfg["data"]
         stand_in = ""
         if ctx.data_dir is not None and is_stand_in(ctx.data_dir):
             stand_in = "Stand-in data: " + (Path(ctx.data_dir) / STAND_IN_MARKER).read_text().strip()
