@@ -264,7 +264,8 @@ def expand_grid(bench: Benchmark, cfg: dict, args: argparse.Namespace) -> list[R
             raise InputError(f"unknown model(s) {', '.join(bad)} for {bench.name}; "
                              f"valid: {', '.join(sorted(known))}")
     runs_per_row = int(_config.get(cfg, "grid.runs", 1))
-    base = {k: v for k, v in cfg.items() if k != "grid"}
+    # run identity = every hyper-parameter; not the grid itself nor free-text table notes
+    base = {k: v for k, v in cfg.items() if k not in ("grid", "notes")}
     out = []
     for model, setting, overrides in bench.grid(cfg):
         if model not in known:

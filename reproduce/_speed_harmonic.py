@@ -87,18 +87,3 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
                  "notes": "floor: Z2CNN baseline (different work: 7 layers 3×3 at 20 ch vs 5×5 at "
                           "32-128 real ch); information only"})
     return TITLE, rows
-
-
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
-    title, table = measure(args.quick, args.device)
-    print(f"## {title}  (device {args.device}, threads {torch.get_num_threads()})")
-    for r in table:
-        extra = f", peak {r['peak_mb']:.1f} MB" if "peak_mb" in r else ""
-        print(f"- {r['what']}: {r['time_ms']:.2f} ms vs {r['floor_ms']:.2f} ms "
-              f"= {r['ratio']:.3f}x{extra}  ({r.get('notes', '')})")

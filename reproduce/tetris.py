@@ -114,7 +114,7 @@ class Tetris(Benchmark):
 - Protocol of this preset: pieces zoomed ×{d['zoom']} in a {d['size']}³ grid, input low-pass scale
   {d['lowpass_scale']}, {cfg['trainer']['max_epochs']} full-batch steps of Adam (lr {cfg['optim']['lr']},
   schedule {cfg['optim']['schedule']}), test on {d['test_sets']} × 8 fresh random rotations,
-  {cfg['grid']['runs']} run(s) per model; convolution padding {self._model_opt(cfg, 'padding', 4)}, low-pass
+  runs per model as in the n column (the last invocation asked for {cfg['grid']['runs']}); convolution padding {self._model_opt(cfg, 'padding', 4)}, low-pass
   {self._model_opt(cfg, 'lowpass_order', 'after')} the strided convolutions. Paper: ×5 zoom in 36³,
   padding 4, blur after the gate (se3cnn order), 250 steps, 100 test sets, 17 runs.
   We use an odd grid (37³ in `paper`) so that every strided layer samples a grid symmetric under the
@@ -125,6 +125,8 @@ class Tetris(Benchmark):
 - Data: generated on the fly from the run seed by `datamodules/tetris.py`, exactly the paper's
   protocol (there is no external dataset).
 """
+        for note in cfg.get("notes") or []:
+            text += f"- {note}\n"
         T.write_md(ctx.results_dir / "tetris.md", text)
 
     @staticmethod
