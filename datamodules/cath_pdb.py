@@ -134,6 +134,16 @@ def parse_cath_code(parts: list[str], where: str) -> tuple[int, int, int, int]:
     return code  # type: ignore[return-value]
 
 
+def _records(path: Path):
+    """Yield ``("<file>:<line>", fields)`` for each non-empty line of a whitespace-separated
+    CATH text file, with ``#`` comments removed."""
+    with open(path, errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                yield f"{path}:{lineno}", line.split()
+
+
 def read_domain_list(path: str | os.PathLike) -> dict[str, DomainEntry]:
     """Parse a CathDomainList file into ``{domain_id: DomainEntry}``.
 
@@ -147,30 +157,24 @@ def read_domain_list(path: str | os.PathLike) -> dict[str, DomainEntry]:
     if not path.is_file():
         raise InputError(f"CATH domain list {path} does not exist")
     out: dict[str, DomainEntry] = {}
-    with open(path, errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            cols = line.split()
-            where = f"{path}:{lineno}"
-            if not DOMAIN_ID.match(cols[0]):
-                raise InputError(f"{where}: field 'domain' is '{cols[0]}', not a CATH domain id "
-                                 f"(4-character PDB code, chain, 2-digit domain number, e.g. 1oaiA00)")
-            if len(cols) >= 2 and "." in cols[1]:
-                code, rest = parse_cath_code([cols[1]], where), cols[2:]
-            elif len(cols) >= 5:
-                code, rest = parse_cath_code(cols[1:5], where), cols[5:]
-            else:
-                raise InputError(f"{where}: expected 'domain C A T H ...' (CathDomainList), got "
-                                 f"{len(cols)} column(s)")
-            res = math.nan
-            if len(rest) >= 7:  # CathDomainList: resolution is column 12
-                try:
-                    res = float(rest[6])
-                except ValueError:
-                    raise InputError(f"{where}: field 'resolution' is '{rest[6]}', not a number") from None
-            out[cols[0]] = DomainEntry(cols[0], code, res)
+    for where, cols in _records(path):
+        if not DOMAIN_ID.match(cols[0]):
+            raise InputError(f"{where}: field 'domain' is '{cols[0]}', not a CATH domain id "
+                             f"(4-character PDB code, chain, 2-digit domain number, e.g. 1oaiA00)")
+        if len(cols) >= 2 and "." in cols[1]:
+            code, rest = parse_cath_code([cols[1]], where), cols[2:]
+        elif len(cols) >= 5:
+            code, rest = parse_cath_code(cols[1:5], where), cols[5:]
+        else:
+            raise InputError(f"{where}: expected 'domain C A T H ...' (CathDomainList), got "
+                             f"{len(cols)} column(s)")
+        res = math.nan
+        if len(rest) >= 7:  # CathDomainList: resolution is column 12
+            try:
+                res = float(rest[6])
+            except ValueError:
+                raise InputError(f"{where}: field 'resolution' is '{rest[6]}', not a number") from None
+        out[cols[0]] = DomainEntry(cols[0], code, res)
     if not out:
         raise InputError(f"CATH domain list {path} holds no domain lines")
     return out
@@ -234,32 +238,26 @@ def read_boundaries(path: str | os.PathLike) -> dict[str, list[Segment]]:
     if not path.is_file():
         raise InputError(f"CATH domain boundaries file {path} does not exist")
     out: dict[str, list[Segment]] = {}
-    with open(path, errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            cols = line.split()
-            where = f"{path}:{lineno}"
-            if len(cols) >= 3 and re.fullmatch(r"D\d+", cols[1]) and re.fullmatch(r"F\d+", cols[2]):
-                try:
-                    out.update(_parse_domall_line(cols, where))
-                except ValueError as e:
-                    raise InputError(f"{where}: malformed CathDomall line ({e})") from None
-                continue
-            if len(cols) != 2 or not DOMAIN_ID.match(cols[0]):
-                raise InputError(f"{where}: expected a CathDomall line ('1chmA D02 F00 ...') or "
-                                 f"'domain chain:start-end[,...]', got '{line[:60]}'")
-            segs = []
-            for part in cols[1].split(","):
-                m = _SIMPLE_SEG.match(part)
-                if not m:
-                    raise InputError(f"{where}: field 'segment' is '{part}', expected "
-                                     f"[chain:]start-end such as A:5-120 or 52A-60")
-                chain = m.group(1) or cols[0][4]
-                segs.append(Segment(chain, _reskey(m.group(2), m.group(3), where),
-                                    _reskey(m.group(4), m.group(5), where)))
-            out[cols[0]] = segs
+    for where, cols in _records(path):
+        if len(cols) >= 3 and re.fullmatch(r"D\d+", cols[1]) and re.fullmatch(r"F\d+", cols[2]):
+            try:
+                out.update(_parse_domall_line(cols, where))
+            except ValueError as e:
+                raise InputError(f"{where}: malformed CathDomall line ({e})") from None
+            continue
+        if len(cols) != 2 or not DOMAIN_ID.match(cols[0]):
+            raise InputError(f"{where}: expected a CathDomall line ('1chmA D02 F00 ...') or "
+                             f"'domain chain:start-end[,...]', got '{' '.join(cols)[:60]}'")
+        segs = []
+        for part in cols[1].split(","):
+            m = _SIMPLE_SEG.match(part)
+            if not m:
+                raise InputError(f"{where}: field 'segment' is '{part}', expected "
+                                 f"[chain:]start-end such as A:5-120 or 52A-60")
+            chain = m.group(1) or cols[0][4]
+            segs.append(Segment(chain, _reskey(m.group(2), m.group(3), where),
+                                _reskey(m.group(4), m.group(5), where)))
+        out[cols[0]] = segs
     return out
 
 
