@@ -282,6 +282,23 @@ def expand_grid(bench: Benchmark, cfg: dict, args: argparse.Namespace) -> list[R
     return out
 
 
+def current_rows(rows: list[dict], preset: str, grid: list[Run]) -> list[dict]:
+    """CSV rows of ``preset`` that the table should show: a row whose (model, setting, seed) is a cell
+    of the current grid but whose run id differs was made with an earlier config and is dropped
+    (it stays in the CSV); rows of cells outside the grid (e.g. extra seeds of an earlier ``--runs``)
+    are kept."""
+    cells = {(r.model, r.setting_str, str(r.seed)): r.run_id for r in grid}
+    out = []
+    for row in rows:
+        if row.get("preset") != preset:
+            continue
+        want = cells.get((row.get("model"), row.get("setting"), str(row.get("seed"))))
+        if want is not None and row.get("run_id") != want:
+            continue
+        out.append(row)
+    return out
+
+
 def resolve_data_dir(bench: Benchmark, args: argparse.Namespace, cfg: dict) -> tuple[Path | None, bool]:
     """(data dir, whether to generate the stand-in there)."""
     if not bench.uses_data_dir():
@@ -564,8 +581,8 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         return 0
     rows = run_grid(bench, ctx, runs)
     if ctx.is_rank_zero:
-        all_rows = [r for r in read_rows(ctx.results_dir / f"{bench.name}.csv")
-                    if r.get("preset") == preset]
+        all_rows = current_rows(read_rows(ctx.results_dir / f"{bench.name}.csv"), preset,
+                                expand_grid(bench, cfg, argparse.Namespace(**{**vars(args), "only": None})))
         bench.write_table(ctx, all_rows)
         print(f"[{bench.name}] {len(rows)} runs; table: "
               f"{os.path.relpath(ctx.results_dir / (bench.name + '.md'), Path.cwd())}",

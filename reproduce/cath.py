@@ -269,6 +269,8 @@ optimiser steps per run {'; '.join(per_factor) or '–'}{f'; SE3 batch-norm mome
 - The ResNet34 layout is reconstructed from the published facts (`models/cath_nets.py`); its count
   matches the paper's 15,878,764.
 """
+        for note in cfg.get("notes") or []:
+            text += f"- {note}\n"
         T.write_md(ctx.results_dir / "cath.md", text)
 
     def _plot(self, ctx, rows, factors, stand_in: bool) -> None:

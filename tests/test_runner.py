@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reproduce import _config
-from reproduce._runner import upsert_row, read_rows
+from reproduce._runner import Run, current_rows, upsert_row, read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"
@@ -122,6 +122,18 @@ def test_upsert_row_replaces_by_run_id_and_keeps_others(tmp_path):
     assert [(r["model"], r["test_acc"]) for r in got] == [("b", "0.7"), ("a", "0.6")]
     assert list(got[0])[:2] == ["model", "seed"]
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_table_drops_rows_made_with_an_earlier_config():
+    grid = [Run("b", "m", {"k": 1}, 0, "cpu", {"lr": 0.1})]
+    new = grid[0].run_id
+    old = Run("b", "m", {"k": 1}, 0, "cpu", {"lr": 0.3}).run_id
+    assert new != old
+    rows = [{"model": "m", "setting": "k=1", "seed": "0", "preset": "cpu", "run_id": old},
+            {"model": "m", "setting": "k=1", "seed": "0", "preset": "cpu", "run_id": new},
+            {"model": "m", "setting": "k=1", "seed": "1", "preset": "cpu", "run_id": "extra-seed"},
+            {"model": "m", "setting": "k=1", "seed": "0", "preset": "smoke", "run_id": "x"}]
+    assert [r["run_id"] for r in current_rows(rows, "cpu", grid)] == [new, "extra-seed"]
 
 
 def test_config_extends_and_overrides(tmp_path):
