@@ -8,8 +8,8 @@ from the config's ``optim`` section::
       name: adam            # adam | adamw | sgd
       lr: 1.0e-3
       weight_decay: 0.0
-      l1: 0.0               # L1 penalty on weights, added to the loss (CATH recipe)
-      l2: 0.0               # L2 penalty on weights, added to the loss (CATH recipe)
+      l1: 0.0               # λ1·Σ|w| on conv / norm weights, as a gradient term (CATH recipe)
+      l2: 0.0               # λ2·Σw² on the same weights
       schedule:             # constant | step | exp | exp_after | multistep
         kind: constant
       param_groups:         # optional learning-rate multipliers by parameter-name substring
@@ -87,18 +87,35 @@ class Classify(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
-    def _penalty(self) -> torch.Tensor | float:
+    def _penalised(self) -> list[nn.Parameter]:
+        """Weights that L1/L2 act on: every ``weight`` of the backbone except those of ``nn.Linear``
+        layers (se3cnn ``--lamb_conv_weight_*`` and ``--lamb_bn_weight_*``; its softmax-layer and
+        bias penalties are 0). Steerable kernel weights are 1-D vectors, so this goes by name and
+        owner, not by ``dim``."""
+        if not hasattr(self, "_penalised_cache"):
+            out = []
+            for name, p in self.backbone.named_parameters():
+                owner = self.backbone.get_submodule(name.rsplit(".", 1)[0]) if "." in name else self.backbone
+                if p.requires_grad and name.endswith("weight") and not isinstance(owner, nn.Linear):
+                    out.append(p)
+            self._penalised_cache = out
+        return self._penalised_cache
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Adds the gradient ``λ1·sign(w) + 2λ2·w`` of ``λ1·Σ|w| + λ2·Σw²`` before each optimiser
+        step (as se3cnn's ``optimizers_L1L2.Adam`` does): the same update as a loss term, without an
+        autograd graph over every weight."""
         l1, l2 = float(self.optim.get("l1", 0.0)), float(self.optim.get("l2", 0.0))
         if not (l1 or l2):
-            return 0.0
-        total = 0.0
-        for name, p in self.backbone.named_parameters():
-            if p.requires_grad and p.dim() > 1:
+            return
+        with torch.no_grad():
+            for p in self._penalised():
+                if p.grad is None:
+                    continue
                 if l1:
-                    total = total + l1 * p.abs().sum()
+                    p.grad.add_(torch.sign(p), alpha=l1)
                 if l2:
-                    total = total + l2 * p.square().sum()
-        return total
+                    p.grad.add_(p, alpha=2 * l2)
 
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
@@ -110,8 +127,6 @@ class Classify(pl.LightningModule):
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
                  sync_dist=True, batch_size=len(y))
         self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
-        if stage == "train":
-            loss = loss + self._penalty()
         return loss
 
     def training_step(self, batch, batch_idx):

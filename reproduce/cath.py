@@ -43,44 +43,6 @@ PUBLISHED_NOTE = ("Published (Weiler et al. 2018 §5.5, Figure 4): the accuracie
                   "100× fewer parameters. No values are tabulated, so none are quoted here.")
 
 
-class CathClassify(Classify):
-    """:class:`~models.tasks.Classify` with the reference's L1/L2 penalties
-    ``λ1·Σ|w| + λ2·Σw²`` on the weights of every convolution and normalisation layer (se3cnn
-    ``--lamb_conv_weight_L1/L2``, ``--lamb_bn_weight_L1/L2``; steerable kernels are 1-D weight
-    vectors), not on biases nor the final linear layer (its ``--lamb_softmax_weight_*`` are 0).
-
-    The penalty enters as its gradient ``λ1·sign(w) + 2λ2·w`` added before each optimiser step (as
-    se3cnn's ``optimizers_L1L2.Adam`` does) instead of through autograd: same update, no graph over
-    16M parameters.
-    """
-
-    def _penalised(self) -> list[torch.nn.Parameter]:
-        if not hasattr(self, "_penalised_cache"):
-            out = []
-            for name, p in self.backbone.named_parameters():
-                owner = self.backbone.get_submodule(name.rsplit(".", 1)[0]) if "." in name else self.backbone
-                if p.requires_grad and name.endswith("weight") and not isinstance(owner, torch.nn.Linear):
-                    out.append(p)
-            self._penalised_cache = out
-        return self._penalised_cache
-
-    def _penalty(self):
-        return 0.0  # applied to the gradients in on_before_optimizer_step
-
-    def on_before_optimizer_step(self, optimizer) -> None:
-        l1, l2 = float(self.optim.get("l1", 0.0)), float(self.optim.get("l2", 0.0))
-        if not (l1 or l2):
-            return
-        with torch.no_grad():
-            for p in self._penalised():
-                if p.grad is None:
-                    continue
-                if l1:
-                    p.grad.add_(torch.sign(p), alpha=l1)
-                if l2:
-                    p.grad.add_(p, alpha=2 * l2)
-
-
 class Cath(Benchmark):
     name = "cath"
 
@@ -132,7 +94,7 @@ class Cath(Benchmark):
         raise InputError(f"cath: model kind '{kind}' unknown (cnn, se3)")
 
     def build_task(self, ctx, run, backbone):
-        return CathClassify(backbone, num_classes=int(run.cfg["data"]["num_classes"]),
+        return Classify(backbone, num_classes=int(run.cfg["data"]["num_classes"]),
                             optim=run.cfg.get("optim", {}))
 
     def after_test(self, ctx, run, task, datamodule) -> dict:
