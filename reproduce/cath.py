@@ -7,7 +7,7 @@ training split is cut by 2⁰…2⁴, for the baseline (15,878,764 params) and t
 reduction); no table of values exists, so none is quoted.
 
     python reproduce/cath.py --preset smoke     # ~1-2 min: stand-in, 9³ grid, both models, x1/x4
-    python reproduce/cath.py --preset cpu       # ~20-25 min on 2 cores: stand-in, 9³ grid, x1/x4/x16
+    python reproduce/cath.py --preset cpu       # ~43 min on 2 cores: stand-in, 9³ grid, x1/x4/x16, 2 seeds
     python reproduce/cath.py --gpus 4 --preset paper --data-dir /data/cath   # Figure 4, DDP
 
 ``--data-dir`` holds ``cath_10arch_ca.npz`` (deepfold/cath_datasets); without it a stand-in is built
