@@ -254,10 +254,11 @@ def resolve_config(bench: Benchmark, args: argparse.Namespace) -> dict:
     return cfg
 
 
-def expand_grid(bench: Benchmark, cfg: dict, args: argparse.Namespace) -> list[Run]:
+def expand_grid(bench: Benchmark, cfg: dict, args: argparse.Namespace, all_models: bool = False) -> list[Run]:
+    """The runs of the grid (``args.only`` filters models unless ``all_models``)."""
     known = set(bench.models(cfg))
     only = None
-    if args.only:
+    if args.only and not all_models:
         only = [m.strip() for m in args.only.split(",") if m.strip()]
         bad = [m for m in only if m not in known]
         if bad:
@@ -582,7 +583,7 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     rows = run_grid(bench, ctx, runs)
     if ctx.is_rank_zero:
         all_rows = current_rows(read_rows(ctx.results_dir / f"{bench.name}.csv"), preset,
-                                expand_grid(bench, cfg, argparse.Namespace(**{**vars(args), "only": None})))
+                                expand_grid(bench, cfg, args, all_models=True))
         bench.write_table(ctx, all_rows)
         print(f"[{bench.name}] {len(rows)} runs; table: "
               f"{os.path.relpath(ctx.results_dir / (bench.name + '.md'), Path.cwd())}",

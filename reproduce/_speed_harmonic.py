@@ -20,26 +20,12 @@ repetitions): seconds.
 """
 from __future__ import annotations
 
-import statistics
-
 import torch
 from torch import nn
 
-from reproduce._timing import forward_backward, forward_only, peak_memory_mb, time_fn
+from reproduce._timing import forward_backward, forward_only, peak_memory_mb, time_paired
 
 TITLE = "Harmonic convolution (HConv2d) vs plain Conv2d"
-
-
-def _paired(fn, floor, warmup: int, reps: int, device) -> tuple[float, float]:
-    """Median times (s) of ``fn`` and ``floor``, measured alternately rep by rep so that both
-    see the same machine load (the CPU runners are shared)."""
-    time_fn(fn, warmup, 1, device)
-    time_fn(floor, warmup, 1, device)
-    a, b = [], []
-    for _ in range(reps):
-        a.append(time_fn(fn, 0, 1, device))
-        b.append(time_fn(floor, 0, 1, device))
-    return statistics.median(a), statistics.median(b)
 
 
 def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
@@ -60,7 +46,7 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
 
     rows = []
     for what, make in (("forward", forward_only), ("forward+backward", forward_backward)):
-        t, f = _paired(make(hconv, x), make(plain, x), warmup, reps, dev)
+        t, f = time_paired(make(hconv, x), make(plain, x), warmup, reps, dev)
         row = {"what": f"HConv2d {what} [{shape}]", "time_ms": 1e3 * t, "floor_ms": 1e3 * f,
                "ratio": t / f, "notes": "floor: nn.Conv2d(32, 32, 5), same input; goal ≤ 2x"}
         if what == "forward+backward":
@@ -72,7 +58,7 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
         hconv.zero_grad(set_to_none=True)
         hconv.weight().square().sum().backward()
 
-    t, f = _paired(assemble, forward_backward(plain, x), warmup, reps, dev)
+    t, f = time_paired(assemble, forward_backward(plain, x), warmup, reps, dev)
     rows.append({"what": f"filter assembly only, forward+backward ({hconv.radial.numel()} radial + "
                          f"{hconv.phase.numel()} phases → 32×32×5×5)",
                  "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
@@ -81,7 +67,7 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
     hnet, cnn = HNet().to(dev), Z2CNN().to(dev)
     nb = 2 if quick else batch
     xi = torch.rand(nb, 1, 28, 28, device=dev)  # the Z2CNN needs 28×28 (valid convs down to 1×1)
-    t, f = _paired(forward_backward(hnet, xi), forward_backward(cnn, xi), 1, 1 if quick else 5, dev)
+    t, f = time_paired(forward_backward(hnet, xi), forward_backward(cnn, xi), 1, 1 if quick else 5, dev)
     rows.append({"what": f"HNet (MNIST-rot model) forward+backward, 28×28, batch {nb}",
                  "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
                  "notes": "floor: Z2CNN baseline (different work: 7 layers 3×3 at 20 ch vs 5×5 at "

@@ -1,8 +1,10 @@
 """Helpers to turn results-CSV rows into the Markdown tables of ``results/<benchmark>.md``."""
 from __future__ import annotations
 
+import csv
 import math
 import statistics
+from pathlib import Path
 from typing import Iterable
 
 from datamodules._common import atomic_write_text
@@ -69,3 +71,26 @@ def header(title: str, reproduces: str, ctx, rows: list[dict], extra: str = "") 
 
 def write_md(path, text: str) -> None:
     atomic_write_text(path, text)
+
+
+def last_logged(row: dict, key: str) -> float | None:
+    """Last value of metric ``key`` in a run's Lightning CSV logs (``<run_dir>/logs/attempt<k>/
+    metrics.csv``, latest attempt that logged it); ``None`` without a log. ``run_dir`` is read
+    from the row, relative to the repository root unless absolute."""
+    if not row.get("run_dir"):
+        return None
+    run_dir = Path(row["run_dir"])
+    if not run_dir.is_absolute():
+        run_dir = Path(__file__).resolve().parent.parent / run_dir
+    logs = sorted((run_dir / "logs").glob("attempt*/metrics.csv"), key=lambda p: int(p.parent.name[7:]))
+    for log in reversed(logs):
+        with open(log, newline="") as f:
+            vals = [r[key] for r in csv.DictReader(f) if r.get(key)]
+        if vals:
+            return float(vals[-1])
+    return None
+
+
+def notes_md(cfg: dict) -> str:
+    """The preset's free-text ``notes:`` (not part of the run identity) as Markdown bullets."""
+    return "".join(f"- {note}\n" for note in cfg.get("notes") or [])

@@ -32,6 +32,19 @@ def time_fn(fn: Callable[[], object], warmup: int = 2, reps: int = 5,
     return statistics.median(times)
 
 
+def time_paired(fn: Callable[[], object], floor: Callable[[], object], warmup: int = 2, reps: int = 5,
+                device: torch.device | str | None = None) -> tuple[float, float]:
+    """Median wall times (s) of ``fn`` and ``floor``, measured alternately rep by rep so that both
+    see the same machine load (the CPU runners are shared)."""
+    time_fn(fn, warmup, 1, device)
+    time_fn(floor, warmup, 1, device)
+    a, b = [], []
+    for _ in range(reps):
+        a.append(time_fn(fn, 0, 1, device))
+        b.append(time_fn(floor, 0, 1, device))
+    return statistics.median(a), statistics.median(b)
+
+
 def forward_backward(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
     """A closure running forward + backward of ``module`` on ``x`` (parameter grads reset)."""
     def step() -> None:

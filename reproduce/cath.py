@@ -95,7 +95,7 @@ class Cath(Benchmark):
 
     def build_task(self, ctx, run, backbone):
         return Classify(backbone, num_classes=int(run.cfg["data"]["num_classes"]),
-                            optim=run.cfg.get("optim", {}))
+                        optim=run.cfg.get("optim", {}))
 
     def after_test(self, ctx, run, task, datamodule) -> dict:
         """DDP agreement (test accuracy and weights equal on every rank, records scored once) and,
@@ -161,7 +161,7 @@ class Cath(Benchmark):
             walls = T.floats(sel, "wall_s")
             body.append([tag, f"{int(ns[0])}" if ns else "–", PUBLISHED_FIG4,
                          *(T.fmt_mean_std(T.floats(by_model[m], "test_acc")) for m in LABELS),
-                         *(_fmt_loss([_final_train_loss(r) for r in by_model[m]]) for m in LABELS),
+                         *(_fmt_loss([T.last_logged(r, "train/loss_epoch") for r in by_model[m]]) for m in LABELS),
                          f"{sum(walls) / 60:.1f}" if walls else "–"])
             rot_body.append([tag, *(T.fmt_mean_std(T.floats(by_model[m], "test_acc_rotated")) for m in LABELS),
                              *(T.fmt_mean_std(T.floats(by_model[m], "equivariance_error_so3"), scale=1,
@@ -231,8 +231,7 @@ optimiser steps per run {'; '.join(per_factor) or '–'}{f'; SE3 batch-norm mome
 - The ResNet34 layout is reconstructed from the published facts (`models/cath_nets.py`); its count
   matches the paper's 15,878,764.
 """
-        for note in cfg.get("notes") or []:
-            text += f"- {note}\n"
+        text += T.notes_md(cfg)
         T.write_md(ctx.results_dir / "cath.md", text)
 
     def _plot(self, ctx, rows, factors, stand_in: bool) -> None:
@@ -268,22 +267,6 @@ optimiser steps per run {'; '.join(per_factor) or '–'}{f'; SE3 batch-norm mome
         ctx.results_dir.mkdir(parents=True, exist_ok=True)
         fig.savefig(ctx.results_dir / "cath.png", dpi=120)
         plt.close(fig)
-
-
-def _final_train_loss(row: dict) -> float | None:
-    """Last logged ``train/loss_epoch`` of a run, from its latest CSV log (None without a log)."""
-    import csv
-
-    run_dir = Path(row.get("run_dir", ""))
-    if not run_dir.is_absolute():
-        run_dir = Path(__file__).resolve().parent.parent / run_dir
-    logs = sorted((run_dir / "logs").glob("attempt*/metrics.csv"), key=lambda p: int(p.parent.name[7:]))
-    for log in reversed(logs):
-        with open(log, newline="") as f:
-            vals = [r["train/loss_epoch"] for r in csv.DictReader(f) if r.get("train/loss_epoch")]
-        if vals:
-            return float(vals[-1])
-    return None
 
 
 def _fmt_loss(values: list) -> str:

@@ -20,7 +20,6 @@ DIR2`` re-scores a saved checkpoint there. Writes ``results/rotated_mnist.{csv,m
 """
 from __future__ import annotations
 
-import csv
 import math
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ from datamodules.rotated_mnist import (RotatedMNISTDataModule, check_dir, ensure
                                        load_split, rotate_image)
 from reproduce import _tables as T
 from reproduce import _config
-from reproduce._runner import REPO_ROOT, Benchmark, main
+from reproduce._runner import Benchmark, main
 
 #: published test error (%), its source, and published parameter count
 PUBLISHED = {
@@ -54,19 +53,6 @@ ABLATION = ("hnet", "cnn")
 
 def _train_size(run) -> str:
     return str(run.setting.get("train_size", run.cfg["data"].get("train_size", "all")))
-
-
-def _final_train_acc(row: dict) -> float | None:
-    """Training accuracy of the last logged epoch, from the run's Lightning CSV log(s)."""
-    run_dir = REPO_ROOT / row.get("run_dir", "")
-    logs = sorted(run_dir.glob("logs/attempt*/metrics.csv")) if row.get("run_dir") else []
-    last = None
-    for log in logs:
-        with open(log, newline="") as f:
-            for rec in csv.DictReader(f):
-                if rec.get("train/acc"):
-                    last = float(rec["train/acc"])
-    return last
 
 
 def _fmt_schedule(sch: dict) -> str:
@@ -195,7 +181,7 @@ class RotatedMNIST(Benchmark):
             params = T.floats(rs, "params")
             walls = T.floats(rs, "wall_s")
             ntr = T.floats(rs, "n_train")
-            train_acc = [a for a in (_final_train_acc(r) for r in rs) if a is not None]
+            train_acc = [a for a in (T.last_logged(r, "train/acc") for r in rs) if a is not None]
             body.append([LABELS[m], f"{pub:.2f} % ({cite})", T.fmt_mean_std(T.floats(rs, "test_error"), digits=2),
                          f"{int(params[0]):,}" if params else "–", pub_params,
                          f"{int(ntr[0]):,}" if ntr else "–", T.fmt_mean_std(train_acc, digits=1),

@@ -125,8 +125,7 @@ class Tetris(Benchmark):
 - Data: generated on the fly from the run seed by `datamodules/tetris.py`, exactly the paper's
   protocol (there is no external dataset).
 """
-        for note in cfg.get("notes") or []:
-            text += f"- {note}\n"
+        text += T.notes_md(cfg)
         T.write_md(ctx.results_dir / "tetris.md", text)
 
     @staticmethod

@@ -233,6 +233,7 @@ class HConv2d(nn.Module):
                         row += [("re", t), (neg_im, t)] if p == 0 else [(im, t), ("re", t)]
                 layout.append(row)
         self._layout = layout
+
     def reset_parameters(self) -> None:
         nn.init.normal_(self.radial, 0.0, self._init_std)
         if self.phase is not None:
