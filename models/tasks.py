@@ -1,8 +1,9 @@
-"""Thin Lightning task wrappers around plain ``torch.nn`` backbones.
+"""Thin Lightning tasks around plain ``torch.nn`` backbones: :class:`Classify`, :class:`Segment`
+and :class:`Retrieve`, one step structure for all three.
 
-The backbones (``models.steerable``, ``models.harmonic``, ``models.deepsphere``, baselines) know
-nothing of Lightning. A task adds the loss, the metrics per stage and the optimiser recipe read
-from the config's ``optim`` section::
+The backbones (``models.steerable``, ``models.harmonic``, ``models.deepsphere``,
+``models.baselines``) know nothing of Lightning. A task adds the loss, the metrics of each stage
+and the optimiser recipe of the config's ``optim`` section (:class:`Optim`)::
 
     optim:
       name: adam            # adam | adamw | sgd
@@ -15,11 +16,15 @@ from the config's ``optim`` section::
       param_groups:         # optional learning-rate multipliers by parameter-name substring
         - {match: phase, lr_mult: 7.8}
 
-Metric keys: ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``.
+Every stage runs :meth:`Task._step`: ``out = backbone(x)``, ``loss(out, y)``, then the task's
+metrics. Metric keys: ``<stage>/loss`` and, per task, ``<stage>/acc`` (Classify, Retrieve),
+``<stage>/map``, ``<stage>/acc_mean``, ``<stage>/{recall,ap,iou}_<class>`` (Segment),
+``test/map`` (Retrieve, from a ranking of the whole test set).
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -27,66 +32,137 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
+STAGES = ("train", "val", "test")
 
-def build_optimizer(params_named: list[tuple[str, nn.Parameter]], optim: dict) -> torch.optim.Optimizer:
-    lr = float(optim.get("lr", 1e-3))
+
+# --------------------------------------------------------------------------- optimiser recipe
+@dataclass
+class Schedule:
+    """Multiplicative learning-rate factor per epoch (or step, ``interval: step``)."""
+
+    kind: Literal["constant", "step", "multistep", "exp", "exp_after"] = "constant"
+    step_size: int | None = None       # step: × gamma every step_size
+    gamma: float | None = None
+    milestones: list[int] | None = None  # multistep: × gamma at each milestone
+    start: int | None = None           # exp_after: constant until start, then × gamma per unit
+    interval: Literal["epoch", "step"] = "epoch"
+
+    def __post_init__(self) -> None:
+        need = {"constant": (), "step": ("step_size", "gamma"), "multistep": ("milestones", "gamma"),
+                "exp": ("gamma",), "exp_after": ("start", "gamma")}[self.kind]
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"schedule kind '{self.kind}' needs {', '.join(missing)}")
+
+    def factor(self, t: int) -> float:
+        if self.kind == "step":
+            return self.gamma ** (t // self.step_size)
+        if self.kind == "multistep":
+            return self.gamma ** sum(t >= m for m in self.milestones)
+        if self.kind == "exp":
+            return self.gamma ** t
+        if self.kind == "exp_after":
+            return self.gamma ** max(0, t - self.start)
+        return 1.0
+
+
+@dataclass
+class ParamGroup:
+    """Parameters whose name contains ``match`` get ``lr_mult`` × the learning rate."""
+
+    match: str
+    lr_mult: float = 1.0
+
+
+@dataclass
+class Optim:
+    """The ``optim`` section of a config.
+
+    >>> Optim.from_dict({"lr": 0.01, "schedule": {"kind": "step", "step_size": 2, "gamma": 0.5}}).schedule.factor(5)
+    0.25
+    """
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    eps: float = 1e-8
+    momentum: float = 0.9
+    l1: float = 0.0
+    l2: float = 0.0
+    schedule: Schedule = field(default_factory=Schedule)
+    param_groups: list[ParamGroup] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        for k in ("weight_decay", "l1", "l2", "eps"):
+            if getattr(self, k) < 0:
+                raise ValueError(f"{k} must be non-negative, got {getattr(self, k)}")
+        if isinstance(self.schedule, dict):
+            self.schedule = Schedule(**self.schedule)
+        self.param_groups = [g if isinstance(g, ParamGroup) else ParamGroup(**g) for g in self.param_groups]
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Optim":
+        return cls(**(d or {}))
+
+
+def build_optimizer(params_named: list[tuple[str, nn.Parameter]], optim: Optim) -> torch.optim.Optimizer:
     groups: list[dict[str, Any]] = []
-    rules = optim.get("param_groups") or []
     assigned: set[str] = set()
-    for rule in rules:
-        ps = [p for n, p in params_named if rule["match"] in n and n not in assigned]
-        assigned.update(n for n, _ in params_named if rule["match"] in n)
+    for rule in optim.param_groups:
+        ps = [p for n, p in params_named if rule.match in n and n not in assigned]
+        assigned.update(n for n, _ in params_named if rule.match in n)
         if ps:
-            groups.append({"params": ps, "lr": lr * float(rule.get("lr_mult", 1.0))})
+            groups.append({"params": ps, "lr": optim.lr * rule.lr_mult})
     rest = [p for n, p in params_named if n not in assigned]
     if rest:
-        groups.append({"params": rest, "lr": lr})
-    name = optim.get("name", "adam").lower()
-    wd = float(optim.get("weight_decay", 0.0))
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, weight_decay=wd, eps=float(optim.get("eps", 1e-8)))
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, weight_decay=wd, momentum=float(optim.get("momentum", 0.9)))
-    raise ValueError(f"unknown optimiser '{name}' (adam, adamw, sgd)")
+        groups.append({"params": rest, "lr": optim.lr})
+    if optim.name == "adam":
+        return torch.optim.Adam(groups, lr=optim.lr, weight_decay=optim.weight_decay, eps=optim.eps)
+    if optim.name == "adamw":
+        return torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+    return torch.optim.SGD(groups, lr=optim.lr, weight_decay=optim.weight_decay, momentum=optim.momentum)
 
 
-def lr_lambda(schedule: dict):
-    """Multiplicative learning-rate factor as a function of the epoch (or step) counter."""
-    kind = schedule.get("kind", "constant")
-    if kind == "constant":
-        return lambda t: 1.0
-    if kind == "step":  # x gamma every step_size
-        size, gamma = int(schedule["step_size"]), float(schedule["gamma"])
-        return lambda t: gamma ** (t // size)
-    if kind == "multistep":
-        milestones, gamma = list(schedule["milestones"]), float(schedule["gamma"])
-        return lambda t: gamma ** sum(t >= m for m in milestones)
-    if kind == "exp":
-        gamma = float(schedule["gamma"])
-        return lambda t: gamma ** t
-    if kind == "exp_after":  # constant until `start`, then x gamma per unit
-        start, gamma = int(schedule["start"]), float(schedule["gamma"])
-        return lambda t: gamma ** max(0, t - start)
-    raise ValueError(f"unknown lr schedule '{kind}' (constant, step, multistep, exp, exp_after)")
+# --------------------------------------------------------------------------- the shared task
+class Task(pl.LightningModule):
+    """Backbone + loss + metrics + optimiser; subclasses define :meth:`loss` and the metrics."""
 
-
-class Classify(pl.LightningModule):
-    """Cross-entropy classification around any backbone returning logits ``(B, num_classes)``."""
-
-    def __init__(self, backbone: nn.Module, num_classes: int, optim: dict | None = None):
+    def __init__(self, backbone: nn.Module, optim: dict | None = None):
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone
-        self.optim = dict(optim or {})
-        task = "multiclass"
-        self.acc = nn.ModuleDict({s: torchmetrics.Accuracy(task=task, num_classes=num_classes)
-                                  for s in ("train_", "val_", "test_")})
+        self.optim = Optim.from_dict(optim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of logits ``(B, K, ...)`` against class labels ``(B, ...)``."""
+        return F.cross_entropy(out, y)
+
+    def update_metrics(self, stage: str, out: torch.Tensor, y: torch.Tensor, batch) -> None:
+        """Accumulate (and log) this batch's metrics of ``stage``."""
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch[0], batch[1]
+        out = self(x)
+        loss = self.loss(out, y)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
+                 sync_dist=True, batch_size=len(y))
+        self.update_metrics(stage, out.detach(), y, batch)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    # -- L1/L2 as gradient terms -----------------------------------------------------------------
     def _penalised(self) -> list[nn.Parameter]:
         """Weights that L1/L2 act on: every ``weight`` of the backbone except those of ``nn.Linear``
         layers (se3cnn ``--lamb_conv_weight_*`` and ``--lamb_bn_weight_*``; its softmax-layer and
@@ -105,7 +181,7 @@ class Classify(pl.LightningModule):
         """Adds the gradient ``λ1·sign(w) + 2λ2·w`` of ``λ1·Σ|w| + λ2·Σw²`` before each optimiser
         step (as se3cnn's ``optimizers_L1L2.Adam`` does): the same update as a loss term, without an
         autograd graph over every weight."""
-        l1, l2 = float(self.optim.get("l1", 0.0)), float(self.optim.get("l2", 0.0))
+        l1, l2 = self.optim.l1, self.optim.l2
         if not (l1 or l2):
             return
         with torch.no_grad():
@@ -117,30 +193,163 @@ class Classify(pl.LightningModule):
                 if l2:
                     p.grad.add_(p, alpha=2 * l2)
 
-    def _shared_step(self, batch, stage: str) -> torch.Tensor:
-        x, y = batch
-        logits = self(x)
-        loss = F.cross_entropy(logits, y)
-        acc = self.acc[stage + "_"]
-        acc(logits.detach(), y)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 sync_dist=True, batch_size=len(y))
-        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._shared_step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._shared_step(batch, "test")
-
     def configure_optimizers(self):
         opt = build_optimizer(list(self.backbone.named_parameters()), self.optim)
-        schedule = dict(self.optim.get("schedule") or {"kind": "constant"})
-        interval = schedule.pop("interval", "epoch")
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(schedule))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, self.optim.schedule.factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": self.optim.schedule.interval}}
+
+
+# --------------------------------------------------------------------------- classification
+class Classify(Task):
+    """Cross-entropy classification around any backbone returning logits ``(B, num_classes)``."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, optim: dict | None = None):
+        super().__init__(backbone, optim)
+        self.save_hyperparameters(ignore=["backbone"])
+        # keys "train_", ...: nn.Module already has an attribute "train"
+        self.acc = nn.ModuleDict({f"{s}_": torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+                                  for s in STAGES})
+
+    def update_metrics(self, stage, out, y, batch) -> None:
+        acc = self.acc[stage + "_"]
+        acc(out, y)
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+
+
+# --------------------------------------------------------------------------- segmentation
+class Segment(Task):
+    """Dense classification: logits ``(B, K, *sites)`` against labels ``(B, *sites)``.
+
+    Loss: cross-entropy, weighted per class when ``class_weights`` is given (e.g. sklearn's
+    ``compute_class_weight('balanced')`` on the training labels). Metrics over the *whole* epoch
+    (torchmetrics accumulates every site before computing, not a mean of per-batch values):
+    per-class recall ("accuracy" of a class: correct sites of c / true sites of c) and its mean
+    ``acc_mean``; per-class average precision of the class probability and ``map``, the mean AP
+    over ``map_classes`` (default: all); per-class IoU; site accuracy ``acc``.
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int, optim: dict | None = None,
+                 class_weights: list[float] | None = None, map_classes: list[int] | None = None,
+                 class_names: list[str] | None = None):
+        super().__init__(backbone, optim)
+        self.save_hyperparameters(ignore=["backbone"])
+        if class_weights is not None and len(class_weights) != num_classes:
+            raise ValueError(f"class_weights has {len(class_weights)} entries for {num_classes} classes")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"class_names has {len(class_names)} entries for {num_classes} classes")
+        self.num_classes = num_classes
+        self.names = list(class_names or [str(c) for c in range(num_classes)])
+        self.map_classes = list(map_classes if map_classes is not None else range(num_classes))
+        if any(not 0 <= c < num_classes for c in self.map_classes):
+            raise ValueError(f"map_classes {self.map_classes} outside 0..{num_classes - 1}")
+        w = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+        self.register_buffer("class_weights", w)
+        from torchmetrics.classification import (MulticlassAccuracy, MulticlassAveragePrecision,
+                                                 MulticlassJaccardIndex, MulticlassRecall)
+        self.metrics = nn.ModuleDict({f"{s}_": nn.ModuleDict({
+            "recall": MulticlassRecall(num_classes, average=None),
+            "ap": MulticlassAveragePrecision(num_classes, average=None, thresholds=None),
+            "iou": MulticlassJaccardIndex(num_classes, average=None),
+            "acc": MulticlassAccuracy(num_classes, average="micro")}) for s in STAGES})
+
+    def loss(self, out, y):
+        return F.cross_entropy(out, y, weight=self.class_weights)
+
+    def update_metrics(self, stage, out, y, batch) -> None:
+        probs = out.softmax(1).movedim(1, -1).reshape(-1, self.num_classes)
+        flat = y.reshape(-1)
+        for m in self.metrics[stage + "_"].values():
+            m.update(probs, flat)
+
+    def _epoch_end(self, stage: str) -> None:
+        ms = self.metrics[stage + "_"]
+        recall, ap, iou = ms["recall"].compute(), ms["ap"].compute(), ms["iou"].compute()
+        out = {f"{stage}/acc": ms["acc"].compute(), f"{stage}/acc_mean": recall.mean(),
+               f"{stage}/map": ap[self.map_classes].mean()}
+        for c, name in enumerate(self.names):
+            out[f"{stage}/recall_{name}"] = recall[c]
+            out[f"{stage}/ap_{name}"] = ap[c]
+            out[f"{stage}/iou_{name}"] = iou[c]
+        self.log_dict(out, prog_bar=False)
+        for m in ms.values():
+            m.reset()
+
+    def on_train_epoch_end(self):
+        self._epoch_end("train")
+
+    def on_validation_epoch_end(self):
+        self._epoch_end("val")
+
+    def on_test_epoch_end(self):
+        self._epoch_end("test")
+
+
+# --------------------------------------------------------------------------- retrieval
+def retrieval_map(embeddings: torch.Tensor, labels: torch.Tensor, chunk: int = 1024) -> float:
+    """Mean average precision of ranking every other item by cosine similarity of its embedding,
+    relevant = same label; queries without any relevant item are left out.
+
+    AP(q) = (1 / |rel(q)|) Σ_k P@k · rel_k over the ranked list of the N − 1 other items.
+
+    >>> e = torch.tensor([[1., 0], [.9, .1], [0, 1], [.1, .9]])
+    >>> retrieval_map(e, torch.tensor([0, 0, 1, 1]))
+    1.0
+    >>> round(retrieval_map(e, torch.tensor([0, 1, 0, 1])), 4)  # (1/3 + 1/2 + 1/3 + 1/2) / 4
+    0.4167
+    """
+    e = F.normalize(embeddings.double(), dim=1)
+    n = len(e)
+    aps = []
+    for lo in range(0, n, chunk):
+        q = torch.arange(lo, min(lo + chunk, n))
+        sims = e[q] @ e.T
+        sims[torch.arange(len(q)), q] = -float("inf")  # the query itself ranks last ...
+        order = sims.argsort(dim=1, descending=True)[:, : n - 1]  # ... and is cut off
+        rel = (labels[order] == labels[q][:, None]).double()
+        k = torch.arange(1, n, dtype=torch.float64)
+        n_rel = rel.sum(1)
+        ap = ((rel.cumsum(1) / k) * rel).sum(1) / n_rel.clamp_min(1)
+        aps.append(ap[n_rel > 0])
+    aps = torch.cat(aps)
+    return float(aps.mean()) if len(aps) else float("nan")
+
+
+class Retrieve(Classify):
+    """Classification training, retrieval evaluation: at test time every item's embedding
+    (``backbone.embed(x)`` where the backbone has it, else its class scores) is kept, the test
+    set is ranked against itself (:func:`retrieval_map`, logged as ``test/map``) and
+    ``self.test_outputs`` holds ``embeddings``, ``scores``, ``labels`` and ``ids`` (a third
+    batch element, when the datamodule yields one) for benchmark-specific evaluators."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, optim: dict | None = None):
+        super().__init__(backbone, num_classes, optim)
+        self._kept: list[tuple[torch.Tensor, ...]] = []
+        self.test_outputs: dict[str, torch.Tensor] = {}
+
+    def update_metrics(self, stage, out, y, batch) -> None:
+        super().update_metrics(stage, out, y, batch)
+        if stage != "test":
+            return
+        with torch.no_grad():
+            emb = self.backbone.embed(batch[0]).detach() if hasattr(self.backbone, "embed") else out
+        ids = batch[2] if len(batch) > 2 else torch.arange(len(y), device=y.device) + sum(len(k[2]) for k in self._kept)
+        self._kept.append((emb, out.softmax(1), y, torch.as_tensor(ids, device=y.device)))
+
+    def on_test_epoch_start(self):
+        self._kept = []
+
+    def on_test_epoch_end(self):
+        if not self._kept:
+            return
+        parts = [torch.cat(p) for p in zip(*self._kept)]
+        if self.trainer is not None and self.trainer.world_size > 1:
+            parts = [self.all_gather(p).flatten(0, 1) for p in parts]
+        emb, scores, labels, ids = parts
+        self.test_outputs = {"embeddings": emb.cpu(), "scores": scores.cpu(), "labels": labels.cpu(),
+                             "ids": ids.cpu()}
+        self.log("test/map", retrieval_map(emb.cpu(), labels.cpu()), rank_zero_only=True)
+        self._kept = []
+
+
+__all__ = ["Optim", "Schedule", "ParamGroup", "build_optimizer", "Task", "Classify", "Segment",
+           "Retrieve", "retrieval_map", "STAGES"]

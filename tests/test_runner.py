@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from reproduce import _config
-from reproduce._runner import Run, current_rows, upsert_row, read_rows
+from reproduce.runner import config as _config
+from reproduce.runner.grid import current_rows
+from reproduce.runner.runs import Run
+from reproduce.runner.store import read_rows, upsert_row
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"

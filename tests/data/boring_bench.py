@@ -1,10 +1,12 @@
 """A tiny benchmark on the shared runner (test double, like Lightning's BoringModel).
 
-Two Gaussian blobs in 8 dimensions, an MLP; exercises the grid, resume, results files, --evaluate
-and DDP without any heavy model. Run as a script so Lightning's DDP launcher can re-execute it.
+Two Gaussian blobs in 8 dimensions, an MLP; exercises the grid, resume, results files, --evaluate,
+the declared table and DDP without any heavy model. Run as a script so Lightning's DDP launcher
+can re-execute it.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,19 +18,35 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules._common import InputError, is_stand_in, mark_stand_in
-from reproduce import _tables as T
-from reproduce._runner import Benchmark, main
+from datamodules._common import InputError, ensure_stand_in
+from reproduce.runner import Benchmark, main
+from reproduce.runner import tables as T
 
 
 class BlobData(pl.LightningDataModule):
-    def __init__(self, data_dir: Path, batch_size: int):
+    """``blobs.npz`` (keys ``x`` (n, 8), ``y`` (n,)) from ``data_dir``; halves/quarters split."""
+
+    def __init__(self, data_dir: Path, stand_in: bool = False, batch_size: int = 16,
+                 num_classes: int = 2, samples: int = 256):
         super().__init__()
-        self.data_dir, self.batch_size = Path(data_dir), batch_size
+        self.data_dir, self.stand_in, self.batch_size, self.samples = Path(data_dir), stand_in, batch_size, samples
+
+    def _write(self, d: Path) -> None:
+        rng = np.random.default_rng(0)
+        y = rng.integers(0, 2, self.samples)
+        x = rng.normal(size=(self.samples, 8)) + 1.5 * y[:, None]
+        np.savez(d / "blobs.npz", x=x, y=y)
+
+    def prepare_data(self) -> None:
+        if self.stand_in:
+            ensure_stand_in(self.data_dir, "boring", {"samples": self.samples}, self._write,
+                            f"two Gaussian blobs, {self.samples} samples")
+        f = self.data_dir / "blobs.npz"
+        if not f.is_file():
+            raise InputError(f"boring: missing {f}")
 
     def setup(self, stage=None):
-        f = self.data_dir / "blobs.npz"
-        with np.load(f, allow_pickle=False) as z:
+        with np.load(self.data_dir / "blobs.npz", allow_pickle=False) as z:
             x, y = torch.from_numpy(z["x"]).float(), torch.from_numpy(z["y"]).long()
         n = len(y)
         self.train = TensorDataset(x[: n // 2], y[: n // 2])
@@ -45,40 +63,36 @@ class BlobData(pl.LightningDataModule):
         return DataLoader(self.test, batch_size=self.batch_size)
 
 
+class MLP(nn.Sequential):
+    def __init__(self, hidden: int = 16, num_classes: int = 2):
+        super().__init__(nn.Linear(8, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+class Kill(pl.Callback):
+    """``EB_TEST_KILL_AT_EPOCH=k`` kills the process after epoch k's checkpoint (resume tests)."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        kill_at = os.environ.get("EB_TEST_KILL_AT_EPOCH")
+        if kill_at is not None and trainer.current_epoch + 1 >= int(kill_at):
+            trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
+            os._exit(17)
+
+
+REPORT = T.Report(
+    title="boring", reproduces="nothing",
+    sections=[T.Table(rows="model", columns=[T.Col("model", T.label({})),
+                                             T.Col("acc", T.mean_std("test_acc"))])],
+    headline=T.Headline("test accuracy", "–", lambda v: T.fmt_mean_std(T.floats(v.rows, "test_acc"))))
+
+
 class Boring(Benchmark):
     name = "boring"
     config_root = Path(__file__).resolve().parent / "configs"
-
-    def prepare_data(self, ctx, data_dir, generate):
-        if generate and not is_stand_in(data_dir):
-            rng = np.random.default_rng(0)
-            y = rng.integers(0, 2, 256)
-            x = rng.normal(size=(256, 8)) + 1.5 * y[:, None]
-            data_dir.mkdir(parents=True, exist_ok=True)
-            np.savez(data_dir / "blobs.npz", x=x, y=y)
-            mark_stand_in(data_dir, "two Gaussian blobs")
-        if not (data_dir / "blobs.npz").is_file():
-            raise InputError(f"boring: missing {data_dir / 'blobs.npz'}")
-
-    def build_datamodule(self, ctx, run):
-        return BlobData(ctx.data_dir, run.cfg["data"]["batch_size"])
-
-    def build_backbone(self, ctx, run):
-        h = run.cfg["model"]["hidden"]
-        return nn.Sequential(nn.Linear(8, h), nn.ReLU(), nn.Linear(h, 2))
+    datamodule = BlobData
+    models = {"mlp": MLP}
+    report = REPORT
 
     def callbacks(self, ctx, run):
-        """``EB_TEST_KILL_AT_EPOCH=k`` kills the process after epoch k's checkpoint (resume tests)."""
-        import os
-
-        kill_at = os.environ.get("EB_TEST_KILL_AT_EPOCH")
-
-        class Kill(pl.Callback):
-            def on_train_epoch_end(self, trainer, pl_module):
-                if kill_at is not None and trainer.current_epoch + 1 >= int(kill_at):
-                    trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
-                    os._exit(17)
-
         return [Kill()]
 
     def after_test(self, ctx, run, task, datamodule):
@@ -93,12 +107,6 @@ class Boring(Benchmark):
         (run.run_dir(ctx.runs_dir) / f"rank{rank}.json").write_text(
             json.dumps({"world": world, "checksum": checksum}))
         return {"world_size": world}
-
-    def write_table(self, ctx, rows):
-        body = [[m, T.fmt_mean_std(T.floats(T.select(rows, model=m), "test_acc"))]
-                for m in sorted({r["model"] for r in rows})]
-        T.write_md(ctx.results_dir / "boring.md",
-                   T.header("boring", "nothing", ctx, rows) + T.md_table(["model", "acc"], body))
 
 
 BENCH = Boring()

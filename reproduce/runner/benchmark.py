@@ -1,0 +1,154 @@
+"""What a benchmark declares, and the invocation context the runner hands it.
+
+A ``reproduce/<name>.py`` script subclasses :class:`Benchmark` and mostly *declares*:
+
+* ``datamodule`` — the LightningDataModule class; the config's ``data`` section becomes its
+  keyword arguments through the typed path of :func:`reproduce.runner.config.build`, plus what
+  :meth:`Benchmark.datamodule_args` supplies (data folder, stand-in flag, grid setting, seed);
+* ``models`` — the model registry, ``kind`` → backbone class; an entry of the config's
+  ``models`` section names its ``kind`` and the class's keyword arguments;
+* ``task`` — the Lightning task of :mod:`models.tasks` (``Classify``, ``Segment``, ``Retrieve``);
+* ``report`` — the results tables, as data (:class:`reproduce.runner.tables.Report`).
+
+and overrides hooks only for what is specific to it (``after_test`` for extra measurements,
+``custom_run`` for rows not trained with Lightning, ``callbacks``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from datamodules._common import InputError
+from reproduce.runner import config as C
+from reproduce.runner.runs import Run, global_rank
+from reproduce.runner.trainer import Launch, trainer_config
+
+
+@dataclass
+class Context:
+    """What a benchmark needs to know about this invocation."""
+
+    cfg: dict                 # the resolved preset config (before grid rows)
+    preset: str
+    launch: Launch
+    data_dir: Path | None
+    generate: bool            # write the offline stand-in into data_dir
+    data_source: str          # "real", "stand-in", or the benchmark's default_data_source
+    hardware: str
+    results_dir: Path
+    runs_dir: Path
+    code_version: str
+    evaluate: Path | None = None
+
+    @property
+    def is_rank_zero(self) -> bool:
+        return global_rank() == 0
+
+
+class Benchmark:
+    """Subclass per benchmark; declare, and override only what differs."""
+
+    name: ClassVar[str] = ""
+    #: folder holding ``<name>/{smoke,cpu,paper}.yaml``
+    config_root: ClassVar[Path] = C.CONFIG_ROOT
+    #: data_source written in rows when the benchmark reads no data folder
+    default_data_source: ClassVar[str] = "stand-in"
+    #: whether the benchmark reads ``--data-dir`` (False: data generated from the run seed)
+    uses_data_dir: ClassVar[bool] = True
+    datamodule: ClassVar[type | None] = None
+    models: ClassVar[dict[str, Any]] = {}
+    task: ClassVar[type | None] = None
+    report: ClassVar[Any] = None
+
+    # -- data ----------------------------------------------------------------------------------
+    def datamodule_args(self, ctx: Context, run: Run) -> dict:
+        """Arguments of the datamodule that do not come from the config's ``data`` section."""
+        return {"data_dir": ctx.data_dir, "stand_in": ctx.generate} if self.uses_data_dir else {}
+
+    def build_datamodule(self, ctx: Context, run: Run):
+        if self.datamodule is None:
+            raise InputError(f"{self.name}: no datamodule declared")
+        return C.build(self.datamodule, run.cfg.get("data"), "data", **self.datamodule_args(ctx, run))
+
+    def prepare_data(self, ctx: Context, runs: list[Run]) -> None:
+        """Write or validate the data once per distinct ``data`` section, before any training
+        (the datamodule's own ``prepare_data``: stand-in manifest, every split read)."""
+        seen = set()
+        for run in runs:
+            key = C.config_hash(run.cfg.get("data"))
+            if key in seen or self.datamodule is None:
+                continue
+            seen.add(key)
+            self.build_datamodule(ctx, run).prepare_data()
+
+    # -- model and task ------------------------------------------------------------------------
+    def model_ids(self, cfg: dict) -> list[str]:
+        return sorted((cfg.get("models") or {}).keys())
+
+    def model_class(self, run: Run):
+        kind = (run.cfg.get("model") or {}).get("kind")
+        if kind not in self.models:
+            raise InputError(f"{self.name}: models.{run.model}.kind '{kind}' is unknown; valid kinds: "
+                             f"{', '.join(sorted(self.models)) or 'none'}")
+        return self.models[kind]
+
+    def model_args(self, ctx: Context, run: Run) -> dict:
+        """Arguments of the backbone that do not come from its ``models.<id>`` entry."""
+        return {"num_classes": int(C.get(run.cfg, "data.num_classes"))}
+
+    def _model_section(self, run: Run) -> dict:
+        return {k: v for k, v in (run.cfg.get("model") or {}).items() if k != "kind"}
+
+    def build_backbone(self, ctx: Context, run: Run):
+        return C.build(self.model_class(run), self._model_section(run), f"models.{run.model}",
+                       **self.model_args(ctx, run))
+
+    def task_args(self, ctx: Context, run: Run, backbone) -> dict:
+        return {"backbone": backbone, "num_classes": int(C.get(run.cfg, "data.num_classes")),
+                "optim": run.cfg.get("optim") or {}}
+
+    def build_task(self, ctx: Context, run: Run, backbone):
+        from models.tasks import Classify
+        return C.build(self.task or Classify, run.cfg.get("task"), "task", **self.task_args(ctx, run, backbone))
+
+    def check(self, ctx: Context, run: Run) -> None:
+        """Validate a run's config against the classes it will build, without building them:
+        an unknown or mistyped key is an :class:`InputError` before any training."""
+        from models.tasks import Classify, Optim
+        trainer_config(run.cfg)
+        C.build(Optim, run.cfg.get("optim"), "optim")
+        if self.is_custom(run):
+            return
+        if self.datamodule is not None:
+            C.check_args(self.datamodule, run.cfg.get("data"), "data", self.datamodule_args(ctx, run))
+        C.check_args(self.model_class(run), self._model_section(run), f"models.{run.model}",
+                     self.model_args(ctx, run))
+        C.check_args(self.task or Classify, run.cfg.get("task"), "task", self.task_args(ctx, run, None))
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def is_custom(self, run: Run) -> bool:
+        """Whether this run is not trained with Lightning (see :meth:`custom_run`)."""
+        return False
+
+    def custom_run(self, ctx: Context, run: Run, run_dir: Path) -> dict:
+        """Metrics of a row not trained with Lightning (e.g. an SVM baseline)."""
+        raise InputError(f"{self.name}: run {run.model} is custom but no custom_run is defined")
+
+    def callbacks(self, ctx: Context, run: Run) -> list:
+        """Extra Lightning callbacks for this run."""
+        return []
+
+    def after_test(self, ctx: Context, run: Run, task, datamodule) -> dict:
+        """Extra columns measured on the trained model (e.g. equivariance errors)."""
+        return {}
+
+    # -- grid ------------------------------------------------------------------------------------
+    def grid(self, cfg: dict) -> list[tuple[str, dict, dict]]:
+        """(model, setting, dotted config overrides) per row, from ``cfg['grid']['rows']``."""
+        rows = []
+        for i, r in enumerate(C.get(cfg, "grid.rows")):
+            if not isinstance(r, dict) or "model" not in r:
+                raise InputError(f"config grid.rows[{i}] must be a mapping with a 'model' key")
+            rows.append((r["model"], dict(r.get("setting") or {}), dict(r.get("overrides") or {})))
+        return rows

@@ -1,0 +1,171 @@
+"""The command line every ``reproduce/<benchmark>.py`` shares, and its entry point :func:`main`.
+
+Options: ``--preset --runs --seed --gpus --num-nodes --cpu-procs --data-dir --stand-in --logger
+--results-dir --runs-dir --only --evaluate --list --table --max-epochs`` and ``key.sub=value``
+config overrides. Bad input raises :class:`datamodules._common.InputError`; :func:`main` prints
+one line ``error: …`` and returns 2 before anything is written to ``results/``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from datamodules._common import InputError, is_stand_in
+from reproduce.runner import config as C
+from reproduce.runner.benchmark import Benchmark, Context
+from reproduce.runner.grid import current_rows, expand_grid, list_grid, run_grid
+from reproduce.runner.runs import global_rank
+from reproduce.runner.store import REPO_ROOT, code_version, hardware, read_rows
+from reproduce.runner.trainer import Launch
+
+
+def build_parser(bench: Benchmark, doc: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"reproduce/{bench.name}.py", description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default=None,
+                   help="smoke | cpu | paper (default: paper with --gpus, else cpu)")
+    p.add_argument("--runs", type=int, default=None, help="repeats per row (default: config)")
+    p.add_argument("--seed", type=int, default=0, help="first seed; runs use seed..seed+R-1")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs per node; >1 runs DDP")
+    p.add_argument("--num-nodes", type=int, default=1, help="nodes (SLURM detected by Lightning)")
+    p.add_argument("--cpu-procs", type=int, default=1, help="DDP over N CPU processes (gloo)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the benchmark's published files (default: a generated "
+                        "stand-in under data/<benchmark>/)")
+    p.add_argument("--stand-in", action="store_true",
+                   help="write the offline stand-in into --data-dir (if not there) and use it")
+    p.add_argument("--logger", choices=["wandb", "csv", "none"], default="wandb",
+                   help="W&B (offline unless WANDB_MODE/WANDB_API_KEY say otherwise) + CSV; "
+                        "csv: CSV only; none: no per-step logs (results CSV is always written)")
+    p.add_argument("--results-dir", default=None,
+                   help="where <benchmark>.csv/.md go (default results/, smoke: results/smoke/)")
+    p.add_argument("--runs-dir", default=str(REPO_ROOT / "runs"), help="checkpoints and logs")
+    p.add_argument("--only", default=None, help="comma-separated models to run")
+    p.add_argument("--evaluate", default=None, metavar="CKPT",
+                   help="re-score a saved checkpoint on --data-dir (no training)")
+    p.add_argument("--list", action="store_true", help="print the grid and each run's state")
+    p.add_argument("--table", action="store_true",
+                   help="rewrite results/<benchmark>.md (and figures) from its CSV; train nothing")
+    p.add_argument("--max-epochs", type=int, default=None, help="override trainer.max_epochs")
+    p.add_argument("overrides", nargs="*", help="config overrides, key.sub=value")
+    return p
+
+
+def resolve_config(bench: Benchmark, args: argparse.Namespace) -> dict:
+    preset = args.preset or ("paper" if args.gpus else "cpu")
+    cfg = C.load_preset(bench.name, preset, bench.config_root)
+    cfg = C.apply_overrides(cfg, args.overrides)
+    if args.runs is not None:
+        if args.runs < 1:
+            raise InputError("--runs must be at least 1")
+        cfg.setdefault("grid", {})["runs"] = args.runs
+    if args.max_epochs is not None:
+        cfg.setdefault("trainer", {})["max_epochs"] = args.max_epochs
+    return cfg
+
+
+def resolve_data_dir(bench: Benchmark, args: argparse.Namespace, preset: str) -> tuple[Path | None, bool]:
+    """(data dir, whether to generate the stand-in there)."""
+    if not bench.uses_data_dir:
+        return None, False
+    if args.data_dir is None:
+        return REPO_ROOT / "data" / bench.name / f"stand-in-{preset}", True
+    d = Path(args.data_dir).expanduser().resolve()
+    if args.stand_in:
+        return d, True
+    if not d.exists():
+        raise InputError(f"{bench.name}: --data-dir {d} does not exist (give the folder with the "
+                         f"published files, or add --stand-in to generate the offline stand-in)")
+    if not d.is_dir():
+        raise InputError(f"{bench.name}: --data-dir {d} is not a directory")
+    return d, False
+
+
+def results_dir_for(args: argparse.Namespace, preset: str) -> Path:
+    return (Path(args.results_dir) if args.results_dir else
+            REPO_ROOT / "results" / ("smoke" if preset == "smoke" else "")).resolve()
+
+
+def _only(args: argparse.Namespace) -> list[str] | None:
+    if args.only is None:
+        return None
+    return [m.strip() for m in args.only.split(",") if m.strip()]
+
+
+def _wait_for_stand_in(data_dir: Path, timeout_s: float = 3600) -> None:
+    import time
+    t0 = time.time()
+    while not is_stand_in(data_dir):
+        if time.time() - t0 > timeout_s:
+            raise InputError(f"rank {global_rank()}: stand-in in {data_dir} never appeared")
+        time.sleep(2)
+
+
+def render_table(bench: Benchmark, cfg: dict, results_dir: Path, seed: int = 0) -> Path | None:
+    """Rewrite ``results/<name>.md`` from the CSV rows of this preset and grid."""
+    from reproduce.runner.tables import render
+    rows = current_rows(read_rows(results_dir / f"{bench.name}.csv"), cfg["preset"],
+                        expand_grid(bench, cfg, seed))
+    return render(bench, cfg, rows, results_dir)
+
+
+def main(bench: Benchmark, doc: str | None = None, argv: list[str] | None = None) -> int:
+    args = build_parser(bench, doc).parse_args(argv)
+    try:
+        return _main(bench, args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(bench: Benchmark, args: argparse.Namespace) -> int:
+    cfg = resolve_config(bench, args)
+    preset = cfg["preset"]
+    for name, val in (("--gpus", args.gpus), ("--cpu-procs", args.cpu_procs - 1),
+                      ("--num-nodes", args.num_nodes - 1)):
+        if val < 0:
+            raise InputError(f"{name} must be non-negative")
+    if args.gpus and args.cpu_procs > 1:
+        raise InputError("--gpus and --cpu-procs exclude each other")
+    results_dir = results_dir_for(args, preset)
+    runs = expand_grid(bench, cfg, args.seed, _only(args))
+    if args.table:
+        path = render_table(bench, cfg, results_dir, args.seed)
+        print(f"[{bench.name}] table: {os.path.relpath(path, Path.cwd()) if path else 'none'}",
+              file=sys.stderr)
+        return 0
+    if not runs and not args.evaluate:
+        raise InputError(f"nothing to run: the grid of {bench.name}/{preset} is empty"
+                         + (f" for --only {args.only}" if args.only else ""))
+    data_dir, generate = resolve_data_dir(bench, args, preset)
+    if args.evaluate and args.data_dir is None and bench.uses_data_dir:
+        raise InputError("--evaluate needs --data-dir (the data to score the checkpoint on)")
+    launch = Launch(gpus=args.gpus, num_nodes=args.num_nodes, cpu_procs=args.cpu_procs, logger=args.logger)
+    ctx = Context(cfg=cfg, preset=preset, launch=launch, data_dir=data_dir, generate=generate,
+                  data_source="", hardware=hardware(args.gpus, args.num_nodes, args.cpu_procs),
+                  results_dir=results_dir, runs_dir=Path(args.runs_dir).resolve(),
+                  code_version=code_version(), evaluate=Path(args.evaluate) if args.evaluate else None)
+    if args.list:
+        list_grid(ctx, runs)
+        return 0
+    for run in runs:
+        bench.check(ctx, run)
+    if data_dir is not None:
+        if generate and global_rank() > 0:
+            _wait_for_stand_in(data_dir)
+        bench.prepare_data(ctx, runs)
+        ctx.data_source = "stand-in" if is_stand_in(data_dir) else "real"
+    else:
+        ctx.data_source = bench.default_data_source
+    if args.evaluate:
+        from reproduce.runner.evaluate import evaluate
+        evaluate(bench, ctx, Path(args.evaluate))
+        return 0
+    rows = run_grid(bench, ctx, runs)
+    if ctx.is_rank_zero:
+        path = render_table(bench, cfg, results_dir, args.seed)
+        print(f"[{bench.name}] {len(rows)} runs; table: "
+              f"{os.path.relpath(path, Path.cwd()) if path else 'none'}", file=sys.stderr)
+    return 0

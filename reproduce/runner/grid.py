@@ -1,0 +1,112 @@
+"""The resumable grid: expand (model × setting × seed) into runs, run what is not finished,
+and say which CSV rows a table should show.
+
+A finished run (its folder has ``done``) is skipped; an unfinished one resumes from
+``last.ckpt``. Each finished run writes ``row.json`` and is upserted into
+``results/<benchmark>.csv`` before ``done`` (written last).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import yaml
+
+from datamodules._common import InputError, atomic_write_text
+from reproduce.runner import config as C
+from reproduce.runner.runs import Run
+from reproduce.runner.store import REPO_ROOT, now, upsert_row
+from reproduce.runner.trainer import fit_and_test
+
+
+def expand_grid(bench, cfg: dict, seed: int = 0, only: list[str] | None = None) -> list[Run]:
+    """The runs of the grid (``only`` keeps those models)."""
+    known = set(bench.model_ids(cfg))
+    if only is not None:
+        bad = [m for m in only if m not in known]
+        if bad:
+            raise InputError(f"unknown model(s) {', '.join(bad)} for {bench.name}; "
+                             f"valid: {', '.join(sorted(known))}")
+    runs_per_row = C.get(cfg, "grid.runs", 1)
+    if not isinstance(runs_per_row, int) or isinstance(runs_per_row, bool) or runs_per_row < 1:
+        raise InputError(f"config grid.runs: expected an int >= 1, got {runs_per_row!r}")
+    # run identity = every hyper-parameter; not the grid itself nor free-text table notes
+    base = {k: v for k, v in cfg.items() if k not in ("grid", "notes")}
+    out = []
+    for model, setting, overrides in bench.grid(cfg):
+        if model not in known:
+            raise InputError(f"config grid row names model '{model}', which has no entry "
+                             f"under models: ({', '.join(sorted(known))})")
+        if only is not None and model not in only:
+            continue
+        rcfg = C.set_dotted(base, overrides)
+        # the chosen entry of `models:`, updated by `model.<key>` overrides of this grid row
+        rcfg["model"] = C.deep_merge(cfg["models"][model], rcfg.get("model") or {})
+        rcfg.pop("models", None)
+        for i in range(runs_per_row):
+            out.append(Run(bench.name, model, setting, seed + i, cfg["preset"], rcfg))
+    return out
+
+
+def current_rows(rows: list[dict], preset: str, grid: list[Run]) -> list[dict]:
+    """CSV rows of ``preset`` that the table should show: a row whose (model, setting, seed) is a
+    cell of the current grid but whose run id differs was made with an earlier config and is
+    dropped (it stays in the CSV); rows of cells outside the grid (e.g. extra seeds of an earlier
+    ``--runs``) are kept."""
+    cells = {r.cell: r.run_id for r in grid}
+    out = []
+    for row in rows:
+        if row.get("preset") != preset:
+            continue
+        want = cells.get((row.get("model"), row.get("setting"), str(row.get("seed"))))
+        if want is not None and row.get("run_id") != want:
+            continue
+        out.append(row)
+    return out
+
+
+def run_grid(bench, ctx, runs: list[Run]) -> list[dict]:
+    rows = []
+    csv_path = ctx.results_dir / f"{bench.name}.csv"
+    todo = [r for r in runs if not (r.run_dir(ctx.runs_dir) / "done").is_file()]
+    if ctx.is_rank_zero:
+        print(f"[{bench.name}] preset={ctx.preset} data={ctx.data_source} hardware={ctx.hardware}: "
+              f"{len(runs)} runs, {len(runs) - len(todo)} finished, {len(todo)} to do",
+              file=sys.stderr)
+    for i, run in enumerate(runs):
+        run_dir = run.run_dir(ctx.runs_dir)
+        done = run_dir / "done"
+        if done.is_file():
+            rows.append(json.loads((run_dir / "row.json").read_text()))
+            continue
+        if ctx.is_rank_zero:
+            print(f"[{bench.name}] run {i + 1}/{len(runs)}: {run.model} {run.setting_str} "
+                  f"seed={run.seed} -> {os.path.relpath(run_dir, REPO_ROOT)}", file=sys.stderr)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(
+                {"benchmark": run.benchmark, "model_name": run.model, "setting": run.setting,
+                 "seed": run.seed, "preset": run.preset, "config": run.cfg}, sort_keys=False))
+        started = now()
+        metrics = fit_and_test(bench, ctx, run)
+        row = {"model": run.model, "setting": run.setting_str, "seed": run.seed,
+               "preset": run.preset, "data_source": ctx.data_source, "hardware": ctx.hardware,
+               "code_version": ctx.code_version, "started_at": started,
+               **{f"setting_{k}": v for k, v in run.setting.items()},
+               **metrics, "run_id": run.run_id,
+               "run_dir": os.path.relpath(run_dir, REPO_ROOT)}
+        if ctx.is_rank_zero:
+            atomic_write_text(run_dir / "row.json", json.dumps(row, indent=1, default=str))
+            upsert_row(csv_path, row)
+            atomic_write_text(done, started + "\n")  # written last: the run is finished
+        rows.append(row)
+    return rows
+
+
+def list_grid(ctx, runs: list[Run]) -> None:
+    for run in runs:
+        d = run.run_dir(ctx.runs_dir)
+        state = "done" if (d / "done").is_file() else (
+            "resumable" if (d / "checkpoints" / "last.ckpt").is_file() else "todo")
+        print(f"{state:9s} {run.model:18s} {run.setting_str:28s} seed={run.seed}  "
+              f"{os.path.relpath(d, REPO_ROOT)}")

@@ -1,0 +1,106 @@
+"""Results store and provenance: the CSV files of ``results/`` and what every row says about
+where it came from. Used by the training grid and by the cross-cutting scripts
+(``equivariance_sphere``, ``speed``) alike.
+
+A results CSV has one row per finished run; its first columns are :data:`CSV_FIRST`
+(``shared/CONVENTIONS.md``), benchmark columns follow in the order they first appear. Every
+write goes through a temporary file and ``os.replace``: a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+from datamodules._common import atomic_write_text
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: columns first in every results CSV, in this order; benchmark columns follow
+CSV_FIRST = ["model", "setting", "seed", "preset", "data_source", "hardware", "code_version",
+             "started_at", "params", "wall_s"]
+
+
+# --------------------------------------------------------------------------- provenance
+def code_version() -> str:
+    """``git describe --always --dirty`` of the checkout, or ``unknown``."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def hardware(gpus: int = 0, num_nodes: int = 1, cpu_procs: int = 1) -> str:
+    """What a run ran on, as the tables print it: ``cpu x2``, ``cpu x2, 2 DDP procs``,
+    ``4x NVIDIA H200``."""
+    if gpus:
+        import torch
+        name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "GPU"
+        return f"{gpus * num_nodes}x {name}"
+    extra = f", {cpu_procs} DDP procs" if cpu_procs > 1 else ""
+    return f"cpu x{cpu_cores()}{extra}"
+
+
+def machine(device: str = "cpu") -> str:
+    """A longer description for benchmarks of speed: device name, or cores, CPU and threads."""
+    import torch
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return (f"cpu x{cpu_cores()} ({platform.processor() or platform.machine()}), "
+            f"{torch.get_num_threads()} threads")
+
+
+def now() -> str:
+    """UTC time stamp of a run's start, ``2026-11-24T10:31:02+00:00``."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def provenance(preset: str, data_source: str, hardware_: str, version: str | None = None,
+               started_at: str | None = None) -> dict:
+    """The provenance columns of a row (``CONVENTIONS.md``)."""
+    return {"preset": preset, "data_source": data_source, "hardware": hardware_,
+            "code_version": version if version is not None else code_version(),
+            "started_at": started_at or now()}
+
+
+# --------------------------------------------------------------------------- CSV
+def read_rows(path: str | os.PathLike) -> list[dict]:
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def columns(rows: list[dict], first: list[str] = CSV_FIRST) -> list[str]:
+    cols = [c for c in first if any(c in r for r in rows)]
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    return cols
+
+
+def write_rows(path: str | os.PathLike, rows: list[dict], first: list[str] = CSV_FIRST) -> None:
+    """Write ``rows`` as a CSV (columns: ``first`` that occur, then the others), atomically."""
+    cols = columns(rows, first)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: ("" if r.get(c) is None else r.get(c, "")) for c in cols})
+    atomic_write_text(path, buf.getvalue())
+
+
+def upsert_row(path: str | os.PathLike, row: dict) -> None:
+    """Insert or replace (by ``run_id``) one row of a results CSV, atomically."""
+    rows = [r for r in read_rows(path) if r.get("run_id") != row.get("run_id")]
+    rows.append({k: ("" if v is None else v) for k, v in row.items()})
+    write_rows(path, rows)

@@ -1,0 +1,501 @@
+"""Results tables declared as data, and the one renderer of ``results/<benchmark>.md``.
+
+A benchmark states its report once::
+
+    REPORT = Report(
+        title="Tetris: ...", reproduces="Weiler et al. 2018, §5.1 ...",
+        sections=[Table(rows="model", order=[...], columns=[
+            Col("model", label(LABELS)),
+            Col("published test acc", published(PUBLISHED)),
+            Col("reproduced test acc (mean ± std, n runs)", mean_std("test_acc")), ...]),
+            Figure("tetris.png", plot_fn, "test accuracy, published vs reproduced")],
+        notes=["static note", callable_note], headline=Headline(...))
+
+and :func:`render` turns the finished runs' CSV rows plus the preset's config into Markdown (and
+PNG figures), atomically. Everything the text says comes from those two inputs — never from a
+run folder, a data folder or the clock — so that rendering the committed CSV reproduces the
+committed table byte for byte (``tests/test_golden_tables.py``). The header says what produced
+the rows (preset, data source, hardware, code version, dates); the notes start with what the
+preset changes from ``paper``, derived from the two configs (:func:`preset_changes`), then the
+benchmark's notes, then the preset's free-text ``notes:``. :func:`render` also keeps the
+suite-at-a-glance index ``results/README.md`` (one row per benchmark, its headline number).
+"""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from datamodules._common import atomic_write_text
+from reproduce.runner import config as C
+
+# --------------------------------------------------------------------------- row helpers
+def floats(rows: Iterable[dict], key: str) -> list[float]:
+    """The numeric values of column ``key`` (blank and NaN cells skipped)."""
+    out = []
+    for r in rows:
+        try:
+            f = float(r.get(key, ""))
+        except (TypeError, ValueError):
+            continue
+        if not math.isnan(f):
+            out.append(f)
+    return out
+
+
+def mean_std_n(values: list[float]) -> tuple[float, float, int]:
+    """Mean, sample standard deviation (0 for one value) and count; NaNs for none."""
+    if not values:
+        return float("nan"), float("nan"), 0
+    m = statistics.fmean(values)
+    s = statistics.stdev(values) if len(values) > 1 else 0.0
+    return m, s, len(values)
+
+
+def fmt_mean_std(values: list[float], scale: float = 100.0, digits: int = 1, unit: str = " %") -> str:
+    """``'99.1 ± 1.7 % (n=17)'``; ``'–'`` when there is nothing.
+
+    >>> fmt_mean_std([0.5, 0.7])
+    '60.0 ± 14.1 % (n=2)'
+    >>> fmt_mean_std([0.1234], scale=1, digits=3, unit="")
+    '0.123 ± 0.000 (n=1)'
+    """
+    m, s, n = mean_std_n(values)
+    if n == 0:
+        return "–"
+    return f"{m * scale:.{digits}f} ± {s * scale:.{digits}f}{unit} (n={n})"
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as CSV text reads them: ``'4' == 4 == '4.0'``, ``'x' == 'x'``."""
+    if str(a) == str(b):
+        return True
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def select(rows: Iterable[dict], **eq) -> list[dict]:
+    """Rows whose columns equal the given values (compared as :func:`same` does)."""
+    return [r for r in rows if all(same(r.get(k), v) for k, v in eq.items())]
+
+
+def md_table(headers: list[str], body: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for row in body:
+        lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def fmt_value(v: Any) -> str:
+    """A config value as the notes print it (``unset`` for a key one config lacks)."""
+    if v is C.MISSING:
+        return "unset"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(fmt_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {fmt_value(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+# --------------------------------------------------------------------------- the view a table sees
+@dataclass
+class View:
+    """What a table is rendered from: the finished rows of one preset and its config."""
+
+    bench: Any
+    cfg: dict
+    rows: list[dict]
+    results_dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.bench.name
+
+    @property
+    def preset(self) -> str:
+        return self.cfg["preset"]
+
+    def select(self, **eq) -> list[dict]:
+        return select(self.rows, **eq)
+
+    def values(self, key: str) -> list[str]:
+        """Distinct non-empty values of a column, in order of first appearance."""
+        return list(dict.fromkeys(str(r[key]) for r in self.rows if r.get(key) not in (None, "")))
+
+    @property
+    def data_sources(self) -> list[str]:
+        return sorted({r.get("data_source", "") for r in self.rows} - {""})
+
+    @property
+    def stand_in(self) -> bool:
+        return "stand-in" in self.data_sources
+
+    def paper_cfg(self) -> dict:
+        return C.load_preset(self.name, "paper", self.bench.config_root)
+
+    def model_cfg(self, model: str) -> dict:
+        return (self.cfg.get("models") or {}).get(model, {})
+
+
+# --------------------------------------------------------------------------- cells
+#: a cell turns the rows of one table row (and the row's key) into text
+Cell = Callable[[list[dict], Any, View], str]
+
+
+def _where(rows: list[dict], where: dict | None) -> list[dict]:
+    return select(rows, **where) if where else rows
+
+
+def mean_std(key: str, scale: float = 100.0, digits: int = 1, unit: str = " %",
+             where: dict | None = None) -> Cell:
+    """``mean ± std unit (n=k)`` of a column."""
+    return lambda rows, k, v: fmt_mean_std(floats(_where(rows, where), key), scale, digits, unit)
+
+
+def first_int(key: str, where: dict | None = None) -> Cell:
+    """The column's first value as ``12,345``."""
+    def cell(rows, k, v):
+        xs = floats(_where(rows, where), key)
+        return f"{int(xs[0]):,}" if xs else "–"
+    return cell
+
+
+def max_text(key: str, where: dict | None = None) -> Cell:
+    """The largest text of a column (for preformatted numbers such as ``7.53e-15``)."""
+    return lambda rows, k, v: max((r.get(key, "") for r in _where(rows, where)), default="–")
+
+
+def mean_of(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = None) -> Cell:
+    """Plain mean of a column (e.g. wall seconds → minutes with ``scale=1/60``)."""
+    def cell(rows, k, v):
+        xs = floats(_where(rows, where), key)
+        return f"{statistics.fmean(xs) * scale:.{digits}f}" if xs else "–"
+    return cell
+
+
+def total(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = None) -> Cell:
+    def cell(rows, k, v):
+        xs = floats(_where(rows, where), key)
+        return f"{sum(xs) * scale:.{digits}f}" if xs else "–"
+    return cell
+
+
+def label(labels: dict) -> Cell:
+    """The row key's label (the key itself when it has none)."""
+    return lambda rows, k, v: str(labels.get(k, k))
+
+
+def lookup(values: dict, default: str = "–") -> Cell:
+    """A per-row-key constant, e.g. a published value with its citation."""
+    return lambda rows, k, v: str(values.get(k, default))
+
+
+def const(text: str) -> Cell:
+    return lambda rows, k, v: text
+
+
+# --------------------------------------------------------------------------- sections
+@dataclass
+class Col:
+    header: str | Callable[[View], str]
+    cell: Cell
+
+
+@dataclass
+class Table:
+    """A Markdown table whose rows are the distinct values of the CSV column ``rows``.
+
+    ``order`` fixes which row keys appear and in which order (keys without rows are skipped);
+    without it the keys present are sorted numerically where they are numbers. ``where``
+    filters the CSV rows first. ``for_each`` repeats the table for every value of another
+    column, with ``heading`` / ``intro`` formatted with ``{value}`` (or callables of
+    ``(view, value)``). ``after`` is text (or a callable of the view) after the table; a table
+    without any row renders nothing, unless ``always`` is set."""
+
+    columns: list[Col]
+    rows: str = "model"
+    order: Sequence | Callable[[View], Sequence] | None = None
+    where: dict = field(default_factory=dict)
+    heading: str | Callable[..., str] = ""
+    intro: str | Callable[..., str] = ""
+    after: str | Callable[[View], str] = ""
+    for_each: str | None = None
+    always: bool = False
+
+    def _keys(self, view: View, rows: list[dict]) -> list:
+        present = list(dict.fromkeys(str(r[self.rows]) for r in rows if r.get(self.rows) not in (None, "")))
+        order = self.order(view) if callable(self.order) else self.order
+        if order is not None:
+            return [k for k in order if any(same(k, p) for p in present)]
+        try:
+            return sorted(present, key=float)
+        except ValueError:
+            return present
+
+    def _one(self, view: View, rows: list[dict], value=None) -> str:
+        keys = self._keys(view, rows)
+        if not keys and not self.always:
+            return ""
+        body = [[c.cell(select(rows, **{self.rows: k}), k, view) for c in self.columns] for k in keys]
+        heads = [c.header(view) if callable(c.header) else c.header for c in self.columns]
+        text = ""
+        for part in (self.heading, self.intro):
+            if callable(part):
+                text += part(view, value) if self.for_each else part(view)
+            elif part:
+                text += part.format(value=value)
+        return text + md_table(heads, body)
+
+    def render(self, view: View) -> str:
+        rows = select(view.rows, **self.where) if self.where else view.rows
+        if self.for_each:
+            vals = list(dict.fromkeys(str(r[self.for_each]) for r in rows if r.get(self.for_each) not in (None, "")))
+            try:
+                vals.sort(key=float)
+            except ValueError:
+                pass
+            text = "".join(self._one(view, select(rows, **{self.for_each: v}), v) for v in vals)
+        else:
+            text = self._one(view, rows)
+        if not text:
+            return ""
+        return text + (self.after(view) if callable(self.after) else self.after)
+
+
+@dataclass
+class Text:
+    """Free text: a string, or a callable of the view (return "" to leave nothing)."""
+
+    text: str | Callable[[View], str]
+
+    def render(self, view: View) -> str:
+        return self.text(view) if callable(self.text) else self.text
+
+
+@dataclass
+class Figure:
+    """A PNG written next to the table by ``plot(view)`` (a matplotlib figure, or None for
+    nothing to plot), embedded as ``![alt](file)``; ``when(view)`` may switch it off."""
+
+    file: str
+    plot: Callable[[View], Any]
+    alt: str
+    before: str = "\n"
+    after: str = "\n"
+    when: Callable[[View], bool] | None = None
+    dpi: int = 120
+
+    def render(self, view: View) -> str:
+        if self.when is not None and not self.when(view):
+            return ""
+        fig = self.plot(view)
+        if fig is None:
+            return ""
+        save_figure(fig, view.results_dir / self.file, self.dpi)
+        return f"{self.before}![{self.alt}]({self.file}){self.after}"
+
+
+@dataclass
+class Headline:
+    """The benchmark's one number for ``results/README.md``: what it is, its published value,
+    and the reproduced one computed from the rows."""
+
+    what: str
+    published: str
+    reproduced: Callable[[View], str]
+
+
+@dataclass
+class Report:
+    """Everything ``results/<name>.md`` says, declared once per benchmark."""
+
+    title: str
+    reproduces: str
+    sections: list
+    notes: list = field(default_factory=list)
+    #: text right after the header bullets (e.g. the stand-in disclaimer), str or callable
+    preamble: str | Callable[[View], str] = ""
+    #: describes data sources in the header, e.g. {"synthetic": "synthetic by construction"}
+    data_labels: dict = field(default_factory=dict)
+    #: the header's "Runs:" line, replaced for scripts whose rows are not runs
+    count_line: Callable[[View], str] | None = None
+    headline: Headline | None = None
+
+
+# --------------------------------------------------------------------------- figures
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> None:
+    """Save a matplotlib figure as PNG through a temporary file and ``os.replace``, then close it."""
+    plt = pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- header and notes
+def command(view: View) -> str:
+    """The command that regenerates the table: the preset's command (finished runs are skipped,
+    missing ones trained), with ``--data-dir`` when the rows were made on real data."""
+    real = " --data-dir DIR" if "real" in view.data_sources else ""
+    return f"python reproduce/{view.name}.py --preset {view.preset}{real}"
+
+
+def header(report: Report, view: View) -> str:
+    rows = view.rows
+    hw = sorted({r.get("hardware", "") for r in rows} - {""}) or ["–"]
+    srcs = [report.data_labels.get(s, s) for s in view.data_sources] or ["–"]
+    versions = sorted({r.get("code_version", "") for r in rows} - {""})
+    dates = sorted({r.get("started_at", "")[:10] for r in rows} - {""})
+    walls = floats(rows, "wall_s")
+    count = (report.count_line(view) if report.count_line else
+             f"Runs: {len(rows)} finished, total wall time {sum(walls) / 60:.1f} min")
+    lines = [f"# {report.title}", "", f"Reproduces: {report.reproduces}", "",
+             f"- Regenerate: `{command(view)}`",
+             f"- Preset: `{view.preset}`",
+             f"- Data: {', '.join(srcs)}",
+             f"- Hardware: {', '.join(hw)}",
+             f"- {count}",
+             f"- Code version: {', '.join(versions) or 'unknown'}",
+             f"- Runs started: {' – '.join(dict.fromkeys([dates[0], dates[-1]])) if dates else '–'}"]
+    extra = report.preamble(view) if callable(report.preamble) else report.preamble
+    if extra:
+        lines += ["", extra.strip()]
+    return "\n".join(lines) + "\n\n"
+
+
+def _grid_cells(bench, cfg: dict) -> dict[tuple[str, str], dict]:
+    from reproduce.runner.grid import expand_grid
+    one = C.deep_merge(cfg, {"grid": {"runs": 1}})
+    return {(r.model, r.setting_str): r.cfg for r in expand_grid(bench, one)}
+
+
+def preset_changes(bench, cfg: dict, paper: dict) -> list[str]:
+    """What ``cfg`` changes from the ``paper`` preset, one line per difference, derived from the
+    two resolved configs: every differing value outside the grid, the grid's size, and per grid
+    row (model, setting) the values that row's resolved config changes beyond those."""
+    skip = ("preset", "notes", "grid.rows")
+    glob = [(k, a, b) for k, a, b in C.diff(paper, cfg) if not k.startswith(skip)]
+    lines = [f"`{k}`: {fmt_value(a)} → {fmt_value(b)}" for k, a, b in glob]
+    # the same change seen from inside a run's config (models.<id>.x is model.x there)
+    seen = {(k, repr(a), repr(b)) for k, a, b in glob}
+    mine, theirs = _grid_cells(bench, cfg), _grid_cells(bench, paper)
+    dropped = [f"{m} {s}" for (m, s) in theirs if (m, s) not in mine]
+    added = [f"{m} {s}" for (m, s) in mine if (m, s) not in theirs]
+    if dropped:
+        lines.append(f"grid rows not run ({len(dropped)} of {len(theirs)}): {', '.join(dropped)}")
+    if added:
+        lines.append(f"grid rows not in `paper`: {', '.join(added)}")
+    for (m, s), rc in mine.items():
+        if (m, s) not in theirs:
+            continue
+        row = []
+        for k, a, b in C.diff(theirs[(m, s)], rc):
+            owner = f"models.{m}.{k[len('model.'):]}" if k.startswith("model.") else k
+            if (owner, repr(a), repr(b)) in seen:
+                continue
+            row.append(f"`{k}` {fmt_value(a)} → {fmt_value(b)}")
+        if row:
+            lines.append(f"row {m} {s}: " + ", ".join(row))
+    return lines
+
+
+def notes_section(report: Report, view: View) -> str:
+    out = "\n## Notes\n"
+    if view.preset != "paper":
+        try:
+            changes = preset_changes(view.bench, view.cfg, view.paper_cfg())
+        except Exception as e:  # noqa: BLE001 - a paper preset that does not load
+            changes = [f"(could not compare with `paper`: {e})"]
+        out += (f"- What the `{view.preset}` preset changes from `paper` (derived from "
+                f"`configs/{view.name}/`):\n")
+        out += "".join(f"  - {line}\n" for line in changes) if changes else "  - nothing\n"
+    for note in report.notes:
+        text = note(view) if callable(note) else note
+        if text:
+            out += text if text.startswith(("- ", "\n")) else f"- {text.rstrip()}\n"
+    out += "".join(f"- {note}\n" for note in view.cfg.get("notes") or [])
+    return out
+
+
+# --------------------------------------------------------------------------- render
+def render_text(bench, cfg: dict, rows: list[dict], results_dir: Path) -> str:
+    """The Markdown of ``results/<name>.md`` (figures are written as a side effect)."""
+    report: Report = bench.report
+    view = View(bench=bench, cfg=cfg, rows=rows, results_dir=Path(results_dir))
+    text = header(report, view)
+    for section in report.sections:
+        text += section.render(view)
+    return text + notes_section(report, view)
+
+
+def render(bench, cfg: dict, rows: list[dict], results_dir: Path) -> Path | None:
+    """Write ``results/<name>.md`` (+ figures) from this preset's rows, atomically, and update
+    the index ``results/README.md``. Returns the table's path (None without a report)."""
+    if getattr(bench, "report", None) is None:
+        return None
+    results_dir = Path(results_dir)
+    path = results_dir / f"{bench.name}.md"
+    atomic_write_text(path, render_text(bench, cfg, rows, results_dir))
+    update_index(results_dir, bench, View(bench=bench, cfg=cfg, rows=rows, results_dir=results_dir))
+    return path
+
+
+# --------------------------------------------------------------------------- results/README.md
+INDEX_ORDER = ["tetris", "rotated_mnist", "cosmology", "equivariance_sphere", "cath", "climate", "shrec17"]
+INDEX_HEAD = ["benchmark", "headline", "published", "reproduced", "preset", "data", "hardware", "runs started"]
+INDEX_INTRO = """# Results at a glance
+
+One row per benchmark: its headline number, published beside reproduced, and what produced the
+reproduction. Each benchmark's table (`<benchmark>.md`, with figures and notes) and its rows
+(`<benchmark>.csv`, one per finished run) are regenerated by `python reproduce/<benchmark>.py`;
+this index is rewritten with them. Stand-in numbers are **not** the papers' numbers: the data
+column says which data made each row. Speed: [speed.md](speed.md).
+
+"""
+
+
+def index_row(bench, view: View) -> list[str]:
+    h: Headline | None = bench.report.headline
+    dates = sorted({r.get("started_at", "")[:10] for r in view.rows} - {""})
+    return [f"[{bench.name}]({bench.name}.md)", h.what if h else "–", h.published if h else "–",
+            h.reproduced(view) if h else "–", f"`{view.preset}`", ", ".join(view.data_sources) or "–",
+            ", ".join(sorted({r.get("hardware", "") for r in view.rows} - {""})) or "–",
+            dates[-1] if dates else "–"]
+
+
+def _read_index(path: Path) -> dict[str, list[str]]:
+    rows: dict[str, list[str]] = {}
+    if not path.is_file():
+        return rows
+    for line in path.read_text().splitlines():
+        if line.startswith("| [") and "](" in line:
+            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+            rows[cells[0][1:cells[0].index("]")]] = cells
+    return rows
+
+
+def update_index(results_dir: Path, bench, view: View) -> None:
+    path = Path(results_dir) / "README.md"
+    rows = _read_index(path)
+    rows[bench.name] = index_row(bench, view)
+    names = sorted(rows, key=lambda n: (INDEX_ORDER.index(n) if n in INDEX_ORDER else len(INDEX_ORDER), n))
+    atomic_write_text(path, INDEX_INTRO + md_table(INDEX_HEAD, [rows[n] for n in names]))
