@@ -111,8 +111,23 @@ def render_table(bench: Benchmark, cfg: dict, results_dir: Path, seed: int = 0) 
     return render(bench, cfg, rows, results_dir)
 
 
+def quiet_libraries() -> None:
+    """Keep the console to progress bars, the runner's own lines and real warnings: Lightning's
+    informational lines (devices, tips, "fit stopped") and warnings that say nothing about this
+    suite's runs are switched off."""
+    import logging
+    import warnings
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    for message in (r".*isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning internals
+                    r"You defined a `validation_step` but have no `val_dataloader`",  # protocols without validation
+                    r"The number of training batches \(\d+\) is smaller than the logging interval"):
+        warnings.filterwarnings("ignore", message=message)
+
+
 def main(bench: Benchmark, doc: str | None = None, argv: list[str] | None = None) -> int:
     args = build_parser(bench, doc).parse_args(argv)
+    quiet_libraries()
     try:
         return _main(bench, args)
     except InputError as e:

@@ -388,13 +388,74 @@ def _grid_cells(bench, cfg: dict) -> dict[tuple[str, str], dict]:
     return {(r.model, r.setting_str): r.cfg for r in expand_grid(bench, one)}
 
 
+def _default(bench, cfg: dict, key: str) -> Any:
+    """The value a key that a config leaves unset takes: the default of the parameter it feeds
+    (datamodule, backbone of that model's kind, optimiser, trainer), else :data:`C.MISSING`."""
+    import inspect
+    from models.tasks import Optim
+    from reproduce.runner.trainer import TrainerConfig
+    parts = key.split(".")
+    target, name = None, parts[-1]
+    if parts[0] == "data" and len(parts) == 2:
+        target = bench.datamodule
+    elif parts[0] == "models" and len(parts) == 3:
+        target = bench.models.get(((cfg.get("models") or {}).get(parts[1]) or {}).get("kind"))
+    elif parts[0] == "model" and len(parts) == 2:
+        target = bench.models.get((cfg.get("model") or {}).get("kind"))
+    elif parts[0] == "optim" and len(parts) == 2:
+        target = Optim
+    elif parts[0] == "trainer" and len(parts) == 2:
+        target = TrainerConfig
+    if target is None:
+        return C.MISSING
+    try:
+        p = inspect.signature(target).parameters.get(name)
+    except (TypeError, ValueError):
+        return C.MISSING
+    if p is None or p.default is inspect.Parameter.empty:
+        return C.MISSING
+    return p.default
+
+
+def _change(bench, base: dict, other: dict, key: str, a: Any, b: Any) -> str:
+    if a is C.MISSING:
+        d = _default(bench, base, key)
+        a_txt = "unset" if d is C.MISSING else f"{fmt_value(d)} (default)"
+    else:
+        a_txt = fmt_value(a)
+    if b is C.MISSING:
+        d = _default(bench, other, key)
+        b_txt = "unset" if d is C.MISSING else f"{fmt_value(d)} (default)"
+    else:
+        b_txt = fmt_value(b)
+    return f"{a_txt} → {b_txt}"
+
+
 def preset_changes(bench, cfg: dict, paper: dict) -> list[str]:
     """What ``cfg`` changes from the ``paper`` preset, one line per difference, derived from the
-    two resolved configs: every differing value outside the grid, the grid's size, and per grid
-    row (model, setting) the values that row's resolved config changes beyond those."""
-    skip = ("preset", "notes", "grid.rows")
+    two resolved configs: every differing value outside the grid (a change made to every entry
+    of ``models`` is written once, as ``models.*.key``), the grid's size, and per grid row
+    (model, setting) the values that row's resolved config changes beyond those."""
+    skip = ("preset", "notes", "grid.rows", "benchmark")
     glob = [(k, a, b) for k, a, b in C.diff(paper, cfg) if not k.startswith(skip)]
-    lines = [f"`{k}`: {fmt_value(a)} → {fmt_value(b)}" for k, a, b in glob]
+    ids = set(bench.model_ids(cfg))
+    lines, grouped = [], {}
+    for k, a, b in glob:
+        parts = k.split(".")
+        if parts[0] == "models" and len(parts) >= 3:
+            grouped.setdefault((".".join(parts[2:]), repr(a), repr(b)), []).append((parts[1], k, a, b))
+            continue
+        lines.append(f"`{k}`: {_change(bench, paper, cfg, k, a, b)}")
+    for (rest, _, _), members in grouped.items():
+        mids = [m for m, *_ in members]
+        _, k, a, b = members[0]
+        if len(members) > 1 and set(mids) == ids:
+            name = f"models.*.{rest}"
+        elif len(members) > 1:
+            name = "models.{" + ",".join(mids) + "}." + rest
+        else:
+            name = k
+        lines.append(f"`{name}`: {_change(bench, paper, cfg, k, a, b)}")
     # the same change seen from inside a run's config (models.<id>.x is model.x there)
     seen = {(k, repr(a), repr(b)) for k, a, b in glob}
     mine, theirs = _grid_cells(bench, cfg), _grid_cells(bench, paper)
@@ -409,10 +470,12 @@ def preset_changes(bench, cfg: dict, paper: dict) -> list[str]:
             continue
         row = []
         for k, a, b in C.diff(theirs[(m, s)], rc):
+            if k.startswith(skip):
+                continue
             owner = f"models.{m}.{k[len('model.'):]}" if k.startswith("model.") else k
             if (owner, repr(a), repr(b)) in seen:
                 continue
-            row.append(f"`{k}` {fmt_value(a)} → {fmt_value(b)}")
+            row.append(f"`{k}` {_change(bench, theirs[(m, s)], rc, k, a, b)}")
         if row:
             lines.append(f"row {m} {s}: " + ", ".join(row))
     return lines

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,19 +80,37 @@ class Elapsed:
 
 
 def wandb_logger(run: Run, run_dir: Path, data_source: str):
-    """W&B logger for one run: offline unless ``WANDB_MODE`` or ``WANDB_API_KEY`` say otherwise."""
+    """W&B logger of one run — its own W&B run, finished after the test (:func:`finish_wandb`):
+    offline unless ``WANDB_MODE`` or ``WANDB_API_KEY`` say otherwise. The W&B run is started
+    here on rank 0 (resumed under the same id after a kill); other ranks log nothing."""
     if "WANDB_MODE" not in os.environ and "WANDB_API_KEY" not in os.environ:
         os.environ["WANDB_MODE"] = "offline"
     os.environ.setdefault("WANDB_SILENT", "true")
     from pytorch_lightning.loggers import WandbLogger
-    return WandbLogger(project=os.environ.get("WANDB_PROJECT", "equivariant-bench"),
-                       group=f"{run.benchmark}/{run.model}", job_type=run.preset,
-                       name=f"{run.benchmark}-{run.model}-{run.setting_str}-seed{run.seed}",
-                       tags=[run.benchmark, run.model, f"preset={run.preset}", f"seed={run.seed}",
-                             f"data={data_source}"],
-                       save_dir=str(run_dir), id=f"{run.benchmark}-{run.run_id}-s{run.seed}",
-                       config={"run": {"model": run.model, "setting": run.setting,
-                                       "seed": run.seed, "preset": run.preset}, **run.cfg})
+    if global_rank() != 0:
+        return WandbLogger(project=os.environ.get("WANDB_PROJECT", "equivariant-bench"), save_dir=str(run_dir))
+    import wandb
+    experiment = wandb.init(
+        project=os.environ.get("WANDB_PROJECT", "equivariant-bench"),
+        group=f"{run.benchmark}/{run.model}", job_type=run.preset,
+        name=f"{run.benchmark}-{run.model}-{run.setting_str}-seed{run.seed}",
+        tags=[run.benchmark, run.model, f"preset={run.preset}", f"seed={run.seed}", f"data={data_source}"],
+        dir=str(run_dir), id=f"{run.benchmark}-{run.run_id}-s{run.seed}", resume="allow",
+        config={"run": {"model": run.model, "setting": run.setting, "seed": run.seed,
+                        "preset": run.preset}, **run.cfg},
+        settings=wandb.Settings(silent=True))
+    return WandbLogger(experiment=experiment, save_dir=str(run_dir))
+
+
+def finish_wandb(trainer, summary: dict) -> None:
+    """Write the run's row metrics into its W&B summary and finish the W&B run, so that the next
+    grid cell gets a run of its own."""
+    from pytorch_lightning.loggers import WandbLogger
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and global_rank() == 0:
+            exp = logger.experiment
+            exp.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+            exp.finish()
 
 
 @dataclass
@@ -188,6 +207,8 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     trainer = make_trainer(ctx.launch, run, run_dir, ctx.data_source,
                            [SaveElapsed(), *bench.callbacks(ctx, run)])
     last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file() and global_rank() == 0:
+        print(f"[{run.benchmark}] resuming {os.path.relpath(run_dir, REPO_ROOT)} from last.ckpt", file=sys.stderr)
     trainer.fit(task, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
     final = final_train_metrics(trainer, run_dir)
     best = run_dir / "checkpoints" / "best.ckpt"
@@ -199,5 +220,6 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     metrics["params"] = count_params(backbone)
     metrics["wall_s"] = round(elapsed.total(), 2)
     metrics["checkpoint"] = os.path.relpath(ckpt or last, REPO_ROOT) if (ckpt or last.is_file()) else ""
+    finish_wandb(trainer, metrics)
     return metrics
 
