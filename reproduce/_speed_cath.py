@@ -37,7 +37,8 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
     """Return ``(title, rows)``; rows have ``what, time_ms, floor_ms, ratio, samples_per_s, notes``."""
     from datamodules.cath import voxelize
     from models.geometry import random_rotation
-    from models.cath_nets import ResNet34, SE3ResNet34Small
+    from models.baselines import ResNet34
+    from models.steerable import SE3ResNet34Small
 
     dev = torch.device(device)
     warmup, reps = (1, 2) if quick else (1, 3)

@@ -83,7 +83,8 @@ class Cath(Benchmark):
 
     # -- model ------------------------------------------------------------------------------------
     def build_backbone(self, ctx, run):
-        from models.cath_nets import ResNet34, SE3ResNet34Small
+        from models.baselines import ResNet34
+        from models.steerable import SE3ResNet34Small
 
         m = dict(run.cfg["model"])
         kind = m.pop("kind")
@@ -228,7 +229,7 @@ optimiser steps per run {'; '.join(per_factor) or '–'}{f'; SE3 batch-norm mome
 - DDP: the global batch stays 16 (16/N records per process). On GPUs ResNet34's BatchNorm is
   synchronised (SyncBatchNorm; torch has none for CPU/gloo); the steerable net's equivariant batch norm
   uses per-process statistics (`models/steerable`), a deviation from the single-GPU reference when N > 1.
-- The ResNet34 layout is reconstructed from the published facts (`models/cath_nets.py`); its count
+- The ResNet34 layout is reconstructed from the published facts (`models/baselines/cnn3d.py`); its count
   matches the paper's 15,878,764.
 """
         text += T.notes_md(cfg)

@@ -134,10 +134,10 @@ class RotatedMNIST(Benchmark):
             from models.harmonic import HNet
             return HNet(num_classes=n, **m)
         if kind == "z2cnn":
-            from models.cnn2d import Z2CNN
+            from models.baselines import Z2CNN
             return Z2CNN(num_classes=n, **m)
         if kind == "p4cnn":
-            from models.cnn2d import P4CNN
+            from models.baselines import P4CNN
             return P4CNN(num_classes=n, **m)
         raise InputError(f"rotated_mnist: unknown model kind '{kind}' (hnet, z2cnn, p4cnn)")
 

@@ -59,7 +59,7 @@ class Tetris(Benchmark):
         if kind == "se3":
             from models.steerable import TetrisSE3Net
             return TetrisSE3Net(num_classes=n, **m)
-        from models.cnn3d import TetrisCNN
+        from models.baselines import TetrisCNN
         return TetrisCNN(num_classes=n, **m)
 
     def after_test(self, ctx, run, task, datamodule) -> dict:

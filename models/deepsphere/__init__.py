@@ -6,7 +6,8 @@ error). Modules: :mod:`.graph` (samplings, k-NN / V1 graphs, optimal kernel widt
 Chebyshev rescaling, HEALPix rotation permutations), :mod:`.layers` (``ChebConv``, HEALPix
 pooling/unpooling, batch norm, global pooling), :mod:`.nets` (``DeepSphereFCN``,
 ``DeepSphereCNN``), :mod:`.equivariance` (the ICLR equivariance-error figure: degree-ℓ signals,
-harmonic rotation of NEST maps, ratios ``‖RLf − LRf‖/‖Lf‖``). Tensors are ``(B, V, F)``;
+harmonic rotation of NEST maps, ratios ``‖RLf − LRf‖/‖Lf‖``), :mod:`.healpix` (NEST face
+coordinates: a base-pixel patch as an image). Tensors are ``(B, V, F)``;
 HEALPix vertices are in NESTED order.
 """
 from models.deepsphere.equivariance import (degree_signal, equivariance_ratios, graph_laplacian,
@@ -19,6 +20,7 @@ from models.deepsphere.graph import (LAPLACIANS, OPTIMAL_SIGMA, SphereGraph, che
                                      knn_edges, knn_graph, laplacian, largest_eigenvalue,
                                      lonlat_vectors, optimal_kernel_width, points_graph,
                                      rescale_laplacian, resolve_lmax, to_torch_sparse)
+from models.deepsphere.healpix import nest_image_index, nest_xy
 from models.deepsphere.layers import (ChebConv, GlobalAvgPool, HealpixPool, HealpixUnpool,
                                       SphereBatchNorm, sym_spmm)
 from models.deepsphere.nets import DeepSphereCNN, DeepSphereFCN
@@ -33,4 +35,5 @@ __all__ = [
     "ChebConv", "GlobalAvgPool", "HealpixPool", "HealpixUnpool", "SphereBatchNorm", "sym_spmm",
     "DeepSphereCNN", "DeepSphereFCN",
     "degree_signal", "equivariance_ratios", "graph_laplacian", "rotate_nest",
+    "nest_image_index", "nest_xy",
 ]

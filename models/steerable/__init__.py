@@ -3,8 +3,9 @@
 Modules: :mod:`.group` (field types, Wigner D, the induced representation on fields),
 :mod:`.kernels` (steerable kernel basis, §4.2/§4.4), :mod:`.layers` (convolution, gated block,
 batch norm, capsule dropout, low-pass, invariant pooling, export), :mod:`.nets` (Tetris
-network, §5.1). Cube rotations, Haar rotations, voxel
-resampling and the low-pass taps are those of :mod:`models.geometry`, re-exported here.
+network, §5.1; CATH ``SE3ResNet34Small``, §5.4). Cube rotations, Haar rotations, exact voxel
+rotation and the low-pass taps are those of :mod:`models.geometry` (re-exported here);
+``resample_rotated`` wraps its ``resample_volume``.
 """
 from models.geometry import cube_rotations, gaussian_taps, random_rotation, rotate_voxels
 from models.steerable.group import (irrep_D, normalize_rs, resample_rotated, rotate_field, rs_dim,
@@ -13,7 +14,8 @@ from models.steerable.kernels import (BANDLIMIT_MODES, SteerableKernel, basis_la
                                       jmax_per_shell, kernel_basis_at, unit_basis)
 from models.steerable.layers import (CapsuleDropout, EquivariantBatchNorm, GatedBlock,
                                      InvariantPool, LowPass3d, SteerableConv3d, export_network)
-from models.steerable.nets import TetrisSE3Net, multiplicities_to_rs
+from models.steerable.nets import (SE3GatedResBlock, SE3ResNet34Small, TetrisSE3Net,
+                                   multiplicities_to_rs)
 
 __all__ = [
     "cube_rotations", "gaussian_taps", "random_rotation", "rotate_voxels",
@@ -23,5 +25,5 @@ __all__ = [
     "unit_basis",
     "CapsuleDropout", "EquivariantBatchNorm", "GatedBlock", "InvariantPool", "LowPass3d",
     "SteerableConv3d", "export_network",
-    "TetrisSE3Net", "multiplicities_to_rs",
+    "SE3GatedResBlock", "SE3ResNet34Small", "TetrisSE3Net", "multiplicities_to_rs",
 ]
