@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make demo   # creates .venv, installs, runs the Tetris smoke reproduction
-#   make test   # same set-up, runs the test suite
+#   make test   # same set-up, runs the test suite and the docstring examples of models/ and datamodules/
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -24,10 +24,10 @@ demo: venv
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) reproduce/tetris.py --preset smoke
 
 test: venv
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow" --doctest-modules models datamodules tests
 
 test-all: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --doctest-modules models datamodules tests
 
 clean:
 	rm -rf runs results/smoke

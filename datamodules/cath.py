@@ -25,7 +25,8 @@ Because the Gaussian factorises, ``grid[i,j,k] = Σ_a gx[a,i]·gy[a,j]·gz[a,k]`
 normalised 1-D Gaussians — one batched contraction, computed on the training device after the batch
 is transferred (:meth:`CathDataModule.on_after_batch_transfer`). Axis convention: grid axis 0 (D) is
 x, 1 (H) is y, 2 (W) is z. Training samples get a Haar-random rotation ``p ↦ R p`` about the centre
-(``e3nn.o3.rand_matrix``), as in the reference (``--randomize-orientation``).
+(:func:`models.geometry.random_rotation`, drawn on the CPU from the global torch RNG and moved to the
+device), as in the reference (``--randomize-orientation``).
 
 Under DDP the global batch stays the paper's 16: each of W processes loads ``batch_size / W``
 records (W must divide the batch), and BatchNorm statistics are synchronised by the runner.
@@ -55,6 +56,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules._common import InputError, is_stand_in, mark_stand_in
 from datamodules.cath_pdb import CATH_CLASSES, NPZ_KEYS, build_dataset
+from models.geometry import random_rotation
 
 #: config key ``data.dataset`` → published file name
 FILES = {"10arch": "cath_10arch_ca.npz", "3class": "cath_3class_ca.npz", "20topo": "cath_20topo_ca.npz"}
@@ -206,13 +208,6 @@ def voxelize(positions: torch.Tensor, mask: torch.Tensor, n: int = 50, bin_size:
     return grid.reshape(b, 1, n, n, n)
 
 
-def random_rotations(batch: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Haar-uniform rotation matrices (B, 3, 3) (``e3nn.o3.rand_matrix``)."""
-    from e3nn import o3
-
-    return o3.rand_matrix(batch, device=device, dtype=dtype)
-
-
 # --------------------------------------------------------------------------- dataset and module
 class CathDataset(Dataset):
     """Records ``idx`` of a :class:`CathArrays`: items are (positions (n_atoms, 3), class id)."""
@@ -320,7 +315,9 @@ class CathDataModule(pl.LightningDataModule):
     # -- voxelisation on the device ------------------------------------------------------------
     def voxelize_batch(self, batch, rotate: bool):
         pos, mask, y = batch
-        rot = random_rotations(len(pos), pos.device, pos.dtype) if rotate else None
+        # Haar rotations from the global CPU RNG (seeded per run by the runner; the same stream on
+        # every DDP rank, applied to different records), then moved to the batch's device
+        rot = random_rotation(len(pos), dtype=pos.dtype).to(pos.device) if rotate else None
         x = voxelize(pos, mask, self.grid_size, self.bin_size, self.sigma, rot)
         return x, y
 

@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from datamodules._common import STAND_IN_MARKER, InputError, is_stand_in, mark_stand_in
+from models.geometry import resample_image
 
 NAME = "rotated_mnist"
 FILES = {"train_valid": "mnist_all_rotation_normalized_float_train_valid.amat",
@@ -173,10 +174,8 @@ def write_amat(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) 
 
 def rotate_image(img: np.ndarray, angle: float) -> np.ndarray:
     """``img`` rotated counter-clockwise by ``angle`` radians about its centre (bilinear, zeros
-    outside), clipped to [0, 1]."""
-    from scipy import ndimage
-    out = ndimage.rotate(img, math.degrees(angle), reshape=False, order=1, mode="constant", cval=0.0)
-    return np.clip(out, 0.0, 1.0)
+    outside; :func:`models.geometry.resample_image`), clipped to the pixel range [0, 1]."""
+    return np.clip(resample_image(img, angle, order=1), 0.0, 1.0)
 
 
 def write_stand_in(data_dir: str | os.PathLike, digits: int = 5000, seed: int = 0) -> dict:

@@ -5,11 +5,13 @@ Protocol of the reference code (se3cnn ``examples/tetris.py``; shared/reference/
 * the 8 pieces are sets of cells of a 4³ grid, zoomed ×``zoom`` by nearest neighbour and padded to an
   ``n``³ grid (paper: zoom 5 → 20³ padded to 36³; we use an odd ``n`` — 37 — so that the strided layers
   sample a grid symmetric under the 24 cube rotations, which keeps exact-equivariance checks exact);
-* a rotation is Haar-uniform on SO(3) (α, γ ~ U[0, 2π), β = arccos U[−1, 1]) applied about the grid
-  centre by ``scipy.ndimage.affine_transform`` with cubic interpolation (order 3) — arbitrary angles,
-  not only 90° turns;
-* the input is low-passed: Gaussian blur with σ = 0.5·√(scale² − 1) for ``lowpass_scale`` 2 (se3cnn
-  ``low_pass_filter``), applied to every sample;
+* a rotation is Haar-uniform on SO(3) (:func:`models.geometry.random_rotation`, a normalised
+  Gaussian quaternion drawn from a ``torch.Generator`` seeded by (run seed, stream)) applied about
+  the grid centre by :func:`models.geometry.resample_volume` (``scipy.ndimage.affine_transform``,
+  cubic interpolation, order 3) — arbitrary angles, not only 90° turns;
+* the input is low-passed by :func:`models.geometry.lowpass`: Gaussian blur with
+  σ = 0.5·√(scale² − 1) for ``lowpass_scale`` 2 and se3cnn's truncation (5 taps at scale 2; the
+  same filter as ``LowPass3d`` in the networks), applied to every sample;
 * training set: the 8 pieces, each rotated at random **once** (a new draw per run seed), one full batch;
   test set: ``test_sets`` fresh sets of 8 randomly rotated pieces (paper: 100).
 
@@ -17,16 +19,13 @@ Nothing is read from disk: the data *are* the published protocol, regenerated fr
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from scipy import ndimage
-from scipy.spatial.transform import Rotation
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules._common import InputError
+from datamodules._common import InputError, torch_generator
+from models.geometry import lowpass, random_rotation, resample_volume
 
 #: cells of each piece in a 4³ grid (se3cnn examples/tetris.py)
 PIECES: dict[str, list[tuple[int, int, int]]] = {
@@ -58,28 +57,11 @@ def piece_volumes(zoom: int, size: int) -> np.ndarray:
     return out
 
 
-def haar_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A Haar-uniform rotation matrix: ZYZ Euler angles α, γ ~ U[0, 2π), β = arccos U[−1, 1]."""
-    a, c = rng.uniform(0, 2 * math.pi, size=2)
-    b = math.acos(rng.uniform(-1.0, 1.0))
-    return Rotation.from_euler("ZYZ", [a, b, c]).as_matrix()
-
-
-def rotate_volume(vol: np.ndarray, R: np.ndarray, order: int = 3) -> np.ndarray:
-    """Resample ``vol`` rotated by R about the grid centre: out(x) = vol(Rᵀ(x − c) + c)."""
-    c = (np.array(vol.shape) - 1) / 2.0
-    return ndimage.affine_transform(vol, R.T, offset=c - R.T @ c, order=order, mode="constant")
-
-
-def lowpass(vol: np.ndarray, scale: float) -> np.ndarray:
-    """Input low-pass of se3cnn: Gaussian σ = 0.5·√(scale² − 1) (no-op for scale ≤ 1)."""
-    if scale <= 1:
-        return vol
-    return ndimage.gaussian_filter(vol, sigma=0.5 * math.sqrt(scale ** 2 - 1), mode="constant")
-
-
-def rotated_set(pieces: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
-    return np.stack([lowpass(rotate_volume(p, haar_rotation(rng)), scale) for p in pieces])
+def rotated_set(pieces: np.ndarray, generator: torch.Generator, scale: float) -> np.ndarray:
+    """Each piece rotated by its own Haar-random rotation (one batch of draws from
+    ``generator``), resampled with cubic splines, then low-passed at ``scale``; float64."""
+    rots = random_rotation(len(pieces), generator=generator)
+    return np.stack([lowpass(resample_volume(p, R, order=3), scale) for p, R in zip(pieces, rots)])
 
 
 class TetrisDataModule(pl.LightningDataModule):
@@ -104,11 +86,11 @@ class TetrisDataModule(pl.LightningDataModule):
             return
         pieces = piece_volumes(self.zoom, self.size)
         labels = torch.arange(len(PIECES))
-        train_rng = np.random.default_rng([self.seed, 0])
-        x = torch.from_numpy(rotated_set(pieces, train_rng, self.scale)).float()[:, None]
+        train_gen = torch_generator(self.seed, 0)
+        x = torch.from_numpy(rotated_set(pieces, train_gen, self.scale)).float()[:, None]
         self.train_set = TensorDataset(x, labels)
-        test_rng = np.random.default_rng([self.seed, 1])
-        xs = [torch.from_numpy(rotated_set(pieces, test_rng, self.scale)).float()[:, None]
+        test_gen = torch_generator(self.seed, 1)
+        xs = [torch.from_numpy(rotated_set(pieces, test_gen, self.scale)).float()[:, None]
               for _ in range(self.test_sets)]
         self.test_set = TensorDataset(torch.cat(xs), labels.repeat(self.test_sets))
 

@@ -35,8 +35,10 @@ def dense_reference(pos: torch.Tensor, n: int, bin_size: float, sigma: float) ->
 
 def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
     """Return ``(title, rows)``; rows have ``what, time_ms, floor_ms, ratio, samples_per_s, notes``."""
-    from datamodules.cath import random_rotations, voxelize
-    from models.cath_nets import ResNet34, SE3ResNet34Small
+    from datamodules.cath import voxelize
+    from models.geometry import random_rotation
+    from models.baselines import ResNet34
+    from models.steerable import SE3ResNet34Small
 
     dev = torch.device(device)
     warmup, reps = (1, 2) if quick else (1, 3)
@@ -49,7 +51,7 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
         sigma = bin_size / 2
         pos = torch.randn(batch, atoms, 3, device=dev) * 12
         mask = torch.ones(batch, atoms, dtype=torch.bool, device=dev)
-        rot = random_rotations(batch, dev)
+        rot = random_rotation(batch, dtype=torch.float32).to(dev)
         t = time_fn(lambda: voxelize(pos, mask, n, bin_size, sigma, rot), warmup, reps, dev)
         k = min(batch, 2)  # the dense floor is slow (n³ × atoms exponentials): time 2 proteins, scale
         f = time_fn(lambda: [dense_reference(p @ r.T, n, bin_size, sigma) for p, r in zip(pos[:k], rot[:k])],

@@ -31,7 +31,7 @@ TITLE = "Harmonic convolution (HConv2d) vs plain Conv2d"
 def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
     """Return ``(title, rows)``; each row has ``what, time_ms, floor_ms, ratio`` (+ ``peak_mb``,
     ``notes``). Ratios are harmonic / plain, both measured in this call."""
-    from models.cnn2d import Z2CNN
+    from models.baselines import Z2CNN
     from models.harmonic import HConv2d, HNet
 
     dev = torch.device(device)

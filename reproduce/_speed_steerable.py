@@ -41,7 +41,7 @@ def _cold_build(builder) -> float:
 def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
     """Return ``(title, rows)``; each row has ``what, time_ms, floor_ms, ratio`` (+ ``peak_mb``,
     ``notes``). Ratios are steerable / plain, both measured in this call."""
-    from models.cnn3d import TetrisCNN
+    from models.baselines import TetrisCNN
     from models.steerable import SteerableConv3d, TetrisSE3Net
 
     dev = torch.device(device)
@@ -81,7 +81,8 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
                  "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
                  "notes": "floor: build the plain TetrisCNN (6.2M parameters)"})
     try:
-        from models.cath_nets import ResNet34, SE3ResNet34Small
+        from models.baselines import ResNet34
+        from models.steerable import SE3ResNet34Small
     except ImportError:
         pass
     else:

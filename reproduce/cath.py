@@ -31,6 +31,7 @@ import torch
 
 from datamodules._common import InputError, is_stand_in
 from datamodules.cath import FILES, CathDataModule, load_npz, make_stand_in, voxelize
+from models.geometry import random_rotation, relative_error
 from models.tasks import Classify
 from reproduce import _tables as T
 from reproduce._runner import Benchmark, main
@@ -82,7 +83,8 @@ class Cath(Benchmark):
 
     # -- model ------------------------------------------------------------------------------------
     def build_backbone(self, ctx, run):
-        from models.cath_nets import ResNet34, SE3ResNet34Small
+        from models.baselines import ResNet34
+        from models.steerable import SE3ResNet34Small
 
         m = dict(run.cfg["model"])
         kind = m.pop("kind")
@@ -137,13 +139,12 @@ class Cath(Benchmark):
             for start in range(0, len(ds), dm.batch_size):
                 pos, mask, y = collate([ds[i] for i in range(start, min(start + dm.batch_size, len(ds)))])
                 pos, mask, y = pos.to(device), mask.to(device), y.to(device)
-                q = torch.randn(len(pos), 4, generator=gen)
-                R = _quat_to_matrix(q / q.norm(dim=1, keepdim=True)).to(device)
+                R = random_rotation(len(pos), generator=gen, dtype=torch.float32).to(device)
                 x0 = voxelize(pos, mask, dm.grid_size, dm.bin_size, dm.sigma)
                 x1 = voxelize(pos, mask, dm.grid_size, dm.bin_size, dm.sigma, R)
                 y0, y1 = net(x0), net(x1)
                 correct += int((y1.argmax(1) == y).sum())
-                errs += ((y1 - y0).norm(dim=1) / y0.norm(dim=1).clamp_min(1e-12)).tolist()
+                errs += relative_error(y1, y0, reduction="none").tolist()
         net.train(was_training)
         return {"test_acc_rotated": round(correct / len(ds), 6),
                 "equivariance_error_so3": round(float(np.mean(errs)), 5)}
@@ -228,7 +229,7 @@ optimiser steps per run {'; '.join(per_factor) or '–'}{f'; SE3 batch-norm mome
 - DDP: the global batch stays 16 (16/N records per process). On GPUs ResNet34's BatchNorm is
   synchronised (SyncBatchNorm; torch has none for CPU/gloo); the steerable net's equivariant batch norm
   uses per-process statistics (`models/steerable`), a deviation from the single-GPU reference when N > 1.
-- The ResNet34 layout is reconstructed from the published facts (`models/cath_nets.py`); its count
+- The ResNet34 layout is reconstructed from the published facts (`models/baselines/cnn3d.py`); its count
   matches the paper's 15,878,764.
 """
         text += T.notes_md(cfg)
@@ -272,13 +273,6 @@ optimiser steps per run {'; '.join(per_factor) or '–'}{f'; SE3 batch-norm mome
 def _fmt_loss(values: list) -> str:
     vals = [v for v in values if v is not None]
     return " / ".join(f"{v:.2f}" for v in vals) if vals else "–"
-
-
-def _quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices from unit quaternions (w, x, y, z); Gaussian q gives Haar-random rotations."""
-    from e3nn import o3
-
-    return o3.quaternion_to_matrix(q)
 
 
 BENCH = Cath()

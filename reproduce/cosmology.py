@@ -124,7 +124,7 @@ class Cosmology(Benchmark):
             except ValueError as e:  # e.g. more poolings than the partial map allows
                 raise InputError(f"cosmology: model {run.model} at order {order}: {e}") from None
         if kind == "cnn2d":
-            from models.cosmo_baselines import FlatPatchConvNet
+            from models.baselines import FlatPatchConvNet
             m.pop("l2_reg", None)
             return FlatPatchConvNet(side=nside // order, head=head, num_classes=n, **m)
         raise InputError(f"cosmology: model {run.model} has unknown kind '{kind}'")
@@ -157,7 +157,7 @@ def svm_run(data_dir, d: dict, m: dict, order: int, noise: float, seed: int) -> 
     accuracy of the best ``C`` still improves by at least ``tol``. Validation and test noise are
     the fixed draws of the datamodule.
     """
-    from models.cosmo_baselines import fit_linear_svm, histogram_features, psd_features
+    from models.baselines.svm import fit_linear_svm, histogram_features, psd_features
 
     nside = int(d["nside"])
     data = load_data(data_dir, nside, d["smoothing_arcmin"], d["fits_class_tokens"])

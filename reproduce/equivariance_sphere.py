@@ -16,7 +16,8 @@ draw ``signals`` maps whose harmonic coefficients are i.i.d. Gaussian at degree 
 uniform in [0°, 360°) (``healpy.Rotator`` default Euler convention, as the notebook). A map is
 rotated on its harmonic coefficients: NEST → RING, ``map2alm`` (``lmax = 3·Nside − 1``, 3
 iterations, no pixel weights), ``Rotator.rotate_alm``, ``alm2map``, RING → NEST. The same
-rotation routine is applied to ``f`` and to ``L f``. Each (graph, Nside, ℓ) row reports the
+rotation routine is applied to ``f`` and to ``L f`` (the maths: ``models/deepsphere/equivariance.py``,
+the ratio is ``models.geometry.relative_error``'s). Each (graph, Nside, ℓ) row reports the
 mean ratio (``equivariance_error``, the normalisation of the figure's pickles, named
 ``‖Lf‖``) and the mean squared ratio (``equivariance_error_squared``, the paper's formula).
 
@@ -41,6 +42,7 @@ if __package__ in (None, ""):
 import numpy as np
 
 from datamodules._common import InputError, atomic_write_text
+from models.deepsphere.equivariance import equivariance_ratios, graph_laplacian
 from reproduce import _config
 from reproduce import _tables as T
 from reproduce._runner import CSV_FIRST, REPO_ROOT, code_version
@@ -60,45 +62,9 @@ LABELS = {"v1": "Perraudin et al. (V1), 8 HEALPix neighbours", "knn8": "k-NN, k 
           "knn20": "k-NN, k = 20", "knn40": "k-NN, k = 40"}
 
 
-# ------------------------------------------------------------------------------- maths
-def rotate_nest(m: np.ndarray, rot, nside: int, iters: int) -> np.ndarray:
-    """Rotate a NEST map through its harmonic coefficients (band limit 3·Nside − 1)."""
-    import healpy as hp
-
-    lmax = 3 * nside - 1
-    alm = hp.map2alm(hp.reorder(m, n2r=True), lmax=lmax, iter=iters, use_pixel_weights=False)
-    alm = rot.rotate_alm(alm, lmax=lmax)
-    return hp.reorder(hp.alm2map(alm, nside, lmax=lmax), r2n=True)
-
-
-def degree_signal(nside: int, degree: int, rng: np.random.Generator) -> np.ndarray:
-    """A random real map (NEST) with harmonic content at ``degree`` only."""
-    import healpy as hp
-
-    lmax = 3 * nside - 1
-    alm = np.zeros(hp.Alm.getsize(lmax), dtype=np.complex128)
-    m = np.arange(degree + 1)
-    idx = hp.Alm.getidx(lmax, degree, m)
-    coef = rng.standard_normal(degree + 1) + 1j * rng.standard_normal(degree + 1)
-    coef[0] = coef[0].real * np.sqrt(2)
-    alm[idx] = coef
-    return hp.reorder(hp.alm2map(alm, nside, lmax=lmax), r2n=True)
-
-
-def build_laplacian(spec: dict, nside: int, kind: str):
-    """The (unscaled) Laplacian of one graph spec, and the graph for its metadata."""
-    from models.deepsphere import graph as G
-
-    kind_graph = spec.get("graph", "knn")
-    if kind_graph == "v1":
-        g = G.healpix_graph_v1(nside)
-    elif kind_graph == "knn":
-        g = G.healpix_graph(nside, int(spec["k"]), kernel_width=spec.get("kernel_width", "optimal"))
-    else:
-        raise InputError(f"{NAME}: unknown graph '{kind_graph}' in config (use knn or v1)")
-    return g.laplacian(kind), g
-
-
+# ------------------------------------------------------------------------------- degrees
+# (rotate_nest, degree_signal, graph_laplacian and the error ratios are the library's,
+# models/deepsphere/equivariance.py)
 def degrees_for(nside: int, step: int) -> list[int]:
     return list(range(step, 3 * nside, step))
 
@@ -136,29 +102,19 @@ def check_config(cfg: dict) -> dict:
 # ------------------------------------------------------------------------------- measure
 def measure(p: dict, log=print) -> list[dict]:
     """One row per (graph, Nside, degree)."""
-    import healpy as hp
-
     rows = []
     for nside in p["nsides"]:
         t0 = time.perf_counter()
         graphs = {}
         for mid, spec in p["models"].items():
             tg = time.perf_counter()
-            L, g = build_laplacian(spec, nside, p["laplacian"])
+            L, g = graph_laplacian(spec, nside, p["laplacian"])
             graphs[mid] = (L, g, time.perf_counter() - tg)
         rng = np.random.default_rng([p["seed"], nside])
         for degree in degrees_for(nside, p["steps"][nside]):
             td = time.perf_counter()
-            ratios = {mid: [] for mid in graphs}
-            for _ in range(p["signals"]):
-                f = degree_signal(nside, degree, rng)
-                Lf = {mid: L @ f for mid, (L, _, _) in graphs.items()}
-                for angles in rng.uniform(0, 360, size=(p["rotations"], 3)):
-                    rot = hp.Rotator(rot=list(angles))
-                    Rf = rotate_nest(f, rot, nside, p["iters"])
-                    for mid, (L, _, _) in graphs.items():
-                        RLf = rotate_nest(Lf[mid], rot, nside, p["iters"])
-                        ratios[mid].append(np.linalg.norm(RLf - L @ Rf) / np.linalg.norm(Lf[mid]))
+            ratios = equivariance_ratios({mid: L for mid, (L, _, _) in graphs.items()}, nside, degree,
+                                         p["signals"], p["rotations"], rng, iters=p["iters"])
             per = (time.perf_counter() - td) / len(graphs)
             for mid, r in ratios.items():
                 L, g, build_s = graphs[mid]

@@ -34,6 +34,7 @@ from pytorch_lightning.callbacks import Callback
 from datamodules._common import STAND_IN_MARKER, InputError, is_stand_in
 from datamodules.rotated_mnist import (RotatedMNISTDataModule, check_dir, ensure_stand_in,
                                        load_split, rotate_image)
+from models.geometry import relative_error
 from reproduce import _tables as T
 from reproduce import _config
 from reproduce._runner import Benchmark, main
@@ -133,10 +134,10 @@ class RotatedMNIST(Benchmark):
             from models.harmonic import HNet
             return HNet(num_classes=n, **m)
         if kind == "z2cnn":
-            from models.cnn2d import Z2CNN
+            from models.baselines import Z2CNN
             return Z2CNN(num_classes=n, **m)
         if kind == "p4cnn":
-            from models.cnn2d import P4CNN
+            from models.baselines import P4CNN
             return P4CNN(num_classes=n, **m)
         raise InputError(f"rotated_mnist: unknown model kind '{kind}' (hnet, z2cnn, p4cnn)")
 
@@ -155,11 +156,10 @@ class RotatedMNIST(Benchmark):
         with torch.no_grad():
             xt = torch.from_numpy(x).double()[:, None]
             y = net(xt)
-            e90 = max(float((net(torch.rot90(xt, k, dims=(-2, -1))) - y).norm() / y.norm())
-                      for k in (1, 2, 3))
+            e90 = max(relative_error(net(torch.rot90(xt, k, dims=(-2, -1))), y) for k in (1, 2, 3))
             x45 = torch.from_numpy(np.stack([rotate_image(img, math.pi / 4) for img in x])).double()[:, None]
             y45 = net(x45)
-            e45 = float((y45 - y).norm() / y.norm())
+            e45 = relative_error(y45, y)
             agree = float((y45.argmax(1) == y.argmax(1)).double().mean())
         task.backbone.float()
         out = {"equivariance_error_rot90": f"{e90:.2e}", "equivariance_error_rot45": round(e45, 5),

@@ -22,8 +22,10 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 
-from datamodules.tetris import TetrisDataModule, haar_rotation, lowpass, piece_volumes, rotate_volume
-from models.cnn3d import TetrisCNN
+from datamodules._common import torch_generator
+from datamodules.tetris import TetrisDataModule, piece_volumes, rotated_set
+from models.baselines import TetrisCNN
+from models.geometry import cube_rotations, relative_error, rotate_voxels
 from models.steerable import TetrisSE3Net
 from reproduce.runner import Benchmark, main
 from reproduce.runner import tables as T
@@ -105,21 +107,19 @@ class Tetris(Benchmark):
 
     def after_test(self, ctx, run, task, datamodule) -> dict:
         """Invariance of the trained classifier's logits: exact cube rotations and resampled SO(3)."""
-        from models.steerable.group import cube_rotations, rotate_voxels
-
         net = task.backbone.eval().double()
         d = run.cfg["data"]
         x = datamodule.canonical().double()
         with torch.no_grad():
             y = net(x)
-            cube = max(float((net(rotate_voxels(x, R)) - y).norm() / y.norm()) for R in cube_rotations())
-            rng = np.random.default_rng([run.seed, 2])
+            cube = max(relative_error(net(rotate_voxels(x, R)), y) for R in cube_rotations())
+            gen = torch_generator(run.seed, 2)
             raw = piece_volumes(d["zoom"], d["size"])
             errs, agree = [], []
             for _ in range(int(run.cfg.get("evaluation", {}).get("so3_rotations", 4))):
-                xr = np.stack([lowpass(rotate_volume(p, haar_rotation(rng)), d["lowpass_scale"]) for p in raw])
+                xr = rotated_set(raw, gen, d["lowpass_scale"])
                 yr = net(torch.from_numpy(xr)[:, None].double())
-                errs.append(float((yr - y).norm() / y.norm()))
+                errs.append(relative_error(yr, y))
                 agree.append(float((yr.argmax(1) == y.argmax(1)).double().mean()))
         task.backbone.float()
         return {"equivariance_error_cube": f"{cube:.2e}", "equivariance_error_so3": round(float(np.mean(errs)), 5),

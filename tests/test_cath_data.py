@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from datamodules._common import InputError
-from datamodules.cath import (CathDataModule, _cli, collate, load_npz, make_stand_in, random_rotations,
-                              reduce_indices, voxelize)
+from datamodules.cath import (CathDataModule, _cli, collate, load_npz, make_stand_in, reduce_indices,
+                              voxelize)
 from datamodules.cath_pdb import (Segment, StructureError, build_dataset, read_boundaries, read_ca,
                                   read_domain_list)
 from datamodules.cath_standin import ARCHITECTURES
+from models.geometry import random_rotation
 
 DATA = Path(__file__).resolve().parent / "data"
 PDB = DATA / "pdb"
@@ -332,7 +333,7 @@ def test_voxelize_rotation():
     rng = np.random.default_rng(2)
     p = torch.from_numpy(rng.normal(size=(3, 25, 3)) * 5)
     mask = torch.ones(3, 25, dtype=torch.bool)
-    R = random_rotations(3, dtype=torch.float64)
+    R = random_rotation(3, dtype=torch.float64)
     assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(3, 3, 3), atol=1e-12)
     assert torch.allclose(torch.linalg.det(R), torch.ones(3, dtype=torch.float64))
     g_rot = voxelize(p, mask, 15, rotations=R)

@@ -6,8 +6,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from models.cath_nets import ResNet34, SE3GatedResBlock, SE3ResNet34Small
-from models.steerable import GatedBlock, SteerableConv3d, cube_rotations, kernels, rotate_field
+from models.baselines import ResNet34
+from models.steerable import (GatedBlock, SE3GatedResBlock, SE3ResNet34Small, SteerableConv3d,
+                              cube_rotations, kernels, rotate_field)
 from tests.equivariance import assert_equivariant
 
 ROTS = cube_rotations()
@@ -28,6 +29,9 @@ def n_params(net):
 def test_published_parameter_counts_exactly():
     assert n_params(ResNet34()) == 15_878_764      # P p.9 / p.17
     assert n_params(SE3ResNet34Small()) == 143_560  # P p.9
+    # both follow the same ResNet34 stage layout
+    assert ResNet34.STRIDES == SE3ResNet34Small.STRIDES
+    assert ResNet34.BLOCKS == [1] + [len(stage) for stage in SE3ResNet34Small.FEATURES[1:]]
 
 
 def test_steerable_net_builds_in_seconds_from_a_cold_cache():

@@ -18,8 +18,8 @@ from scipy.stats import skew
 from datamodules._common import InputError, is_stand_in
 from datamodules.cosmology import (SPLIT_DIRS, CosmologyDataModule, NoisyMaps, load_data, partial_maps,
                                    prepare_samples, read_split, stand_in_cl, write_stand_in)
-from models.cosmo_baselines import (FlatPatchConvNet, fit_linear_svm, histogram_features, nest_image_index,
-                                    nest_xy, psd_features)
+from models.baselines import FlatPatchConvNet, fit_linear_svm, histogram_features, psd_features
+from models.deepsphere.healpix import nest_image_index, nest_xy
 
 ROOT = Path(__file__).resolve().parents[1]
 NSIDE = 16

@@ -1,7 +1,8 @@
-"""The equivariance-error figure script (reproduce/equivariance_sphere.py) and the sphere speed
-section (reproduce/_speed_sphere.py): the rotation routine really rotates, the exact quarter
-turn gives (almost) zero error for an exactly symmetric graph, the CLI writes its files and
-refuses bad input with exit code 2, and the quick speed section returns well-formed rows."""
+"""The equivariance-error maths (models/deepsphere/equivariance.py), the figure script
+(reproduce/equivariance_sphere.py) and the sphere speed section (reproduce/_speed_sphere.py): the
+rotation routine really rotates, the exact quarter turn gives (almost) zero error for an exactly
+symmetric graph, the ratios are relative_error's, the CLI writes its files and refuses bad input
+with exit code 2, and the quick speed section returns well-formed rows."""
 from __future__ import annotations
 
 import csv
@@ -11,8 +12,9 @@ import healpy as hp
 import numpy as np
 import pytest
 
+from models.deepsphere import equivariance as E
 from models.deepsphere import healpix_graph, healpix_rotation_permutation
-from reproduce import equivariance_sphere as E
+from reproduce import equivariance_sphere as script
 
 
 def test_harmonic_rotation_matches_pixel_permutation_and_moves_signals():
@@ -52,14 +54,32 @@ def test_quarter_turn_error_is_limited_to_the_rotation_routine():
     assert generic > 10 * np.linalg.norm(PLf - L @ Pf) and generic > 1e-3 * np.linalg.norm(L @ f)
 
 
+def test_ratios_are_the_norm_ratio_and_graphs_share_signals():
+    nside = 4
+    graphs = {"v1": E.graph_laplacian({"graph": "v1"}, nside)[0],
+              "knn8": E.graph_laplacian({"graph": "knn", "k": 8}, nside)[0]}
+    both = E.equivariance_ratios(graphs, nside, 3, 2, 2, np.random.default_rng(5))
+    alone = E.equivariance_ratios(graphs["knn8"], nside, 3, 2, 2, np.random.default_rng(5))
+    assert both["knn8"].shape == (4,) and np.array_equal(both["knn8"], alone)
+    # by hand, first signal and rotation: ‖R L f − L R f‖ / ‖L f‖
+    rng = np.random.default_rng(5)
+    f = E.degree_signal(nside, 3, rng)
+    rot = hp.Rotator(rot=list(rng.uniform(0, 360, size=(2, 3))[0]))
+    L = graphs["v1"]
+    want = np.linalg.norm(E.rotate_nest(L @ f, rot, nside) - L @ E.rotate_nest(f, rot, nside)) / np.linalg.norm(L @ f)
+    assert both["v1"][0] == want
+    with pytest.raises(ValueError, match="unknown graph"):
+        E.graph_laplacian({"graph": "ring"}, nside)
+
+
 def test_smoke_preset_writes_csv_md_png(tmp_path):
-    rc = E.main(["--preset", "smoke", "--results-dir", str(tmp_path), "data.nsides=[16]",
+    rc = script.main(["--preset", "smoke", "--results-dir", str(tmp_path), "data.nsides=[16]",
                  "data.signals=1", "data.rotations=2"])
     assert rc == 0
     rows = list(csv.DictReader(open(tmp_path / "equivariance_sphere.csv")))
     graphs = {"v1", "knn8", "knn20", "knn40"}
     assert {r["model"] for r in rows} == graphs
-    assert len(rows) == 4 * len(E.degrees_for(16, 10))  # degrees 10..40
+    assert len(rows) == 4 * len(script.degrees_for(16, 10))  # degrees 10..40
     for col in ("model", "setting", "seed", "preset", "data_source", "hardware", "code_version",
                 "started_at", "wall_s", "nside", "degree", "equivariance_error",
                 "equivariance_error_squared", "kernel_width_t", "kernel_rule"):
@@ -81,7 +101,7 @@ def test_smoke_preset_writes_csv_md_png(tmp_path):
     (["--preset", "smoke", "data.nsides=[8]"], "degree_step"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
-    assert E.main(argv + ["--results-dir", str(tmp_path)]) == 2
+    assert script.main(argv + ["--results-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "equivariance_sphere.csv").exists()

@@ -154,7 +154,7 @@ def test_continuous_rotation_error_is_measured_and_below_a_cnn():
     measured on a smooth blob image, reported, and only compared with a plain CNN's."""
     from scipy import ndimage
 
-    from models.cnn2d import Z2CNN
+    from models.baselines import Z2CNN
 
     torch.manual_seed(6)
     yy, xx = np.mgrid[0:28, 0:28]

@@ -17,7 +17,7 @@ import torch
 from datamodules._common import InputError, is_stand_in
 from datamodules.rotated_mnist import (FILES, RotatedMNISTDataModule, load_split, read_amat,
                                        rotate_batch, split_train_valid, write_amat, write_stand_in)
-from models.cnn2d import P4CNN, P4ConvP4, P4ConvZ2, Z2CNN, rotate_p4
+from models.baselines import P4CNN, P4ConvP4, P4ConvZ2, Z2CNN, rotate_p4
 from tests.equivariance import assert_equivariant
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ import pytest
 import torch
 from e3nn import o3
 
-from models.steerable.group import (_float64_default, cube_rotations, random_rotation,
-                                    rotate_voxels, wigner_D)
+from models.geometry import cube_rotations, random_rotation, rotate_voxels
+from models.steerable.group import _float64_default, wigner_D
 from models.steerable.kernels import (SteerableKernel, basis_labels, jmax_per_shell,
                                       kernel_basis_at, unit_basis)
 
@@ -31,7 +31,7 @@ def test_spherical_harmonics_match_wigner_D():
     """Y^l(Rx) = D^l(R) Y^l(x) with D = o3.Irrep(l, (-1)^l).D_from_matrix(R), l = 0..5."""
     x = torch.randn(50, 3, generator=GEN, dtype=torch.float64)
     for _ in range(3):
-        R = random_rotation(GEN)
+        R = random_rotation(generator=GEN)
         for l in range(6):
             with _float64_default():
                 Y = o3.spherical_harmonics(l, x, normalize=True, normalization="component")
@@ -43,7 +43,7 @@ def test_spherical_harmonics_match_wigner_D():
 def test_wigner_D_is_e3nn_D_from_matrix():
     """Same matrices as e3nn's Irrep.D_from_matrix (up to its torch.matrix_exp round-off)."""
     for _ in range(5):
-        R = random_rotation(GEN)
+        R = random_rotation(generator=GEN)
         for l in range(5):
             with _float64_default():
                 D_e3nn = o3.Irrep(l, (-1) ** l).D_from_matrix(R)
@@ -56,13 +56,13 @@ def test_wigner_D_is_e3nn_D_from_matrix():
 
 
 def test_wigner_D_is_an_orthogonal_representation():
-    R1, R2 = random_rotation(GEN), random_rotation(GEN)
+    R1, R2 = random_rotation(generator=GEN), random_rotation(generator=GEN)
     for l in range(5):
         D1, D2, D12 = wigner_D(l, R1), wigner_D(l, R2), wigner_D(l, R1 @ R2)
         assert torch.allclose(D12, D1 @ D2, atol=1e-13)
         assert torch.allclose(D1 @ D1.T, torch.eye(2 * l + 1, dtype=torch.float64), atol=1e-13)
     # a float32 rotation still gets a float64-accurate D, returned in float32
-    R = random_rotation(GEN)
+    R = random_rotation(generator=GEN)
     assert wigner_D(3, R.float()).dtype == torch.float32
     assert torch.allclose(wigner_D(3, R.float()).double(), wigner_D(3, R), atol=1e-6)
 
@@ -77,7 +77,7 @@ def test_kernel_constraint_at_random_continuous_points(l_in, l_out):
 
     assert fn(points).abs().max() > 1e-3  # not a zero basis
     for _ in range(3):
-        assert _constraint_error(fn, l_in, l_out, random_rotation(GEN), points) < 1e-10
+        assert _constraint_error(fn, l_in, l_out, random_rotation(generator=GEN), points) < 1e-10
 
 
 def test_broken_continuous_basis_fails_the_constraint():
@@ -91,7 +91,7 @@ def test_broken_continuous_basis_fails_the_constraint():
     def good(p):
         return kernel_basis_at(p, 1, 2, [1, 2], [3, 5])
 
-    R = random_rotation(GEN)
+    R = random_rotation(generator=GEN)
     assert _constraint_error(good, 1, 2, R, points) < 1e-10
     assert _constraint_error(broken, 1, 2, R, points) > 1e-2
 

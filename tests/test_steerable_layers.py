@@ -54,7 +54,7 @@ def test_rotate_field_is_a_representation():
             b = rotate_field(x, R @ S, RS_B)
             assert (a - b).abs().max() < 1e-12
     with pytest.raises(ValueError, match="cube rotations"):
-        rotate_voxels(x, random_rotation(GEN))
+        rotate_voxels(x, random_rotation(generator=GEN))
     with pytest.raises(ValueError, match="19 channels"):
         rotate_field(x[:, :5], ROTS[1], RS_B)
 
@@ -64,7 +64,7 @@ def test_resample_rotated_agrees_with_exact_cube_rotation():
     for R in ROTS[1:6]:
         exact = rotate_field(x, R, RS_A)
         assert (resample_rotated(x, R, order=3, Rs=RS_A) - exact).abs().max() < 1e-10
-    R = random_rotation(GEN)
+    R = random_rotation(generator=GEN)
     assert torch.allclose(R @ R.T, torch.eye(3, dtype=torch.float64), atol=1e-14)
     assert abs(float(torch.det(R)) - 1) < 1e-14
     assert resample_rotated(x[:, :1], R).shape == x[:, :1].shape

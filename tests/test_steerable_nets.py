@@ -3,7 +3,7 @@ steerable classifier under the 24 cube rotations, non-invariance of the plain CN
 import torch
 import torch.nn.functional as F
 
-from models.cnn3d import TetrisCNN
+from models.baselines import TetrisCNN
 from models.steerable import (GatedBlock, LowPass3d, SteerableConv3d, TetrisSE3Net,
                               cube_rotations, export_network, rotate_field)
 from tests.equivariance import assert_equivariant

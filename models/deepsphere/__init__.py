@@ -5,8 +5,13 @@ cosmology); Defferrard, Milani, Gusset, Perraudin, ICLR 2020 ("V2" k-NN graphs, 
 error). Modules: :mod:`.graph` (samplings, k-NN / V1 graphs, optimal kernel widths, Laplacians,
 Chebyshev rescaling, HEALPix rotation permutations), :mod:`.layers` (``ChebConv``, HEALPix
 pooling/unpooling, batch norm, global pooling), :mod:`.nets` (``DeepSphereFCN``,
-``DeepSphereCNN``). Tensors are ``(B, V, F)``; HEALPix vertices are in NESTED order.
+``DeepSphereCNN``), :mod:`.equivariance` (the ICLR equivariance-error figure: degree-ℓ signals,
+harmonic rotation of NEST maps, ratios ``‖RLf − LRf‖/‖Lf‖``), :mod:`.healpix` (NEST face
+coordinates: a base-pixel patch as an image). Tensors are ``(B, V, F)``;
+HEALPix vertices are in NESTED order.
 """
+from models.deepsphere.equivariance import (degree_signal, equivariance_ratios, graph_laplacian,
+                                            rotate_nest)
 from models.deepsphere.graph import (LAPLACIANS, OPTIMAL_SIGMA, SphereGraph, chebyshev_operator,
                                      clear_graph_cache, equiangular_graph, equiangular_vectors,
                                      healpix_graph, healpix_graph_v1, healpix_laplacian,
@@ -15,6 +20,7 @@ from models.deepsphere.graph import (LAPLACIANS, OPTIMAL_SIGMA, SphereGraph, che
                                      knn_edges, knn_graph, laplacian, largest_eigenvalue,
                                      lonlat_vectors, optimal_kernel_width, points_graph,
                                      rescale_laplacian, resolve_lmax, to_torch_sparse)
+from models.deepsphere.healpix import nest_image_index, nest_xy
 from models.deepsphere.layers import (ChebConv, GlobalAvgPool, HealpixPool, HealpixUnpool,
                                       SphereBatchNorm, sym_spmm)
 from models.deepsphere.nets import DeepSphereCNN, DeepSphereFCN
@@ -28,4 +34,6 @@ __all__ = [
     "rescale_laplacian", "resolve_lmax", "to_torch_sparse",
     "ChebConv", "GlobalAvgPool", "HealpixPool", "HealpixUnpool", "SphereBatchNorm", "sym_spmm",
     "DeepSphereCNN", "DeepSphereFCN",
+    "degree_signal", "equivariance_ratios", "graph_laplacian", "rotate_nest",
+    "nest_image_index", "nest_xy",
 ]

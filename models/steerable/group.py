@@ -1,4 +1,4 @@
-"""Rotations acting on voxel grids of steerable fields.
+"""Rotations acting on steerable fields: field types, Wigner D, the induced representation.
 
 Paper: Weiler, Geiger, Welling, Boomsma, Cohen 2018, "3D Steerable CNNs", §4 (eq. 1–3: the
 induced representation π(r) acting on fields).
@@ -21,7 +21,11 @@ Conventions (used by every module of :mod:`models.steerable`):
              D_{Rs}(R) = \\bigoplus_{(m,l) \\in Rs} \\bigoplus^{m} D^l(R).
 
   On the grid this is exact for the 24 rotations of the cube (signed permutation matrices), see
-  :func:`rotate_voxels`; other rotations need interpolation, see :func:`resample_rotated`.
+  :func:`rotate_field`; other rotations need interpolation, see :func:`resample_rotated`.
+
+The voxel part of the action (``cube_rotations``, ``rotate_voxels``, ``resample_volume``) and
+Haar-random rotations (``random_rotation``) live in :mod:`models.geometry`, with the same grid
+and rotation conventions.
 
 >>> import torch
 >>> R = cube_rotations()[5]
@@ -32,13 +36,13 @@ torch.Size([2, 4, 5, 5, 5])
 from __future__ import annotations
 
 import functools
-import itertools
 from contextlib import contextmanager
 from typing import Iterable, Sequence
 
-import numpy as np
 import torch
 from e3nn import o3
+
+from models.geometry import cube_rotations, resample_volume, rotate_voxels
 
 Rs_t = Sequence[tuple[int, int]]
 
@@ -81,38 +85,6 @@ def check_channels(x: torch.Tensor, Rs: Rs_t, who: str) -> None:
         raise ValueError(f"{who}: expected a (B, C, X, Y, Z) tensor, got shape {tuple(x.shape)}")
     if x.shape[1] != rs_dim(Rs):
         raise ValueError(f"{who}: expected {rs_dim(Rs)} channels ({rs_str(Rs)}), got {x.shape[1]}")
-
-
-# --------------------------------------------------------------------------- group elements
-def cube_rotations(dtype: torch.dtype = torch.float64) -> list[torch.Tensor]:
-    """The 24 rotations of the cube: signed 3×3 permutation matrices with determinant +1.
-
-    The identity comes first; the order is deterministic.
-    """
-    mats = []
-    for perm in itertools.permutations(range(3)):
-        for signs in itertools.product((1, -1), repeat=3):
-            R = torch.zeros(3, 3, dtype=torch.float64)
-            for row, (col, s) in enumerate(zip(perm, signs)):
-                R[row, col] = s
-            if torch.det(R) > 0:
-                mats.append(R)
-    mats.sort(key=lambda R: (not torch.equal(R, torch.eye(3, dtype=torch.float64)),))
-    return [R.to(dtype) for R in mats]
-
-
-def random_rotation(generator: torch.Generator | None = None,
-                    dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """A Haar-uniform random rotation matrix (normalised Gaussian quaternion)."""
-    q = torch.randn(4, generator=generator, dtype=torch.float64)
-    q = q / q.norm()
-    a, b, c, d = q.tolist()
-    R = torch.tensor([
-        [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-        [2 * (b * c + a * d), a * a - b * b + c * c - d * d, 2 * (c * d - a * b)],
-        [2 * (b * d - a * c), 2 * (c * d + a * b), a * a - b * b - c * c + d * d],
-    ], dtype=torch.float64)
-    return R.to(dtype)
 
 
 # --------------------------------------------------------------------------- representations
@@ -171,40 +143,6 @@ def irrep_D(Rs: Rs_t, R: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- actions on grids
-def _signed_permutation(R: torch.Tensor) -> tuple[list[int], list[int]]:
-    """``R[j, σ(j)] = s_j``; raises if R is not a signed permutation with det +1."""
-    Rn = R.detach().to("cpu", torch.float64)
-    if Rn.shape != (3, 3):
-        raise ValueError(f"rotation must be 3x3, got {tuple(Rn.shape)}")
-    sigma, signs = [], []
-    for j in range(3):
-        nz = torch.nonzero(Rn[j].abs() > 0.5).flatten().tolist()
-        if len(nz) != 1 or abs(abs(float(Rn[j, nz[0]])) - 1) > 1e-9 or \
-                float(Rn[j].abs().sum()) - 1 > 1e-9:
-            raise ValueError("rotate_voxels needs one of the 24 cube rotations (a signed "
-                             "permutation matrix); use resample_rotated for other rotations")
-        sigma.append(nz[0])
-        signs.append(1 if Rn[j, nz[0]] > 0 else -1)
-    if sorted(sigma) != [0, 1, 2] or torch.det(Rn) < 0:
-        raise ValueError("rotate_voxels needs a rotation (det +1) that permutes the axes")
-    return sigma, signs
-
-
-def rotate_voxels(x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-    """Move voxel contents: ``out[p'] = x[R^{-1} p']`` for a cube rotation ``R``.
-
-    With ``R[j, σ(j)] = s_j`` (one non-zero per row), output axis ``j`` is input axis ``σ(j)``,
-    reversed when ``s_j = −1`` (reversal maps position ``t`` to ``−t`` about the centre).
-    Channels are not mixed; see :func:`rotate_field`.
-    """
-    sigma, signs = _signed_permutation(R)
-    lead = list(range(x.dim() - 3))
-    off = x.dim() - 3
-    y = x.permute(*lead, *[off + s for s in sigma])
-    flips = [off + j for j in range(3) if signs[j] < 0]
-    return y.flip(flips) if flips else y
-
-
 def rotate_field(x: torch.Tensor, R: torch.Tensor, Rs: Rs_t) -> torch.Tensor:
     """``[π(R) x](p) = D_{Rs}(R) x(R^{-1} p)`` on a ``(B, C, X, Y, Z)`` tensor of type ``Rs``."""
     check_channels(x, Rs, "rotate_field")
@@ -215,33 +153,20 @@ def rotate_field(x: torch.Tensor, R: torch.Tensor, Rs: Rs_t) -> torch.Tensor:
 
 def resample_rotated(x: torch.Tensor, R: torch.Tensor, order: int = 3,
                      Rs: Rs_t | None = None) -> torch.Tensor:
-    """Continuous rotation of a ``(B, C, X, Y, Z)`` grid by interpolation about its centre.
+    """Continuous rotation of a ``(B, C, X, Y, Z)`` field by interpolation about its centre.
 
-    ``out(p') = x(R^{-1} p')`` evaluated with ``scipy.ndimage.affine_transform`` (spline of
-    ``order``, zeros outside the grid), channel by channel. With ``Rs`` given the channel blocks
-    are also mixed by ``D_{Rs}(R)``; without it every channel is treated as a scalar field.
-    For a cube rotation and grid-aligned samples this equals :func:`rotate_field` up to
-    interpolation round-off.
+    ``[π(R) x](p) = D_{Rs}(R) x(R^{-1} p)``: the resampling ``x(R^{-1} p)`` is
+    :func:`models.geometry.resample_volume` (spline of ``order``, zeros outside the grid),
+    channel by channel; with ``Rs`` given the channel blocks are then mixed by
+    ``D_{Rs}(R)``, without it every channel is treated as a scalar field. For a cube rotation
+    this equals :func:`rotate_field` up to interpolation round-off.
     """
-    from scipy.ndimage import affine_transform
-
     if x.dim() != 5:
         raise ValueError(f"resample_rotated: expected (B, C, X, Y, Z), got shape {tuple(x.shape)}")
-    Rn = R.detach().to("cpu", torch.float64).numpy()
-    shape = np.array(x.shape[2:], dtype=np.float64)
-    centre = (shape - 1) / 2
-    # output index o  ->  input index  R^T (o - c) + c
-    matrix = Rn.T
-    offset = centre - matrix @ centre
-    arr = x.detach().to("cpu", torch.float64).numpy()
-    out = np.empty_like(arr)
-    for b in range(arr.shape[0]):
-        for ch in range(arr.shape[1]):
-            out[b, ch] = affine_transform(arr[b, ch], matrix, offset=offset, order=order,
-                                          mode="constant", cval=0.0)
-    y = torch.from_numpy(out).to(x.device, x.dtype)
     if Rs is not None:
         check_channels(x, Rs, "resample_rotated")
+    y = resample_volume(x, R, order)
+    if Rs is not None:
         D = irrep_D(Rs, R.to(torch.float64)).to(x.device, x.dtype)
         y = torch.einsum("ij,bj...->bi...", D, y)
     return y
@@ -249,6 +174,5 @@ def resample_rotated(x: torch.Tensor, R: torch.Tensor, order: int = 3,
 
 __all__ = [
     "normalize_rs", "rs_dim", "rs_fields", "rs_str", "check_channels",
-    "cube_rotations", "random_rotation", "wigner_D", "irrep_D",
-    "rotate_voxels", "rotate_field", "resample_rotated",
+    "wigner_D", "irrep_D", "rotate_field", "resample_rotated",
 ]

@@ -27,13 +27,13 @@ torch.Size([1, 5, 7, 7, 7])
 from __future__ import annotations
 
 import copy
-import math
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.geometry import gaussian_taps, lowpass
 from models.steerable.group import check_channels, normalize_rs, rs_dim, rs_fields, rs_str
 from models.steerable.kernels import SIGMA, SteerableKernel
 
@@ -41,43 +41,13 @@ Activation = Callable[[torch.Tensor], torch.Tensor] | None
 
 
 # --------------------------------------------------------------------------- low pass
-def gaussian_taps(scale: float) -> list[float]:
-    """1-D taps of se3cnn's ``low_pass_filter``: σ = 0.5·√(scale² − 1), ``int(1 + 5σ)`` taps
-    made odd, normalised to sum 1 (the 3-D kernel is their outer product, also of sum 1)."""
-    if scale <= 1:
-        return [1.0]
-    sigma = 0.5 * math.sqrt(scale ** 2 - 1)
-    size = int(1 + 2 * 2.5 * sigma)
-    if size % 2 == 0:
-        size += 1
-    taps = [math.exp(-((t - size // 2) ** 2) / (2 * sigma ** 2)) for t in range(size)]
-    total = sum(taps)
-    return [t / total for t in taps]
-
-
-def _blur_axis(x: torch.Tensor, taps: list[float], axis: int, stride: int) -> torch.Tensor:
-    g = len(taps)
-    n = x.shape[axis]
-    n_out = (n - 1) // stride + 1
-    if g > 1:
-        pad = [0, 0] * 3
-        k = 4 - axis  # F.pad lists the last axis first: (z_lo, z_hi, y_lo, y_hi, x_lo, x_hi)
-        pad[2 * k] = pad[2 * k + 1] = g // 2
-        x = F.pad(x, pad)
-    out = None
-    for t, w in enumerate(taps):
-        idx = [slice(None)] * x.dim()
-        idx[axis] = slice(t, t + (n_out - 1) * stride + 1, stride)
-        term = x[tuple(idx)] * w
-        out = term if out is None else out + term
-    return out
-
-
 class LowPass3d(nn.Module):
     """Gaussian blur then subsampling, ``y = (G_σ * x)[::s, ::s, ::s]`` (§4.4.2; se3cnn
     ``low_pass_filter(x, scale, stride)``), on every channel independently, zero padding
     ``size//2``. Separable: three passes of 1-D taps. ``scale ≤ 1`` means no blur (then
-    ``stride > 1`` is plain subsampling). Commutes with cube rotations (isotropic kernel)."""
+    ``stride > 1`` is plain subsampling). Commutes with cube rotations (isotropic kernel).
+    The filter is :func:`models.geometry.lowpass` (taps :func:`models.geometry.gaussian_taps`),
+    the same function that blurs the Tetris data."""
 
     def __init__(self, scale: float, stride: int = 1):
         super().__init__()
@@ -93,11 +63,7 @@ class LowPass3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:
             raise ValueError(f"LowPass3d: expected (B, C, X, Y, Z), got shape {tuple(x.shape)}")
-        if len(self.taps) == 1 and self.stride == 1:
-            return x
-        for axis in (2, 3, 4):
-            x = _blur_axis(x, self.taps, axis, self.stride)
-        return x
+        return lowpass(x, self.scale, self.stride)
 
 
 # --------------------------------------------------------------------------- convolution
@@ -423,6 +389,6 @@ def export_network(net: nn.Module) -> nn.Module:
 
 
 __all__ = [
-    "gaussian_taps", "LowPass3d", "SteerableConv3d", "EquivariantBatchNorm", "CapsuleDropout",
+    "LowPass3d", "SteerableConv3d", "EquivariantBatchNorm", "CapsuleDropout",
     "GatedBlock", "InvariantPool", "export_network",
 ]

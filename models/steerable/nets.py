@@ -1,8 +1,14 @@
-"""Steerable networks of the paper's experiments.
+"""Steerable networks of the paper's experiments: Tetris and CATH.
 
-Paper: Weiler et al. 2018, §5.1 (Tetris) and supplement Table 2 (low-pass ablation).
-Reference: ``mariogeiger/se3cnn`` ``examples/tetris.py`` (``SE3Net``; the HEAD copy
-``examples/image/tetris.py`` is the same with its run log).
+Paper: Weiler et al. 2018, §5.1 (Tetris) and supplement Table 2 (low-pass ablation); §5.4 and
+supplement (CATH: 10 architecture classes, 50³ grid of 2 Å voxels, steerable model 143,560
+parameters). Reference: ``mariogeiger/se3cnn`` ``examples/tetris.py`` (``SE3Net``; the HEAD
+copy ``examples/image/tetris.py`` is the same with its run log) and, at 546bc68,
+``experiments/scripts/cath/networks/SE3ResNet34Small`` on ``experiments/util/arch_blocks.py``
+(``SE3GatedResBlock``), run by ``final_run.py`` with ``--kernel-size 3
+--downsample-by-pooling`` (defaults: ``--bandlimit-mode compromise --normalization batch
+--SE3-nonlinearity gated``, no fully-connected dropout). The plain baselines are in
+:mod:`models.baselines.cnn3d`.
 
 >>> import torch
 >>> net = TetrisSE3Net().eval()
@@ -10,6 +16,8 @@ Reference: ``mariogeiger/se3cnn`` ``examples/tetris.py`` (``SE3Net``; the HEAD c
 torch.Size([2, 8])
 >>> sum(p.numel() for p in net.parameters())
 41198
+>>> sum(p.numel() for p in SE3ResNet34Small().parameters())
+143560
 """
 from __future__ import annotations
 
@@ -88,4 +96,105 @@ class TetrisSE3Net(nn.Module):
         return self.linear(self.dropout(self.features(x)))
 
 
-__all__ = ["multiplicities_to_rs", "TetrisSE3Net"]
+# --------------------------------------------------------------------------- CATH SE3ResNet34Small
+class SE3GatedResBlock(nn.Module):
+    """se3cnn ``SE3GatedResBlock`` with downsampling by pooling.
+
+    One field type ``Rs_out`` per convolution. A single-convolution block is a gated
+    :class:`GatedBlock` without shortcut. Otherwise the block is
+    ``GatedBlock(gated) [→ AvgPool3d] → … → GatedBlock(linear)`` plus a shortcut (identity when
+    the type and resolution are unchanged, else a linear ``GatedBlock [→ AvgPool3d]``), and the
+    sum is returned as is: se3cnn builds the post-sum ``GatedActivation`` with its default
+    ``activation=(None, None)``, i.e. an identity (code quirk kept on purpose). Every
+    ``GatedBlock`` batch-normalises its input (no affine parameters, momentum ``bn_momentum``)
+    and applies capsule dropout ``p_drop`` to its output.
+    """
+
+    def __init__(self, Rs_in, Rs_outs: list, size: int = 3, stride: int = 1,
+                 p_drop: float = 0.1, bn_momentum: float = 0.01, mode: str = "compromise"):
+        super().__init__()
+        common = dict(size=size, padding=size // 2, stride=1, batch_norm=True,
+                      bn_momentum=bn_momentum, dropout=p_drop, mode=mode)
+        single = len(Rs_outs) == 1
+        reprs = [Rs_in] + list(Rs_outs)
+        layers: list[nn.Module] = []
+        for i in range(len(Rs_outs)):
+            last = i == len(Rs_outs) - 1
+            act = None if (last and not single) else (torch.relu, torch.sigmoid)
+            layers.append(GatedBlock(reprs[i], reprs[i + 1], activation=act, **common))
+            if i == 0 and stride > 1:
+                layers.append(nn.AvgPool3d(size, stride=stride, padding=size // 2))
+        self.layers = nn.Sequential(*layers)
+        self.shortcut: nn.Module | None = None
+        if not single:
+            if list(Rs_in) == list(Rs_outs[-1]) and stride == 1:
+                self.shortcut = nn.Identity()
+            else:
+                sc: list[nn.Module] = [GatedBlock(Rs_in, Rs_outs[-1], activation=None, **common)]
+                if stride > 1:
+                    sc.append(nn.AvgPool3d(size, stride=stride, padding=size // 2))
+                self.shortcut = nn.Sequential(*sc)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.layers(x)
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return out
+
+
+class SE3ResNet34Small(nn.Module):
+    """Steerable ResNet34 "small" of the CATH experiment: exactly 143,560 parameters.
+
+    Field multiplicities per ``l = (0, 1, 2, 3)`` (se3cnn ``SE3ResNet34Small``)::
+
+        stem (2,2,2,2), k=7 | (2,2,2,2) ×2 ×3 | (4,4,4,4) ×2 ×4 | (8,8,8,8) ×2 ×6
+        | (16,16,16,16) ×2 ×2, then one block (16,16,16,16) → (256,)
+
+    kernel 3 after the stem, compromise band-limit, σ = 0.6, batch norm (momentum 0.01) before
+    every convolution, capsule dropout ``p_drop`` after every convolution (``--p-drop-conv
+    0.1``), gated ReLU/sigmoid on the inner convolution of each block, no nonlinearity after the
+    residual sums (se3cnn quirk, see :class:`SE3GatedResBlock`), strides by ``AvgPool3d(3, 2,
+    1)``. Global average of the 256 scalars, ``Linear(256, classes)`` (no dense dropout).
+    Stage layout and strides (:attr:`STRIDES`) are those of :class:`models.baselines.ResNet34`.
+
+    Exactness of cube-rotation equivariance: the three pooled strides need ``n ≡ 1 (mod 8)``
+    voxels per axis (e.g. 9, 25, 49; not the paper's 50), see :mod:`models.steerable.layers`.
+    """
+
+    FEATURES = [
+        [(2, 2, 2, 2)],
+        [[(2, 2, 2, 2)] * 2] * 3,
+        [[(4, 4, 4, 4)] * 2] * 4,
+        [[(8, 8, 8, 8)] * 2] * 6,
+        [[(16, 16, 16, 16)] * 2] * 2 + [[(16, 16, 16, 16), (256,)]],
+    ]
+    STRIDES = [1, 1, 2, 2, 2]
+
+    def __init__(self, num_classes: int = 10, p_drop: float = 0.1, size: int = 3,
+                 n_input: int = 1, stem_size: int = 7, bn_momentum: float = 0.01,
+                 mode: str = "compromise"):
+        super().__init__()
+        self.Rs_in = [(n_input, 0)]
+        kw = dict(p_drop=p_drop, bn_momentum=bn_momentum, mode=mode)
+        stem = SE3GatedResBlock(self.Rs_in, [multiplicities_to_rs(self.FEATURES[0][0])],
+                                size=stem_size, **kw)
+        stages: list[nn.Module] = [stem]
+        Rs = multiplicities_to_rs(self.FEATURES[0][0])
+        for blocks, stride in zip(self.FEATURES[1:], self.STRIDES[1:]):
+            seq = []
+            for b, convs in enumerate(blocks):
+                Rs_outs = [multiplicities_to_rs(f) for f in convs]
+                seq.append(SE3GatedResBlock(Rs, Rs_outs, size=size, stride=stride if b == 0 else 1, **kw))
+                Rs = Rs_outs[-1]
+            stages.append(nn.Sequential(*seq))
+        self.stages = nn.Sequential(*stages)
+        self.Rs_out = Rs
+        self.pool = InvariantPool(Rs)
+        self.linear = nn.Linear(sum(m for m, _ in Rs), num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_channels(x, self.Rs_in, "SE3ResNet34Small")
+        return self.linear(self.pool(self.stages(x)))
+
+
+__all__ = ["multiplicities_to_rs", "TetrisSE3Net", "SE3GatedResBlock", "SE3ResNet34Small"]

@@ -23,7 +23,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from datamodules.cath import CathDataModule  # noqa: E402
-from models.cath_nets import ResNet34, SE3ResNet34Small  # noqa: E402
+from models.baselines import ResNet34  # noqa: E402
+from models.steerable import SE3ResNet34Small  # noqa: E402
 
 
 def main(argv=None) -> int:

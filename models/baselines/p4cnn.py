@@ -1,9 +1,10 @@
-"""Planar baselines of the rotated-MNIST table: a conventional CNN and the p4 group CNN.
+"""The p4 group CNN of the rotated-MNIST table (a group-equivariant baseline).
 
 Paper: Cohen & Welling 2016, *Group Equivariant Convolutional Networks* (ICML), §8.1 and Table 1
-(rotated MNIST: Z2CNN 5.03 %, P4CNN with rotation pooling after every layer 3.21 %, P4CNN
-2.28 %), the rows the Harmonic Networks paper compares against (Worrall et al. 2017, Table 1).
-Reference: ``tscohen/gconv_experiments`` ``MNIST_ROT/models/{Z2CNN,P4CNN}.py``.
+(rotated MNIST: P4CNN with rotation pooling after every layer 3.21 %, P4CNN 2.28 %), the rows
+the Harmonic Networks paper compares against (Worrall et al. 2017, Table 1). Reference:
+``tscohen/gconv_experiments`` ``MNIST_ROT/models/P4CNN.py``. Its conventional counterpart
+``Z2CNN`` is in :mod:`models.baselines.cnn2d`.
 
 Group conventions (p4 = translations ⋊ quarter turns). A p4 feature map is ``(B, C, 4, H, W)``;
 index ``s`` of axis 2 is the rotation ``r^s``, ``r`` the counter-clockwise quarter turn
@@ -13,10 +14,13 @@ along axis 2 (Cohen & Welling eq. 10–11, Fig. 1). Exact for valid convolutions
 max-pooling of even maps (28 → 26 → 24 → 12 → 10 → 8 → 6 → 4 → 1).
 
 >>> import torch
->>> Z2CNN()(torch.zeros(2, 1, 28, 28)).shape, P4CNN()(torch.zeros(2, 1, 28, 28)).shape
-(torch.Size([2, 10]), torch.Size([2, 10]))
->>> sum(p.numel() for p in Z2CNN().parameters()), sum(p.numel() for p in P4CNN().parameters())
-(21750, 24680)
+>>> P4CNN()(torch.zeros(2, 1, 28, 28)).shape
+torch.Size([2, 10])
+>>> sum(p.numel() for p in P4CNN().parameters())
+24680
+>>> conv, x = P4ConvZ2(1, 3), torch.randn(1, 1, 9, 9)
+>>> bool(torch.allclose(conv(torch.rot90(x, 1, dims=(-2, -1))), rotate_p4(conv(x)), atol=1e-6))
+True
 """
 from __future__ import annotations
 
@@ -25,35 +29,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-class Z2CNN(nn.Module):
-    """The conventional CNN of Cohen & Welling (``Z2CNN``): 7 valid convolutions, 3×3 then a
-    final 4×4, 20 channels, each ``conv → BN → ReLU``; dropout ``p`` after layers 1, 3, 4, 5, 6;
-    2×2 max-pooling after layer 2; the 4×4 top convolution maps 28×28 input to 1×1×10 logits
-    (spatial max, as in the reference). 21,750 parameters (the "22k" of H-Net Table 1 [mem])."""
-
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, channels: int = 20,
-                 dropout: float = 0.3):
-        super().__init__()
-        c = int(channels)
-        self.blocks = nn.ModuleList()
-        for i in range(6):
-            self.blocks.append(nn.Sequential(nn.Conv2d(in_channels if i == 0 else c, c, 3),
-                                             nn.BatchNorm2d(c), nn.ReLU()))
-        self.top = nn.Conv2d(c, num_classes, 4)
-        self.drop = nn.Dropout(float(dropout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4:
-            raise ValueError(f"Z2CNN: expected input (B, C, H, W), got {tuple(x.shape)}")
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i == 1:
-                x = F.max_pool2d(x, 2)
-            else:
-                x = self.drop(x)
-        return self.top(x).amax(dim=(-2, -1))
 
 
 class P4ConvZ2(nn.Module):
@@ -110,12 +85,13 @@ def rotate_p4(f: torch.Tensor, k: int = 1) -> torch.Tensor:
 
 
 class P4CNN(nn.Module):
-    """The p4 group CNN of Cohen & Welling (``P4CNN``, rotation pooling at the end): the Z2CNN
-    layout with ``P4ConvZ2`` then ``P4ConvP4`` layers, channels divided by √4 = 2 (10) to keep
-    the parameter count, BN shared over the 4 rotations of a channel (``BatchNorm3d``), ReLU,
-    no dropout (commented out in the reference), 2×2 spatial max-pooling after layer 2, a 4×4
-    top ``P4ConvP4``, then max over rotations and space → logits exactly invariant to quarter
-    turns. 24,680 parameters (the "25k" of H-Net Table 1 [mem])."""
+    """The p4 group CNN of Cohen & Welling (``P4CNN``, rotation pooling at the end): the
+    :class:`~models.baselines.cnn2d.Z2CNN` layout with ``P4ConvZ2`` then ``P4ConvP4`` layers,
+    channels divided by √4 = 2 (10) to keep the parameter count, BN shared over the 4
+    rotations of a channel (``BatchNorm3d``), ReLU, no dropout (commented out in the
+    reference), 2×2 spatial max-pooling after layer 2, a 4×4 top ``P4ConvP4``, then max over
+    rotations and space → logits exactly invariant to quarter turns. 24,680 parameters (the
+    "25k" of H-Net Table 1 [mem])."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, channels: int = 10):
         super().__init__()
@@ -137,3 +113,6 @@ class P4CNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x).amax(dim=(2, 3, 4))
+
+
+__all__ = ["P4ConvZ2", "P4ConvP4", "rotate_p4", "P4CNN"]
