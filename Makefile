@@ -24,10 +24,10 @@ demo: venv
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) reproduce/tetris.py --preset smoke
 
 test: venv
-	$(PY) -m pytest -q -m "not slow" --doctest-modules models datamodules tests
+	$(PY) -m pytest -q -m "not slow" --doctest-modules models datamodules reproduce tests
 
 test-all: venv
-	$(PY) -m pytest -q --doctest-modules models datamodules tests
+	$(PY) -m pytest -q --doctest-modules models datamodules reproduce tests
 
 clean:
 	rm -rf runs results/smoke
