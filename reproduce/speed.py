@@ -16,7 +16,6 @@ import argparse
 import datetime as _dt
 import importlib
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -25,18 +24,12 @@ if __package__ in (None, ""):
 
 import torch
 
-from reproduce import _tables as T
-from reproduce._runner import REPO_ROOT, code_version
+from datamodules._common import atomic_write_text
+from reproduce.runner import tables as T
+from reproduce.runner.store import REPO_ROOT, code_version, machine
 
 SECTIONS = ("steerable", "harmonic", "sphere", "cath")
 FIRST_COLS = ["what", "time_ms", "floor_ms", "ratio"]
-
-
-def machine(device: str) -> str:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"cpu x{cores} ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads"
 
 
 def fmt(v) -> str:
@@ -106,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  when it was measured: on a loaded machine the absolute times are inflated and the\n"
             f"  ratios noisy; rerun on a quiet machine or a GPU (`--device cuda`) for clean figures.\n\n")
     if out:
-        T.write_md(out, head + body)
+        atomic_write_text(out, head + body)
         print(f"written {out}", file=sys.stderr)
     return 0
 

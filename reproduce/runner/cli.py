@@ -106,8 +106,11 @@ def _wait_for_stand_in(data_dir: Path, timeout_s: float = 3600) -> None:
 def render_table(bench: Benchmark, cfg: dict, results_dir: Path, seed: int = 0) -> Path | None:
     """Rewrite ``results/<name>.md`` from the CSV rows of this preset and grid."""
     from reproduce.runner.tables import render
-    rows = current_rows(read_rows(results_dir / f"{bench.name}.csv"), cfg["preset"],
-                        expand_grid(bench, cfg, seed))
+    rows = read_rows(results_dir / f"{bench.name}.csv")
+    if "grid" in cfg:
+        rows = current_rows(rows, cfg["preset"], expand_grid(bench, cfg, seed))
+    else:  # a measurement script: its CSV holds one invocation per preset
+        rows = [r for r in rows if r.get("preset") == cfg["preset"]]
     return render(bench, cfg, rows, results_dir)
 
 

@@ -319,7 +319,7 @@ class Report:
     """Everything ``results/<name>.md`` says, declared once per benchmark."""
 
     title: str
-    reproduces: str
+    reproduces: str | Callable[[View], str]
     sections: list
     notes: list = field(default_factory=list)
     #: text right after the header bullets (e.g. the stand-in disclaimer), str or callable
@@ -368,7 +368,8 @@ def header(report: Report, view: View) -> str:
     walls = floats(rows, "wall_s")
     count = (report.count_line(view) if report.count_line else
              f"Runs: {len(rows)} finished, total wall time {sum(walls) / 60:.1f} min")
-    lines = [f"# {report.title}", "", f"Reproduces: {report.reproduces}", "",
+    reproduces = report.reproduces(view) if callable(report.reproduces) else report.reproduces
+    lines = [f"# {report.title}", "", f"Reproduces: {reproduces}", "",
              f"- Regenerate: `{command(view)}`",
              f"- Preset: `{view.preset}`",
              f"- Data: {', '.join(srcs)}",
@@ -384,6 +385,8 @@ def header(report: Report, view: View) -> str:
 
 def _grid_cells(bench, cfg: dict) -> dict[tuple[str, str], dict]:
     from reproduce.runner.grid import expand_grid
+    if "grid" not in cfg:  # a measurement script, not a training grid
+        return {}
     one = C.deep_merge(cfg, {"grid": {"runs": 1}})
     return {(r.model, r.setting_str): r.cfg for r in expand_grid(bench, one)}
 
