@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reproduce.runner import config as _config
@@ -85,7 +86,8 @@ def test_evaluate_rescore_checkpoint_on_other_data(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--preset", "huge"], "unknown preset 'huge'"),
     (["--preset", "smoke", "--only", "nope"], "unknown model(s) nope"),
-    (["--preset", "smoke", "optim.lrr=1"], "unknown key 'optim.lrr'"),
+    (["--preset", "smoke", "optim.lrr=1"], "config optim.lrr: unknown key for Optim"),
+    (["--preset", "smoke", "grid.runz=1"], "unknown key 'grid.runz'"),
     (["--preset", "smoke", "optim"], "must look like key.sub=value"),
     (["--preset", "smoke", "optim.lr=[1"], "not valid YAML"),
 ])
@@ -159,3 +161,49 @@ def test_wandb_is_offline_by_default(tmp_path):
     offline = list((tmp_path / "runs").rglob("wandb/offline-run-*"))
     assert len(offline) == 1
     assert list((tmp_path / "runs").rglob("logs/attempt0/metrics.csv"))  # CSV always
+
+
+def test_segmentation_task_selects_on_validation_map(tmp_path):
+    """The runner is task-agnostic: a Segment benchmark declares its task and selects the tested
+    checkpoint on val/map (config ``trainer.select``), and its rows carry the dense metrics."""
+    run_boring(tmp_path, "--preset", "smoke", env={"EB_BORING": "segment"})
+    (row,) = list(csv.DictReader(open(tmp_path / "res" / "boring_seg.csv")))
+    assert 0.0 <= float(row["test_map"]) <= 1.0 and "test_iou_a" in row and "test_recall_bg" in row
+    assert row["checkpoint"].endswith("best.ckpt")
+    assert "final_train_loss" in row
+    assert "| sites |" in (tmp_path / "res" / "boring_seg.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["trainer.max_epochs=abc"], "config trainer.max_epochs: expected int, got 'abc'"),
+    (["optim.lr=-1"], "lr must be positive"),
+    (["data.batch_size=abc"], "config data.batch_size: expected int, got 'abc'"),
+    (["models.mlp.kind=transformer"], "models.mlp.kind 'transformer' is unknown; valid kinds: mlp"),
+    (["models.mlp.hidden=[1]"], "config models.mlp.hidden: expected int"),
+])
+def test_typed_config_errors_name_the_key_before_training(tmp_path, args, message):
+    p = run_boring(tmp_path, "--preset", "smoke", *args, check=False)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert message in p.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "res").exists()
+
+
+def test_stand_in_manifest_reused_then_regenerated_when_its_parameters_change(tmp_path):
+    run_boring(tmp_path, "--preset", "smoke", "--list")  # --list prepares nothing
+    assert not (tmp_path / "data").exists()
+    run_boring(tmp_path, "--preset", "smoke", "--only", "mlp")
+    manifest = json.loads((tmp_path / "data" / "STAND_IN.json").read_text())
+    assert manifest["params"] == {"samples": 256} and set(manifest["files"]) == {"blobs.npz"}
+    stamp = (tmp_path / "data" / "blobs.npz").stat().st_mtime_ns
+    run_boring(tmp_path, "--preset", "smoke", "--only", "mlp")
+    assert (tmp_path / "data" / "blobs.npz").stat().st_mtime_ns == stamp  # reused
+    (tmp_path / "data" / "blobs.npz").write_bytes(b"tampered")
+    p = run_boring(tmp_path, "--preset", "smoke", "--only", "mlp", check=False)
+    assert p.returncode == 2 and "was changed after it was generated" in p.stderr
+    (tmp_path / "data" / "blobs.npz").unlink()
+    run_boring(tmp_path, "--preset", "smoke", "--only", "mlp", "data.samples=128")  # new parameters
+    assert json.loads((tmp_path / "data" / "STAND_IN.json").read_text())["params"] == {"samples": 128}
+    with np.load(tmp_path / "data" / "blobs.npz") as z:
+        assert len(z["y"]) == 128
+    p = run_boring(tmp_path, "--preset", "smoke", "data.sampels=3", check=False)
+    assert p.returncode == 2 and "config data.sampels: unknown key for BlobData" in p.stderr

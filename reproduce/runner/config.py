@@ -106,8 +106,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), parsed
 
 
+#: sections whose keys are checked against the class they build (:func:`check_args`): an override
+#: may set a key the YAML leaves at the class default; a typo there fails in that check
+TYPED_SECTIONS = ("data", "models", "model", "optim", "trainer", "task")
+
+
 def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
-    """Apply ``a.b=value`` overrides. Keys must already exist (typos fail loudly)."""
+    """Apply ``a.b=value`` overrides. Keys must already exist (typos fail loudly), except one new
+    leaf inside an existing mapping of a :data:`TYPED_SECTIONS` section, which the typed check of
+    the run then validates against its class."""
     cfg = copy.deepcopy(cfg)
     for text in overrides:
         keys, value = parse_override(text)
@@ -117,7 +124,7 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
                 raise InputError(f"config override '{text}': no section "
                                  f"'{'.'.join(keys[:i + 1])}' in this config")
             node = node[k]
-        if keys[-1] not in node:
+        if keys[-1] not in node and not (keys[0] in TYPED_SECTIONS and len(keys) > 1):
             raise InputError(f"config override '{text}': unknown key '{'.'.join(keys)}' "
                              f"(known here: {', '.join(sorted(node)) or 'none'})")
         node[keys[-1]] = value

@@ -63,6 +63,21 @@ class BlobData(pl.LightningDataModule):
         return DataLoader(self.test, batch_size=self.batch_size)
 
 
+class SiteData(BlobData):
+    """Dense labels: ``sites.npz`` with ``x`` (n, 3, 10) and per-site classes ``y`` (n, 10)."""
+
+    def _write(self, d: Path) -> None:
+        rng = np.random.default_rng(0)
+        y = rng.integers(0, 3, (self.samples, 10))
+        x = rng.normal(size=(self.samples, 3, 10)) + 1.5 * np.eye(3)[y].transpose(0, 2, 1)
+        np.savez(d / "blobs.npz", x=x, y=y)
+
+
+class SiteNet(nn.Sequential):
+    def __init__(self, hidden: int = 8, num_classes: int = 3):
+        super().__init__(nn.Conv1d(3, hidden, 1), nn.ReLU(), nn.Conv1d(hidden, num_classes, 1))
+
+
 class MLP(nn.Sequential):
     def __init__(self, hidden: int = 16, num_classes: int = 2):
         super().__init__(nn.Linear(8, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
@@ -109,7 +124,22 @@ class Boring(Benchmark):
         return {"world_size": world}
 
 
-BENCH = Boring()
+class BoringSegment(Boring):
+    """The same plumbing for a dense task: ``Segment``, model selection on ``val/map``."""
+
+    name = "boring_seg"
+    datamodule = SiteData
+    models = {"sites": SiteNet}
+    report = T.Report(title="boring segmentation", reproduces="nothing", sections=[T.Table(rows="model", columns=[
+        T.Col("model", T.label({})), T.Col("mAP", T.mean_std("test_map"))])])
+
+    @property
+    def task(self):
+        from models.tasks import Segment
+        return Segment
+
+
+BENCH = BoringSegment() if os.environ.get("EB_BORING") == "segment" else Boring()
 
 if __name__ == "__main__":
     sys.exit(main(BENCH, __doc__))
