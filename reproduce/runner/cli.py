@@ -91,7 +91,30 @@ def results_dir_for(args: argparse.Namespace, preset: str) -> Path:
 def _only(args: argparse.Namespace) -> list[str] | None:
     if args.only is None:
         return None
-    return [m.strip() for m in args.only.split(",") if m.strip()]
+    names = [m.strip() for m in args.only.split(",") if m.strip()]
+    if not names:
+        raise InputError(f"--only {args.only!r} names no model")
+    return names
+
+
+def check_writable(folder: Path, what: str, probe_bytes: int = 1 << 20) -> None:
+    """Fail before any training when ``folder`` cannot be created or written, or has no room for
+    a small probe file (a full disk shows here, not after hours of training)."""
+    probe = Path(folder) / f".write-probe-{os.getpid()}"
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * probe_bytes)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise InputError(f"{what} {folder} is not writable ({e.strerror or e}); choose another "
+                         f"folder with {what}") from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
 
 
 def _wait_for_stand_in(data_dir: Path, timeout_s: float = 3600) -> None:
@@ -141,10 +164,11 @@ def main(bench: Benchmark, doc: str | None = None, argv: list[str] | None = None
 def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     cfg = resolve_config(bench, args)
     preset = cfg["preset"]
-    for name, val in (("--gpus", args.gpus), ("--cpu-procs", args.cpu_procs - 1),
-                      ("--num-nodes", args.num_nodes - 1)):
-        if val < 0:
-            raise InputError(f"{name} must be non-negative")
+    if args.gpus < 0:
+        raise InputError(f"--gpus must be 0 or more, got {args.gpus}")
+    for name, val in (("--cpu-procs", args.cpu_procs), ("--num-nodes", args.num_nodes)):
+        if val < 1:
+            raise InputError(f"{name} must be at least 1, got {val}")
     if args.gpus and args.cpu_procs > 1:
         raise InputError("--gpus and --cpu-procs exclude each other")
     results_dir = results_dir_for(args, preset)
@@ -168,8 +192,15 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     if args.list:
         list_grid(ctx, runs)
         return 0
+    if args.evaluate:
+        from reproduce.runner.evaluate import evaluate
+        evaluate(bench, ctx, Path(args.evaluate), args.overrides)
+        return 0
     for run in runs:
         bench.check(ctx, run)
+    if global_rank() == 0:
+        check_writable(ctx.results_dir, "--results-dir")
+        check_writable(ctx.runs_dir, "--runs-dir")
     if data_dir is not None:
         if generate and global_rank() > 0:
             _wait_for_stand_in(data_dir)
@@ -177,10 +208,6 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         ctx.data_source = "stand-in" if is_stand_in(data_dir) else "real"
     else:
         ctx.data_source = bench.default_data_source
-    if args.evaluate:
-        from reproduce.runner.evaluate import evaluate
-        evaluate(bench, ctx, Path(args.evaluate))
-        return 0
     rows = run_grid(bench, ctx, runs)
     if ctx.is_rank_zero:
         path = render_table(bench, cfg, results_dir, args.seed)

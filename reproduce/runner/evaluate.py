@@ -1,49 +1,106 @@
 """``--evaluate CKPT --data-dir DIR``: re-score a saved checkpoint on other data of the same
-format, without training. The run's own ``config.yaml`` (beside ``checkpoints/``) rebuilds the
-datamodule, backbone and task; the result is printed as JSON and kept in the run folder."""
+format, without training.
+
+The run's own resolved config (``config.yaml`` beside ``checkpoints/``) rebuilds the datamodule,
+backbone and task — not the command line's preset — with the command line's ``key=value``
+overrides applied on top (e.g. ``data.test_dir=...``). State the datamodule saved in the
+checkpoint (e.g. training normalisation statistics, Lightning's ``state_dict`` hook) is restored,
+so an evaluation folder needs only the files it scores. A checkpoint or config that cannot be
+used is one ``error:`` line. The result (metrics, how many samples were scored, from where) is
+printed as JSON and kept in the run folder as ``evaluate-<hash>.json``.
+"""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import yaml
 
-from datamodules._common import InputError, atomic_write_text
-from reproduce.runner.config import config_hash
+from datamodules._common import InputError, atomic_write_text, is_stand_in
+from reproduce.runner.checkpoints import check_checkpoint
+from reproduce.runner.config import config_hash, parse_override, set_dotted
 from reproduce.runner.runs import Run
 
 
-def evaluate(bench, ctx, ckpt: Path) -> dict:
+def load_run(bench, ckpt: Path, overrides: list[str]) -> tuple[Run, Path]:
+    """The run a checkpoint belongs to, from its ``config.yaml``, with ``overrides`` applied."""
+    run_dir = ckpt.parent.parent
+    meta_path = run_dir / "config.yaml"
+    if not meta_path.is_file():
+        raise InputError(f"--evaluate: {meta_path} not found; a checkpoint must sit in "
+                         f"<run dir>/checkpoints/ next to the run's config.yaml")
+    try:
+        meta = yaml.safe_load(meta_path.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a mapping")
+        if meta.get("benchmark") != bench.name:
+            raise InputError(f"--evaluate: {ckpt} is a '{meta.get('benchmark')}' checkpoint, not {bench.name}")
+        cfg = meta["config"]
+        for text in overrides:
+            keys, value = parse_override(text)
+            cfg = set_dotted(cfg, {".".join(keys): value})
+        run = Run(bench.name, str(meta["model_name"]), dict(meta["setting"] or {}), int(meta["seed"]),
+                  str(meta["preset"]), cfg)
+    except InputError:
+        raise
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as e:
+        raise InputError(f"--evaluate: {meta_path} is not a run config this runner wrote "
+                         f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    return run, run_dir
+
+
+def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None) -> dict:
     import pytorch_lightning as pl
     import torch
 
     ckpt = Path(ckpt).expanduser().resolve()
     if not ckpt.is_file():
         raise InputError(f"--evaluate: checkpoint {ckpt} does not exist")
-    run_dir = ckpt.parent.parent
-    meta_path = run_dir / "config.yaml"
-    if not meta_path.is_file():
-        raise InputError(f"--evaluate: {meta_path} not found; a checkpoint must sit in "
-                         f"<run dir>/checkpoints/ next to the run's config.yaml")
-    meta = yaml.safe_load(meta_path.read_text())
-    if meta.get("benchmark") != bench.name:
-        raise InputError(f"--evaluate: {ckpt} is a '{meta.get('benchmark')}' checkpoint, "
-                         f"not {bench.name}")
-    run = Run(bench.name, meta["model_name"], meta["setting"], int(meta["seed"]), meta["preset"],
-              meta["config"])
+    why = check_checkpoint(ckpt)
+    if why is not None:
+        raise InputError(f"--evaluate: {ckpt} is not a usable checkpoint: {why}")
+    run, run_dir = load_run(bench, ckpt, list(overrides or []))
+    bench.check(ctx, run)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     dm = bench.build_datamodule(ctx, run)
+    dm.prepare_data()
+    ctx.data_source = (("stand-in" if is_stand_in(ctx.data_dir) else "real") if ctx.data_dir
+                       else bench.default_data_source)
+    dm_state = state.get(type(dm).__qualname__)
+    if dm_state:
+        dm.load_state_dict(dm_state)
     backbone = bench.build_backbone(ctx, run)
     task = bench.build_task(ctx, run, backbone)
-    task.load_state_dict(state["state_dict"])
+    try:
+        task.load_state_dict(state["state_dict"])
+    except RuntimeError as e:
+        raise InputError(f"--evaluate: {ckpt} does not fit the model of its config "
+                         f"({str(e).splitlines()[0][:160]})") from None
     trainer = pl.Trainer(accelerator="gpu" if ctx.launch.gpus else "cpu", devices=1, logger=False,
                          enable_progress_bar=False, enable_model_summary=False)
     results = trainer.test(task, datamodule=dm, verbose=False)
     metrics = {k.replace("/", "_"): float(v) for k, v in results[0].items()}
     metrics.update(bench.after_test(ctx, run, task, dm) or {})
+    scored = _scored(dm)
     out = {"checkpoint": str(ckpt), "data_dir": str(ctx.data_dir), "data_source": ctx.data_source,
-           **metrics}
-    tag = config_hash(str(ctx.data_dir), 8)
+           **scored, **metrics}
+    print(f"[{bench.name}] scored {scored.get('test_samples', '?')} test samples"
+          + (f" from {', '.join(scored['test_files'])}" if scored.get("test_files") else ""), file=sys.stderr)
+    tag = config_hash([str(ctx.data_dir), list(overrides or [])], 8)
     atomic_write_text(run_dir / f"evaluate-{tag}.json", json.dumps(out, indent=1))
     print(json.dumps(out))
+    return out
+
+
+def _scored(dm) -> dict:
+    """How many test samples the datamodule served, and from which files when it says."""
+    out = {}
+    try:
+        out["test_samples"] = len(dm.test_dataloader().dataset)
+    except (TypeError, AttributeError):
+        pass
+    files = getattr(dm, "test_files", None)
+    if files:
+        out["test_files"] = [str(f) for f in files]
     return out

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import yaml
 
 from datamodules._common import InputError, atomic_write_text
 from reproduce.runner import config as C
-from reproduce.runner.runs import Run
-from reproduce.runner.store import REPO_ROOT, now, upsert_row
+from reproduce.runner.checkpoints import resume_point
+from reproduce.runner.runs import Run, RunLock
+from reproduce.runner.store import REPO_ROOT, now, upsert_row, upsert_rows
 from reproduce.runner.trainer import fit_and_test
 
 
@@ -66,47 +68,112 @@ def current_rows(rows: list[dict], preset: str, grid: list[Run]) -> list[dict]:
     return out
 
 
+def finished_row(run_dir: Path) -> dict | None:
+    """The row of a finished run (``done`` + a readable ``row.json``), else None. A ``done`` whose
+    ``row.json`` is unreadable is withdrawn, with one line saying so: the run is then re-tested
+    from its final checkpoint instead of aborting the grid."""
+    done = run_dir / "done"
+    if not done.is_file():
+        return None
+    try:
+        row = json.loads((run_dir / "row.json").read_text())
+        if not isinstance(row, dict) or "run_id" not in row:
+            raise ValueError("not a row")
+        return row
+    except (OSError, ValueError) as e:
+        print(f"warning: {run_dir / 'row.json'} is unreadable ({type(e).__name__}); the run will be "
+              f"tested again from its checkpoint", file=sys.stderr)
+        done.unlink(missing_ok=True)
+        return None
+
+
+def resync(csv_path: Path, runs: list[Run], runs_dir: Path, name: str) -> None:
+    """The run folders are the source of truth: put every finished run's row back into the
+    results CSV when it is missing there or differs (a deleted row, an older copy, two
+    invocations that interleaved)."""
+    rows = [r for r in (finished_row(run.run_dir(runs_dir)) for run in runs) if r is not None]
+    if rows:
+        n = upsert_rows(csv_path, rows)
+        if n:
+            print(f"[{name}] restored {n} row(s) of finished runs to {os.path.relpath(csv_path, Path.cwd())} "
+                  f"from their run folders", file=sys.stderr)
+
+
 def run_grid(bench, ctx, runs: list[Run]) -> list[dict]:
     rows = []
     csv_path = ctx.results_dir / f"{bench.name}.csv"
+    if ctx.is_rank_zero:
+        resync(csv_path, runs, ctx.runs_dir, bench.name)
     todo = [r for r in runs if not (r.run_dir(ctx.runs_dir) / "done").is_file()]
     if ctx.is_rank_zero:
         print(f"[{bench.name}] preset={ctx.preset} data={ctx.data_source} hardware={ctx.hardware}: "
               f"{len(runs)} runs, {len(runs) - len(todo)} finished, {len(todo)} to do",
               file=sys.stderr)
+    skipped = []
     for i, run in enumerate(runs):
         run_dir = run.run_dir(ctx.runs_dir)
-        done = run_dir / "done"
-        if done.is_file():
-            rows.append(json.loads((run_dir / "row.json").read_text()))
+        row = finished_row(run_dir)
+        if row is not None:
+            rows.append(row)
             continue
+        lock = RunLock(run_dir)
         if ctx.is_rank_zero:
-            print(f"[{bench.name}] run {i + 1}/{len(runs)}: {run.model} {run.setting_str} "
-                  f"seed={run.seed} -> {os.path.relpath(run_dir, REPO_ROOT)}", file=sys.stderr)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(
-                {"benchmark": run.benchmark, "model_name": run.model, "setting": run.setting,
-                 "seed": run.seed, "preset": run.preset, "config": run.cfg}, sort_keys=False))
-        started = now()
-        metrics = fit_and_test(bench, ctx, run)
-        row = {"model": run.model, "setting": run.setting_str, "seed": run.seed,
-               "preset": run.preset, "data_source": ctx.data_source, "hardware": ctx.hardware,
-               "code_version": ctx.code_version, "started_at": started,
-               **{f"setting_{k}": v for k, v in run.setting.items()},
-               **metrics, "run_id": run.run_id,
-               "run_dir": os.path.relpath(run_dir, REPO_ROOT)}
-        if ctx.is_rank_zero:
-            atomic_write_text(run_dir / "row.json", json.dumps(row, indent=1, default=str))
-            upsert_row(csv_path, row)
-            atomic_write_text(done, started + "\n")  # written last: the run is finished
-        rows.append(row)
+            # one process: skip a run that another live invocation holds; DDP ranks must stay in
+            # step, so rank 0 waits for it instead
+            if not lock.acquire(wait=ctx.launch.world > 1):
+                print(f"[{bench.name}] run {i + 1}/{len(runs)}: {run.model} {run.setting_str} seed={run.seed} "
+                      f"is being trained by {lock.holder()}; skipped", file=sys.stderr)
+                skipped.append(run)
+                continue
+        try:
+            row = finished_row(run_dir)  # finished by another process while we waited
+            if row is not None:
+                rows.append(row)
+                continue
+            rows.append(_train(bench, ctx, run, i, len(runs), csv_path))
+        finally:
+            lock.release()
+    if skipped and ctx.is_rank_zero:
+        print(f"[{bench.name}] {len(skipped)} run(s) held by another process were skipped; rerun the "
+              f"command when it has finished to include them", file=sys.stderr)
     return rows
+
+
+def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
+    run_dir = run.run_dir(ctx.runs_dir)
+    if ctx.is_rank_zero:
+        print(f"[{bench.name}] run {i + 1}/{n}: {run.model} {run.setting_str} "
+              f"seed={run.seed} -> {os.path.relpath(run_dir, REPO_ROOT)}", file=sys.stderr)
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(
+            {"benchmark": run.benchmark, "model_name": run.model, "setting": run.setting,
+             "seed": run.seed, "preset": run.preset, "config": run.cfg}, sort_keys=False))
+    started = now()
+    metrics = fit_and_test(bench, ctx, run)
+    row = {"model": run.model, "setting": run.setting_str, "seed": run.seed,
+           "preset": run.preset, "data_source": ctx.data_source, "hardware": ctx.hardware,
+           "code_version": ctx.code_version, "started_at": started,
+           **{f"setting_{k}": v for k, v in run.setting.items()},
+           **metrics, "run_id": run.run_id,
+           "run_dir": os.path.relpath(run_dir, REPO_ROOT)}
+    if ctx.is_rank_zero:
+        atomic_write_text(run_dir / "row.json", json.dumps(row, indent=1, default=str))
+        upsert_row(csv_path, row)
+        atomic_write_text(run_dir / "done", started + "\n")  # written last: the run is finished
+    return row
+
+
+def run_state(run_dir: Path) -> str:
+    """done, resumable (a checkpoint that loads), damaged (checkpoints that do not), or todo."""
+    if (run_dir / "done").is_file():
+        return "done"
+    ckpt, notes = resume_point(run_dir / "checkpoints")
+    if ckpt is not None:
+        return "resumable" if ckpt.name == "last.ckpt" else "resumable (from last.ckpt.prev; last.ckpt damaged)"
+    return "damaged (will restart)" if notes else "todo"
 
 
 def list_grid(ctx, runs: list[Run]) -> None:
     for run in runs:
         d = run.run_dir(ctx.runs_dir)
-        state = "done" if (d / "done").is_file() else (
-            "resumable" if (d / "checkpoints" / "last.ckpt").is_file() else "todo")
-        print(f"{state:9s} {run.model:18s} {run.setting_str:28s} seed={run.seed}  "
+        print(f"{run_state(d):9s} {run.model:18s} {run.setting_str:28s} seed={run.seed}  "
               f"{os.path.relpath(d, REPO_ROOT)}")

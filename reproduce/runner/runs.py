@@ -12,7 +12,9 @@ derived from it::
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,3 +62,40 @@ def global_rank() -> int:
             except ValueError:
                 pass
     return 0
+
+
+class RunLock:
+    """An exclusive lock on a run folder (``<run dir>/lock``, ``flock``): a second invocation of
+    the same command skips (or waits for) a run that a live process is training. The operating
+    system drops the lock when its holder dies, so a stale lock is simply taken over."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / "lock"
+        self._f = None
+
+    def acquire(self, wait: bool = False) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.close()
+            return False
+        f.seek(0)
+        f.truncate()
+        f.write(f"{socket.gethostname()} pid {os.getpid()}\n")
+        f.flush()
+        self._f = f
+        return True
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "another process"
+        except OSError:
+            return "another process"
+
+    def release(self) -> None:
+        if self._f is not None:
+            fcntl.flock(self._f, fcntl.LOCK_UN)
+            self._f.close()
+            self._f = None

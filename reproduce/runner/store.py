@@ -8,8 +8,10 @@ write goes through a temporary file and ``os.replace``: a reader never sees half
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
+import fcntl
 import io
 import os
 import platform
@@ -99,8 +101,39 @@ def write_rows(path: str | os.PathLike, rows: list[dict], first: list[str] = CSV
     atomic_write_text(path, buf.getvalue())
 
 
+@contextlib.contextmanager
+def locked(path: str | os.PathLike):
+    """Hold an exclusive lock on ``path``'s companion ``.<name>.lock`` (so that two invocations
+    writing one results CSV never interleave their read-modify-write). The operating system
+    releases it when the holder dies."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _clean(row: dict) -> dict:
+    return {k: ("" if v is None else v) for k, v in row.items()}
+
+
+def upsert_rows(path: str | os.PathLike, rows: list[dict]) -> int:
+    """Insert or replace (by ``run_id``) rows of a results CSV under its lock, atomically; returns
+    how many rows were missing or different."""
+    with locked(path):
+        have = read_rows(path)
+        by_id = {r.get("run_id"): r for r in have}
+        new = [_clean(r) for r in rows]
+        changed = [r for r in new if {k: str(v) for k, v in r.items()} != by_id.get(r.get("run_id"))]
+        if changed:
+            ids = {r.get("run_id") for r in changed}
+            write_rows(path, [r for r in have if r.get("run_id") not in ids] + changed)
+        return len(changed)
+
+
 def upsert_row(path: str | os.PathLike, row: dict) -> None:
-    """Insert or replace (by ``run_id``) one row of a results CSV, atomically."""
-    rows = [r for r in read_rows(path) if r.get("run_id") != row.get("run_id")]
-    rows.append({k: ("" if v is None else v) for k, v in row.items()})
-    write_rows(path, rows)
+    """Insert or replace (by ``run_id``) one row of a results CSV, atomically, under its lock."""
+    upsert_rows(path, [row])

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from datamodules._common import InputError, atomic_write_text
+from reproduce.runner.checkpoints import AtomicCheckpointIO, clean_temporaries, resume_point
 from reproduce.runner.config import build
 from reproduce.runner.runs import Run, global_rank
 from reproduce.runner.store import REPO_ROOT
@@ -68,7 +69,10 @@ class Elapsed:
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / "elapsed_s.txt"
-        self.before = float(self.path.read_text()) if self.path.is_file() else 0.0
+        try:
+            self.before = float(self.path.read_text())
+        except (OSError, ValueError):
+            self.before = 0.0
         self.t0 = time.time()
 
     def total(self) -> float:
@@ -159,6 +163,7 @@ def make_trainer(launch: Launch, run: Run, run_dir: Path, data_source: str, call
         kwargs["sync_batchnorm"] = True
     return pl.Trainer(accelerator=accelerator, devices=devices, num_nodes=launch.num_nodes,
                       strategy="ddp" if launch.world > 1 else "auto", logger=loggers or False,
+                      plugins=[AtomicCheckpointIO()],
                       callbacks=[ckpt, *(callbacks or [])], default_root_dir=str(run_dir), **kwargs)
 
 
@@ -184,6 +189,30 @@ def final_train_metrics(trainer, run_dir: Path) -> dict:
     return out
 
 
+def choose_resume(run: Run, run_dir: Path) -> Path | None:
+    """The verified checkpoint to resume from (:func:`checkpoints.resume_point`); damaged ones
+    are renamed ``*.damaged`` (rank 0) and said, never silently trained over."""
+    ckpt_dir = run_dir / "checkpoints"
+    rank0 = global_rank() == 0
+    if rank0:
+        clean_temporaries(ckpt_dir)
+    resume, notes = resume_point(ckpt_dir)
+    if rank0:
+        for note in notes:
+            print(f"[{run.benchmark}] {note}", file=sys.stderr)
+        for cand in ("last.ckpt", "last.ckpt.prev"):
+            path = ckpt_dir / cand
+            if path.exists() and path != resume and any(str(path) in n for n in notes):
+                os.replace(path, path.with_name(path.name + ".damaged"))
+        rel = os.path.relpath(run_dir, REPO_ROOT)
+        if resume is not None:
+            print(f"[{run.benchmark}] resuming {rel} from {resume.name}", file=sys.stderr)
+        elif notes:
+            print(f"[{run.benchmark}] no usable checkpoint in {rel}; restarting the run from scratch",
+                  file=sys.stderr)
+    return resume
+
+
 def fit_and_test(bench, ctx, run: Run) -> dict:
     """Fit (or resume) and test one run; returns its metric columns."""
     import pytorch_lightning as pl
@@ -207,9 +236,8 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     trainer = make_trainer(ctx.launch, run, run_dir, ctx.data_source,
                            [SaveElapsed(), *bench.callbacks(ctx, run)])
     last = run_dir / "checkpoints" / "last.ckpt"
-    if last.is_file() and global_rank() == 0:
-        print(f"[{run.benchmark}] resuming {os.path.relpath(run_dir, REPO_ROOT)} from last.ckpt", file=sys.stderr)
-    trainer.fit(task, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
+    resume = choose_resume(run, run_dir)
+    trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
     final = final_train_metrics(trainer, run_dir)
     best = run_dir / "checkpoints" / "best.ckpt"
     ckpt = str(best) if (selection and best.is_file()) else None
