@@ -95,6 +95,8 @@ def fmt_value(v: Any) -> str:
     """A config value as the notes print it (``unset`` for a key one config lacks)."""
     if v is C.MISSING:
         return "unset"
+    if v is None:
+        return "null"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
