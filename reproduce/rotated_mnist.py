@@ -233,15 +233,10 @@ class RotatedMNIST(Benchmark):
 
     def datamodule_args(self, ctx, run) -> dict:
         """The grid setting ``train_size`` and the model entry's ``augment`` (a training-data option
-        of that row, e.g. ``cnn_aug``); ``--evaluate`` only reads the folder that this invocation's
-        own config prepared (see :meth:`prepare_data`), never rewrites it with the checkpoint's."""
+        of that row, e.g. ``cnn_aug``)."""
         augment = C.coerce(run.cfg["model"].get("augment"), Augment, f"models.{run.model}.augment")
-        return {**super().datamodule_args(ctx, run), "stand_in": ctx.generate and ctx.evaluate is None,
-                "train_size": run.setting.get("train_size", "all"), "augment": augment}
-
-    def prepare_data(self, ctx, runs) -> None:
-        """This invocation's config writes (or checks) the data folder, also under ``--evaluate``."""
-        super().prepare_data(dataclasses.replace(ctx, evaluate=None), runs)
+        return {**super().datamodule_args(ctx, run), "train_size": run.setting.get("train_size", "all"),
+                "augment": augment}
 
     def _model_section(self, run) -> dict:
         """The backbone's keyword arguments: the model entry without ``augment`` (the datamodule's)."""
