@@ -126,15 +126,18 @@ def _wait_for_stand_in(data_dir: Path, timeout_s: float = 3600) -> None:
         time.sleep(2)
 
 
+def table_rows(bench: Benchmark, cfg: dict, results_dir: Path, seed: int = 0) -> list[dict]:
+    """The CSV rows a table of this preset shows (rows of an earlier config of a grid cell left out)."""
+    rows = read_rows(results_dir / f"{bench.name}.csv")
+    if "grid" not in cfg:  # a measurement script: its CSV holds one invocation per preset
+        return [r for r in rows if r.get("preset") == cfg["preset"]]
+    return current_rows(rows, cfg["preset"], expand_grid(bench, cfg, seed))
+
+
 def render_table(bench: Benchmark, cfg: dict, results_dir: Path, seed: int = 0) -> Path | None:
     """Rewrite ``results/<name>.md`` from the CSV rows of this preset and grid."""
     from reproduce.runner.tables import render
-    rows = read_rows(results_dir / f"{bench.name}.csv")
-    if "grid" in cfg:
-        rows = current_rows(rows, cfg["preset"], expand_grid(bench, cfg, seed))
-    else:  # a measurement script: its CSV holds one invocation per preset
-        rows = [r for r in rows if r.get("preset") == cfg["preset"]]
-    return render(bench, cfg, rows, results_dir)
+    return render(bench, cfg, table_rows(bench, cfg, results_dir, seed), results_dir)
 
 
 def quiet_libraries() -> None:
@@ -211,6 +214,9 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     rows = run_grid(bench, ctx, runs)
     if ctx.is_rank_zero:
         path = render_table(bench, cfg, results_dir, args.seed)
+        if args.logger == "wandb" and bench.report is not None:
+            from reproduce.runner.trainer import wandb_tables
+            wandb_tables(bench, cfg, table_rows(bench, cfg, results_dir, args.seed), ctx.runs_dir)
         print(f"[{bench.name}] {len(rows)} runs; table: "
               f"{os.path.relpath(path, Path.cwd()) if path else 'none'}", file=sys.stderr)
     return 0

@@ -243,12 +243,16 @@ class Table:
         except ValueError:
             return present
 
+    def _grid(self, view: View, rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+        """Header and body cells of the table over ``rows``."""
+        body = [[c.cell(select(rows, **{self.rows: k}), k, view) for c in self.columns]
+                for k in self._keys(view, rows)]
+        return [c.header(view) if callable(c.header) else c.header for c in self.columns], body
+
     def _one(self, view: View, rows: list[dict], value=None) -> str:
-        keys = self._keys(view, rows)
-        if not keys and not self.always:
+        heads, body = self._grid(view, rows)
+        if not body and not self.always:
             return ""
-        body = [[c.cell(select(rows, **{self.rows: k}), k, view) for c in self.columns] for k in keys]
-        heads = [c.header(view) if callable(c.header) else c.header for c in self.columns]
         text = ""
         for part in (self.heading, self.intro):
             if callable(part):
@@ -257,17 +261,31 @@ class Table:
                 text += part.format(value=value)
         return text + md_table(heads, body)
 
+    def _groups(self, rows: list[dict]) -> list:
+        if not self.for_each:
+            return [None]
+        vals = list(dict.fromkeys(str(r[self.for_each]) for r in rows if r.get(self.for_each) not in (None, "")))
+        try:
+            vals.sort(key=float)
+        except ValueError:
+            pass
+        return vals
+
+    def data(self, view: View) -> list[tuple[str, list[str], list[list[str]]]]:
+        """(title, header, body) per table this section renders — for W&B tables."""
+        rows = select(view.rows, **self.where) if self.where else view.rows
+        out = []
+        for v in self._groups(rows):
+            part = rows if v is None else select(rows, **{self.for_each: v})
+            heads, body = self._grid(view, part)
+            if body:
+                out.append((f"{self.for_each}={v}" if v is not None else "", heads, body))
+        return out
+
     def render(self, view: View) -> str:
         rows = select(view.rows, **self.where) if self.where else view.rows
-        if self.for_each:
-            vals = list(dict.fromkeys(str(r[self.for_each]) for r in rows if r.get(self.for_each) not in (None, "")))
-            try:
-                vals.sort(key=float)
-            except ValueError:
-                pass
-            text = "".join(self._one(view, select(rows, **{self.for_each: v}), v) for v in vals)
-        else:
-            text = self._one(view, rows)
+        text = "".join(self._one(view, rows if v is None else select(rows, **{self.for_each: v}), v)
+                       for v in self._groups(rows))
         if not text:
             return ""
         return text + (self.after(view) if callable(self.after) else self.after)
@@ -525,6 +543,13 @@ def render(bench, cfg: dict, rows: list[dict], results_dir: Path) -> Path | None
     atomic_write_text(path, render_text(bench, cfg, rows, results_dir))
     update_index(results_dir, bench, View(bench=bench, cfg=cfg, rows=rows, results_dir=results_dir))
     return path
+
+
+def table_data(bench, cfg: dict, rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Every declared :class:`Table` of the report as (title, header, body) — the same cells
+    as the Markdown, for loggers that take tables (W&B)."""
+    view = View(bench=bench, cfg=cfg, rows=rows, results_dir=Path("."))
+    return [t for s in bench.report.sections if isinstance(s, Table) for t in s.data(view)]
 
 
 # --------------------------------------------------------------------------- results/README.md
