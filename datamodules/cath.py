@@ -33,6 +33,12 @@ records (W must divide the batch), and BatchNorm statistics are synchronised by 
 Validation and test use a non-repeating distributed sampler so that every record is scored exactly
 once.
 
+Offline stand-in (:func:`prepare_stand_in`, ``--stand-in``): generated PDB/mmCIF files and a CATH
+domain list (:mod:`datamodules.cath_standin`) under ``raw/``, built into ``cath_10arch_ca.npz`` by
+the same pipeline as the real data (:func:`datamodules.cath_pdb.build_dataset`); the folder's
+``STAND_IN.json`` manifest (:func:`datamodules._common.ensure_stand_in`) keeps its parameters and
+file hashes, so it is reused while they match and regenerated when a parameter changes.
+
 Command line (raw structures → npz; stand-in)::
 
     python -m datamodules.cath build --pdb-dir DIR --domain-list cath-domain-list.txt \\
@@ -44,22 +50,27 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import InputError, is_stand_in, mark_stand_in
+from datamodules._common import InputError, ensure_stand_in
 from datamodules.cath_pdb import CATH_CLASSES, NPZ_KEYS, build_dataset
-from models.geometry import random_rotation
+from models.geometry import random_rotation, relative_error
 
 #: config key ``data.dataset`` → published file name
 FILES = {"10arch": "cath_10arch_ca.npz", "3class": "cath_3class_ca.npz", "20topo": "cath_20topo_ca.npz"}
+DatasetName = Literal["10arch", "3class", "20topo"]
+#: what the classes of each file are (table text)
+CLASS_NOUN = {"10arch": "architectures", "3class": "classes", "20topo": "topologies"}
 TRAIN_SPLITS, VAL_SPLITS, TEST_SPLITS = tuple(range(7)), (7,), (8, 9)
 
 
@@ -236,40 +247,65 @@ def collate(items):
 
 
 class CathDataModule(pl.LightningDataModule):
-    """Train / validation / test splits of a CATH npz, voxelised on the device per batch."""
+    """Train / validation / test splits of a CATH npz, voxelised on the device per batch.
 
-    def __init__(self, path: str | Path, batch_size: int = 16, grid_size: int = 50, bin_size: float = 2.0,
-                 sigma: float = 1.0, rotate_train: bool = True, rotate_eval: bool = False,
-                 reduction: int = 1, train_splits=TRAIN_SPLITS, val_splits=VAL_SPLITS,
-                 test_splits=TEST_SPLITS, num_workers: int = 0, num_classes: int | None = None):
+    Reads ``data_dir / FILES[dataset]``; with ``stand_in`` it first writes the offline stand-in
+    there (:func:`prepare_stand_in`, parameters ``stand_in_*``; only ``dataset="10arch"``).
+    Every other keyword is a key of the config's ``data`` section, except ``reduction`` (the grid
+    setting: training splits cut ×``reduction`` per class, :func:`reduce_indices`).
+    """
+
+    def __init__(self, data_dir: Path, stand_in: bool = False, dataset: DatasetName = "10arch",
+                 num_classes: int = 10, grid_size: int = 50, bin_size: float = 2.0, sigma: float = 1.0,
+                 batch_size: int = 16, rotate_train: bool = True, rotate_eval: bool = False,
+                 train_splits: tuple[int, ...] = TRAIN_SPLITS, val_splits: tuple[int, ...] = VAL_SPLITS,
+                 test_splits: tuple[int, ...] = TEST_SPLITS, num_workers: int = 0,
+                 stand_in_per_class: int = 711, stand_in_topologies: int = 12, stand_in_seed: int = 0,
+                 reduction: int = 1):
         super().__init__()
-        self.path = Path(path)
+        if dataset not in FILES:
+            raise InputError(f"cath: data.dataset '{dataset}' unknown; valid: {', '.join(FILES)}")
+        if stand_in and dataset != "10arch":
+            raise InputError(f"cath: the stand-in provides only 10arch, not data.dataset={dataset}")
+        self.data_dir, self.stand_in, self.dataset = Path(data_dir), bool(stand_in), dataset
+        self.path = self.data_dir / FILES[dataset]
         self.batch_size, self.grid_size = int(batch_size), int(grid_size)
         self.bin_size, self.sigma = float(bin_size), float(sigma)
         self.rotate_train, self.rotate_eval = bool(rotate_train), bool(rotate_eval)
         self.reduction = int(reduction)
         self.splits = {"train": tuple(train_splits), "val": tuple(val_splits), "test": tuple(test_splits)}
-        self.num_workers, self.num_classes = int(num_workers), num_classes
+        self.num_workers, self.num_classes = int(num_workers), int(num_classes)
+        self.stand_in_params = stand_in_params(stand_in_per_class, stand_in_topologies, stand_in_seed)
         self.arrays: CathArrays | None = None
         self.sets: dict[str, CathDataset] = {}
         #: records seen by this process per stage since its dataloader was made (DDP bookkeeping)
         self.scored: dict[str, int] = {}
 
-    # -- setup -----------------------------------------------------------------------------
+    # -- data ------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Write the stand-in when asked (reused while its manifest matches), then validate the
+        npz, its class count and every split read (:class:`InputError` naming file and field)."""
+        if self.stand_in:
+            prepare_stand_in(self.data_dir, **self.stand_in_params)
+        self._select(load_npz(self.path))
+
+    def _select(self, arrays: CathArrays) -> dict[str, np.ndarray]:
+        """Record indices per stage (training reduced ×``reduction``), checked non-empty."""
+        if len(arrays.label_set) != self.num_classes:
+            raise InputError(f"CATH: {self.path} has {len(arrays.label_set)} classes (field 'labels'), "
+                             f"config data.num_classes is {self.num_classes}")
+        idx = {name: arrays.split_indices(splits) for name, splits in self.splits.items()}
+        idx["train"] = reduce_indices(idx["train"], arrays.y, self.reduction)
+        for name, i in idx.items():
+            if len(i) == 0:
+                raise InputError(f"CATH: {self.path}: the {name} splits {self.splits[name]} are empty")
+        return idx
+
     def setup(self, stage: str | None = None) -> None:
         if self.arrays is not None:
             return
         arrays = load_npz(self.path)
-        if self.num_classes is not None and len(arrays.label_set) != int(self.num_classes):
-            raise InputError(f"CATH: {self.path} has {len(arrays.label_set)} classes (field 'labels'), "
-                             f"config data.num_classes is {self.num_classes}")
-        train = reduce_indices(arrays.split_indices(self.splits["train"]), arrays.y, self.reduction)
-        self.sets = {"train": CathDataset(arrays, train),
-                     "val": CathDataset(arrays, arrays.split_indices(self.splits["val"])),
-                     "test": CathDataset(arrays, arrays.split_indices(self.splits["test"]))}
-        for name, ds in self.sets.items():
-            if len(ds) == 0:
-                raise InputError(f"CATH: {self.path}: the {name} splits {self.splits[name]} are empty")
+        self.sets = {name: CathDataset(arrays, i) for name, i in self._select(arrays).items()}
         self.arrays = arrays
 
     def _world(self) -> tuple[int, int]:
@@ -329,28 +365,71 @@ class CathDataModule(pl.LightningDataModule):
             self.scored[stage] = self.scored.get(stage, 0) + len(batch[2])
         return self.voxelize_batch(batch, self.rotate_train if training else self.rotate_eval)
 
+    # -- evaluation in random orientations -------------------------------------------------------
+    def rotated_test(self, net, generator: torch.Generator) -> dict:
+        """``net`` on the test set with every record in a Haar-random orientation (an exact rotation
+        of its CA coordinates, then re-voxelised): accuracy ``test_acc_rotated`` and the mean
+        relative change of the logits against the file's orientation ``equivariance_error_so3``
+        (:func:`models.geometry.relative_error`). Rotations are drawn from ``generator``."""
+        device = next(net.parameters()).device
+        was_training = net.training
+        net.eval()
+        ds = self.sets["test"]
+        correct, errs = 0, []
+        with torch.no_grad():
+            for start in range(0, len(ds), self.batch_size):
+                pos, mask, y = collate([ds[i] for i in range(start, min(start + self.batch_size, len(ds)))])
+                pos, mask, y = pos.to(device), mask.to(device), y.to(device)
+                R = random_rotation(len(pos), generator=generator, dtype=torch.float32).to(device)
+                y0 = net(voxelize(pos, mask, self.grid_size, self.bin_size, self.sigma))
+                y1 = net(voxelize(pos, mask, self.grid_size, self.bin_size, self.sigma, R))
+                correct += int((y1.argmax(1) == y).sum())
+                errs += relative_error(y1, y0, reduction="none").tolist()
+        net.train(was_training)
+        return {"test_acc_rotated": round(correct / len(ds), 6),
+                "equivariance_error_so3": round(float(np.mean(errs)), 5)}
+
 
 # --------------------------------------------------------------------------- stand-in
-STAND_IN_NOTE = ("CATH stand-in: idealised CA traces of ten architectures (datamodules/cath_standin.py), "
-                 "written as PDB/mmCIF + CATH domain list and built by datamodules/cath_pdb.py. "
-                 "NOT the paper's data; accuracies on it are not comparable to Weiler et al. 2018.")
+def stand_in_params(per_class: int = 711, topologies: int = 12, seed: int = 0) -> dict:
+    """The parameters that generate the stand-in (its manifest's ``params``)."""
+    return {"per_class": int(per_class), "topologies": int(topologies), "seed": int(seed)}
 
 
-def make_stand_in(data_dir: str | Path, per_class: int, seed: int = 0, topologies: int = 12,
-                  file_name: str = FILES["10arch"]) -> Path:
-    """Write the raw stand-in under ``data_dir/raw``, build ``data_dir/<file_name>`` from it with the
-    real pipeline, then mark the folder as a stand-in (marker written last)."""
+def stand_in_description(per_class: int = 711, topologies: int = 12, seed: int = 0) -> str:
+    """What the stand-in is, for its manifest and for the tables made on it.
+
+    >>> text = stand_in_description(40)
+    >>> "NOT the paper's data" in text, text[text.index("("):text.index(")") + 1]
+    (True, '(40 domains each, 12 topologies per architecture, seed 0)')
+    """
+    return ("**Data: offline stand-in — NOT the paper's data.** Idealised CA traces of ten architectures "
+            f"({per_class} domains each, {topologies} topologies per architecture, seed {seed}) written as "
+            "PDB/mmCIF files with a CATH domain list and built by the same biopython pipeline as the real "
+            "set (`datamodules/cath_standin.py`). Accuracies below say whether the pipeline and models "
+            "learn such arrangements; they are not comparable with Figure 4.")
+
+
+def _write_stand_in(data_dir: Path, per_class: int, topologies: int, seed: int) -> Path:
+    """Raw stand-in under ``data_dir/raw`` (PDB/mmCIF + domain list + boundaries), built into
+    ``data_dir/cath_10arch_ca.npz`` by the real pipeline (:func:`build_dataset`)."""
     from datamodules.cath_standin import write_stand_in
 
-    data_dir = Path(data_dir)
+    shutil.rmtree(data_dir / "raw", ignore_errors=True)  # leftovers of an earlier stand-in
     raw = write_stand_in(data_dir / "raw", per_class=per_class, seed=seed, topologies=topologies)
-    summary = build_dataset(raw["pdb_dir"], raw["domain_list"], data_dir / file_name,
-                            boundaries=raw["boundaries"], level="arch", group_level="topo",
-                            min_size=per_class, per_class=per_class,
-                            report=data_dir / (file_name + ".report.tsv"))
-    mark_stand_in(data_dir, f"{STAND_IN_NOTE}\nper_class={per_class} seed={seed} topologies={topologies} "
-                            f"records={summary.n_records} splits={summary.split_sizes}")
-    return data_dir / file_name
+    out = data_dir / FILES["10arch"]
+    build_dataset(raw["pdb_dir"], raw["domain_list"], out, boundaries=raw["boundaries"], level="arch",
+                  group_level="topo", min_size=per_class, per_class=per_class,
+                  report=data_dir / (out.name + ".report.tsv"))
+    return out
+
+
+def prepare_stand_in(data_dir: str | Path, per_class: int = 711, topologies: int = 12, seed: int = 0) -> bool:
+    """Make ``data_dir`` hold the stand-in of these parameters (:func:`ensure_stand_in`: reused
+    when its manifest matches, regenerated when the parameters differ). True when written."""
+    params = stand_in_params(per_class, topologies, seed)
+    return ensure_stand_in(data_dir, "cath", params, lambda d: _write_stand_in(d, **params),
+                           stand_in_description(**params))
 
 
 # --------------------------------------------------------------------------- CLI
@@ -388,10 +467,8 @@ def _cli(argv: list[str] | None = None) -> int:
             print(f"wrote {r.out}: {r.n_records} records, {len(r.classes)} classes x {r.per_class}, "
                   f"splits {r.split_sizes}; {len(r.skipped)} skipped (see {r.report})")
         elif args.cmd == "standin":
-            if is_stand_in(args.out):
-                print(f"{args.out} already holds a stand-in")
-            else:
-                print(f"wrote {make_stand_in(args.out, args.per_class, args.seed, args.topologies)}")
+            wrote = prepare_stand_in(args.out, args.per_class, args.topologies, args.seed)
+            print(f"{'wrote' if wrote else 'kept'} the stand-in in {args.out} ({FILES['10arch']})")
         else:
             a = load_npz(args.file)
             sizes = np.diff(list(a.split_start_indices) + [len(a)]).tolist()

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules._common import InputError
-from datamodules.cath import (CathDataModule, _cli, collate, load_npz, make_stand_in, reduce_indices,
-                              voxelize)
+from datamodules._common import MANIFEST, InputError, sha256, stand_in_manifest
+from datamodules.cath import (FILES, CathDataModule, DatasetName, _cli, collate, load_npz, prepare_stand_in,
+                              reduce_indices, voxelize)
 from datamodules.cath_pdb import (Segment, StructureError, build_dataset, read_boundaries, read_ca,
                                   read_domain_list)
 from datamodules.cath_standin import ARCHITECTURES
@@ -174,7 +174,7 @@ def test_build_reports_skipped_and_rejects_wholly_unusable_input(tmp_path):
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("cath_standin")
-    make_stand_in(d, per_class=12, seed=3, topologies=12)
+    assert prepare_stand_in(d, per_class=12, topologies=12, seed=3)
     return d
 
 
@@ -347,8 +347,8 @@ def test_voxelize_rotation():
 
 # --------------------------------------------------------------------------- datamodule
 def test_datamodule_splits_reduction_and_batches(standin, monkeypatch):
-    path = standin / "cath_10arch_ca.npz"
-    dm = CathDataModule(path, batch_size=16, grid_size=9, bin_size=6.0, sigma=3.0, reduction=4, num_classes=10)
+    dm = CathDataModule(standin, batch_size=16, grid_size=9, bin_size=6.0, sigma=3.0, reduction=4, num_classes=10)
+    dm.prepare_data()
     dm.setup()
     a = dm.arrays
     train = a.split_indices(range(7))
@@ -366,7 +366,46 @@ def test_datamodule_splits_reduction_and_batches(standin, monkeypatch):
     with pytest.raises(InputError, match="not divisible by the 3 DDP processes"):
         dm.per_rank_batch()
     with pytest.raises(InputError, match="has 10 classes"):
-        CathDataModule(path, num_classes=3).setup()
+        CathDataModule(standin, num_classes=3).prepare_data()
+
+
+def test_prepare_data_validates_every_split_and_the_dataset_choice(standin, tmp_path):
+    assert set(DatasetName.__args__) == set(FILES)
+    with pytest.raises(InputError, match="split 10 requested but the file has 10 splits"):
+        CathDataModule(standin, test_splits=(8, 10)).prepare_data()
+    with pytest.raises(InputError, match="the val splits .* are empty"):
+        CathDataModule(standin, val_splits=()).prepare_data()
+    with pytest.raises(InputError, match=r"missing .*cath_3class_ca.npz"):
+        CathDataModule(standin, dataset="3class", num_classes=3).prepare_data()
+    with pytest.raises(InputError, match="data.dataset '5arch' unknown; valid: 10arch, 3class, 20topo"):
+        CathDataModule(tmp_path, dataset="5arch")
+    with pytest.raises(InputError, match="the stand-in provides only 10arch, not data.dataset=3class"):
+        CathDataModule(tmp_path, stand_in=True, dataset="3class")
+
+
+def test_stand_in_manifest_reused_then_regenerated_when_a_parameter_changes(tmp_path):
+    d = tmp_path / "standin"
+    kw = dict(stand_in=True, stand_in_per_class=10, stand_in_topologies=10, grid_size=9)
+    CathDataModule(d, **kw).prepare_data()
+    m = stand_in_manifest(d)
+    npz = d / FILES["10arch"]
+    assert m["params"] == {"per_class": 10, "topologies": 10, "seed": 0} and FILES["10arch"] in m["files"]
+    assert "NOT the paper's data" in m["description"] and "10 domains each" in m["description"]
+    assert "raw/CathDomainList.txt" in m["files"] and len(load_npz(npz)) == 100
+    first = (npz.stat().st_mtime_ns, (d / MANIFEST).read_text())
+    CathDataModule(d, **kw, reduction=4).prepare_data()          # same stand-in parameters: reused
+    assert (npz.stat().st_mtime_ns, (d / MANIFEST).read_text()) == first
+    old_hash = sha256(npz)
+    CathDataModule(d, **{**kw, "stand_in_seed": 1}).prepare_data()   # another seed: regenerated
+    assert stand_in_manifest(d)["params"]["seed"] == 1 and sha256(npz) != old_hash
+    npz.write_bytes(npz.read_bytes()[:-10])                       # a changed file is refused
+    with pytest.raises(InputError, match="missing or was changed after it was generated"):
+        CathDataModule(d, **{**kw, "stand_in_seed": 1}).prepare_data()
+    other = tmp_path / "real"
+    other.mkdir()
+    (other / FILES["10arch"]).write_bytes(b"someone's data")
+    with pytest.raises(InputError, match="holds other files"):
+        CathDataModule(other, **kw).prepare_data()
 
 
 def test_collate_pads_and_masks():

@@ -1,21 +1,26 @@
 """reproduce/cath.py: the DDP path on 2 CPU processes (gloo) through the stand-in, bad input through
-the CLI, the results table and Figure 4 from CSV rows, and the L1/L2 penalty of the reference."""
+the CLI (npz, typed data section), the results table and Figure 4 from CSV rows (class count and
+chance level from the config), and the L1/L2 penalty of the reference."""
 from __future__ import annotations
 
 import csv
+import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from reproduce import _config
 from models.tasks import Classify
-from reproduce.cath import BENCH
+from reproduce.cath import BENCH, plot
+from reproduce.runner import config as C
+from reproduce.runner import main
+from reproduce.runner.tables import View, render_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "reproduce" / "cath.py"
@@ -37,7 +42,7 @@ def test_smoke_ddp_two_processes_one_row_per_run_and_ranks_agree(tmp_path):
                      "trainer.max_epochs: 1}}, {model: resnet34, setting: {reduction: 4}, overrides: "
                      "{trainer.max_epochs: 1}}]")
     run_cath(tmp_path, "--preset", "smoke", "--cpu-procs", "2", "--data-dir", str(tmp_path / "data"),
-             "--stand-in", "data.stand_in.per_class=10", rows_override)
+             "--stand-in", "data.stand_in_per_class=10", rows_override)
     with open(tmp_path / "res" / "cath.csv") as f:
         rows = list(csv.DictReader(f))
     assert sorted((r["model"], r["setting"]) for r in rows) == [("resnet34", "reduction=4"),
@@ -52,7 +57,9 @@ def test_smoke_ddp_two_processes_one_row_per_run_and_ranks_agree(tmp_path):
     md = (tmp_path / "res" / "cath.md").read_text()
     assert "NOT the paper's data" in md and "Preset: `smoke`" in md and "(plotted only)" in md
     assert (tmp_path / "res" / "cath.png").stat().st_size > 1000
-    assert (tmp_path / "data" / "STAND_IN.txt").is_file() and (tmp_path / "data" / "raw" / "structures").is_dir()
+    manifest = json.loads((tmp_path / "data" / "STAND_IN.json").read_text())
+    assert manifest["params"] == {"per_class": 10, "topologies": 12, "seed": 0}
+    assert "raw/CathDomainList.txt" in manifest["files"] and (tmp_path / "data" / "raw" / "structures").is_dir()
 
 
 def test_bad_npz_is_one_line_exit_2_before_results(tmp_path):
@@ -66,26 +73,66 @@ def test_bad_npz_is_one_line_exit_2_before_results(tmp_path):
     assert not (tmp_path / "res").exists()
 
 
-def test_table_and_figure_from_rows(tmp_path):
-    cfg = _config.load_preset("cath", "cpu")
+@pytest.mark.parametrize("args, message", [
+    (["grid.rows=[{model: resnet34, setting: {reduction: 1}, overrides: {data.grid_sise: 9}}]"],
+     "config data.grid_sise: unknown key for CathDataModule; valid keys: batch_size, bin_size, dataset,"),
+    (["data.grid_size=nine"], "config data.grid_size: expected int, got 'nine' (str)"),
+    (["data.stand_in_per_class=[40]"], "config data.stand_in_per_class: expected int, got [40] (list)"),
+    (["data.dataset=5arch"], "config data.dataset: expected one of '10arch', '3class', '20topo', got '5arch'"),
+    (["grid.rows=[{model: resnet34, setting: {reduction: 1}, overrides: {data.reduction: 2}}]"],
+     "config data.reduction: set by the runner for CathDataModule, not by the config"),
+    (["data.dataset=3class", "data.num_classes=3"],
+     "cath: the stand-in provides only 10arch, not data.dataset=3class"),
+    (["models.resnet34.kind=cnn3d"], "models.resnet34.kind 'cnn3d' is unknown; valid kinds: cnn, se3"),
+])
+def test_bad_config_is_one_line_exit_2_before_any_data(tmp_path, capsys, args, message):
+    d = tmp_path / "data"
+    argv = ["--preset", "smoke", "--logger", "none", "--results-dir", str(tmp_path / "res"),
+            "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(d), "--stand-in", *args]
+    assert main(BENCH, argv=argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "res").exists() and not (d / "STAND_IN.json").exists()
+
+
+def fake_rows(data_source: str = "stand-in") -> list[dict]:
     rows = []
     for model, params in (("resnet34", 15_878_764), ("se3resnet34small", 143_560)):
         for f, acc in ((1, 0.4), (4, 0.3), (16, 0.2)):
             for seed in (0, 1):
                 rows.append({"model": model, "setting": f"reduction={f}", "setting_reduction": str(f),
-                             "seed": str(seed), "preset": "cpu", "data_source": "stand-in", "hardware": "cpu x2",
-                             "params": str(params), "wall_s": "60", "test_acc": str(acc + 0.1 * seed),
-                             "test_acc_rotated": str(acc), "equivariance_error_so3": "0.01",
-                             "train_n": str(280 // f), "max_epochs": str(3 * f)})
-    ctx = SimpleNamespace(cfg=cfg, preset="cpu", results_dir=tmp_path, command="python reproduce/cath.py",
-                          hardware="cpu x2", data_source="stand-in", started="2026-01-01")
-    BENCH.write_table(ctx, rows)
-    md = (tmp_path / "cath.md").read_text()
-    assert "NOT the paper's data" in md and "No values are tabulated" in md
-    assert "| ×4 (2^2) | 70 | ~0.50-0.65 (plotted only) | 35.0 ± 7.1 % (n=2) | 35.0 ± 7.1 % (n=2) |" in md
+                             "seed": str(seed), "preset": "cpu", "data_source": data_source,
+                             "hardware": "cpu x2", "params": str(params), "wall_s": "60",
+                             "test_acc": str(acc + 0.1 * seed), "test_acc_rotated": str(acc),
+                             "equivariance_error_so3": "0.01", "train_n": str(280 // f),
+                             "max_epochs": str(3 * f), "final_train_loss": str(2.0 - 0.1 * seed)})
+    return rows
+
+
+def test_table_and_figure_from_rows(tmp_path):
+    cfg = C.load_preset("cath", "cpu")
+    md = render_text(BENCH, cfg, fake_rows(), tmp_path)
+    assert "NOT the paper's data" in md and "40 domains each" in md and "No values are tabulated" in md
+    assert ("| ×4 (2^2) | 70 | ~0.50-0.65 (plotted only) | 35.0 ± 7.1 % (n=2) | 35.0 ± 7.1 % (n=2) "
+            "| 2.00 / 1.90 | 2.00 / 1.90 | 4.0 |") in md
     assert "15,878,764 | 15,878,764" in md and "143,560 | 143,560" in md
-    assert "×16: 48 epochs × 1 steps" in md and "SE3 batch-norm momentum 0.1" in md
+    assert "ln 10 ≈ 2.30" in md and "test splits 8-9" in md and "best validation accuracy" in md
+    assert "×16: 48 epochs × 1 steps" in md and "`models.se3resnet34small.bn_momentum`: 0.01 → 0.1" in md
+    assert "`data.stand_in_per_class`: 711 → 40" in md
     assert (tmp_path / "cath.png").stat().st_size > 1000
+
+
+def test_class_count_chance_level_and_file_come_from_the_config(tmp_path):
+    cfg = C.apply_overrides(C.load_preset("cath", "cpu"), ["data.dataset=3class", "data.num_classes=3",
+                                                          "trainer.select=last"])
+    md = render_text(BENCH, cfg, fake_rows("real"), tmp_path)
+    assert "Data: the published `cath_3class_ca.npz` (deepfold/cath_datasets). Its 3 CATH classes" in md
+    assert f"ln 3 ≈ {math.log(3):.2f}" in md and "ln 10" not in md.split("## Notes")[0]
+    assert "classified correctly by the final model" in md and "NOT the paper's data" not in md
+    fig = plot(View(bench=BENCH, cfg=cfg, rows=fake_rows("real"), results_dir=tmp_path))
+    chance = [ln for ln in fig.axes[0].lines if ln.get_label() == "chance (3 classes)"]
+    assert len(chance) == 1 and chance[0].get_ydata()[0] == pytest.approx(100 / 3)
+    assert fig.axes[0].get_title().startswith("CATH classes, preset cpu (published data)")
 
 
 def test_penalty_is_the_gradient_of_l1_l2_on_conv_and_norm_weights():

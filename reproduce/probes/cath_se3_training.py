@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from datamodules.cath import CathDataModule  # noqa: E402
+from datamodules.cath import FILES, CathDataModule  # noqa: E402
 from models.baselines import ResNet34  # noqa: E402
 from models.steerable import SE3ResNet34Small  # noqa: E402
 
@@ -43,7 +43,12 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     torch.manual_seed(a.seed)
     bin_size = 54.0 / a.grid
-    dm = CathDataModule(a.npz, 16, a.grid, bin_size, bin_size / 2)
+    npz = Path(a.npz)
+    dataset = {name: key for key, name in FILES.items()}.get(npz.name)
+    if dataset is None:
+        p.error(f"--npz must be named one of {', '.join(FILES.values())}")
+    dm = CathDataModule(npz.parent, dataset=dataset, batch_size=16, grid_size=a.grid, bin_size=bin_size,
+                        sigma=bin_size / 2)
     dm.setup()
     net = ResNet34(10) if a.model == "cnn" else SE3ResNet34Small(10, p_drop=a.p_drop, bn_momentum=0.1)
     head = list(net.linear.parameters())
