@@ -14,6 +14,7 @@ folder whose files changed or that holds files of someone else.
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import hashlib
 import json
 import os
@@ -81,9 +82,22 @@ def ensure_stand_in(data_dir: str | os.PathLike, benchmark: str, params: dict,
     its sha256; regenerated (the files its old manifest lists are removed first) when the
     parameters differ; an :class:`InputError` when a listed file is missing or changed, or when
     the folder holds files but no manifest (someone else's data). The manifest is written last.
-    Returns True when it wrote the stand-in.
+    Returns True when it wrote the stand-in. Processes that call it at once (DDP ranks, two
+    invocations) take turns on a lock file beside the folder: the first writes, the others then
+    find the fresh manifest.
     """
     d = Path(data_dir)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    with open(d.parent / f".{d.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _ensure_stand_in(d, benchmark, params, write, description)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _ensure_stand_in(d: Path, benchmark: str, params: dict, write: Callable[[Path], object],
+                     description: str) -> bool:
     m = stand_in_manifest(d)
     if m is not None and m.get("params") == _normal(params):
         bad = [f for f, h in m["files"].items() if not (d / f).is_file() or sha256(d / f) != h]

@@ -117,15 +117,6 @@ def check_writable(folder: Path, what: str, probe_bytes: int = 1 << 20) -> None:
             pass
 
 
-def _wait_for_stand_in(data_dir: Path, timeout_s: float = 3600) -> None:
-    import time
-    t0 = time.time()
-    while not is_stand_in(data_dir):
-        if time.time() - t0 > timeout_s:
-            raise InputError(f"rank {global_rank()}: stand-in in {data_dir} never appeared")
-        time.sleep(2)
-
-
 def table_rows(bench: Benchmark, cfg: dict, results_dir: Path, seed: int = 0) -> list[dict]:
     """The CSV rows a table of this preset shows (rows of an earlier config of a grid cell left out)."""
     rows = read_rows(results_dir / f"{bench.name}.csv")
@@ -205,9 +196,7 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         check_writable(ctx.results_dir, "--results-dir")
         check_writable(ctx.runs_dir, "--runs-dir")
     if data_dir is not None:
-        if generate and global_rank() > 0:
-            _wait_for_stand_in(data_dir)
-        bench.prepare_data(ctx, runs)
+        bench.prepare_data(ctx, runs)  # every rank; ensure_stand_in lets one write at a time
         ctx.data_source = "stand-in" if is_stand_in(data_dir) else "real"
     else:
         ctx.data_source = bench.default_data_source
