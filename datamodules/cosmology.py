@@ -40,22 +40,26 @@ Samples (cosmo-tf1 ``hp_split``, ``get_training_data``, ``data_preprossing``):
 * validation: 20 % of the training *samples*, ``train_test_split(train_size=0.8,
   random_state=0, shuffle=True)`` (40 training maps, 20 test maps as in the paper).
 
-The offline stand-in (:func:`write_stand_in`) writes FITS files in this layout; they are read
-back by the same code. Its construction is documented there.
+The offline stand-in (:func:`write_stand_in`, parameters :class:`StandInMaps` = the config's
+``data.stand_in_maps``) writes FITS files in this layout; they are read back by the same code. Its
+construction is documented there and in :func:`stand_in_description`; the datamodule's
+``prepare_data`` writes it through the stand-in manifest (:func:`datamodules._common.ensure_stand_in`).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from datamodules._common import InputError, atomic_write_text, mark_stand_in
+from datamodules._common import InputError, ensure_stand_in
 
 BENCH = "cosmology"
 SPLIT_DIRS = {"train": "same_psd", "test": "same_psd_testing"}
@@ -247,6 +251,24 @@ def add_noise(x: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarr
     return (x + np.float32(level) * rng.standard_normal(x.shape, dtype=np.float32)).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class StandInMaps:
+    """How the offline stand-in is made (config ``data.stand_in_maps``; Nside = ``data.nside``).
+
+    ``skew`` is the lognormal parameter λ of class 1 / class 2 (skewness ≈ 3λ); ``ell0`` and
+    ``beam_pixels`` shape the common spectrum (:func:`stand_in_cl`); ``paired``: map i of both
+    classes shares its Gaussian field ("identical initial conditions"); ``seed`` seeds them.
+    """
+
+    train_maps_per_class: int = 20
+    test_maps_per_class: int = 10
+    skew: tuple[float, float] = (0.5, 1.0)
+    ell0: float = 20.0
+    beam_pixels: float = 1.0
+    paired: bool = True
+    seed: int = 0
+
+
 class NoisyMaps(Dataset):
     """Clean training samples; every access adds a fresh noise draw (``LabeledDatasetWithNoise``).
 
@@ -277,27 +299,48 @@ def _fixed(x: np.ndarray, y: np.ndarray) -> TensorDataset:
 class CosmologyDataModule(pl.LightningDataModule):
     """Partial convergence maps of one order and noise level, as ``(B, V, 1)`` NEST tensors.
 
-    ``V = (Nside/order)²``. Batch size ``batch_size`` (the paper: ``16·order²``).
+    ``V = (Nside/order)²``. The keyword arguments after ``noise`` are the config's ``data``
+    section; ``order`` and ``noise`` are the grid setting. Training batches hold
+    ``batch_per_order2·order²`` samples (the paper's "constant number of pixels per step",
+    16·o²). With ``stand_in`` set, :meth:`prepare_data` writes the offline stand-in described by
+    ``stand_in_maps`` into ``data_dir`` (reused when its manifest matches).
+
+    >>> CosmologyDataModule("data", order=4, batch_per_order2=16).batch_size
+    256
     """
 
-    def __init__(self, data_dir: str | os.PathLike, nside: int = 1024, order: int = 1,
-                 noise: float = 0.0, batch_size: int = 16, test_batch_size: int = 64,
-                 val_fraction: float = 0.2, smoothing_arcmin: float = 3,
-                 fits_class_tokens: Sequence[str] = FITS_CLASS_TOKENS, num_classes: int = 2,
-                 num_workers: int = 0):
+    def __init__(self, data_dir: Path, stand_in: bool = False, order: int = 1, noise: float = 0.0,
+                 num_classes: int = 2, nside: int = 1024, smoothing_arcmin: float = 3,
+                 fits_class_tokens: tuple[str, str] = FITS_CLASS_TOKENS, val_fraction: float = 0.2,
+                 batch_per_order2: int = 16, test_batch_size: int = 64,
+                 stand_in_maps: StandInMaps = StandInMaps(), num_workers: int = 0):
         super().__init__()
         if num_classes != 2:
             raise InputError(f"{BENCH}: num_classes must be 2, got {num_classes}")
-        self.data_dir, self.nside, self.order = Path(data_dir), int(nside), int(order)
-        self.noise, self.batch_size = float(noise), int(batch_size)
+        self.data_dir, self.stand_in = Path(data_dir), bool(stand_in)
+        self.nside, self.order, self.noise = int(nside), int(order), float(noise)
+        self.batch_size = int(batch_per_order2) * self.order ** 2
         self.test_batch_size, self.val_fraction = int(test_batch_size), float(val_fraction)
         self.smoothing_arcmin, self.tokens = smoothing_arcmin, tuple(fits_class_tokens)
-        self.num_workers = int(num_workers)
+        self.stand_in_maps, self.num_workers = stand_in_maps, int(num_workers)
         self.samples: dict | None = None
 
     @property
     def num_vertices(self) -> int:
         return (self.nside // self.order) ** 2
+
+    def prepare_data(self) -> None:
+        """Write the stand-in when asked (manifest: reused when its parameters and files are
+        unchanged), then read and validate both splits (cached in-process)."""
+        if self.stand_in:
+            m, tokens, root = self.stand_in_maps, self.tokens, str(self.data_dir.resolve())
+            params = {"nside": self.nside, **asdict(m), "tokens": list(tokens)}
+            # the manifest hashes every file: once per process and state of the folder, not per fit
+            if _VERIFIED.get(root) != (params, _stamp(self.data_dir)):
+                ensure_stand_in(self.data_dir, BENCH, params, lambda d: write_stand_in(d, self.nside, m, tokens),
+                                stand_in_description(self.nside, m))
+                _VERIFIED[root] = (params, _stamp(self.data_dir))
+        load_data(self.data_dir, self.nside, self.smoothing_arcmin, self.tokens)
 
     def setup(self, stage: str | None = None) -> None:
         if self.samples is not None:
@@ -309,6 +352,19 @@ class CosmologyDataModule(pl.LightningDataModule):
         self.val_set = _fixed(s["x_val"], s["y_val"])
         self.test_set = _fixed(s["x_test"], s["y_test"])
 
+    def train_realizations(self, seed: int) -> Iterator[np.ndarray]:
+        """Noisy copies of the training samples, a fresh noise draw each (for the SVMs, which
+        see a fixed training set); one clean copy only when the noise level is 0. The draws
+        depend on ``seed``, the order and the noise level."""
+        self.setup()
+        x = self.samples["x_train"]
+        if not self.noise:
+            yield x.copy()
+            return
+        rng = np.random.default_rng([int(seed), 7, self.order, int(round(self.noise * 100))])
+        for _ in itertools.count():
+            yield add_noise(x, self.noise, rng)
+
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=True,
                           num_workers=self.num_workers)
@@ -318,6 +374,16 @@ class CosmologyDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_set, batch_size=self.test_batch_size, num_workers=self.num_workers)
+
+
+#: stand-in folders whose manifest this process has verified: path → (params, file stamps)
+_VERIFIED: dict[str, tuple] = {}
+
+
+def _stamp(root: Path) -> tuple:
+    """(name, mtime, size) of every file under ``root``: a change of any file changes it."""
+    return tuple((str(p.relative_to(root)), p.stat().st_mtime_ns, p.stat().st_size)
+                 for p in sorted(root.rglob("*")) if p.is_file()) if root.is_dir() else ()
 
 
 # --------------------------------------------------------------------------- stand-in
@@ -374,39 +440,51 @@ def stand_in_map(g_alm: np.ndarray, cl: np.ndarray, nside: int, lmax: int, skew:
     return hp.reorder(m, r2n=True).astype(np.float32)
 
 
-STAND_IN_DESCRIPTION = """\
-Offline stand-in for the cosmological convergence maps of Perraudin et al. (2019), written by
-datamodules/cosmology.py::write_stand_in in the deepsphere-cosmo-tf1 layout (one NESTED FITS per map,
-healpy.write_map(nest=True), class from the Omega_m token of the file name).
-Two classes of non-Gaussian maps with *identical* power spectra: a Gaussian field g (unit variance,
-spectrum C_l = (l + l0)^-2 b_l^2, Gaussian beam b_l) is transformed to a lognormal field
-(exp(lambda g) - mean) / lambda, with lambda = {skew} for class 1 / class 2, and each map's a_lm are then
-rescaled by sqrt(C_l / C^_l(map)) so that every map's full-sky spectrum equals the target C_l exactly
-(up to l = 3 Nside - 1). Power-spectrum statistics therefore cannot separate the classes; the one-point
-distribution (skewness) and the shape of the structures can. As in the paper (identical initial
-conditions) the i-th map of class 1 and of class 2 share the Gaussian field g.
-Parameters: {params}
-"""
+#: what the stand-in is, in a few words (the table's preamble says it too)
+STAND_IN_SUMMARY = "two classes of lognormal maps with identical power spectra"
 
 
-def write_stand_in(data_dir: str | os.PathLike, nside: int = 64, train_maps_per_class: int = 20,
-                   test_maps_per_class: int = 10, skew: Sequence[float] = (0.5, 1.0),
-                   ell0: float = 20.0, beam_pixels: float = 1.0, paired: bool = True,
-                   seed: int = 0, tokens: Sequence[str] = FITS_CLASS_TOKENS) -> Path:
-    """Write the stand-in (see :data:`STAND_IN_DESCRIPTION`) into ``data_dir``; marker last."""
+def stand_in_description(nside: int, maps: StandInMaps) -> str:
+    """What :func:`write_stand_in` makes with these parameters: the manifest's description and
+    the stand-in note of ``results/cosmology.md``.
+
+    >>> d = stand_in_description(64, StandInMaps(train_maps_per_class=8, test_maps_per_class=4))
+    >>> "8 training and 4 test maps per class at Nside 64" in d, "λ = 0.5 (class 1) / 1 (class 2)" in d
+    (True, True)
+    """
+    m = maps
+    return (f"Offline stand-in, {STAND_IN_SUMMARY} ({m.train_maps_per_class} training and "
+            f"{m.test_maps_per_class} test maps per class at Nside {nside}, written by "
+            f"datamodules/cosmology.py::write_stand_in): per map, a Gaussian field with "
+            f"C_ℓ ∝ (ℓ + {m.ell0:g})⁻²·b_ℓ² (Gaussian beam σ = {m.beam_pixels:g} pixel) is made "
+            f"lognormal, (exp(λg) − mean)/λ with λ = {m.skew[0]:g} (class 1) / {m.skew[1]:g} (class 2), "
+            f"and its a_ℓm are rescaled so that every map's full-sky spectrum equals the same C_ℓ"
+            + (" (map i of both classes shares its Gaussian field, as the paper's identical initial "
+               "conditions)" if m.paired else "")
+            + ". Power spectra therefore carry no class information (the PSD SVM should sit near "
+            "50 %), unlike the paper's maps whose spectra differ by ~5 % at ℓ > 1000; the classes "
+            "differ in their one-point distribution and structure shapes. Written as NESTED FITS "
+            "(class from the Ωm token of the file name) and read by the same reader as real data.")
+
+
+def write_stand_in(data_dir: str | os.PathLike, nside: int = 64, maps: StandInMaps = StandInMaps(),
+                   tokens: Sequence[str] = FITS_CLASS_TOKENS) -> Path:
+    """Write the stand-in maps (:func:`stand_in_description`) into ``data_dir`` as FITS files in
+    the deepsphere-cosmo-tf1 layout. No manifest: :meth:`CosmologyDataModule.prepare_data`
+    writes it through :func:`datamodules._common.ensure_stand_in`."""
     import healpy as hp
-    import json
 
     root = Path(data_dir)
     nside = int(nside)
     if nside < 1 or nside & (nside - 1):
         raise InputError(f"{BENCH}: stand-in Nside must be a power of 2, got {nside}")
-    if len(skew) != 2 or len(tokens) != 2:
+    if len(maps.skew) != 2 or len(tokens) != 2:
         raise InputError(f"{BENCH}: stand-in needs two skew values and two class tokens")
     lmax = 3 * nside - 1
-    cl = stand_in_cl(nside, lmax, ell0, beam_pixels)
-    rng = np.random.default_rng([int(seed), nside])
-    counts = {"train": int(train_maps_per_class), "test": int(test_maps_per_class)}
+    cl = stand_in_cl(nside, lmax, maps.ell0, maps.beam_pixels)
+    rng = np.random.default_rng([int(maps.seed), nside])
+    counts = {"train": int(maps.train_maps_per_class), "test": int(maps.test_maps_per_class)}
+    (root / "stand_in.json").unlink(missing_ok=True)  # parameters file of earlier versions
     for split, sub in SPLIT_DIRS.items():
         d = root / sub
         d.mkdir(parents=True, exist_ok=True)
@@ -414,29 +492,11 @@ def write_stand_in(data_dir: str | os.PathLike, nside: int = 64, train_maps_per_
             old.unlink()
         for i in range(counts[split]):
             alms = [_gaussian_alm(cl, lmax, rng)]
-            alms.append(alms[0] if paired else _gaussian_alm(cl, lmax, rng))
+            alms.append(alms[0] if maps.paired else _gaussian_alm(cl, lmax, rng))
             for c in range(2):
-                m = stand_in_map(alms[c], cl, nside, lmax, float(skew[c]))
+                m = stand_in_map(alms[c], cl, nside, lmax, float(maps.skew[c]))
                 path = d / f"stand_in_{split}_class{c + 1}_Om{tokens[c]}_{i:03d}.fits"
                 tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
                 hp.write_map(str(tmp), m, nest=True, dtype=np.float32, overwrite=True)
                 os.replace(tmp, path)
-    params = {"nside": nside, "train_maps_per_class": counts["train"],
-              "test_maps_per_class": counts["test"], "skew": list(map(float, skew)), "ell0": ell0,
-              "beam_pixels": beam_pixels, "paired": bool(paired), "seed": int(seed),
-              "tokens": list(tokens)}
-    atomic_write_text(root / "stand_in.json", json.dumps(params, indent=1))
-    mark_stand_in(root, STAND_IN_DESCRIPTION.format(skew=" / ".join(f"{s:g}" for s in skew),
-                                                    params=json.dumps(params)))
     return root
-
-
-def stand_in_params(data_dir: str | os.PathLike) -> dict | None:
-    """The parameters a stand-in in ``data_dir`` was written with (None if none / unreadable)."""
-    import json
-
-    p = Path(data_dir) / "stand_in.json"
-    try:
-        return json.loads(p.read_text())
-    except (OSError, ValueError):
-        return None

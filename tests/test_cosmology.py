@@ -1,9 +1,11 @@
 """Cosmology benchmark: FITS/npz reader, partial maps, normalisation and noise, the stand-in's matched
-power spectra, bad input, the NEST→image map of the 2D ConvNet, SVM features, and one end-to-end smoke
-run through the shared runner (``reproduce/cosmology.py --preset smoke``)."""
+power spectra and its manifest, bad input and bad config keys, the NEST→image map of the 2D ConvNet, SVM
+features and the SVM protocol, the config → model path, and one end-to-end smoke run through the shared
+runner (``reproduce/cosmology.py --preset smoke``)."""
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import subprocess
 import sys
@@ -15,10 +17,11 @@ import pytest
 import torch
 from scipy.stats import skew
 
-from datamodules._common import InputError, is_stand_in
-from datamodules.cosmology import (SPLIT_DIRS, CosmologyDataModule, NoisyMaps, load_data, partial_maps,
-                                   prepare_samples, read_split, stand_in_cl, write_stand_in)
-from models.baselines import FlatPatchConvNet, fit_linear_svm, histogram_features, psd_features
+from datamodules._common import InputError, is_stand_in, stand_in_manifest
+from datamodules.cosmology import (SPLIT_DIRS, CosmologyDataModule, NoisyMaps, StandInMaps, load_data,
+                                   partial_maps, prepare_samples, read_split, stand_in_cl, write_stand_in)
+from models.baselines import (FlatPatchConvNet, LinearSVMBaseline, fit_linear_svm, histogram_features,
+                              psd_features)
 from models.deepsphere.healpix import nest_image_index, nest_xy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +31,8 @@ NSIDE = 16
 @pytest.fixture(scope="module")
 def stand_in(tmp_path_factory):
     d = tmp_path_factory.mktemp("cosmo") / "data"
-    write_stand_in(d, nside=NSIDE, train_maps_per_class=3, test_maps_per_class=2, seed=0)
+    CosmologyDataModule(d, stand_in=True, nside=NSIDE,
+                        stand_in_maps=StandInMaps(train_maps_per_class=3, test_maps_per_class=2)).prepare_data()
     return d
 
 
@@ -53,7 +57,7 @@ def test_stand_in_is_fits_in_reference_layout_and_reads_back(stand_in):
 
 def test_stand_in_classes_share_the_power_spectrum_but_not_the_skewness(tmp_path):
     nside = 32
-    write_stand_in(tmp_path, nside=nside, train_maps_per_class=3, test_maps_per_class=1, seed=3)
+    write_stand_in(tmp_path, nside, StandInMaps(train_maps_per_class=3, test_maps_per_class=1, seed=3))
     maps, labels, form = read_split(tmp_path / "same_psd", nside)
     assert form == "fits"
     lmax = 3 * nside - 1
@@ -70,6 +74,36 @@ def test_stand_in_classes_share_the_power_spectrum_but_not_the_skewness(tmp_path
     s2 = [skew(m) for m in maps[labels == 1]]
     assert min(s2) > max(s1) + 0.5, (s1, s2)
     assert not np.allclose(maps[labels == 0][0], maps[labels == 1][0])
+
+
+def test_stand_in_manifest_is_reused_then_regenerated_when_a_parameter_changes(tmp_path):
+    d = tmp_path / "data"
+
+    def prepare(**maps):
+        CosmologyDataModule(d, stand_in=True, nside=8, stand_in_maps=StandInMaps(
+            train_maps_per_class=1, test_maps_per_class=1, **maps)).prepare_data()
+
+    prepare()
+    first = stand_in_manifest(d)
+    assert first["benchmark"] == "cosmology" and first["params"]["nside"] == 8 and len(first["files"]) == 4
+    assert "identical power spectra" in first["description"] and not (d / "STAND_IN.txt").exists()
+    f = d / sorted(first["files"])[0]
+    stamp = f.stat().st_mtime_ns
+    prepare()  # same parameters: reused as it is
+    assert stand_in_manifest(d) == first and f.stat().st_mtime_ns == stamp
+    prepare(seed=1)  # a parameter changed: regenerated, new manifest
+    second = stand_in_manifest(d)
+    assert second["params"]["seed"] == 1 and second["files"].keys() == first["files"].keys()
+    assert second["files"] != first["files"]
+    f.write_bytes(f.read_bytes()[:-8])  # a file changed after it was written: refused
+    with pytest.raises(InputError, match="was changed after it was generated"):
+        prepare(seed=1)
+
+
+def test_stand_in_refuses_a_folder_of_other_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="holds other files"):
+        CosmologyDataModule(tmp_path, stand_in=True, nside=8).prepare_data()
 
 
 def test_npz_form_is_read_and_wins_over_fits(stand_in, tmp_path):
@@ -215,7 +249,7 @@ def test_normalisation_split_and_noise(stand_in):
 
 
 def test_datamodule_batches(stand_in):
-    dm = CosmologyDataModule(stand_in, nside=NSIDE, order=2, noise=1.0, batch_size=16, test_batch_size=50)
+    dm = CosmologyDataModule(stand_in, nside=NSIDE, order=2, noise=1.0, batch_per_order2=4, test_batch_size=50)
     dm.setup("fit")
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (16, 64, 1) and x.dtype == torch.float32 and y.dtype == torch.int64
@@ -287,6 +321,53 @@ def test_histogram_and_svm():
     assert (predict(f[150:]) == y[150:]).mean() == info["val_acc"]
 
 
+def test_svm_baseline_grows_the_training_set_while_validation_improves(stand_in):
+    dm = CosmologyDataModule(stand_in, nside=NSIDE, order=2, noise=1.0)
+    a, b = list(itertools.islice(dm.train_realizations(seed=0), 2))
+    assert a.shape == dm.samples["x_train"].shape and not np.array_equal(a, b)
+    np.testing.assert_array_equal(a, next(dm.train_realizations(seed=0)))  # reproducible from the seed
+    clean = CosmologyDataModule(stand_in, nside=NSIDE, order=2, noise=0.0)
+    assert len(list(clean.train_realizations(seed=0))) == 1  # no noise: one realisation
+    svm = LinearSVMBaseline("hist", nside=NSIDE, order=2, bins=20, Cs=[1.0], max_noise_realizations=5, tol=0.005)
+    # the same realisation again does not improve validation: the protocol stops after the second fit
+    out = svm.fit_and_score(dm.samples, itertools.repeat(a))
+    assert out["svm_noise_realizations"] == 1 and len(out["svm_val_history"].split()) == 2
+    assert out["params"] == 21 and out["n_train"] == len(dm.samples["y_train"]) and 0 <= out["test_acc"] <= 1
+    psd = LinearSVMBaseline("psd", nside=NSIDE, order=2, psd_iter=0, Cs=[1.0], max_noise_realizations=1)
+    assert psd.fit_and_score(dm.samples, dm.train_realizations(0))["params"] == 3 * NSIDE + 1
+    with pytest.raises(ValueError, match="features must be"):
+        LinearSVMBaseline("fft", nside=NSIDE, order=2)
+
+
+def test_config_entries_build_the_models_and_the_l2_term(tmp_path):
+    from types import SimpleNamespace
+
+    from models.deepsphere import DeepSphereCNN, DeepSphereFCN
+    from reproduce.cosmology import BENCH
+    from reproduce.runner import config as C
+    from reproduce.runner.grid import expand_grid
+
+    ctx = SimpleNamespace(data_dir=tmp_path, generate=True)
+    runs = {r.model: r for r in expand_grid(BENCH, C.load_preset("cosmology", "smoke"))}
+    for run in runs.values():
+        BENCH.check(ctx, run)
+    nets = {m: BENCH.build_backbone(ctx, r) for m, r in runs.items()}
+    assert type(nets["deepsphere_fcn"]) is DeepSphereFCN and type(nets["deepsphere_cnn"]) is DeepSphereCNN
+    assert nets["deepsphere_fcn"].order == 1 and nets["deepsphere_fcn"].nside == NSIDE
+    assert isinstance(nets["cnn2d_cnn"], FlatPatchConvNet) and nets["cnn2d_cnn"].side == NSIDE
+    assert isinstance(nets["svm_psd"], LinearSVMBaseline) and nets["svm_psd"].psd_iter == 0
+    assert {m for m, r in runs.items() if BENCH.is_custom(r)} == {"svm_psd", "svm_hist"}
+    # cosmo-tf1: reg·Σ½‖W‖²/n_weights with reg = 3 is optim.l2 = 3 / (2 n_weights); DeepSphere: none
+    net = nets["cnn2d_fcn"]
+    optim = BENCH.task_args(ctx, runs["cnn2d_fcn"], net)["optim"]
+    assert optim["l2"] == pytest.approx(3 / (2 * net.num_weights())) and optim["lr"] == 2e-3
+    assert BENCH.build_task(ctx, runs["deepsphere_fcn"], nets["deepsphere_fcn"]).optim.l2 == 0
+    bad = runs["cnn2d_fcn"]
+    bad.cfg["model"]["kind"] = "cnn3d"
+    with pytest.raises(InputError, match="kind 'cnn3d' is unknown; valid kinds: cnn2d, deepsphere, svm"):
+        BENCH.check(ctx, bad)
+
+
 # --------------------------------------------------------------------------- end to end
 def _run(tmp_path, *extra):
     cmd = [sys.executable, str(ROOT / "reproduce" / "cosmology.py"), "--preset", "smoke", "--logger", "csv",
@@ -310,12 +391,25 @@ def test_smoke_run_through_the_runner_writes_rows_and_table(tmp_path):
     assert all(int(r["svm_noise_realizations"]) >= 1 and r["svm_C"] for r in svm)
     md = (tmp_path / "res" / "cosmology.md").read_text()
     assert "Preset: `smoke`" in md and "| DeepSphere FCN | 100 / " in md and "offline stand-in" in md
-    assert "Nside 1024 → 16" in md  # the reductions are listed
+    assert "`data.nside`: 1024 → 16" in md  # the preset's changes are listed
+    # second invocation: nothing retrained, the stand-in reused as it is
+    manifest = stand_in_manifest(tmp_path / "data")
+    stamps = {f: (tmp_path / "data" / f).stat().st_mtime_ns for f in manifest["files"]}
+    p = _run(tmp_path, "--data-dir", str(tmp_path / "data"), "--stand-in")
+    assert p.returncode == 0 and "0 to do" in p.stderr, p.stderr[-3000:]
+    assert stand_in_manifest(tmp_path / "data") == manifest
+    assert stamps == {f: (tmp_path / "data" / f).stat().st_mtime_ns for f in manifest["files"]}
+    # a stand-in parameter changes: the stand-in is regenerated and the run of that data trained
+    p = _run(tmp_path, "--data-dir", str(tmp_path / "data"), "--stand-in", "--only", "svm_hist",
+             "data.stand_in_maps.seed=1")
+    assert p.returncode == 0 and "1 to do" in p.stderr, p.stderr[-3000:]
+    regenerated = stand_in_manifest(tmp_path / "data")
+    assert regenerated["params"]["seed"] == 1 and regenerated["files"] != manifest["files"]
 
 
 def test_cli_bad_data_dir_exits_2_naming_the_file(tmp_path, capsys):
-    from reproduce._runner import main
     from reproduce.cosmology import BENCH
+    from reproduce.runner import main
 
     d = tmp_path / "bad"
     _one_split(d, "m_0p31.fits", np.zeros(12 * 8 ** 2))  # Nside 8, smoke expects 16
@@ -324,4 +418,44 @@ def test_cli_bad_data_dir_exits_2_naming_the_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1 and "m_0p31.fits" in err and "expected 16" in err
-    assert not (tmp_path / "res").exists()
+    assert not list((tmp_path / "res").glob("cosmology.*"))  # no results written
+
+
+def _main(tmp_path, *args, bench=None):
+    from reproduce.cosmology import BENCH
+    from reproduce.runner import main
+
+    return main(bench or BENCH, None, ["--preset", "smoke", "--logger", "none", "--results-dir", str(tmp_path / "res"),
+                                       "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"),
+                                       "--stand-in", *args])
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("data.nside=sixteen", "config data.nside: expected int, got 'sixteen'"),
+    ("data.stand_in_maps={train_maps_per_class: 2, test_maps: 1}",
+     "config data.stand_in_maps.test_maps: unknown key for StandInMaps"),
+    ("data.fits_class_tokens=[0p26]", "config data.fits_class_tokens: expected 2 items"),
+    ("models.svm_psd.psd_iter=zero", "config models.svm_psd.psd_iter: expected int"),
+    ("models.svm_hist.features=pds", "config models.svm_hist.features: expected one of 'psd', 'hist'"),
+    ("models.cnn2d_fcn.l2_reg=high", "config models.cnn2d_fcn.l2_reg: expected float"),
+])
+def test_mistyped_config_value_exits_2_naming_the_key(tmp_path, capsys, override, needle):
+    assert _main(tmp_path, override) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and needle in err, err
+    assert not (tmp_path / "res").exists() and not (tmp_path / "data").exists()  # checked before anything
+
+
+def test_unknown_data_key_exits_2_naming_it(tmp_path, capsys):
+    from reproduce.cosmology import Cosmology
+
+    (tmp_path / "configs" / "cosmology").mkdir(parents=True)
+    (tmp_path / "configs" / "cosmology" / "smoke.yaml").write_text(
+        f"extends: {ROOT / 'configs' / 'cosmology' / 'smoke.yaml'}\ndata:\n  batch_size: 8\n")
+    bench = Cosmology()
+    bench.config_root = tmp_path / "configs"
+    assert _main(tmp_path, bench=bench) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config data.batch_size: unknown key for CosmologyDataModule" in err
+    assert "batch_per_order2" in err  # the valid keys are listed
+    assert not (tmp_path / "data").exists()

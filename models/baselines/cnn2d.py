@@ -16,7 +16,8 @@ against, Worrall et al. 2017, Table 1; reference ``tscohen/gconv_experiments``
   FCN: Conv 5×5 (num_classes, stride 1, no BN) → spatial mean;
   CNN: flatten → Linear(num_classes, no bias).
   L2 weight decay ``reg · Σ ½‖W‖² / n_weights`` (``cnn2d.loss``; reg = 3 for the published
-  results file ``reg3_*``), applied by the task.
+  results file ``reg3_*``): the network carries ``l2_reg`` = reg and the task applies it
+  (``optim.l2 = reg / (2·n_weights)``, see :meth:`FlatPatchConvNet.num_weights`).
 
 The group-equivariant counterpart of Z2CNN is :class:`models.baselines.p4cnn.P4CNN`.
 
@@ -70,7 +71,8 @@ class FlatPatchConvNet(nn.Module):
     """2D ConvNet baseline on NEST partial maps flattened to images (ASCOM §"Baselines").
 
     Input ``(B, V, 1)`` with ``V = side²`` (NEST order inside the block), as for DeepSphere;
-    output logits ``(B, num_classes)``.
+    output logits ``(B, num_classes)``. ``l2_reg`` is the weight of the published L2 term
+    ``reg · Σ ½‖W‖² / n_weights``; the network only carries it, the training task applies it.
 
     >>> net = FlatPatchConvNet(side=32, head="fcn")
     >>> net(torch.randn(2, 1024, 1)).shape
@@ -78,11 +80,14 @@ class FlatPatchConvNet(nn.Module):
     """
 
     def __init__(self, side: int, head: str = "fcn", num_classes: int = 2,
-                 channels: Sequence[int] = (8, 16, 32, 32, 16), kernel: int = 5, stride: int = 2):
+                 channels: Sequence[int] = (8, 16, 32, 32, 16), kernel: int = 5, stride: int = 2,
+                 l2_reg: float = 0.0):
         super().__init__()
         if head not in ("fcn", "cnn"):
             raise ValueError(f"FlatPatchConvNet: head must be 'fcn' or 'cnn', got '{head}'")
-        self.side, self.head_kind = int(side), head
+        if l2_reg < 0:
+            raise ValueError(f"FlatPatchConvNet: l2_reg must be non-negative, got {l2_reg}")
+        self.side, self.head_kind, self.l2_reg = int(side), head, float(l2_reg)
         self.register_buffer("index", torch.from_numpy(nest_image_index(self.side)), persistent=False)
         layers = []
         fin, n = 1, self.side

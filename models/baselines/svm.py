@@ -7,7 +7,10 @@ reference code deepsphere-cosmo-tf1 ``deepsphere/experiment_helper.py`` (feature
   sphere ``UNSEEN``, times ℓ(ℓ+1);
 * :func:`histogram_features`: 100 bins over the range of the noiseless training samples;
 * :func:`fit_linear_svm`: ``C`` of a ``LinearSVC`` on standardised features chosen by
-  validation accuracy.
+  validation accuracy;
+* :class:`LinearSVMBaseline`: the whole protocol of one grid point (features, the training set
+  grown by noise realisations while validation improves, test accuracy); its constructor takes
+  the keys of a config's ``models.svm_*`` entry.
 
 No Lightning, no torch: numpy / healpy / scikit-learn.
 
@@ -16,8 +19,9 @@ No Lightning, no torch: numpy / healpy / scikit-learn.
 """
 from __future__ import annotations
 
+import itertools
 import warnings
-from typing import Sequence
+from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
@@ -93,4 +97,80 @@ def fit_linear_svm(f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, 
     return (lambda f: clf.predict(z(f))), info
 
 
-__all__ = ["psd_features", "histogram_features", "fit_linear_svm"]
+class LinearSVMBaseline:
+    """Linear SVM on PSD or histogram features of partial maps (ASCOM §"Baselines"; cosmo-tf1
+    ``data_preprossing``, ``err_svc_linear``).
+
+    Arguments: ``features`` (``psd`` | ``hist``), ``nside`` and ``order`` of the partial maps
+    (PSD features), ``bins`` (histogram), ``psd_iter`` (``healpy.map2alm`` iterations of the
+    PSD; cosmo-tf1: 3), ``Cs`` (the ``C`` grid), ``max_noise_realizations`` and ``tol``.
+
+    :meth:`fit_and_score` computes the training features on noisy copies of the training
+    samples; new noise realisations are added (one at a time, at most
+    ``max_noise_realizations``) while the validation accuracy of the best ``C`` improves by at
+    least ``tol``; the ``C`` and training set with the best validation accuracy are tested.
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.arange(40) % 2
+    >>> x = rng.standard_normal((40, 64)) * (1 + y[:, None])   # class 1 is wider
+    >>> s = {"x_train": x[:24], "y_train": y[:24], "x_val": x[24:32], "y_val": y[24:32],
+    ...      "x_test": x[32:], "y_test": y[32:]}
+    >>> out = LinearSVMBaseline("hist", nside=8, order=1, bins=8, Cs=[1.0]).fit_and_score(s, [x[:24]])
+    >>> out["test_acc"], out["params"], out["svm_noise_realizations"]
+    (1.0, 9, 1)
+    """
+
+    def __init__(self, features: Literal["psd", "hist"], nside: int, order: int, bins: int = 100,
+                 psd_iter: int = 3, Cs: Sequence[float] = tuple(np.logspace(-2, 2, 9)),
+                 max_noise_realizations: int = 1, tol: float = 0.005, max_iter: int = 5000):
+        if features not in ("psd", "hist"):
+            raise ValueError(f"LinearSVMBaseline: features must be 'psd' or 'hist', got '{features}'")
+        if max_noise_realizations < 1:
+            raise ValueError(f"LinearSVMBaseline: max_noise_realizations must be at least 1, "
+                             f"got {max_noise_realizations}")
+        self.features, self.nside, self.order = features, int(nside), int(order)
+        self.bins, self.psd_iter = int(bins), int(psd_iter)
+        self.Cs = [float(c) for c in Cs]
+        self.max_noise_realizations = int(max_noise_realizations)
+        self.tol, self.max_iter = float(tol), int(max_iter)
+
+    def fit_and_score(self, samples: dict, train_realizations: Iterable[np.ndarray]) -> dict:
+        """Fit and test on prepared samples: ``samples`` has ``x_train`` (clean) / ``y_train``,
+        ``x_val`` / ``y_val`` and ``x_test`` / ``y_test`` (noisy, fixed); the training sets come
+        from ``train_realizations`` (noisy copies of ``x_train``, one per realisation). Returns
+        the row columns ``test_acc``, ``val_acc``, ``svm_train_acc``, ``svm_C``,
+        ``svm_noise_realizations``, ``svm_val_history``, ``params`` (features + 1), ``n_train``,
+        ``n_test``."""
+        s = samples
+        if self.features == "psd":
+            def feats(x):
+                return psd_features(x, self.nside, self.order, iter=self.psd_iter)
+        else:
+            lo, hi = float(s["x_train"].min()), float(s["x_train"].max())
+
+            def feats(x):
+                return histogram_features(x, lo, hi, self.bins)
+        f_val, f_test = feats(s["x_val"]), feats(s["x_test"])
+        fs, ys, history, best = [], [], [], None
+        for x in itertools.islice(train_realizations, self.max_noise_realizations):
+            fs.append(feats(x))
+            ys.append(s["y_train"])
+            predict, info = fit_linear_svm(np.concatenate(fs), np.concatenate(ys), f_val, s["y_val"],
+                                           self.Cs, self.max_iter)
+            history.append(info["val_acc"])
+            if best is None or info["val_acc"] > best[1]["val_acc"]:
+                best = (predict, info, len(fs))
+            if len(history) > 1 and history[-1] < history[-2] + self.tol:
+                break
+        if best is None:
+            raise ValueError("LinearSVMBaseline: no training realisation given")
+        predict, info, nreal = best
+        acc = float((predict(f_test) == s["y_test"]).mean())
+        return {"test_acc": round(acc, 6), "val_acc": round(info["val_acc"], 6),
+                "svm_train_acc": round(info["train_acc"], 6), "svm_C": info["C"],
+                "svm_noise_realizations": nreal, "svm_val_history": " ".join(f"{h:.4f}" for h in history),
+                "params": int(f_val.shape[1]) + 1, "n_train": len(s["y_train"]) * nreal,
+                "n_test": len(s["y_test"])}
+
+
+__all__ = ["psd_features", "histogram_features", "fit_linear_svm", "LinearSVMBaseline"]

@@ -24,7 +24,7 @@ torch.Size([3, 2])
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
 from torch import nn
@@ -136,3 +136,24 @@ class DeepSphereCNN(_DeepSphereBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x).flatten(1))
+
+
+def deepsphere_classifier(head: Literal["fcn", "cnn"] = "fcn", nside: int = 1024, in_channels: int = 1,
+                          num_classes: int = 2, channels: Sequence[int] = (16, 32, 64, 64, 64), K: int = 5,
+                          k: int = 8, order: int | None = None, base_index: int = 0,
+                          laplacian: str = "normalized", graph: str = "knn",
+                          kernel_width: float | str = "optimal", lmax: float | str = "auto",
+                          pool: str = "max") -> DeepSphereFCN | DeepSphereCNN:
+    """:class:`DeepSphereFCN` (``head="fcn"``) or :class:`DeepSphereCNN` (``head="cnn"``), with
+    the arguments of the trunk spelled out (see :class:`_DeepSphereBase`): the typed entry point
+    a config entry ``{kind: deepsphere, head: …}`` is checked against and built with.
+
+    >>> type(deepsphere_classifier("cnn", nside=8, channels=(4,), K=3)).__name__
+    'DeepSphereCNN'
+    """
+    if head not in ("fcn", "cnn"):
+        raise ValueError(f"deepsphere_classifier: head must be 'fcn' or 'cnn', got '{head}'")
+    cls = DeepSphereFCN if head == "fcn" else DeepSphereCNN
+    return cls(nside=nside, in_channels=in_channels, num_classes=num_classes, channels=channels, K=K, k=k,
+               order=order, base_index=base_index, laplacian=laplacian, graph=graph,
+               kernel_width=kernel_width, lmax=lmax, pool=pool)
