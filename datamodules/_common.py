@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-STAND_IN_MARKER = "STAND_IN.txt"   # legacy marker of stand-ins written before the manifest
+STAND_IN_MARKER = "STAND_IN.txt"   # marker of stand-ins written before the manifest (regenerated)
 MANIFEST = "STAND_IN.json"
 
 
@@ -52,7 +52,7 @@ def require_file(path: str | os.PathLike, benchmark: str, hint: str = "") -> Pat
 
 def is_stand_in(data_dir: str | os.PathLike) -> bool:
     """True when ``data_dir`` holds a generated stand-in (it carries :data:`MANIFEST`)."""
-    return (Path(data_dir) / MANIFEST).is_file() or (Path(data_dir) / STAND_IN_MARKER).is_file()
+    return (Path(data_dir) / MANIFEST).is_file()
 
 
 def stand_in_manifest(data_dir: str | os.PathLike) -> dict | None:
@@ -122,12 +122,6 @@ def _ensure_stand_in(d: Path, benchmark: str, params: dict, write: Callable[[Pat
                 "files": files, "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     atomic_write_text(d / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return True
-
-
-def mark_stand_in(data_dir: str | os.PathLike, description: str) -> None:
-    """Write the marker that tells tables the data are a generated stand-in, not the paper's."""
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(data_dir) / STAND_IN_MARKER, description.rstrip() + "\n")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

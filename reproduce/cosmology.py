@@ -240,13 +240,6 @@ class Cosmology(Benchmark):
             args["optim"] = {**args["optim"], "l2": reg / (2 * backbone.num_weights())}
         return args
 
-    def check(self, ctx, run) -> None:
-        super().check(ctx, run)
-        if self.is_custom(run):  # the SVM rows read the same data and have a typed model entry too
-            C.check_args(self.datamodule, run.cfg.get("data"), "data", self.datamodule_args(ctx, run))
-            C.check_args(self.model_class(run), self._model_section(run), f"models.{run.model}",
-                         self.model_args(ctx, run))
-
     def is_custom(self, run) -> bool:
         return (run.cfg.get("model") or {}).get("kind") == "svm"
 

@@ -118,13 +118,12 @@ class Benchmark:
         from models.tasks import Classify, Optim
         trainer_config(run.cfg)
         C.build(Optim, run.cfg.get("optim"), "optim")
-        if self.is_custom(run):
-            return
         if self.datamodule is not None:
             C.check_args(self.datamodule, run.cfg.get("data"), "data", self.datamodule_args(ctx, run))
         C.check_args(self.model_class(run), self._model_section(run), f"models.{run.model}",
                      self.model_args(ctx, run))
-        C.check_args(self.task or Classify, run.cfg.get("task"), "task", self.task_args(ctx, run, None))
+        if not self.is_custom(run):  # custom rows (e.g. an SVM) have no Lightning task
+            C.check_args(self.task or Classify, run.cfg.get("task"), "task", self.task_args(ctx, run, None))
 
     # -- hooks ---------------------------------------------------------------------------------
     def is_custom(self, run: Run) -> bool:

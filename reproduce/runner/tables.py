@@ -454,6 +454,10 @@ def _change(bench, base: dict, other: dict, key: str, a: Any, b: Any) -> str:
     return f"{a_txt} → {b_txt}"
 
 
+def _some(cells: list[str], most: int = 8) -> str:
+    return ", ".join(cells[:most]) + (f", … ({len(cells) - most} more)" if len(cells) > most else "")
+
+
 def preset_changes(bench, cfg: dict, paper: dict) -> list[str]:
     """What ``cfg`` changes from the ``paper`` preset, one line per difference, derived from the
     two resolved configs: every differing value outside the grid (a change made to every entry
@@ -485,9 +489,9 @@ def preset_changes(bench, cfg: dict, paper: dict) -> list[str]:
     dropped = [f"{m} {s}" for (m, s) in theirs if (m, s) not in mine]
     added = [f"{m} {s}" for (m, s) in mine if (m, s) not in theirs]
     if dropped:
-        lines.append(f"grid rows not run ({len(dropped)} of {len(theirs)}): {', '.join(dropped)}")
+        lines.append(f"grid rows not run ({len(dropped)} of {len(theirs)}): {_some(dropped)}")
     if added:
-        lines.append(f"grid rows not in `paper`: {', '.join(added)}")
+        lines.append(f"grid rows not in `paper`: {_some(added)}")
     for (m, s), rc in mine.items():
         if (m, s) not in theirs:
             continue
