@@ -99,10 +99,13 @@ def _only(args: argparse.Namespace) -> list[str] | None:
 
 def check_writable(folder: Path, what: str, probe_bytes: int = 1 << 20) -> None:
     """Fail before any training when ``folder`` cannot be created or written, or has no room for
-    a small probe file (a full disk shows here, not after hours of training)."""
-    probe = Path(folder) / f".write-probe-{os.getpid()}"
+    a small probe file (a full disk shows here, not after hours of training). Folders it had to
+    create for the probe are removed again."""
+    folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    probe = folder / f".write-probe-{os.getpid()}"
     try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         with open(probe, "wb") as f:
             f.write(b"\0" * probe_bytes)
             f.flush()
@@ -115,6 +118,11 @@ def check_writable(folder: Path, what: str, probe_bytes: int = 1 << 20) -> None:
             probe.unlink()
         except OSError:
             pass
+        for p in created:  # deepest first
+            try:
+                p.rmdir()
+            except OSError:
+                break
 
 
 def table_rows(bench: Benchmark, cfg: dict, results_dir: Path, seed: int = 0) -> list[dict]:
