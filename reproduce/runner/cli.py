@@ -212,7 +212,7 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     if ctx.is_rank_zero:
         path = render_table(bench, cfg, results_dir, args.seed)
         if args.logger == "wandb" and bench.report is not None:
-            from reproduce.runner.trainer import wandb_tables
+            from reproduce.runner.tables import wandb_tables
             wandb_tables(bench, cfg, table_rows(bench, cfg, results_dir, args.seed), ctx.runs_dir)
         print(f"[{bench.name}] {len(rows)} runs; table: "
               f"{os.path.relpath(path, Path.cwd()) if path else 'none'}", file=sys.stderr)

@@ -556,6 +556,23 @@ def table_data(bench, cfg: dict, rows: list[dict]) -> list[tuple[str, list[str],
     return [t for s in bench.report.sections if isinstance(s, Table) for t in s.data(view)]
 
 
+def wandb_tables(bench, cfg: dict, rows: list[dict], runs_dir: Path) -> None:
+    """Log the benchmark's tables (reproduced beside published, the same cells as the Markdown)
+    as ``wandb.Table``s of one W&B run per invocation (job type ``table``)."""
+    if "WANDB_MODE" not in os.environ and "WANDB_API_KEY" not in os.environ:
+        os.environ["WANDB_MODE"] = "offline"
+    import wandb
+    folder = Path(runs_dir) / bench.name / cfg["preset"] / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    run = wandb.init(project=os.environ.get("WANDB_PROJECT", "equivariant-bench"), job_type="table",
+                     group=f"{bench.name}/table", name=f"{bench.name}-{cfg['preset']}-table", dir=str(folder),
+                     tags=[bench.name, f"preset={cfg['preset']}"], config={"preset": cfg["preset"]},
+                     settings=wandb.Settings(silent=True))
+    for i, (title, heads, body) in enumerate(table_data(bench, cfg, rows)):
+        run.log({f"table/{i}{'-' + title if title else ''}": wandb.Table(columns=heads, data=body)})
+    run.finish()
+
+
 # --------------------------------------------------------------------------- results/README.md
 INDEX_ORDER = ["tetris", "rotated_mnist", "cosmology", "equivariance_sphere", "cath", "climate", "shrec17"]
 INDEX_HEAD = ["benchmark", "headline", "published", "reproduced", "preset", "data", "hardware", "runs started"]
