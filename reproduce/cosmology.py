@@ -246,7 +246,20 @@ class Cosmology(Benchmark):
     def custom_run(self, ctx, run, run_dir) -> dict:
         dm = self.build_datamodule(ctx, run)
         dm.setup()
-        return self.build_backbone(ctx, run).fit_and_score(dm.samples, dm.train_realizations(run.seed))
+        out = self.build_backbone(ctx, run).fit_and_score(dm.samples, dm.train_realizations(run.seed))
+        return {**out, **unseen_columns(dm)}
+
+    def after_test(self, ctx, run, task, datamodule) -> dict:
+        return unseen_columns(datamodule)
+
+
+def unseen_columns(dm) -> dict:
+    """``unseen_blocks_dropped_<split>``: partial maps dropped as mostly unobserved (datamodules/
+    cosmology.py, "Partial sky"); no columns for full-sky data, so full-sky rows keep their schema."""
+    s = dm.samples or {}
+    if not any(s.get("unseen", {}).values()):
+        return {}
+    return {f"unseen_blocks_dropped_{k}": v for k, v in s["dropped"].items()}
 
 
 BENCH = Cosmology()
