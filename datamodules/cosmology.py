@@ -51,7 +51,8 @@ Samples (cosmo-tf1 ``hp_split``, ``get_training_data``, ``data_preprossing``):
   the ``12·o²`` contiguous NEST blocks of order ``o`` (1/12, 1/48, 1/192 of the sphere for
   ``o = 1, 2, 4``), each a sample with its map's label;
 * normalisation: every sample is divided by ``s = std(all training samples)`` (the maps have
-  zero mean);
+  zero mean); ``s`` is the datamodule's Lightning state, saved in checkpoints, so that
+  ``--evaluate`` needs only the test split (:class:`CosmologyDataModule`);
 * noise: ``x + level·n``, ``n ~ N(0, 1)`` i.i.d. per pixel; for training a fresh draw every
   time a sample is served (``LabeledDatasetWithNoise``), for validation and test one fixed draw
   (``RandomState(1)`` in the reference; here ``default_rng([1, split])``, independent of the
@@ -359,7 +360,7 @@ def _zero_unseen(x: np.ndarray, seen: np.ndarray | None) -> np.ndarray:
 
 
 def prepare_samples(data: dict, order: int, noise: float, val_fraction: float = 0.2,
-                    min_observed: float = 0.5) -> dict:
+                    min_observed: float = 0.5, std: float | None = None) -> dict:
     """Normalised partial maps, the train/validation split and the fixed validation/test noise.
 
     Unobserved pixels (``UNSEEN32`` in ``data``'s maps): a block less than ``min_observed``
@@ -367,35 +368,47 @@ def prepare_samples(data: dict, order: int, noise: float, val_fraction: float = 
     training blocks kept; unobserved pixels are 0 in every sample served, after normalisation and
     after noise (0 is the maps' mean). Maps without unobserved pixels take none of these steps.
 
+    ``std``: the training std to normalise with (restored from a checkpoint); None: computed from
+    ``data["train"]``. Given, ``data`` may hold the test split only: then only the test samples
+    are made (the validation split and the noise draws of the test samples do not depend on it).
+
     Returns a dict with ``x_train`` (clean), ``y_train``, ``seen_train`` (observed-pixel mask of
-    ``x_train``, None for full-sky data), ``x_val``, ``y_val``, ``x_test``, ``y_test`` (noisy,
-    fixed), ``std`` (the training std used to normalise), ``unseen`` (``{split: unobserved
-    pixels}``, as ``data`` says) and ``dropped`` (``{split: blocks dropped}``).
+    ``x_train``, None for full-sky data), ``x_val``, ``y_val`` (when ``data`` has the training
+    split), ``x_test``, ``y_test`` (noisy, fixed), ``std`` (the training std used to normalise),
+    ``unseen`` (``{split: unobserved pixels}``, as ``data`` says) and ``dropped``
+    (``{split: blocks dropped}``).
     """
     from sklearn.model_selection import train_test_split
 
     if not 0 < val_fraction < 1:
         raise InputError(f"{BENCH}: data.val_fraction must be in (0, 1), got {val_fraction}")
-    xtr, ytr, seen_tr, drop_tr = _blocks(data, "train", order, min_observed)
-    xte, yte, seen_te, drop_te = _blocks(data, "test", order, min_observed)
-    std = float(np.std(xtr if seen_tr is None else xtr[seen_tr], dtype=np.float64))
-    if not std > 0:
-        raise InputError(f"{BENCH}: the training maps are constant (std 0)")
-    if seen_tr is not None:
-        xtr = np.where(seen_tr, xtr, np.float32(0))
+    if std is None and "train" not in data:
+        raise InputError(f"{BENCH}: no training std to normalise the test maps with")
+    out: dict = {"unseen": dict(data.get("unseen", {})), "dropped": {}}
+    if "train" in data:
+        xtr, ytr, seen_tr, out["dropped"]["train"] = _blocks(data, "train", order, min_observed)
+        if std is None:
+            std = float(np.std(xtr if seen_tr is None else xtr[seen_tr], dtype=np.float64))
+    if not std > 0 or not np.isfinite(std):
+        raise InputError(f"{BENCH}: the training maps are constant (std 0)" if std == 0 else
+                         f"{BENCH}: training std {std!r} is not a positive number")
+    out["std"] = std = float(std)
+    if "train" in data:
+        if seen_tr is not None:
+            xtr = np.where(seen_tr, xtr, np.float32(0))
+        xtr = xtr / np.float32(std)
+        arrays = [xtr, ytr] + ([] if seen_tr is None else [seen_tr])
+        parts = train_test_split(*arrays, train_size=1 - val_fraction, shuffle=True, random_state=0)
+        x_train, x_val, y_train, y_val = parts[:4]
+        seen_train, seen_val = (None, None) if seen_tr is None else parts[4:]
+        x_val = _zero_unseen(add_noise(x_val, noise, np.random.default_rng([1, 0])), seen_val)
+        out.update(x_train=x_train, y_train=y_train, seen_train=seen_train, x_val=x_val, y_val=y_val)
+    xte, yte, seen_te, out["dropped"]["test"] = _blocks(data, "test", order, min_observed)
     if seen_te is not None:
         xte = np.where(seen_te, xte, np.float32(0))
-    xtr = xtr / np.float32(std)
     xte = xte / np.float32(std)
-    arrays = [xtr, ytr] + ([] if seen_tr is None else [seen_tr])
-    parts = train_test_split(*arrays, train_size=1 - val_fraction, shuffle=True, random_state=0)
-    x_train, x_val, y_train, y_val = parts[:4]
-    seen_train, seen_val = (None, None) if seen_tr is None else parts[4:]
-    x_val = _zero_unseen(add_noise(x_val, noise, np.random.default_rng([1, 0])), seen_val)
-    x_test = _zero_unseen(add_noise(xte, noise, np.random.default_rng([1, 1])), seen_te)
-    return {"x_train": x_train, "y_train": y_train, "seen_train": seen_train, "x_val": x_val, "y_val": y_val,
-            "x_test": x_test, "y_test": yte, "std": std, "unseen": dict(data.get("unseen", {})),
-            "dropped": {"train": drop_tr, "test": drop_te}}
+    out.update(x_test=_zero_unseen(add_noise(xte, noise, np.random.default_rng([1, 1])), seen_te), y_test=yte)
+    return out
 
 
 def add_noise(x: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
@@ -465,6 +478,15 @@ class CosmologyDataModule(pl.LightningDataModule):
     ``fits_mask_column`` and ``min_observed_fraction`` (the partial-sky rule) are described in the
     module docstring; their defaults read the paper's single-column full-sky files unchanged.
 
+    What the test samples need from the training data — the normalising std — is the
+    datamodule's Lightning state (:meth:`state_dict`, saved in every checkpoint; restored by
+    :meth:`load_state_dict`, which wins over a std computed from a training split). ``require_train``
+    is not a config key; the runner passes False under ``--evaluate`` (an explicit argument, because
+    ``prepare_data`` runs before the checkpoint's state is restored, so the state cannot tell it):
+    :meth:`prepare_data` then validates the test split only, and ``setup("test")`` reads the
+    training split only when no std was restored — and, that split missing, raises one
+    :class:`InputError` saying so. ``test_files`` lists the files the test samples come from.
+
     >>> CosmologyDataModule("data", order=4, batch_per_order2=16).batch_size
     256
     """
@@ -475,7 +497,7 @@ class CosmologyDataModule(pl.LightningDataModule):
                  batch_per_order2: int = 16, test_batch_size: int = 64,
                  stand_in_maps: StandInMaps = StandInMaps(), num_workers: int = 0,
                  fits_column: int | str | None = None, fits_mask_column: int | str | None = None,
-                 min_observed_fraction: float = 0.5):
+                 min_observed_fraction: float = 0.5, require_train: bool = True):
         super().__init__()
         if num_classes != 2:
             raise InputError(f"{BENCH}: num_classes must be 2, got {num_classes}")
@@ -489,7 +511,10 @@ class CosmologyDataModule(pl.LightningDataModule):
         self.stand_in_maps, self.num_workers = stand_in_maps, int(num_workers)
         self.fits_column, self.fits_mask_column = fits_column, fits_mask_column
         self.min_observed = float(min_observed_fraction)
+        self.require_train = bool(require_train)
         self.samples: dict | None = None
+        self.test_files: tuple[Path, ...] = ()  # set by setup: the files of the test samples
+        self._train_std: float | None = None    # restored by load_state_dict
 
     @property
     def num_vertices(self) -> int:
@@ -497,7 +522,8 @@ class CosmologyDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Write the stand-in when asked (manifest: reused when its parameters and files are
-        unchanged), then read and validate both splits (cached in-process)."""
+        unchanged), then read and validate both splits (cached in-process); the test split only
+        when ``require_train`` is False."""
         if self.stand_in:
             m, tokens, root = self.stand_in_maps, self.tokens, str(self.data_dir.resolve())
             params = {"nside": self.nside, **asdict(m), "tokens": list(tokens)}
@@ -506,21 +532,53 @@ class CosmologyDataModule(pl.LightningDataModule):
                 ensure_stand_in(self.data_dir, BENCH, params, lambda d: write_stand_in(d, self.nside, m, tokens),
                                 stand_in_description(self.nside, m))
                 _VERIFIED[root] = (params, _stamp(self.data_dir))
-        self._load()
+        self._load(("train", "test") if self.require_train else ("test",))
 
     def _load(self, splits: Sequence[str] = ("train", "test")) -> dict:
         return load_data(self.data_dir, self.nside, self.smoothing_arcmin, self.tokens, splits=splits,
                          column=self.fits_column, mask_column=self.fits_mask_column)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.samples is not None:
+        """The samples of every split; for ``stage == "test"`` with a restored std, of the test
+        split only."""
+        if self.samples is not None and (stage == "test" or "x_train" in self.samples):
             return
-        data = self._load()
-        self.samples = prepare_samples(data, self.order, self.noise, self.val_fraction, self.min_observed)
-        s = self.samples
-        self.train_set = NoisyMaps(s["x_train"], s["y_train"], self.noise, s["seen_train"])
-        self.val_set = _fixed(s["x_val"], s["y_val"])
+        with_train = stage != "test" or self._train_std is None
+        train_dir = self.data_dir / SPLIT_DIRS["train"]
+        if with_train and not self.require_train and not train_dir.is_dir():
+            raise InputError(f"{BENCH}: cannot normalise the test maps: the checkpoint holds no training std "
+                             f"(no '{type(self).__qualname__}' state: written before the datamodule saved it) "
+                             f"and {train_dir}, the training split to compute it from, is missing; evaluate "
+                             f"on a folder with both splits, or with a checkpoint that carries the std")
+        data = self._load(("train", "test") if with_train else ("test",))
+        self.samples = s = prepare_samples(data, self.order, self.noise, self.val_fraction, self.min_observed,
+                                           std=self._train_std)
+        self.test_files = tuple(data["files"]["test"])
+        if "x_train" in s:
+            self.train_set = NoisyMaps(s["x_train"], s["y_train"], self.noise, s["seen_train"])
+            self.val_set = _fixed(s["x_val"], s["y_val"])
         self.test_set = _fixed(s["x_test"], s["y_test"])
+
+    def state_dict(self) -> dict:
+        """``{"train_std": s}`` once known (Lightning saves it in checkpoints under this class's
+        ``__qualname__``), else ``{}``."""
+        std = self.samples["std"] if self.samples is not None else self._train_std
+        return {} if std is None else {"train_std": float(std)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the training std of a checkpoint; samples already made with another std are
+        made again."""
+        std = state_dict.get("train_std")
+        if std is None:
+            return
+        if isinstance(std, bool) or not isinstance(std, (int, float)) or not (np.isfinite(std) and std > 0):
+            raise InputError(f"{BENCH}: the checkpoint's datamodule state has train_std {std!r}; expected a "
+                             f"positive number")
+        self._train_std = float(std)
+        if self.samples is not None and self.samples["std"] != self._train_std:
+            stage = None if "x_train" in self.samples else "test"
+            self.samples = None
+            self.setup(stage)
 
     def train_realizations(self, seed: int) -> Iterator[np.ndarray]:
         """Noisy copies of the training samples, a fresh noise draw each (for the SVMs, which

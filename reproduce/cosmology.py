@@ -224,8 +224,10 @@ class Cosmology(Benchmark):
         return out + super().grid({"grid": {"rows": C.get(cfg, "grid.rows", None) or []}})
 
     def datamodule_args(self, ctx, run) -> dict:
+        """The grid setting, and ``require_train=False`` under ``--evaluate`` (the checkpoint's
+        datamodule state carries the training std, so a folder with the test split suffices)."""
         return {**super().datamodule_args(ctx, run), "order": int(run.setting["order"]),
-                "noise": float(run.setting["noise"])}
+                "noise": float(run.setting["noise"]), "require_train": getattr(ctx, "evaluate", None) is None}
 
     def model_args(self, ctx, run) -> dict:
         nside, order = int(C.get(run.cfg, "data.nside")), int(run.setting["order"])

@@ -620,3 +620,81 @@ def test_unknown_data_key_exits_2_naming_it(tmp_path, capsys):
     assert err.count("\n") == 1 and "config data.batch_size: unknown key for CosmologyDataModule" in err
     assert "batch_per_order2" in err  # the valid keys are listed
     assert not (tmp_path / "data").exists()
+
+
+# --------------------------------------------------------------------------- evaluation: the test split suffices
+def _test_only(src: Path, dst: Path) -> Path:
+    import shutil
+    shutil.copytree(src / SPLIT_DIRS["test"], dst / SPLIT_DIRS["test"])
+    return dst
+
+
+def test_the_training_std_is_datamodule_state_and_a_test_only_folder_suffices(stand_in, tmp_path):
+    full = CosmologyDataModule(stand_in, nside=NSIDE, order=2, noise=1.0)
+    assert full.state_dict() == {}  # nothing known before setup: nothing saved
+    full.setup("fit")
+    state = full.state_dict()
+    assert state == {"train_std": full.samples["std"]} and state["train_std"] > 0
+    only = _test_only(stand_in, tmp_path / "only")
+    ev = CosmologyDataModule(only, nside=NSIDE, order=2, noise=1.0, require_train=False)
+    ev.prepare_data()  # the test split only is validated
+    ev.load_state_dict(state)
+    ev.setup("test")
+    assert "x_train" not in ev.samples and ev.samples["std"] == state["train_std"]
+    np.testing.assert_array_equal(ev.test_set.tensors[0].numpy(), full.test_set.tensors[0].numpy())
+    assert [p.name for p in ev.test_files] == sorted(p.name for p in (stand_in / "same_psd_testing").glob("*.fits"))
+    assert ev.state_dict() == state
+    # the restored std wins over one computed from a training split, even after setup
+    other = CosmologyDataModule(stand_in, nside=NSIDE, order=2, noise=1.0)
+    other.setup("fit")
+    other.load_state_dict({"train_std": 2 * state["train_std"]})
+    assert other.samples["std"] == 2 * state["train_std"] and "x_train" in other.samples
+    np.testing.assert_allclose(other.samples["x_train"] * 2, full.samples["x_train"], rtol=1e-6)
+    # training needs the training split; without a restored std, so does testing
+    with pytest.raises(InputError, match="missing folder .*same_psd; "):
+        CosmologyDataModule(only, nside=NSIDE).prepare_data()
+    bare = CosmologyDataModule(only, nside=NSIDE, order=2, require_train=False)
+    bare.prepare_data()
+    with pytest.raises(InputError, match=r"holds no training std .*/same_psd, the training split to compute it "
+                                         r"from, is missing"):
+        bare.setup("test")
+    with pytest.raises(InputError, match="train_std -1.0; expected a positive number"):
+        bare.load_state_dict({"train_std": -1.0})
+
+
+def test_evaluate_on_a_test_only_folder_uses_the_checkpoints_std(tmp_path, capsys):
+    import json
+
+    data = tmp_path / "data"
+    assert _main(tmp_path, "--only", "deepsphere_fcn") == 0
+    capsys.readouterr()
+    with open(tmp_path / "res" / "cosmology.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    ckpt = ROOT / row["checkpoint"]
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert state["CosmologyDataModule"]["train_std"] > 0  # Lightning saved the datamodule's state
+    only = _test_only(data, tmp_path / "only")
+
+    def evaluate(path, folder):
+        from reproduce.cosmology import BENCH
+        from reproduce.runner import main
+        rc = main(BENCH, None, ["--preset", "smoke", "--logger", "none", "--evaluate", str(path),
+                                "--data-dir", str(folder)])
+        return rc, capsys.readouterr()
+
+    rc, out = evaluate(ckpt, only)
+    assert rc == 0, out.err[-2000:]
+    res = json.loads(out.out.strip().splitlines()[-1])
+    tests = sorted((only / "same_psd_testing").glob("*.fits"))
+    assert res["test_samples"] == 2 * 12 and res["test_files"] == [str(p) for p in tests]
+    assert res["test_acc"] == pytest.approx(float(row["test_acc"]), abs=1e-6)  # the same samples, same std
+    assert f"scored 24 test samples from {tests[0]}" in out.err
+    # a checkpoint without the datamodule's state: the training split is needed, and its absence is said
+    bare = ckpt.with_name("no-std.ckpt")
+    torch.save({k: v for k, v in state.items() if k != "CosmologyDataModule"}, bare)
+    rc, out = evaluate(bare, only)
+    assert rc == 2 and out.err.count("\n") == 1 and out.err.startswith("error: cosmology: cannot normalise"), out.err
+    print("no-std error:", out.err.strip())
+    rc, out = evaluate(bare, data)  # with the training split there, the std is computed from it
+    assert rc == 0, out.err[-2000:]
+    assert json.loads(out.out.strip().splitlines()[-1])["test_acc"] == pytest.approx(float(row["test_acc"]), abs=1e-6)
