@@ -224,8 +224,10 @@ class Cosmology(Benchmark):
         return out + super().grid({"grid": {"rows": C.get(cfg, "grid.rows", None) or []}})
 
     def datamodule_args(self, ctx, run) -> dict:
+        """The grid setting, and ``require_train=False`` under ``--evaluate`` (the checkpoint's
+        datamodule state carries the training std, so a folder with the test split suffices)."""
         return {**super().datamodule_args(ctx, run), "order": int(run.setting["order"]),
-                "noise": float(run.setting["noise"])}
+                "noise": float(run.setting["noise"]), "require_train": getattr(ctx, "evaluate", None) is None}
 
     def model_args(self, ctx, run) -> dict:
         nside, order = int(C.get(run.cfg, "data.nside")), int(run.setting["order"])
@@ -246,7 +248,20 @@ class Cosmology(Benchmark):
     def custom_run(self, ctx, run, run_dir) -> dict:
         dm = self.build_datamodule(ctx, run)
         dm.setup()
-        return self.build_backbone(ctx, run).fit_and_score(dm.samples, dm.train_realizations(run.seed))
+        out = self.build_backbone(ctx, run).fit_and_score(dm.samples, dm.train_realizations(run.seed))
+        return {**out, **unseen_columns(dm)}
+
+    def after_test(self, ctx, run, task, datamodule) -> dict:
+        return unseen_columns(datamodule)
+
+
+def unseen_columns(dm) -> dict:
+    """``unseen_blocks_dropped_<split>``: partial maps dropped as mostly unobserved (datamodules/
+    cosmology.py, "Partial sky"); no columns for full-sky data, so full-sky rows keep their schema."""
+    s = dm.samples or {}
+    if not any(s.get("unseen", {}).values()):
+        return {}
+    return {f"unseen_blocks_dropped_{k}": v for k, v in s["dropped"].items()}
 
 
 BENCH = Cosmology()

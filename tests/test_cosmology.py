@@ -18,8 +18,9 @@ import torch
 from scipy.stats import skew
 
 from datamodules._common import InputError, is_stand_in, stand_in_manifest
-from datamodules.cosmology import (SPLIT_DIRS, CosmologyDataModule, NoisyMaps, StandInMaps, load_data,
-                                   partial_maps, prepare_samples, read_split, stand_in_cl, write_stand_in)
+from datamodules.cosmology import (SPLIT_DIRS, UNSEEN32, CosmologyDataModule, NoisyMaps, StandInMaps, load_data,
+                                   partial_maps, prepare_samples, read_fits_map, read_split, stand_in_cl,
+                                   write_stand_in)
 from models.baselines import (FlatPatchConvNet, LinearSVMBaseline, fit_linear_svm, histogram_features,
                               psd_features)
 from models.deepsphere.healpix import nest_image_index, nest_xy
@@ -58,8 +59,8 @@ def test_stand_in_is_fits_in_reference_layout_and_reads_back(stand_in):
 def test_stand_in_classes_share_the_power_spectrum_but_not_the_skewness(tmp_path):
     nside = 32
     write_stand_in(tmp_path, nside, StandInMaps(train_maps_per_class=3, test_maps_per_class=1, seed=3))
-    maps, labels, form = read_split(tmp_path / "same_psd", nside)
-    assert form == "fits"
+    maps, labels, form, files = read_split(tmp_path / "same_psd", nside)
+    assert form == "fits" and len(files) == 6
     lmax = 3 * nside - 1
     target = stand_in_cl(nside, lmax)
     cls = np.array([hp.anafast(hp.reorder(m.astype(np.float64), n2r=True), lmax=lmax) for m in maps])
@@ -135,9 +136,9 @@ def _one_split(tmp_path, name, m, nest=True):
 
 @pytest.mark.parametrize("case, needle", [
     ("nside", "Nside 8, expected 16"),
-    ("ring", "ORDERING is 'RING'"),
+    ("no_ordering", "ORDERING is 'missing', expected NESTED or RING"),
     ("nan", "NaN"),
-    ("unseen", "UNSEEN"),
+    ("all_unseen", "has no observed pixel (all UNSEEN or masked)"),
     ("garbage", "unreadable FITS"),
     ("no_token", "cannot tell the class"),
 ])
@@ -146,14 +147,16 @@ def test_bad_fits_raise_input_error_naming_the_file(tmp_path, case, needle):
     name = "map_0p26_000.fits"
     if case == "nside":
         path = _one_split(tmp_path, name, np.zeros(12 * 8 ** 2))
-    elif case == "ring":
-        path = _one_split(tmp_path, name, m, nest=False)
+    elif case == "no_ordering":
+        from astropy.io import fits
+        path = _one_split(tmp_path, name, m)
+        with fits.open(path, mode="update") as f:
+            del f[1].header["ORDERING"]
     elif case == "nan":
         m[5] = np.nan
         path = _one_split(tmp_path, name, m)
-    elif case == "unseen":
-        m[7] = hp.UNSEEN
-        path = _one_split(tmp_path, name, m)
+    elif case == "all_unseen":
+        path = _one_split(tmp_path, name, np.full_like(m, hp.UNSEEN))
     elif case == "garbage":
         path = _one_split(tmp_path, name, m)
         path.write_bytes(b"SIMPLE  = this is not a FITS file" * 10)
@@ -197,6 +200,162 @@ def test_bad_npz_raise_input_error_naming_the_file(tmp_path, case, needle):
     with pytest.raises(InputError) as e:
         read_split(d, NSIDE)
     assert str(bad) in str(e.value) and needle in str(e.value)
+
+
+# --------------------------------------------------------------------------- real-file awkwardness
+def _maps(seed=0, n=2):
+    return np.random.default_rng(seed).standard_normal((n, 12 * NSIDE ** 2))
+
+
+def _write(path, maps, **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hp.write_map(str(path), maps, overwrite=True, **{"nest": True, **kw})
+    return path
+
+
+def test_two_columns_without_a_column_choice_are_refused_naming_the_file_and_columns(tmp_path):
+    kappa, mask = _maps()
+    mask = (mask > -1).astype(np.float64)
+    path = _write(tmp_path / "same_psd" / "m_0p26.fits", [mask, kappa], column_names=["MASK", "KAPPA"])
+    with pytest.raises(InputError) as e:
+        read_split(tmp_path / "same_psd", NSIDE)
+    msg = str(e.value)
+    assert str(path) in msg and "[0] MASK, [1] KAPPA" in msg and "ambiguous" in msg
+    assert "data.fits_column" in msg and "\n" not in msg
+    with pytest.raises(InputError, match=r"no map column 'KAPA' \(config data.fits_column\); columns: \[0\] MASK"):
+        read_fits_map(path, NSIDE, column="KAPA")
+    with pytest.raises(InputError, match=r"no map column 2 \(config data.fits_column\)"):
+        read_fits_map(path, NSIDE, column=2)
+    with pytest.raises(InputError, match="both select column \\[1\\] KAPPA"):
+        read_fits_map(path, NSIDE, column="KAPPA", mask_column=1)
+
+
+def test_fits_column_by_name_and_by_index_reads_that_map(tmp_path):
+    kappa, other = _maps()
+    path = _write(tmp_path / "m_0p26.fits", [other, kappa], column_names=["MASK", "KAPPA"])
+    np.testing.assert_array_equal(read_fits_map(path, NSIDE, column="kappa"), kappa.astype(np.float32))
+    np.testing.assert_array_equal(read_fits_map(path, NSIDE, column=1), kappa.astype(np.float32))
+    np.testing.assert_array_equal(read_fits_map(path, NSIDE, column=0), other.astype(np.float32))
+    # with a mask column named, the one other column is the map
+    np.testing.assert_array_equal(read_fits_map(path, NSIDE, mask_column="MASK")[other > 0],
+                                  kappa[other > 0].astype(np.float32))
+
+
+def test_typed_column_keys_reach_the_reader_and_refuse_the_npz_form(tmp_path, stand_in):
+    kappa, mask = _maps()
+    for sub, tok in itertools.product(SPLIT_DIRS.values(), ("0p26", "0p31")):
+        _write(tmp_path / sub / f"m_{tok}.fits", [np.ones_like(kappa), kappa], column_names=["MASK", "KAPPA"])
+    dm = CosmologyDataModule(tmp_path, nside=NSIDE, fits_column="KAPPA")
+    dm.prepare_data()
+    dm.setup()
+    assert len(dm.samples["y_test"]) == 2 * 12
+    with pytest.raises(InputError, match="ambiguous"):
+        CosmologyDataModule(tmp_path, nside=NSIDE).prepare_data()
+    d = tmp_path / "npz" / "same_psd"
+    d.mkdir(parents=True)
+    np.savez(d / "smoothed_class1_sigma3.npz", kappa[None])
+    np.savez(d / "smoothed_class2_sigma3.npz", kappa[None])
+    with pytest.raises(InputError, match="read in the npz form .* data.fits_column / data.fits_mask_column is set"):
+        read_split(d, NSIDE, column="KAPPA")
+
+
+def test_mask_column_and_unseen_pixels_are_honoured_as_documented(tmp_path):
+    """Unobserved = mask column ≤ 0 or UNSEEN; blocks less than min_observed_fraction observed are dropped
+    (counted); the std is over observed pixels; unobserved pixels are 0 in every sample, noise included."""
+    nside, npix, per_block = NSIDE, 12 * NSIDE ** 2, NSIDE ** 2  # order 1: 12 blocks of Nside² pixels
+    rng = np.random.default_rng(3)
+    for split, sub in SPLIT_DIRS.items():
+        for c, tok in enumerate(("0p26", "0p31")):
+            m = rng.standard_normal(npix) * (1 + c)
+            mask = np.ones(npix)
+            mask[:per_block] = 0                        # block 0 fully masked: dropped
+            mask[per_block:per_block + 10] = 0          # block 1: 10 pixels masked, kept
+            m[:per_block] = np.nan                      # anything may sit under the mask
+            m[2 * per_block + 3] = hp.UNSEEN            # block 2: one UNSEEN pixel, kept
+            _write(tmp_path / sub / f"m_{split}_{tok}.fits", [m, mask], column_names=["KAPPA", "MASK"])
+    x = read_fits_map(tmp_path / "same_psd" / "m_train_0p26.fits", nside, "KAPPA", "MASK")
+    assert (x[:per_block + 10] == UNSEEN32).all() and x[2 * per_block + 3] == UNSEEN32
+    assert np.isfinite(x).all() and (x != UNSEEN32).sum() == npix - per_block - 11
+
+    dm = CosmologyDataModule(tmp_path, nside=nside, order=1, noise=1.0, fits_column="KAPPA",
+                             fits_mask_column="MASK", batch_per_order2=4)
+    dm.prepare_data()
+    dm.setup("fit")
+    s = dm.samples
+    assert s["dropped"] == {"train": 2, "test": 2}  # block 0 of each of the 2 maps per split
+    assert len(s["y_train"]) + len(s["y_val"]) == 2 * 11 and len(s["y_test"]) == 2 * 11
+    data = load_data(tmp_path, nside, column="KAPPA", mask_column="MASK")
+    raw = data["train"][0]
+    blocks = raw.reshape(2 * 12, per_block)[[b for b in range(24) if b % 12]]
+    assert s["std"] == pytest.approx(float(np.std(blocks[blocks != UNSEEN32], dtype=np.float64)), rel=1e-12)
+    # unobserved pixels are exactly 0 in training (each fresh noise draw), validation and test samples
+    seen = s["seen_train"]
+    assert seen is not None and (~seen).any()
+    i = int(np.flatnonzero((~seen).any(1))[0])
+    for _ in range(2):
+        xi = dm.train_set[i][0][:, 0].numpy()
+        assert (xi[~seen[i]] == 0).all() and (xi[seen[i]] != 0).all()
+    real = next(dm.train_realizations(seed=0))
+    assert (real[~seen] == 0).all() and (real[seen] != 0).all()
+    # the test block 1 of map 0 (first test sample) holds the 10 masked pixels at its start
+    assert (s["x_test"][0, :10] == 0).all() and (s["x_test"][0, 10:] != 0).all()
+    from reproduce.cosmology import unseen_columns
+    assert unseen_columns(dm) == {"unseen_blocks_dropped_train": 2, "unseen_blocks_dropped_test": 2}
+    # no block of a split observed enough: refused, with the count and the folder
+    holes = raw.copy()
+    holes[:, ::per_block] = UNSEEN32  # one unseen pixel in every block
+    with pytest.raises(InputError, match=r"same_psd: 24 of 24 partial maps of order 1 are less than 100% "
+                                         r"observed .* leaving 0 of class 1 and 0 of class 2"):
+        prepare_samples({**data, "train": (holes, data["train"][1])}, 1, 0.0, min_observed=1.0)
+    with pytest.raises(InputError, match=r"min_observed_fraction must be in \(0, 1\]"):
+        CosmologyDataModule(tmp_path, nside=nside, min_observed_fraction=0)
+
+
+def test_full_sky_maps_take_none_of_the_masking_steps(stand_in):
+    data = load_data(stand_in, NSIDE)
+    assert data["unseen"] == {"train": 0, "test": 0}
+    s = prepare_samples(data, order=1, noise=0.0)
+    assert s["seen_train"] is None and s["dropped"] == {"train": 0, "test": 0}
+    from reproduce.cosmology import unseen_columns
+    dm = CosmologyDataModule(stand_in, nside=NSIDE)
+    dm.setup()
+    assert unseen_columns(dm) == {}  # full-sky rows keep their CSV columns
+    assert s["std"] == float(np.std(data["train"][0], dtype=np.float64))
+
+
+def test_ring_file_is_read_as_nest_same_pixels_as_its_nest_twin(tmp_path):
+    (m,) = _maps(n=1)
+    nest = _write(tmp_path / "nest_0p26.fits", m)
+    ring = _write(tmp_path / "ring_0p26.fits", hp.reorder(m, n2r=True), nest=False)
+    assert dict(hp.read_map(str(ring), nest=None, h=True)[1])["ORDERING"] == "RING"
+    np.testing.assert_array_equal(read_fits_map(ring, NSIDE), read_fits_map(nest, NSIDE))
+    np.testing.assert_array_equal(read_fits_map(ring, NSIDE), m.astype(np.float32))
+    # a RING map with its mask column: both reordered
+    mask = (np.arange(len(m)) % 3 > 0).astype(np.float64)
+    ring2 = _write(tmp_path / "ring2_0p26.fits", [hp.reorder(m, n2r=True), hp.reorder(mask, n2r=True)],
+                   nest=False, column_names=["K", "M"])
+    x = read_fits_map(ring2, NSIDE, mask_column="M")
+    assert ((x == UNSEEN32) == (mask == 0)).all()
+
+
+def test_gz_fit_suffixes_extra_header_cards_and_partial_sky_files(tmp_path):
+    m1, m2 = _maps(n=2)
+    d = tmp_path / "same_psd"
+    _write(d / "a_0p26.fits.gz", m1, column_names=["KAPPA"], column_units=["1"],
+           extra_header=[("UNITS", "none"), ("SIMTYPE", "LPICOLA"), ("REDSHIFT", 0.8)])
+    _write(d / "b_0p31.fit", m2, dtype=np.float32)
+    partial = np.full_like(m1, hp.UNSEEN)
+    partial[100:900] = m1[100:900]
+    _write(d / "c_0p26.FTS", partial, partial=True)  # explicit indexing, only the observed pixels
+    (d / "notes.txt").write_text("not a map")
+    s = read_split(d, NSIDE)
+    assert [p.name for p in s.files] == ["a_0p26.fits.gz", "b_0p31.fit", "c_0p26.FTS"]
+    assert s.labels.tolist() == [0, 1, 0]
+    np.testing.assert_array_equal(s.maps[0], m1.astype(np.float32))
+    np.testing.assert_array_equal(s.maps[1], m2.astype(np.float32))
+    assert (s.maps[2][100:900] == m1[100:900].astype(np.float32)).all()
+    assert (s.maps[2][:100] == UNSEEN32).all() and (s.maps[2][900:] == UNSEEN32).all()
+    assert UNSEEN32 == np.float32(hp.UNSEEN)
 
 
 def test_missing_folder_and_missing_class(tmp_path):
@@ -435,6 +594,8 @@ def _main(tmp_path, *args, bench=None):
     ("data.stand_in_maps={train_maps_per_class: 2, test_maps: 1}",
      "config data.stand_in_maps.test_maps: unknown key for StandInMaps"),
     ("data.fits_class_tokens=[0p26]", "config data.fits_class_tokens: expected 2 items"),
+    ("data.fits_column=[1]", "config data.fits_column: expected int | str | null, got [1] (list)"),
+    ("data.min_observed_fraction=most", "config data.min_observed_fraction: expected float"),
     ("models.svm_psd.psd_iter=zero", "config models.svm_psd.psd_iter: expected int"),
     ("models.svm_hist.features=pds", "config models.svm_hist.features: expected one of 'psd', 'hist'"),
     ("models.cnn2d_fcn.l2_reg=high", "config models.cnn2d_fcn.l2_reg: expected float"),
@@ -459,3 +620,81 @@ def test_unknown_data_key_exits_2_naming_it(tmp_path, capsys):
     assert err.count("\n") == 1 and "config data.batch_size: unknown key for CosmologyDataModule" in err
     assert "batch_per_order2" in err  # the valid keys are listed
     assert not (tmp_path / "data").exists()
+
+
+# --------------------------------------------------------------------------- evaluation: the test split suffices
+def _test_only(src: Path, dst: Path) -> Path:
+    import shutil
+    shutil.copytree(src / SPLIT_DIRS["test"], dst / SPLIT_DIRS["test"])
+    return dst
+
+
+def test_the_training_std_is_datamodule_state_and_a_test_only_folder_suffices(stand_in, tmp_path):
+    full = CosmologyDataModule(stand_in, nside=NSIDE, order=2, noise=1.0)
+    assert full.state_dict() == {}  # nothing known before setup: nothing saved
+    full.setup("fit")
+    state = full.state_dict()
+    assert state == {"train_std": full.samples["std"]} and state["train_std"] > 0
+    only = _test_only(stand_in, tmp_path / "only")
+    ev = CosmologyDataModule(only, nside=NSIDE, order=2, noise=1.0, require_train=False)
+    ev.prepare_data()  # the test split only is validated
+    ev.load_state_dict(state)
+    ev.setup("test")
+    assert "x_train" not in ev.samples and ev.samples["std"] == state["train_std"]
+    np.testing.assert_array_equal(ev.test_set.tensors[0].numpy(), full.test_set.tensors[0].numpy())
+    assert [p.name for p in ev.test_files] == sorted(p.name for p in (stand_in / "same_psd_testing").glob("*.fits"))
+    assert ev.state_dict() == state
+    # the restored std wins over one computed from a training split, even after setup
+    other = CosmologyDataModule(stand_in, nside=NSIDE, order=2, noise=1.0)
+    other.setup("fit")
+    other.load_state_dict({"train_std": 2 * state["train_std"]})
+    assert other.samples["std"] == 2 * state["train_std"] and "x_train" in other.samples
+    np.testing.assert_allclose(other.samples["x_train"] * 2, full.samples["x_train"], rtol=1e-6)
+    # training needs the training split; without a restored std, so does testing
+    with pytest.raises(InputError, match="missing folder .*same_psd; "):
+        CosmologyDataModule(only, nside=NSIDE).prepare_data()
+    bare = CosmologyDataModule(only, nside=NSIDE, order=2, require_train=False)
+    bare.prepare_data()
+    with pytest.raises(InputError, match=r"holds no training std .*/same_psd, the training split to compute it "
+                                         r"from, is missing"):
+        bare.setup("test")
+    with pytest.raises(InputError, match="train_std -1.0; expected a positive number"):
+        bare.load_state_dict({"train_std": -1.0})
+
+
+def test_evaluate_on_a_test_only_folder_uses_the_checkpoints_std(tmp_path, capsys):
+    import json
+
+    data = tmp_path / "data"
+    assert _main(tmp_path, "--only", "deepsphere_fcn") == 0
+    capsys.readouterr()
+    with open(tmp_path / "res" / "cosmology.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    ckpt = ROOT / row["checkpoint"]
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert state["CosmologyDataModule"]["train_std"] > 0  # Lightning saved the datamodule's state
+    only = _test_only(data, tmp_path / "only")
+
+    def evaluate(path, folder):
+        from reproduce.cosmology import BENCH
+        from reproduce.runner import main
+        rc = main(BENCH, None, ["--preset", "smoke", "--logger", "none", "--evaluate", str(path),
+                                "--data-dir", str(folder)])
+        return rc, capsys.readouterr()
+
+    rc, out = evaluate(ckpt, only)
+    assert rc == 0, out.err[-2000:]
+    res = json.loads(out.out.strip().splitlines()[-1])
+    tests = sorted((only / "same_psd_testing").glob("*.fits"))
+    assert res["test_samples"] == 2 * 12 and res["test_files"] == [str(p) for p in tests]
+    assert res["test_acc"] == pytest.approx(float(row["test_acc"]), abs=1e-6)  # the same samples, same std
+    assert f"scored 24 test samples from {tests[0]}" in out.err
+    # a checkpoint without the datamodule's state: the training split is needed, and its absence is said
+    bare = ckpt.with_name("no-std.ckpt")
+    torch.save({k: v for k, v in state.items() if k != "CosmologyDataModule"}, bare)
+    rc, out = evaluate(bare, only)
+    assert rc == 2 and out.err.count("\n") == 1 and out.err.startswith("error: cosmology: cannot normalise"), out.err
+    print("no-std error:", out.err.strip())
+    rc, out = evaluate(bare, data)  # with the training split there, the std is computed from it
+    assert rc == 0, out.err[-2000:]
+    assert json.loads(out.out.strip().splitlines()[-1])["test_acc"] == pytest.approx(float(row["test_acc"]), abs=1e-6)
