@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import math
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -232,6 +233,7 @@ def published_like(path: Path, **changes) -> Path:
     res = np.zeros((n, a)) - 1
     for i, k in enumerate(n_atoms):
         pos[i, :k] = rng.normal(size=(k, 3)) * 5
+        pos[i, :k] -= pos[i, :k].mean(0)  # centred on the CA mean, as construct_dataset.py writes
         types[i, :k] = b"CA"
         res[i, :k] = np.arange(k)
     arrays = {"positions": pos, "n_atoms": n_atoms, "atom_types": types, "res_indices": res,
@@ -274,6 +276,72 @@ def test_bad_npz_names_file_and_field(tmp_path, changes, field):
     with pytest.raises(InputError) as e:
         load_npz(p)
     assert str(p) in str(e.value) and field in str(e.value)
+
+
+def _corrupt(kind: str) -> dict:
+    """Field changes of :func:`published_like` that break the coordinates of some records."""
+    with np.load(published_like(Path(tempfile.mkdtemp()) / "ok.npz")) as z:
+        pos, n_atoms = z["positions"].copy(), z["n_atoms"]
+    if kind == "non-finite":
+        pos[5, 1] = [np.nan, 0, np.inf]
+    elif kind == "uncentred":                       # +1e4 Å: a translated file
+        pos[[3, 7, 9]] += 1e4 * (np.arange(pos.shape[1]) < n_atoms[[3, 7, 9], None])[..., None]
+    elif kind == "x1e30":                           # a unit mix-up: centred, far outside any box
+        pos *= 1e30
+    elif kind == "outside":                         # centred but ~150 Å across: mostly off the grid
+        pos[2] *= 30
+    return {"positions": pos, "domain_ids": np.array([f"1r{i:02d}A00" for i in range(12)], dtype="S16")}
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("non-finite", "1 of 12 records hold non-finite coordinates (NaN, inf, or beyond the float32 range), "
+                   "first record 5 (1r05A00): atom 1 is [nan, 0.0, inf]"),
+    ("uncentred", "3 of 12 records not centred (CA centroid more than 1 Å from the origin; the published "
+                  "file is centred on the CA mean), first record 3 (1r03A00): centroid 1.73e+04 Å"),
+    ("x1e30", "12 of 12 records have most of their atoms outside the voxel box of the config "
+              "(data.grid_size x data.bin_size = 50 x 2 Å: ±50 Å about the origin), first record 0 (1r00A00)"),
+    ("outside", "1 of 12 records have most of their atoms outside the voxel box of the config "
+                "(data.grid_size x data.bin_size = 50 x 2 Å: ±50 Å about the origin), first record 2 (1r02A00)"),
+])
+def test_bad_coordinates_are_refused_naming_file_record_and_count(tmp_path, capsys, kind, message):
+    """Coordinates that would voxelise to empty or shifted grids (and train as if real) are one
+    InputError before any training: prepare_data, the info command (exit 2, one line) and the runner."""
+    p = published_like(tmp_path / FILES["10arch"], **_corrupt(kind))
+    dm = CathDataModule(tmp_path, num_classes=3, train_splits=(0,), val_splits=(1,), test_splits=(2,))
+    with pytest.raises(InputError) as e:
+        dm.prepare_data()
+    assert str(e.value).startswith(f"CATH: {p}: field 'positions': ") and message in str(e.value)
+    assert _cli(["info", str(p)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: CATH: ") and message in err[0]
+
+
+def test_bad_coordinates_stop_the_runner_with_one_line(tmp_path, capsys):
+    from reproduce.cath import BENCH
+    from reproduce.runner import main
+
+    published_like(tmp_path / FILES["10arch"], **_corrupt("uncentred"))
+    argv = ["--preset", "smoke", "--logger", "none", "--results-dir", str(tmp_path / "res"),
+            "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path)]
+    assert main(BENCH, argv=argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: CATH: ") and "3 of 12 records not centred" in err[-1], err
+    assert not [p for p in (tmp_path / "res").rglob("*") if p.is_file()]   # no row, no table
+
+
+def test_box_check_follows_the_config_and_tolerates_a_few_atoms_outside(tmp_path, capsys):
+    p = published_like(tmp_path / FILES["10arch"])
+    a = load_npz(p, (9, 6.0))                       # 54 Å box: every record of the fixture is inside
+    assert a.domain_ids is None and len(a) == 12
+    with pytest.raises(InputError, match=r"12 of 12 records have most .* = 2 x 1 Å: ±1 Å"):
+        load_npz(p, (2, 1.0))
+    pos = np.zeros((1, 4, 3))
+    pos[0, :, 0] = [-30.0, 10.0, 10.0, 10.0]         # centred; one atom of four beyond ±27 Å: kept
+    q = published_like(tmp_path / "few.npz", positions=np.repeat(pos, 12, 0)[:, :4], n_atoms=np.full(12, 4),
+                       atom_types=np.full((12, 4), b"CA", dtype="S10"), res_indices=np.zeros((12, 4)))
+    load_npz(q, (9, 6.0))
+    assert _cli(["info", str(q), "--grid-size", "9", "--bin-size", "6"]) == 0
+    assert "12 records with atoms outside the 9 x 6 Å box (12 atoms)" in capsys.readouterr().out
 
 
 def test_unreadable_npz_errors(tmp_path):
@@ -385,7 +453,7 @@ def test_prepare_data_validates_every_split_and_the_dataset_choice(standin, tmp_
 
 def test_stand_in_manifest_reused_then_regenerated_when_a_parameter_changes(tmp_path):
     d = tmp_path / "standin"
-    kw = dict(stand_in=True, stand_in_per_class=10, stand_in_topologies=10, grid_size=9)
+    kw = dict(stand_in=True, stand_in_per_class=10, stand_in_topologies=10, grid_size=9, bin_size=6.0)
     CathDataModule(d, **kw).prepare_data()
     m = stand_in_manifest(d)
     npz = d / FILES["10arch"]
