@@ -72,7 +72,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules._common import InputError, ensure_stand_in
-from datamodules.cath_pdb import CATH_CLASSES, NPZ_KEYS, build_dataset
+from datamodules.cath_pdb import (CATH_CLASSES, NPZ_KEYS, TEST_SPLITS, TRAIN_SPLITS, VAL_SPLITS, BuildSummary,
+                                  build_dataset)
 from models.geometry import random_rotation, relative_error
 
 #: config key ``data.dataset`` → published file name
@@ -80,7 +81,6 @@ FILES = {"10arch": "cath_10arch_ca.npz", "3class": "cath_3class_ca.npz", "20topo
 DatasetName = Literal["10arch", "3class", "20topo"]
 #: what the classes of each file are (table text)
 CLASS_NOUN = {"10arch": "architectures", "3class": "classes", "20topo": "topologies"}
-TRAIN_SPLITS, VAL_SPLITS, TEST_SPLITS = tuple(range(7)), (7,), (8, 9)
 #: a record whose CA centroid is farther than this from the origin is not centred (Å; half the
 #: paper's 2 Å bin — the published file is centred on the CA mean to float precision)
 CENTRE_TOLERANCE = 1.0
@@ -513,6 +513,38 @@ def prepare_stand_in(data_dir: str | Path, per_class: int = 711, topologies: int
 
 
 # --------------------------------------------------------------------------- CLI
+#: at most this many unmatched domain ids are printed (the report names all of them)
+PRINTED_IDS = 50
+
+
+def build_summary_text(r: BuildSummary, domain_list: str, pdb_dir: str, max_radius: float = 50.0) -> str:
+    """What ``build`` prints: the result, then every unused file and the unmatched domains by name
+    (beyond :data:`PRINTED_IDS` of them the rest are counted; the report names every one).
+
+    >>> from pathlib import Path
+    >>> r = BuildSummary(Path("o.npz"), Path("o.npz.report.tsv"), 20, 2, [(1, 10)], [2] * 10,
+    ...                  skipped=[("1abcA00", "1abc.pdb", "no CA atom")], unmatched=["2xyzA01"],
+    ...                  unused_files=[("adk_open.pdb", "name 'adk_open' is not ...")])
+    >>> print(build_summary_text(r, "list.txt", "pdb"))
+    wrote o.npz: 20 records, 1 classes x 2, splits [2, 2, 2, 2, 2, 2, 2, 2, 2, 2]; report o.npz.report.tsv
+      skipped: 1 domain(s) with a structure file (0 by the 50 A rule), each named with its reason in the report
+      domains of list.txt without a structure file (1): 2xyzA01
+      unused entries of pdb (1): adk_open.pdb (name 'adk_open' is not ...)
+    """
+    ids = ", ".join(r.unmatched[:PRINTED_IDS]) or "none"
+    if len(r.unmatched) > PRINTED_IDS:
+        ids += f", ... and {len(r.unmatched) - PRINTED_IDS} more (all named in {r.report})"
+    lines = [f"wrote {r.out}: {r.n_records} records, {len(r.classes)} classes x {r.per_class}, "
+             f"splits {r.split_sizes}; report {r.report}",
+             f"  skipped: {len(r.skipped)} domain(s) with a structure file ({r.n_beyond_radius} by the "
+             f"{max_radius:g} A rule), each named with its reason in the report",
+             f"  domains of {domain_list} without a structure file ({len(r.unmatched)}): {ids}",
+             f"  unused entries of {pdb_dir} ({len(r.unused_files)}): "
+             + ("; ".join(f"{n} ({why})" for n, why in r.unused_files) or "none"),
+             *(f"  WARNING: {w}" for w in r.warnings)]
+    return "\n".join(lines)
+
+
 def _cli(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m datamodules.cath", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -529,7 +561,8 @@ def _cli(argv: list[str] | None = None) -> int:
     b.add_argument("--per-class", type=int, default=None, help="domains per class (default: smallest class)")
     b.add_argument("--n-splits", type=int, default=10)
     b.add_argument("--max-resolution", type=float, default=3.5)
-    b.add_argument("--max-radius", type=float, default=50.0)
+    b.add_argument("--max-radius", type=float, default=50.0,
+                   help="published rule: a domain with any atom farther (Å) from its all-atom centre is left out")
     b.add_argument("--report", default=None, help="skipped-structure report (default <out>.report.tsv)")
     s = sub.add_parser("standin", help="write the offline stand-in (raw files + npz) into a folder")
     s.add_argument("--out", required=True)
@@ -546,8 +579,7 @@ def _cli(argv: list[str] | None = None) -> int:
             r = build_dataset(args.pdb_dir, args.domain_list, args.out, args.boundaries, args.level,
                               args.group_level, args.min_size, args.per_class, args.n_splits,
                               args.max_resolution, args.max_radius, args.report)
-            print(f"wrote {r.out}: {r.n_records} records, {len(r.classes)} classes x {r.per_class}, "
-                  f"splits {r.split_sizes}; {len(r.skipped)} skipped (see {r.report})")
+            print(build_summary_text(r, Path(args.domain_list).name, Path(args.pdb_dir).name, args.max_radius))
         elif args.cmd == "standin":
             wrote = prepare_stand_in(args.out, args.per_class, args.topologies, args.seed)
             print(f"{'wrote' if wrote else 'kept'} the stand-in in {args.out} ({FILES['10arch']})")

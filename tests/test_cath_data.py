@@ -16,8 +16,8 @@ import torch
 from datamodules._common import MANIFEST, InputError, sha256, stand_in_manifest
 from datamodules.cath import (FILES, CathDataModule, DatasetName, _cli, collate, load_npz, prepare_stand_in,
                               reduce_indices, voxelize)
-from datamodules.cath_pdb import (Segment, StructureError, build_dataset, read_boundaries, read_ca,
-                                  read_domain_list)
+from datamodules.cath_pdb import (Segment, StructureError, build_dataset, parse_structure, read_boundaries,
+                                  read_ca, read_domain_list)
 from datamodules.cath_standin import ARCHITECTURES
 from models.geometry import random_rotation
 
@@ -85,6 +85,51 @@ def test_corrupt_gzip_is_unreadable(tmp_path):
     bad.write_bytes(b"\x1f\x8b\x08\x00 definitely not gzip")
     with pytest.raises(StructureError, match="unreadable"):
         read_ca(bad, chain="A")
+
+
+def test_bcif_structure_reads_the_same_ca_as_its_pdb_twin(tmp_path):
+    """tests/data/pdb/bcif/ holds BinaryCIF files written by tests/bcif.py (FixedPoint/Delta/
+    IntegerPacking/RunLength/StringArray, masks) from 3a4rA.pdb.gz and awkward.cif."""
+    from tests.bcif import FIXTURES, fixture_bytes
+
+    xyz, resnum = read_ca(PDB / "bcif" / "3a4rA.bcif.gz", chain="A")
+    ref_xyz, ref_resnum = read_ca(PDB / "3a4rA.pdb.gz", chain="A")
+    ref = ca_lines(PDB / "3a4rA.pdb.gz")
+    assert resnum.tolist() == ref_resnum.tolist() == [r for r, _ in ref] and resnum[0] == -4
+    np.testing.assert_allclose(xyz, ref_xyz, atol=5e-4)
+    np.testing.assert_allclose(xyz, np.array([c for _, c in ref]), atol=5e-4)
+    for chain in "AB":  # altlocs, insertion codes, MSE, ion and water, second model: as from the mmCIF
+        a, ra = read_ca(PDB / "bcif" / "awkward.bcif", chain=chain)
+        b, rb = read_ca(PDB / "awkward.cif", chain=chain)
+        np.testing.assert_allclose(a, b, atol=5e-4)
+        assert ra.tolist() == rb.tolist()
+    # the writer still makes what is committed (content, not gzip bytes)
+    for name in FIXTURES:
+        fresh = tmp_path / Path(name).name
+        fresh.write_bytes(fixture_bytes(name))
+        np.testing.assert_allclose(read_ca(fresh, chain="A")[0], read_ca(PDB / name, chain="A")[0])
+
+
+def test_bcif_chains_are_author_chains_and_bad_bcif_is_unreadable(tmp_path):
+    """Antibody-style author chains H/L whose label_asym_id is A/B: CATH names domains by the author
+    chain (1abcH01), as MMCIFParser does; biopython's own BinaryCIFParser would call them A/B."""
+    from Bio.PDB.binary_cif import BinaryCIFParser
+
+    from tests.bcif import bcif_from_mmcif, mmcif_dict
+
+    d = mmcif_dict(PDB / "awkward.cif")
+    d["_atom_site.auth_asym_id"] = [{"A": "H", "B": "L"}[c] for c in d["_atom_site.auth_asym_id"]]
+    p = tmp_path / "9hl9.bcif"
+    p.write_bytes(bcif_from_mmcif(d, "9HL9"))
+    np.testing.assert_allclose(read_ca(p, chain="H")[0], read_ca(PDB / "awkward.cif", chain="A")[0], atol=5e-4)
+    np.testing.assert_allclose(read_ca(p, chain="L")[0], [[0, 10, 0]], atol=5e-4)
+    assert {c.id for c in BinaryCIFParser().get_structure(None, str(p))[0]} == {"A", "B", "C", "D"}
+    assert {c.id for c in parse_structure(p)[0]} == {"H", "L"}
+    for name, data in (("9bad.bcif", b"not msgpack at all"), ("9bae.bcif.gz", b"\x1f\x8b\x08\x00 no gzip"),
+                       ("9baf.bcif", p.read_bytes()[:500])):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(StructureError, match="unreadable BCIF file"):
+            read_ca(tmp_path / name, chain="A")
 
 
 # --------------------------------------------------------------------------- CATH text formats
@@ -170,6 +215,101 @@ def test_build_reports_skipped_and_rejects_wholly_unusable_input(tmp_path):
         build_dataset(empty, lst, tmp_path / "y.npz")
     with pytest.raises(InputError, match="is not a directory"):
         build_dataset(tmp_path / "nowhere", lst, tmp_path / "y.npz")
+
+
+def test_build_matches_odd_names_and_names_every_unmatched_domain_and_unused_file(tmp_path, capsys):
+    pdb = tmp_path / "structures"
+    pdb.mkdir()
+    (pdb / "1lpbA00").write_bytes(gzip.decompress((PDB / "1lpbA.pdb.gz").read_bytes()))  # CATH dompdb
+    (pdb / "d2cvia_.ent").write_bytes(gzip.decompress((PDB / "2cviA.pdb.gz").read_bytes()))  # SCOP chain
+    shutil.copy(PDB / "bcif" / "3a4rA.bcif.gz", pdb / "3A4RA.bcif.gz")                   # BinaryCIF
+    shutil.copy(PDB / "1ahsA.pdb.gz", pdb / "adk_open.pdb.gz")                           # no id in name
+    shutil.copy(PDB / "1ahsA.pdb.gz", pdb / "d1ahsa1.ent.gz")                            # SCOP's own cut
+    shutil.copy(PDB / "1ahsA.pdb.gz", pdb / "1xyz.pdb.gz")                               # no such domain
+    (pdb / "notes.txt").write_text("where these came from\n")
+    (pdb / "old").mkdir()
+    lst = tmp_path / "list.txt"
+    lst.write_text("1lpbA00 2 60 40 10 1 1 1 1 1 85 1.8\n2cviA00 1 10 41 10 1 1 1 1 1 83 2.9\n"
+                   "3a4rA00 3 40 50 300 1 1 1 1 1 79 1.5\n1ahsA01 1 10 8 10 1 1 1 1 1 65 2.1\n"
+                   "9zzzA00 1 10 8 11 1 1 1 1 1 50 2.0\n")
+    out = tmp_path / "odd.npz"
+    assert _cli(["build", "--pdb-dir", str(pdb), "--domain-list", str(lst), "--out", str(out),
+                 "--min-size", "1", "--per-class", "1", "--n-splits", "1"]) == 0
+    printed = capsys.readouterr().out
+    with np.load(out) as z:
+        ids = sorted(d.decode() for d in z["domain_ids"])
+    assert ids == ["1lpbA00", "2cviA00", "3a4rA00"]
+    a = load_npz(out)
+    k = [d.decode() for d in np.load(out)["domain_ids"]].index("3a4rA00")
+    ca = read_ca(PDB / "3a4rA.pdb.gz", chain="A")[0]
+    np.testing.assert_allclose(a.positions[k, :a.n_atoms[k]], ca - ca.mean(0), atol=1e-3)  # bcif = pdb twin
+    report = (tmp_path / "odd.npz.report.tsv").read_text()
+    for line in ["1ahsA01\t-\tno structure file", "9zzzA00\t-\tno structure file",
+                 "-\tadk_open.pdb.gz\tunused: name 'adk_open' is not a PDB entry",
+                 "-\td1ahsa1.ent.gz\tunused: SCOP domain d1ahsa1: cut by SCOP's own domain boundaries",
+                 "-\t1xyz.pdb.gz\tunused: no domain of list.txt has id '1xyz'",
+                 "-\tnotes.txt\tunused: not a structure file name", "-\told/\tunused: a folder"]:
+        assert "\n" + line in report, line
+    assert "domains of list.txt without a structure file (2): 1ahsA01, 9zzzA00" in printed
+    for name in ("adk_open.pdb.gz (name 'adk_open'", "d1ahsa1.ent.gz (SCOP", "1xyz.pdb.gz (no domain",
+                 "notes.txt (not a structure", "old/ (a folder"):
+        assert name in printed, name
+    assert "unused entries of structures (5): " in printed
+
+
+def _pdb_lines(atoms: list[tuple[str, str, int, tuple[float, float, float]]]) -> str:
+    """ATOM/HETATM records for (atom name, residue name, residue number, xyz), chain A."""
+    lines = []
+    for i, (name, res, num, (x, y, z)) in enumerate(atoms, 1):
+        rec = "HETATM" if res == "HOH" else "ATOM  "
+        lines.append(f"{rec}{i:5d}  {name:<3s} {res} A{num:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00 20.00"
+                     f"           {name[0]}")
+    return "\n".join(lines) + "\nEND\n"
+
+
+def test_build_applies_the_published_50_A_rule_to_every_atom_and_never_clips(tmp_path, capsys):
+    """construct_dataset.py keeps a domain only if every atom is < 50 Å from the all-atom centre; a
+    domain with one far side-chain atom goes whole (named in the report), waters do not count, and
+    kept domains keep all their CA atoms (centred on their mean)."""
+    pdb = tmp_path / "pdb"
+    pdb.mkdir()
+    line = [("CA", "ALA", i + 1, (3.8 * i - 20.0 + 7, 5.0, -3.0)) for i in range(11)]   # CA up to 20 Å out
+    far_cb = line + [("CB", "ALA", 6, (7.0, 62.0, -3.0))]          # a CB ~55 Å from the all-atom centre
+    wet = line + [("O", "HOH", 301, (7.0, 5.0, 90.0))]             # a water 93 Å out: not an atom of it
+    big = [("CA", "ALA", i + 1, (9.0 * i - 45.0, 0.0, 0.0)) for i in range(11)]  # CA 45 Å out: kept whole
+    for code, atoms in (("9aaa", far_cb), ("9aab", wet), ("9aac", line), ("9aad", big)):
+        (pdb / f"{code}A00.pdb").write_text(_pdb_lines(atoms))
+    lst = tmp_path / "list.txt"
+    lst.write_text("".join(f"{c}A00 1 10 {t} 1 1 1 1 1 1 11 1.5\n"
+                           for c, t in (("9aaa", 1), ("9aab", 2), ("9aac", 3), ("9aad", 4))))
+    out = tmp_path / "r.npz"
+    assert _cli(["build", "--pdb-dir", str(pdb), "--domain-list", str(lst), "--out", str(out),
+                 "--min-size", "1", "--n-splits", "3"]) == 0
+    assert "skipped: 1 domain(s) with a structure file (1 by the 50 A rule)" in capsys.readouterr().out
+    report = (tmp_path / "r.npz.report.tsv").read_text()
+    assert "9aaaA00\t9aaaA00.pdb\tan atom 5" in report and "beyond the published 50 A rule" in report
+    assert "beyond the 50 A rule: 1" in report
+    a = load_npz(out)
+    ids = [d.decode() for d in np.load(out)["domain_ids"]]
+    assert sorted(ids) == ["9aabA00", "9aacA00", "9aadA00"] and a.n_atoms.tolist() == [11, 11, 11]
+    k = ids.index("9aadA00")
+    np.testing.assert_allclose(a.positions[k, :11, 0], 9.0 * np.arange(11) - 45.0, atol=1e-4)
+    np.testing.assert_allclose(a.positions[:, :11].mean(1), 0, atol=1e-4)
+
+
+def test_build_with_an_empty_validation_or_test_split_is_an_error(tmp_path, capsys):
+    """Four domains in four topologies cannot fill ten topology-disjoint splits: exit 2, one line
+    with the split sizes, no npz (the report is written)."""
+    out = tmp_path / "few.npz"
+    argv = ["build", "--pdb-dir", str(PDB), "--domain-list", str(DATA / "cath" / "domains.txt"),
+            "--boundaries", str(DATA / "cath" / "domall.txt"), "--out", str(out), "--min-size", "2"]
+    assert _cli(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: CATH build: split(s) 4 (training), 5 (training), 6 (training), 7 (validation), "
+                   "8 (test), 9 (test) came out empty (split sizes [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]): the 4 "
+                   "selected domains fall in 4 topo groups and a group never spans two splits; add "
+                   "structures, lower --n-splits or use a finer --group-level"]
+    assert not out.exists() and "came out empty" in (tmp_path / "few.npz.report.tsv").read_text()
 
 
 @pytest.fixture(scope="module")
