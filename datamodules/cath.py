@@ -14,6 +14,15 @@ key                      shape / dtype        meaning
 ``split_start_indices``  (S,) int             records are ordered by split; split s starts here
 =======================  ===================  ===================================================
 
+Coordinates are checked record by record when the file is read (:func:`load_npz`), because a
+record that lies outside the voxel box grids to (nearly) nothing and would train and score as a
+silent, wrong example: every record must be finite, centred (CA centroid within
+``CENTRE_TOLERANCE`` = 1 Å of the origin; the published builder centres on the CA mean, so the file
+is centred to float precision) and, for the config's box of ``grid_size × bin_size`` Å about the
+origin, have at most half of its atoms outside it (``MAX_OUTSIDE_FRACTION``). A violation is one
+:class:`~datamodules._common.InputError` naming the file, the first offending record (index and
+``domain_ids`` entry when the file has one) and how many records are affected.
+
 Labels are mapped to ``0..K−1`` through the *sorted* set of label tuples (se3cnn
 ``experiments/datasets/cath/cath.py``). Splits (se3cnn ``experiments/scripts/cath/cath.py``):
 train = splits 0–6, validation = 7, test = 8–9.
@@ -44,7 +53,7 @@ Command line (raw structures → npz; stand-in)::
     python -m datamodules.cath build --pdb-dir DIR --domain-list cath-domain-list.txt \\
         [--boundaries cath-domain-boundaries.txt] --out cath_10arch_ca.npz [--level arch]
     python -m datamodules.cath standin --out DIR --per-class 60
-    python -m datamodules.cath info FILE.npz
+    python -m datamodules.cath info FILE.npz [--grid-size 50 --bin-size 2]
 """
 from __future__ import annotations
 
@@ -63,7 +72,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules._common import InputError, ensure_stand_in
-from datamodules.cath_pdb import CATH_CLASSES, NPZ_KEYS, build_dataset
+from datamodules.cath_pdb import (CATH_CLASSES, NPZ_KEYS, TEST_SPLITS, TRAIN_SPLITS, VAL_SPLITS, BuildSummary,
+                                  build_dataset)
 from models.geometry import random_rotation, relative_error
 
 #: config key ``data.dataset`` → published file name
@@ -71,7 +81,11 @@ FILES = {"10arch": "cath_10arch_ca.npz", "3class": "cath_3class_ca.npz", "20topo
 DatasetName = Literal["10arch", "3class", "20topo"]
 #: what the classes of each file are (table text)
 CLASS_NOUN = {"10arch": "architectures", "3class": "classes", "20topo": "topologies"}
-TRAIN_SPLITS, VAL_SPLITS, TEST_SPLITS = tuple(range(7)), (7,), (8, 9)
+#: a record whose CA centroid is farther than this from the origin is not centred (Å; half the
+#: paper's 2 Å bin — the published file is centred on the CA mean to float precision)
+CENTRE_TOLERANCE = 1.0
+#: a record with more than this fraction of its atoms outside the voxel box is refused
+MAX_OUTSIDE_FRACTION = 0.5
 
 
 # --------------------------------------------------------------------------- reader
@@ -86,6 +100,7 @@ class CathArrays:
     y: np.ndarray                  # (N,) int64 in 0..K-1
     label_set: list[tuple[int, ...]]
     split_start_indices: np.ndarray  # (S,) int64
+    domain_ids: list[str] | None = None  # the builder's extra provenance field, when present
 
     def __len__(self) -> int:
         return len(self.y)
@@ -106,8 +121,10 @@ class CathArrays:
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def load_npz(path: str | Path) -> CathArrays:
-    """Read and validate a CATH npz; every problem is an :class:`InputError` naming file and field."""
+def load_npz(path: str | Path, voxel_box: tuple[int, float] | None = None) -> CathArrays:
+    """Read and validate a CATH npz; every problem is an :class:`InputError` naming file and field
+    (and, for coordinates, the record: :func:`check_coordinates`). ``voxel_box = (grid_size,
+    bin_size)`` also refuses records that lie mostly outside that box."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"CATH: missing {path}; pass --data-dir with the published "
@@ -121,6 +138,7 @@ def load_npz(path: str | Path) -> CathArrays:
                 raise InputError(f"CATH: {path} lacks field(s) {', '.join(missing)} "
                                  f"(has: {', '.join(z.files) or 'none'})")
             arr = {k: z[k] for k in NPZ_KEYS}
+            ids = z["domain_ids"] if "domain_ids" in z.files else None
     except InputError:
         raise
     except ValueError as e:  # object arrays need pickle
@@ -165,14 +183,75 @@ def load_npz(path: str | Path) -> CathArrays:
     starts = starts.astype(np.int64)
     if starts[0] != 0 or (np.diff(starts) < 0).any() or starts[-1] > n:
         raise bad("split_start_indices", f"is {starts.tolist()}; expected non-decreasing from 0, ≤ {n}")
-    pos = pos.astype(np.float32, copy=False)
-    mask = np.arange(a)[None, :] < n_atoms[:, None]
-    if not np.isfinite(pos[mask]).all():
-        raise bad("positions", "holds non-finite coordinates")
+    if ids is not None:
+        if ids.shape != (n,) or ids.dtype.kind not in "SU":
+            raise bad("domain_ids", f"has shape {ids.shape} {ids.dtype}; expected ({n},) strings")
+        ids = [d.decode(errors="replace") if isinstance(d, bytes) else str(d) for d in ids.tolist()]
+    with np.errstate(over="ignore", invalid="ignore"):
+        pos = pos.astype(np.float32, copy=False)
+    n_atoms = n_atoms.astype(np.int64)
+    check_coordinates(path, pos, n_atoms, ids, voxel_box)
     label_set = sorted(set(map(tuple, labels.tolist())))
     lookup = {lab: i for i, lab in enumerate(label_set)}
     y = np.array([lookup[tuple(r)] for r in labels.tolist()], dtype=np.int64)
-    return CathArrays(path, pos, n_atoms.astype(np.int64), labels, y, label_set, starts)
+    return CathArrays(path, pos, n_atoms, labels, y, label_set, starts, ids)
+
+
+def outside_counts(positions: np.ndarray, n_atoms: np.ndarray, grid_size: int, bin_size: float) -> np.ndarray:
+    """Atoms per record outside the voxel box ``|x|, |y|, |z| ≤ grid_size·bin_size/2`` (its edge,
+    half a bin beyond the outermost bin centres)."""
+    mask = np.arange(positions.shape[1])[None, :] < n_atoms[:, None]
+    with np.errstate(invalid="ignore"):
+        out = ~(np.abs(positions) <= grid_size * bin_size / 2).all(2)
+    return (out & mask).sum(1)
+
+
+def check_coordinates(path: Path, positions: np.ndarray, n_atoms: np.ndarray, ids: list[str] | None = None,
+                      voxel_box: tuple[int, float] | None = None) -> None:
+    """Refuse records whose coordinates are non-finite, not centred (CA centroid farther than
+    :data:`CENTRE_TOLERANCE` from the origin) or, given ``voxel_box = (grid_size, bin_size)``,
+    mostly (> :data:`MAX_OUTSIDE_FRACTION`) outside that box: one :class:`InputError` naming the file,
+    the first such record and how many there are (checks in this order; the first that fails).
+
+    >>> p = np.zeros((3, 2, 3), np.float32); p[1, :, 0] = (1e4 - 1, 1e4 + 1)
+    >>> check_coordinates(Path("x.npz"), p, np.array([2, 2, 2]), ["1abcA00", "1abcA01", "2xyzA00"])
+    Traceback (most recent call last):
+    ...
+    datamodules._common.InputError: CATH: x.npz: field 'positions': 1 of 3 records not centred (CA centroid more than 1 Å from the origin; the published file is centred on the CA mean), first record 1 (1abcA01): centroid 1e+04 Å from the origin; recentre each record on its CA mean or rebuild the file (python -m datamodules.cath build)
+    """
+    n, a = positions.shape[:2]
+    mask = np.arange(a)[None, :] < n_atoms[:, None]
+
+    def refuse(bad: np.ndarray, what: str, detail, fix: str) -> None:
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            name = f"record {i}" + (f" ({ids[i]})" if ids is not None else "")
+            raise InputError(f"CATH: {path}: field 'positions': {int(bad.sum())} of {n} records {what}, "
+                             f"first {name}: {detail(i)}; {fix}")
+
+    finite = np.isfinite(positions).all(2) | ~mask
+    refuse(~finite.all(1), "hold non-finite coordinates (NaN, inf, or beyond the float32 range)",
+           lambda i: f"atom {int(np.flatnonzero(~finite[i])[0])} is {positions[i, ~finite[i]][0].tolist()}",
+           "the file is corrupt; rebuild it (python -m datamodules.cath build)")
+    centroid = np.where(mask[..., None], positions, 0).sum(1, dtype=np.float64) / n_atoms[:, None]
+    offset = np.linalg.norm(centroid, axis=1)
+    extent = np.where(mask, np.abs(positions).max(2), 0).max(1)
+    # plus float rounding, which scales with the coordinates (a ×1e30 file is centred, but off-grid)
+    refuse(~(offset <= CENTRE_TOLERANCE + 1e-5 * extent),
+           f"not centred (CA centroid more than {CENTRE_TOLERANCE:g} Å from the origin; the published "
+           f"file is centred on the CA mean)", lambda i: f"centroid {offset[i]:.3g} Å from the origin",
+           "recentre each record on its CA mean or rebuild the file (python -m datamodules.cath build)")
+    if voxel_box is not None:
+        grid_size, bin_size = voxel_box
+        outside = outside_counts(positions, n_atoms, grid_size, bin_size)
+        half = grid_size * bin_size / 2
+        refuse(outside > MAX_OUTSIDE_FRACTION * n_atoms,
+               f"have most of their atoms outside the voxel box of the config (data.grid_size x "
+               f"data.bin_size = {grid_size} x {bin_size:g} Å: ±{half:g} Å about the origin)",
+               lambda i: f"{int(outside[i])} of {int(n_atoms[i])} atoms outside, up to "
+                         f"{float(np.abs(positions[i, :n_atoms[i]]).max()):.3g} Å from the origin",
+               "such records grid to (nearly) empty voxels; enlarge the box or check that the "
+               "coordinates are in Å")
 
 
 def reduce_indices(idx: np.ndarray, y: np.ndarray, factor: int, seed: int = 0) -> np.ndarray:
@@ -284,10 +363,11 @@ class CathDataModule(pl.LightningDataModule):
     # -- data ------------------------------------------------------------------------------
     def prepare_data(self) -> None:
         """Write the stand-in when asked (reused while its manifest matches), then validate the
-        npz, its class count and every split read (:class:`InputError` naming file and field)."""
+        npz, its coordinates against this config's voxel box (:func:`check_coordinates`), its class
+        count and every split read (:class:`InputError` naming file, field and record)."""
         if self.stand_in:
             prepare_stand_in(self.data_dir, **self.stand_in_params)
-        self._select(load_npz(self.path))
+        self._select(load_npz(self.path, (self.grid_size, self.bin_size)))
 
     def _select(self, arrays: CathArrays) -> dict[str, np.ndarray]:
         """Record indices per stage (training reduced ×``reduction``), checked non-empty."""
@@ -304,7 +384,7 @@ class CathDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.arrays is not None:
             return
-        arrays = load_npz(self.path)
+        arrays = load_npz(self.path, (self.grid_size, self.bin_size))
         self.sets = {name: CathDataset(arrays, i) for name, i in self._select(arrays).items()}
         self.arrays = arrays
 
@@ -433,6 +513,38 @@ def prepare_stand_in(data_dir: str | Path, per_class: int = 711, topologies: int
 
 
 # --------------------------------------------------------------------------- CLI
+#: at most this many unmatched domain ids are printed (the report names all of them)
+PRINTED_IDS = 50
+
+
+def build_summary_text(r: BuildSummary, domain_list: str, pdb_dir: str, max_radius: float = 50.0) -> str:
+    """What ``build`` prints: the result, then every unused file and the unmatched domains by name
+    (beyond :data:`PRINTED_IDS` of them the rest are counted; the report names every one).
+
+    >>> from pathlib import Path
+    >>> r = BuildSummary(Path("o.npz"), Path("o.npz.report.tsv"), 20, 2, [(1, 10)], [2] * 10,
+    ...                  skipped=[("1abcA00", "1abc.pdb", "no CA atom")], unmatched=["2xyzA01"],
+    ...                  unused_files=[("adk_open.pdb", "name 'adk_open' is not ...")])
+    >>> print(build_summary_text(r, "list.txt", "pdb"))
+    wrote o.npz: 20 records, 1 classes x 2, splits [2, 2, 2, 2, 2, 2, 2, 2, 2, 2]; report o.npz.report.tsv
+      skipped: 1 domain(s) with a structure file (0 by the 50 A rule), each named with its reason in the report
+      domains of list.txt without a structure file (1): 2xyzA01
+      unused entries of pdb (1): adk_open.pdb (name 'adk_open' is not ...)
+    """
+    ids = ", ".join(r.unmatched[:PRINTED_IDS]) or "none"
+    if len(r.unmatched) > PRINTED_IDS:
+        ids += f", ... and {len(r.unmatched) - PRINTED_IDS} more (all named in {r.report})"
+    lines = [f"wrote {r.out}: {r.n_records} records, {len(r.classes)} classes x {r.per_class}, "
+             f"splits {r.split_sizes}; report {r.report}",
+             f"  skipped: {len(r.skipped)} domain(s) with a structure file ({r.n_beyond_radius} by the "
+             f"{max_radius:g} A rule), each named with its reason in the report",
+             f"  domains of {domain_list} without a structure file ({len(r.unmatched)}): {ids}",
+             f"  unused entries of {pdb_dir} ({len(r.unused_files)}): "
+             + ("; ".join(f"{n} ({why})" for n, why in r.unused_files) or "none"),
+             *(f"  WARNING: {w}" for w in r.warnings)]
+    return "\n".join(lines)
+
+
 def _cli(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m datamodules.cath", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -449,7 +561,8 @@ def _cli(argv: list[str] | None = None) -> int:
     b.add_argument("--per-class", type=int, default=None, help="domains per class (default: smallest class)")
     b.add_argument("--n-splits", type=int, default=10)
     b.add_argument("--max-resolution", type=float, default=3.5)
-    b.add_argument("--max-radius", type=float, default=50.0)
+    b.add_argument("--max-radius", type=float, default=50.0,
+                   help="published rule: a domain with any atom farther (Å) from its all-atom centre is left out")
     b.add_argument("--report", default=None, help="skipped-structure report (default <out>.report.tsv)")
     s = sub.add_parser("standin", help="write the offline stand-in (raw files + npz) into a folder")
     s.add_argument("--out", required=True)
@@ -458,22 +571,26 @@ def _cli(argv: list[str] | None = None) -> int:
     s.add_argument("--topologies", type=int, default=12)
     i = sub.add_parser("info", help="validate an npz and print its classes and splits")
     i.add_argument("file")
+    i.add_argument("--grid-size", type=int, default=50, help="voxel box checked: bins per side")
+    i.add_argument("--bin-size", type=float, default=2.0, help="voxel box checked: bin size (Å)")
     args = p.parse_args(argv)
     try:
         if args.cmd == "build":
             r = build_dataset(args.pdb_dir, args.domain_list, args.out, args.boundaries, args.level,
                               args.group_level, args.min_size, args.per_class, args.n_splits,
                               args.max_resolution, args.max_radius, args.report)
-            print(f"wrote {r.out}: {r.n_records} records, {len(r.classes)} classes x {r.per_class}, "
-                  f"splits {r.split_sizes}; {len(r.skipped)} skipped (see {r.report})")
+            print(build_summary_text(r, Path(args.domain_list).name, Path(args.pdb_dir).name, args.max_radius))
         elif args.cmd == "standin":
             wrote = prepare_stand_in(args.out, args.per_class, args.topologies, args.seed)
             print(f"{'wrote' if wrote else 'kept'} the stand-in in {args.out} ({FILES['10arch']})")
         else:
-            a = load_npz(args.file)
+            a = load_npz(args.file, (args.grid_size, args.bin_size))
             sizes = np.diff(list(a.split_start_indices) + [len(a)]).tolist()
+            out = outside_counts(a.positions, a.n_atoms, args.grid_size, args.bin_size)
             print(f"{a.path}: {len(a)} records, max_atoms {a.positions.shape[1]}, classes "
-                  f"{['.'.join(map(str, c)) for c in a.label_set]}, split sizes {sizes}")
+                  f"{['.'.join(map(str, c)) for c in a.label_set]}, split sizes {sizes}; "
+                  f"{int((out > 0).sum())} records with atoms outside the {args.grid_size} x "
+                  f"{args.bin_size:g} Å box ({int(out.sum())} atoms)")
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -9,11 +9,15 @@ between splits and every class in every split. The published file was made by
 
 Inputs
 ------
-* ``pdb_dir``: structure files, PDB (``.pdb``, ``.ent``, CATH ``dompdb`` files without extension) or
-  mmCIF (``.cif``, ``.mmcif``), optionally gzipped. A domain ``1abcA01`` is looked up, in this order,
-  as a file named after the domain (already cut to the domain: CATH ``dompdb``, boundaries are then
-  not needed), after the chain (``1abcA``), after the entry (``1abc``, ``pdb1abc.ent``). Case of the
-  PDB code is ignored.
+* ``pdb_dir``: structure files, PDB (``.pdb``, ``.ent``, CATH ``dompdb`` files without extension),
+  mmCIF (``.cif``, ``.mmcif``) or BinaryCIF (``.bcif``; biopython's decoder, needs ``msgpack``), any
+  of them optionally gzipped. A domain ``1abcA01`` is looked up, in this order, as a file named after
+  the domain (already cut to the domain: CATH ``dompdb``, boundaries are then not needed), after the
+  chain (``1abcA``, ``1abc_A``, or a whole-chain SCOP/ASTRAL file ``d1abca_``), after the entry
+  (``1abc``, ``pdb1abc.ent``). Case is ignored (:func:`name_key`). Files whose name allows no match
+  (``adk_open.pdb``, SCOP domains ``d1abca1`` cut by SCOP's boundaries, sub-folders, other
+  suffixes) and files no domain was read from are named in the report, as is every domain of the
+  list without a file.
 * ``domain_list``: the CATH *CathDomainList* text format (``cath-domain-list-v4_2_0.txt``): one domain
   per line, ``#`` comments, whitespace-separated columns ``domain C A T H S35 S60 S95 S100 count length
   resolution``; only the first five and the 12th (resolution in Å; 999 for NMR) are used. A dotted
@@ -41,15 +45,18 @@ residue is absent from the file).
 
 Selection (:func:`build_dataset`)
 ---------------------------------
-resolution < ``max_resolution`` → CA coordinates centred on their mean, all within ``max_radius`` Å →
+resolution < ``max_resolution`` → the published 50 Å rule (``construct_dataset.py``: every atom —
+here every non-water atom of the domain's residues — within ``max_radius`` Å of their mean, else the
+domain is left out whole and reported; atoms are never clipped) → CA coordinates centred on their mean →
 classes (CATH codes truncated to ``level``) with at least ``min_size`` usable domains → each cut to
 ``per_class`` domains (default: the smallest eligible class), spreading the quota evenly over the
 sub-categories (``group_level``, smallest first, best resolution first) → splits: sub-categories,
 largest first, each to the smallest split that does not yet hold its class in the current round
 (a round ends when every split holds the class), so splits are disjoint in ``group_level`` (and
 hence in superfamily) and every class with ≥ ``n_splits`` sub-categories is in every split.
-Unusable structures are skipped and listed with the reason in the report file (domains of the list
-without any structure file are only counted there); an input with no usable structure at all is an
+Unusable structures are skipped and listed with the reason in the report file, next to the domains
+without a structure file and the unused files; an input with no usable structure at all, and a
+build with an empty split (hence an empty validation or test set), is an
 :class:`~datamodules._common.InputError`.
 
 Output: the published npz layout (see :mod:`datamodules.cath`), ``positions`` as float32 (the
@@ -79,7 +86,9 @@ CATH_CLASSES = {1: "Mainly Alpha", 2: "Mainly Beta", 3: "Alpha Beta", 4: "Few Se
 LEVELS = {"class": 1, "arch": 2, "architecture": 2, "topo": 3, "topology": 3, "superfamily": 4,
           "homologous_superfamily": 4}
 DOMAIN_ID = re.compile(r"^[0-9][0-9a-zA-Z]{3}[0-9a-zA-Z]\d{2}$")
-STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".brk")
+STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".bcif", ".brk")
+#: how the split indices are used (se3cnn ``experiments/scripts/cath/cath.py``; 10 splits)
+TRAIN_SPLITS, VAL_SPLITS, TEST_SPLITS = tuple(range(7)), (7,), (8, 9)
 #: keys of the published npz (deepfold/cath_datasets)
 NPZ_KEYS = ("positions", "n_atoms", "atom_types", "res_indices", "labels", "split_start_indices")
 
@@ -263,33 +272,78 @@ def read_boundaries(path: str | os.PathLike) -> dict[str, list[Segment]]:
 
 # --------------------------------------------------------------------------- structure files
 def _stem(name: str) -> tuple[str, str]:
-    """(lower-case stem without structure/gzip suffixes, format 'pdb'|'cif')."""
+    """(lower-case stem without structure/gzip suffixes, format 'pdb'|'cif'|'bcif')."""
     low = name.lower()
     if low.endswith(".gz"):
         low = low[:-3]
-    fmt = "cif" if low.endswith((".cif", ".mmcif")) else "pdb"
+    fmt = "bcif" if low.endswith(".bcif") else "cif" if low.endswith((".cif", ".mmcif")) else "pdb"
     for suf in STRUCTURE_SUFFIXES:
         if low.endswith(suf):
             low = low[: -len(suf)]
             break
-    if low.startswith("pdb") and len(low) == 7:  # pdb1abc.ent
-        low = low[3:]
     return low, fmt
 
 
-def index_structures(pdb_dir: str | os.PathLike) -> dict[str, Path]:
-    """Map lower-case ids (``1abca01``, ``1abca``, ``1abc``) to structure files in ``pdb_dir``."""
+_PDB_CODE = r"[0-9][0-9a-z]{3}"
+_NAMES = (re.compile(rf"^(?:pdb)?({_PDB_CODE})$"),                 # entry: 1mba, pdb1mba
+          re.compile(rf"^({_PDB_CODE})[_.:-]?([0-9a-z])$"),         # chain: 1mbaA, 1mba_A
+          re.compile(rf"^({_PDB_CODE}[0-9a-z]\d\d)$"))             # CATH domain (dompdb): 1mbaA00
+_SCOP = re.compile(rf"^d({_PDB_CODE})([0-9a-z_.])([0-9a-z_])$")   # SCOP / ASTRAL sid: d1mbaa_
+NAMING = ("a PDB entry (1mba, pdb1mba), chain (1mbaA, 1mba_A), CATH domain (1mbaA00) or whole-chain "
+          "SCOP domain (d1mbaa_)")
+
+
+def name_key(name: str) -> tuple[str | None, str]:
+    """The lower-case id a structure file name stands for (``1mba``, ``1mbaa``, ``1mbaa00``), or
+    None and why the name cannot be matched to a CATH domain.
+
+    >>> [name_key(n)[0] for n in ("1MBA.pdb.gz", "pdb1mba.ent", "1mbaA.cif", "1mba_A.bcif", "1mbaA00", "d1mbaa_.ent")]
+    ['1mba', '1mba', '1mbaa', '1mbaa', '1mbaa00', '1mbaa']
+    >>> name_key("d1mbaa1.ent")[1]
+    "SCOP domain d1mbaa1: cut by SCOP's own domain boundaries, not CATH's (only whole-chain files d....x_ are matched)"
+    """
+    low = name.lower()
+    stem, _ = _stem(name)
+    for pattern in _NAMES:
+        m = pattern.match(stem)
+        if m:
+            return "".join(m.groups()), ""
+    if stem == (low[:-3] if low.endswith(".gz") else low) and "." in stem:
+        return None, (f"not a structure file name (suffixes {', '.join(STRUCTURE_SUFFIXES)}, optionally .gz, "
+                      f"or a CATH dompdb name without suffix)")
+    m = _SCOP.match(stem)
+    if m:
+        code, chain, dom = m.groups()
+        if chain == ".":
+            return None, f"SCOP domain {stem}: spans several chains, which no CATH domain does"
+        if dom != "_":
+            return None, (f"SCOP domain {stem}: cut by SCOP's own domain boundaries, not CATH's (only "
+                          f"whole-chain files d....x_ are matched)")
+        return code + (chain if chain != "_" else "0"), ""  # SCOP '_' = no chain id = CATH '0'
+    return None, f"name '{stem}' is not {NAMING}"
+
+
+def index_structures(pdb_dir: str | os.PathLike) -> tuple[dict[str, Path], list[tuple[str, str]]]:
+    """``({id: file}, [(name, why not used)])`` for the entries of ``pdb_dir`` (not recursive): ids
+    by :func:`name_key`; every other entry (sub-folder, other name, second file of one id) is
+    listed with the reason."""
     pdb_dir = Path(pdb_dir)
     if not pdb_dir.is_dir():
         raise InputError(f"CATH: --pdb-dir {pdb_dir} is not a directory")
     out: dict[str, Path] = {}
+    ignored: list[tuple[str, str]] = []
     for p in sorted(pdb_dir.iterdir()):
-        if not p.is_file() or p.name.startswith("."):
+        if not p.is_file():
+            ignored.append((p.name + "/", "a folder (--pdb-dir is not searched recursively)"))
             continue
-        stem, _ = _stem(p.name)
-        if re.fullmatch(r"[0-9][0-9a-z]{3}([0-9a-z](\d{2})?)?", stem):
-            out.setdefault(stem, p)
-    return out
+        key, why = name_key(p.name)
+        if key is None:
+            ignored.append((p.name, why))
+        elif key in out:
+            ignored.append((p.name, f"same id '{key}' as {out[key].name}, which is used"))
+        else:
+            out[key] = p
+    return out, ignored
 
 
 def locate(index: dict[str, Path], domain_id: str) -> tuple[Path, bool] | None:
@@ -309,13 +363,65 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, errors="replace")
 
 
+def _parse_bcif(path: Path):
+    """BinaryCIF through biopython's decoder (``Bio.PDB.binary_cif``), chains named by
+    ``auth_asym_id`` like :class:`~Bio.PDB.MMCIFParser` and CATH (biopython's BinaryCIFParser names
+    them by ``label_asym_id``: antibody chains H/L would read as A/B)."""
+    try:
+        import msgpack
+        from Bio.PDB.binary_cif import BinaryCIFParser, _decode
+        from Bio.PDB.StructureBuilder import StructureBuilder
+    except ImportError as e:
+        raise InputError(f"CATH: reading the BinaryCIF file {path} needs msgpack and biopython >= 1.84 "
+                         f"({e}); pip install msgpack 'biopython>=1.84'") from None
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = msgpack.unpack(f, use_list=True, raw=False)
+    columns = {f"{cat['name']}.{col['name']}": col for block in data["dataBlocks"]
+               for cat in block["categories"] for col in cat["columns"]}
+    if "_atom_site.auth_asym_id" in columns:
+        columns["_atom_site.label_asym_id"] = columns["_atom_site.auth_asym_id"]
+    parser = BinaryCIFParser()
+    models = _decode(columns["_atom_site.pdbx_PDB_model_num"])
+    chains = _decode(columns["_atom_site.label_asym_id"])
+    comps = _decode(columns["_atom_site.label_comp_id"])
+    residues = parser._get_residue_ids(columns)
+    atoms = parser._get_atoms(columns)
+    sb = StructureBuilder()
+    sb.init_structure(path.name)
+    model = chain = residue = None
+    for i, atom in enumerate(atoms):
+        if models[i] != model:
+            sb.init_model(len(sb.get_structure()), int(models[i]))
+            model, chain, residue = models[i], None, None
+        if chains[i] != chain:
+            sb.init_chain(str(chains[i]))
+            chain, residue = chains[i], None
+        if (residues[i], comps[i]) != residue:
+            sb.init_residue(str(comps[i]), residues[i][0], int(residues[i][1]), residues[i][2])
+            residue = (residues[i], comps[i])
+        sb.init_atom(**atom)
+    return sb.get_structure()
+
+
 def parse_structure(path: str | os.PathLike):
-    """Biopython structure (PDB or mmCIF by suffix, gzip allowed); StructureError if unreadable."""
+    """Biopython structure (PDB, mmCIF or BinaryCIF by suffix, gzip allowed); StructureError if
+    unreadable."""
     from Bio.PDB import MMCIFParser, PDBParser
     from Bio.PDB.PDBExceptions import PDBConstructionException
 
     path = Path(path)
     _, fmt = _stem(path.name)
+    if fmt == "bcif":
+        import msgpack
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return _parse_bcif(path)
+        except (msgpack.UnpackException, ValueError, KeyError, IndexError, TypeError, AssertionError,
+                EOFError, OSError, zlib.error) as e:
+            raise StructureError(f"unreadable BCIF file ({type(e).__name__}: {str(e)[:80]})") from None
     parser = MMCIFParser(QUIET=True) if fmt == "cif" else PDBParser(QUIET=True, PERMISSIVE=True)
     try:
         with warnings.catch_warnings():
@@ -367,6 +473,15 @@ def read_ca(source, chain: str | None = None,
     the module docstring). Raises :class:`StructureError` for a structure that cannot be used
     (unreadable, no model, chain absent, no CA, empty selection).
     """
+    xyz, resnum, _ = read_domain(source, chain, segments)
+    return xyz, resnum
+
+
+def read_domain(source, chain: str | None = None, segments: list[Segment] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`read_ca` plus the coordinates ``(m, 3)`` of every atom of the selected residues except
+    waters (the all-atom selection of the published 50 Å rule; one position per atom: the altloc
+    and residue variant biopython selects, i.e. the highest occupancy)."""
     structure = parse_structure(source) if isinstance(source, (str, os.PathLike)) else source
     models = list(structure)
     if not models:
@@ -414,9 +529,11 @@ def read_ca(source, chain: str | None = None,
     if not coords:
         raise StructureError("no CA atom in the selected residues")
     xyz = np.asarray(coords, dtype=np.float64)
-    if not np.isfinite(xyz).all():
+    every = np.asarray([a.get_coord() for _, r in residues if r.id[0] != "W" for a in r.get_atoms()],
+                       dtype=np.float64).reshape(-1, 3)
+    if not (np.isfinite(xyz).all() and np.isfinite(every).all()):
         raise StructureError("non-finite coordinates")
-    return xyz, np.asarray(resnums, dtype=np.int64)
+    return xyz, np.asarray(resnums, dtype=np.int64), every
 
 
 # --------------------------------------------------------------------------- selection and splits
@@ -429,6 +546,13 @@ class BuildSummary:
     classes: list[tuple[int, ...]]
     split_sizes: list[int]
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (domain, file, reason)
+    #: domains of the list without a structure file, by id
+    unmatched: list[str] = field(default_factory=list)
+    #: entries of the structure folder that no domain was read from: (name, reason)
+    unused_files: list[tuple[str, str]] = field(default_factory=list)
+    #: domains left out by the published 50 Å rule (also in ``skipped``)
+    n_beyond_radius: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def balanced_selection(members: list[tuple[tuple, float, str]], quota: int) -> list[str]:
@@ -476,6 +600,13 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
+def _split_role(s: int, n_splits: int) -> str:
+    if n_splits != 10:
+        return f"{s}"
+    role = "validation" if s in VAL_SPLITS else "test" if s in TEST_SPLITS else "training"
+    return f"{s} ({role})"
+
+
 def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, out: str | os.PathLike,
                   boundaries: str | os.PathLike | None = None, level: str = "arch",
                   group_level: str = "topo", min_size: int = 500, per_class: int | None = None,
@@ -483,8 +614,17 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
                   report: str | os.PathLike | None = None) -> BuildSummary:
     """Build the published npz from a folder of structures and a CATH domain list (see module doc).
 
+    The 50 Å rule is the published builder's (``construct_dataset.py --max-distance 50``): a domain is
+    kept only if *every* atom of it (here: every non-water atom of its residues, first model) lies
+    within ``max_radius`` Å of the mean of those atoms; a domain with any atom farther is left out
+    whole (its atoms are never clipped, which would change the shape being classified) and named in
+    the report with its largest distance. Kept domains are centred on their CA mean.
+
     Returns a :class:`BuildSummary`; writes ``out`` and the report (default ``<out>.report.tsv``):
-    one line per domain that was considered but not used, ``domain<TAB>file<TAB>reason``.
+    one line ``domain<TAB>file<TAB>reason`` per domain that was considered but not used, per domain of
+    the list without a structure file (file ``-``) and per entry of ``pdb_dir`` that no domain was
+    read from (domain ``-``). A build with an empty split (so an empty validation or test set) is an
+    :class:`~datamodules._common.InputError`; no npz is written then, the report is.
     """
     if level not in LEVELS or group_level not in LEVELS:
         raise InputError(f"CATH build: level must be one of {', '.join(LEVELS)}")
@@ -493,16 +633,18 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
         raise InputError(f"CATH build: group level '{group_level}' must be finer than '{level}'")
     out = Path(out)
     report = Path(report) if report else out.with_name(out.name + ".report.tsv")
-    index = index_structures(pdb_dir)
+    index, ignored = index_structures(pdb_dir)
     if not index:
-        raise InputError(f"CATH build: no structure files (.pdb, .ent, .cif, dompdb ids; optionally "
-                         f".gz) in {pdb_dir}")
+        named = "; ".join(f"{n} ({why})" for n, why in ignored[:5]) + (" ..." if len(ignored) > 5 else "")
+        raise InputError(f"CATH build: no structure files (.pdb, .ent, .cif, .bcif, dompdb ids; optionally "
+                         f".gz) in {pdb_dir}" + (f"; ignored: {named}" if ignored else ""))
     entries = read_domain_list(domain_list)
     bounds = read_boundaries(boundaries) if boundaries else {}
 
     skipped: list[tuple[str, str, str]] = []
     usable: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     cache: dict[Path, object] = {}  # parsed structures (or the StructureError) of recent files
+    n_beyond = 0
 
     def parsed(path: Path):
         if path not in cache:
@@ -516,12 +658,39 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
             raise cache[path]
         return cache[path]
 
-    candidates = [(e, locate(index, e.domain_id)) for e in entries.values()]
-    candidates = [(e, loc) for e, loc in candidates if loc is not None]
+    located = [(e, locate(index, e.domain_id)) for e in entries.values()]
+    candidates = [(e, loc) for e, loc in located if loc is not None]
+    unmatched = [e.domain_id for e, loc in located if loc is None]
+    used_files = {loc[0] for _, loc in candidates}
+    ids = {e.domain_id.lower() for e in entries.values()}
+    prefixes = {k: {d[:k] for d in ids} for k in (4, 5)}
+    unused = list(ignored)
+    for key, path in index.items():
+        if path in used_files:
+            continue
+        if key in ids or (len(key) in prefixes and key in prefixes[len(key)]):
+            unused.append((path.name, f"its domains were read from more specific files (id '{key}')"))
+        else:
+            unused.append((path.name, f"no domain of {Path(domain_list).name} has id '{key}' or starts with it"))
+    unused.sort()
+    looked_for = ("<domain> (CATH dompdb), <pdb><chain>, <pdb>, pdb<pdb>, d<pdb><chain>_ (SCOP) with "
+                  ".pdb/.ent/.cif/.bcif[.gz]")
+
+    def write_report(lines: list[str]) -> None:
+        body = "".join(f"{d}\t{f}\t{r}\n" for d, f, r in skipped)
+        body += "".join(f"{d}\t-\tno structure file (looked for {looked_for})\n" for d in unmatched)
+        body += "".join(f"-\t{n}\tunused: {why}\n" for n, why in unused)
+        head = lines + [f"skipped (domain with a file, not usable): {len(skipped)}, of them beyond the "
+                        f"{max_radius:g} A rule: {n_beyond}",
+                        f"domains of {Path(domain_list).name} without a structure file: {len(unmatched)}",
+                        f"unused entries of {Path(pdb_dir).name}: {len(unused)}"]
+        atomic_write_text(report, "".join(f"# {ln}\n" for ln in head) + "domain\tfile\treason\n" + body)
+
     if not candidates:
+        write_report([f"no domain of {domain_list} has a structure file in {pdb_dir}"])
         raise InputError(f"CATH build: none of the {len(entries)} domains of {domain_list} has a "
-                         f"structure file in {pdb_dir} (looked for <domain>, <pdb><chain>, <pdb> "
-                         f"with .pdb/.ent/.cif[.gz])")
+                         f"structure file in {pdb_dir} (looked for {looked_for}; every domain and "
+                         f"file is named in {report})")
     for e, (path, is_domain_file) in candidates:
         if not (e.resolution < max_resolution) and math.isfinite(e.resolution):
             skipped.append((e.domain_id, path.name, f"resolution {e.resolution:g} >= {max_resolution:g} A"))
@@ -534,21 +703,19 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
                                                         "chain (give --boundaries)"))
                 continue
         try:
-            xyz, resnum = read_ca(parsed(path), chain=None if is_domain_file else e.chain, segments=segs)
+            xyz, resnum, every = read_domain(parsed(path), chain=None if is_domain_file else e.chain,
+                                             segments=segs)
         except StructureError as err:
             skipped.append((e.domain_id, path.name, str(err)))
             continue
-        xyz = xyz - xyz.mean(0)
-        rmax = float(np.linalg.norm(xyz, axis=1).max())
-        if rmax >= max_radius:
-            skipped.append((e.domain_id, path.name, f"CA {rmax:.1f} A from the centre (>= {max_radius:g})"))
+        rmax = float(np.linalg.norm(every - every.mean(0), axis=1).max())
+        if not rmax < max_radius:
+            n_beyond += 1
+            skipped.append((e.domain_id, path.name, f"an atom {rmax:.1f} A from the all-atom centre: beyond "
+                                                    f"the published {max_radius:g} A rule (domain left out)"))
             continue
-        usable[e.domain_id] = (xyz, resnum)
+        usable[e.domain_id] = (xyz - xyz.mean(0), resnum)
     cache.clear()
-
-    def write_report(lines: list[str]) -> None:
-        body = "".join(f"{d}\t{f}\t{r}\n" for d, f, r in skipped)
-        atomic_write_text(report, "".join(f"# {ln}\n" for ln in lines) + "domain\tfile\treason\n" + body)
 
     if not usable:
         write_report([f"no usable structure among {len(candidates)} domains with files"])
@@ -583,6 +750,15 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
     records = sorted((split_of[entries[d].cath[:gdepth]], entries[d].cath[:depth], d)
                      for c in classes for d in chosen[c])
     n = len(records)
+    split_sizes = [sum(1 for s, _, _ in records if s == k) for k in range(n_splits)]
+    empty = [k for k, size in enumerate(split_sizes) if size == 0]
+    if empty:
+        msg = (f"CATH build: split(s) {', '.join(_split_role(k, n_splits) for k in empty)} came out empty "
+               f"(split sizes {split_sizes}): the {n} selected domains fall in {len(sub_sizes)} {group_level} "
+               f"groups and a group never spans two splits; add structures, lower --n-splits or use a "
+               f"finer --group-level")
+        write_report([msg, f"split sizes: {split_sizes}"])
+        raise InputError(msg)
     max_atoms = max(len(usable[d][0]) for _, _, d in records)
     positions = np.zeros((n, max_atoms, 3), dtype=np.float32)
     atom_types = np.full((n, max_atoms), b"", dtype="S10")
@@ -597,21 +773,19 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
         res_indices[i, :k] = resnum
         n_atoms[i] = k
         labels[i] = lab
-    split_sizes = [sum(1 for s, _, _ in records if s == k) for k in range(n_splits)]
     starts = np.concatenate([[0], np.cumsum(split_sizes)[:-1]]).astype(np.int64)
     _save_npz(out, {"positions": positions, "n_atoms": n_atoms, "atom_types": atom_types,
                     "res_indices": res_indices, "labels": labels, "split_start_indices": starts,
                     "domain_ids": np.array([d for _, _, d in records], dtype="S16")})
-    unused = sorted(set(usable) - {d for _, _, d in records})
+    not_selected = sorted(set(usable) - {d for _, _, d in records})
+    warn = [f"class {_code(c)} absent from split {s} (fewer sub-categories than splits)" for c, s in missing]
     write_report([f"built {out.name}: {n} domains, {len(classes)} classes x {quota}, level {level}, "
                   f"splits disjoint in {group_level}",
-                  f"domains of {Path(domain_list).name} without a structure file (not listed below): "
-                  f"{len(entries) - len(candidates)}",
                   f"classes: {', '.join(_code(c) for c in classes)}",
                   f"usable domains per class: {counts}",
                   f"split sizes: {split_sizes}",
-                  f"usable but not selected (balancing / class below min_size): {len(unused)}",
-                  *(f"WARNING: class {_code(c)} absent from split {s} (fewer sub-categories "
-                    f"than splits)" for c, s in missing)])
+                  f"usable but not selected (balancing / class below min_size): {len(not_selected)}",
+                  *(f"WARNING: {w}" for w in warn)])
     return BuildSummary(out=out, report=report, n_records=n, per_class=quota, classes=classes,
-                        split_sizes=split_sizes, skipped=skipped)
+                        split_sizes=split_sizes, skipped=skipped, unmatched=unmatched, unused_files=unused,
+                        n_beyond_radius=n_beyond, warnings=warn)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import math
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,8 @@ import torch
 from datamodules._common import MANIFEST, InputError, sha256, stand_in_manifest
 from datamodules.cath import (FILES, CathDataModule, DatasetName, _cli, collate, load_npz, prepare_stand_in,
                               reduce_indices, voxelize)
-from datamodules.cath_pdb import (Segment, StructureError, build_dataset, read_boundaries, read_ca,
-                                  read_domain_list)
+from datamodules.cath_pdb import (Segment, StructureError, build_dataset, parse_structure, read_boundaries,
+                                  read_ca, read_domain_list)
 from datamodules.cath_standin import ARCHITECTURES
 from models.geometry import random_rotation
 
@@ -84,6 +85,51 @@ def test_corrupt_gzip_is_unreadable(tmp_path):
     bad.write_bytes(b"\x1f\x8b\x08\x00 definitely not gzip")
     with pytest.raises(StructureError, match="unreadable"):
         read_ca(bad, chain="A")
+
+
+def test_bcif_structure_reads_the_same_ca_as_its_pdb_twin(tmp_path):
+    """tests/data/pdb/bcif/ holds BinaryCIF files written by tests/bcif.py (FixedPoint/Delta/
+    IntegerPacking/RunLength/StringArray, masks) from 3a4rA.pdb.gz and awkward.cif."""
+    from tests.bcif import FIXTURES, fixture_bytes
+
+    xyz, resnum = read_ca(PDB / "bcif" / "3a4rA.bcif.gz", chain="A")
+    ref_xyz, ref_resnum = read_ca(PDB / "3a4rA.pdb.gz", chain="A")
+    ref = ca_lines(PDB / "3a4rA.pdb.gz")
+    assert resnum.tolist() == ref_resnum.tolist() == [r for r, _ in ref] and resnum[0] == -4
+    np.testing.assert_allclose(xyz, ref_xyz, atol=5e-4)
+    np.testing.assert_allclose(xyz, np.array([c for _, c in ref]), atol=5e-4)
+    for chain in "AB":  # altlocs, insertion codes, MSE, ion and water, second model: as from the mmCIF
+        a, ra = read_ca(PDB / "bcif" / "awkward.bcif", chain=chain)
+        b, rb = read_ca(PDB / "awkward.cif", chain=chain)
+        np.testing.assert_allclose(a, b, atol=5e-4)
+        assert ra.tolist() == rb.tolist()
+    # the writer still makes what is committed (content, not gzip bytes)
+    for name in FIXTURES:
+        fresh = tmp_path / Path(name).name
+        fresh.write_bytes(fixture_bytes(name))
+        np.testing.assert_allclose(read_ca(fresh, chain="A")[0], read_ca(PDB / name, chain="A")[0])
+
+
+def test_bcif_chains_are_author_chains_and_bad_bcif_is_unreadable(tmp_path):
+    """Antibody-style author chains H/L whose label_asym_id is A/B: CATH names domains by the author
+    chain (1abcH01), as MMCIFParser does; biopython's own BinaryCIFParser would call them A/B."""
+    from Bio.PDB.binary_cif import BinaryCIFParser
+
+    from tests.bcif import bcif_from_mmcif, mmcif_dict
+
+    d = mmcif_dict(PDB / "awkward.cif")
+    d["_atom_site.auth_asym_id"] = [{"A": "H", "B": "L"}[c] for c in d["_atom_site.auth_asym_id"]]
+    p = tmp_path / "9hl9.bcif"
+    p.write_bytes(bcif_from_mmcif(d, "9HL9"))
+    np.testing.assert_allclose(read_ca(p, chain="H")[0], read_ca(PDB / "awkward.cif", chain="A")[0], atol=5e-4)
+    np.testing.assert_allclose(read_ca(p, chain="L")[0], [[0, 10, 0]], atol=5e-4)
+    assert {c.id for c in BinaryCIFParser().get_structure(None, str(p))[0]} == {"A", "B", "C", "D"}
+    assert {c.id for c in parse_structure(p)[0]} == {"H", "L"}
+    for name, data in (("9bad.bcif", b"not msgpack at all"), ("9bae.bcif.gz", b"\x1f\x8b\x08\x00 no gzip"),
+                       ("9baf.bcif", p.read_bytes()[:500])):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(StructureError, match="unreadable BCIF file"):
+            read_ca(tmp_path / name, chain="A")
 
 
 # --------------------------------------------------------------------------- CATH text formats
@@ -171,6 +217,101 @@ def test_build_reports_skipped_and_rejects_wholly_unusable_input(tmp_path):
         build_dataset(tmp_path / "nowhere", lst, tmp_path / "y.npz")
 
 
+def test_build_matches_odd_names_and_names_every_unmatched_domain_and_unused_file(tmp_path, capsys):
+    pdb = tmp_path / "structures"
+    pdb.mkdir()
+    (pdb / "1lpbA00").write_bytes(gzip.decompress((PDB / "1lpbA.pdb.gz").read_bytes()))  # CATH dompdb
+    (pdb / "d2cvia_.ent").write_bytes(gzip.decompress((PDB / "2cviA.pdb.gz").read_bytes()))  # SCOP chain
+    shutil.copy(PDB / "bcif" / "3a4rA.bcif.gz", pdb / "3A4RA.bcif.gz")                   # BinaryCIF
+    shutil.copy(PDB / "1ahsA.pdb.gz", pdb / "adk_open.pdb.gz")                           # no id in name
+    shutil.copy(PDB / "1ahsA.pdb.gz", pdb / "d1ahsa1.ent.gz")                            # SCOP's own cut
+    shutil.copy(PDB / "1ahsA.pdb.gz", pdb / "1xyz.pdb.gz")                               # no such domain
+    (pdb / "notes.txt").write_text("where these came from\n")
+    (pdb / "old").mkdir()
+    lst = tmp_path / "list.txt"
+    lst.write_text("1lpbA00 2 60 40 10 1 1 1 1 1 85 1.8\n2cviA00 1 10 41 10 1 1 1 1 1 83 2.9\n"
+                   "3a4rA00 3 40 50 300 1 1 1 1 1 79 1.5\n1ahsA01 1 10 8 10 1 1 1 1 1 65 2.1\n"
+                   "9zzzA00 1 10 8 11 1 1 1 1 1 50 2.0\n")
+    out = tmp_path / "odd.npz"
+    assert _cli(["build", "--pdb-dir", str(pdb), "--domain-list", str(lst), "--out", str(out),
+                 "--min-size", "1", "--per-class", "1", "--n-splits", "1"]) == 0
+    printed = capsys.readouterr().out
+    with np.load(out) as z:
+        ids = sorted(d.decode() for d in z["domain_ids"])
+    assert ids == ["1lpbA00", "2cviA00", "3a4rA00"]
+    a = load_npz(out)
+    k = [d.decode() for d in np.load(out)["domain_ids"]].index("3a4rA00")
+    ca = read_ca(PDB / "3a4rA.pdb.gz", chain="A")[0]
+    np.testing.assert_allclose(a.positions[k, :a.n_atoms[k]], ca - ca.mean(0), atol=1e-3)  # bcif = pdb twin
+    report = (tmp_path / "odd.npz.report.tsv").read_text()
+    for line in ["1ahsA01\t-\tno structure file", "9zzzA00\t-\tno structure file",
+                 "-\tadk_open.pdb.gz\tunused: name 'adk_open' is not a PDB entry",
+                 "-\td1ahsa1.ent.gz\tunused: SCOP domain d1ahsa1: cut by SCOP's own domain boundaries",
+                 "-\t1xyz.pdb.gz\tunused: no domain of list.txt has id '1xyz'",
+                 "-\tnotes.txt\tunused: not a structure file name", "-\told/\tunused: a folder"]:
+        assert "\n" + line in report, line
+    assert "domains of list.txt without a structure file (2): 1ahsA01, 9zzzA00" in printed
+    for name in ("adk_open.pdb.gz (name 'adk_open'", "d1ahsa1.ent.gz (SCOP", "1xyz.pdb.gz (no domain",
+                 "notes.txt (not a structure", "old/ (a folder"):
+        assert name in printed, name
+    assert "unused entries of structures (5): " in printed
+
+
+def _pdb_lines(atoms: list[tuple[str, str, int, tuple[float, float, float]]]) -> str:
+    """ATOM/HETATM records for (atom name, residue name, residue number, xyz), chain A."""
+    lines = []
+    for i, (name, res, num, (x, y, z)) in enumerate(atoms, 1):
+        rec = "HETATM" if res == "HOH" else "ATOM  "
+        lines.append(f"{rec}{i:5d}  {name:<3s} {res} A{num:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00 20.00"
+                     f"           {name[0]}")
+    return "\n".join(lines) + "\nEND\n"
+
+
+def test_build_applies_the_published_50_A_rule_to_every_atom_and_never_clips(tmp_path, capsys):
+    """construct_dataset.py keeps a domain only if every atom is < 50 Å from the all-atom centre; a
+    domain with one far side-chain atom goes whole (named in the report), waters do not count, and
+    kept domains keep all their CA atoms (centred on their mean)."""
+    pdb = tmp_path / "pdb"
+    pdb.mkdir()
+    line = [("CA", "ALA", i + 1, (3.8 * i - 20.0 + 7, 5.0, -3.0)) for i in range(11)]   # CA up to 20 Å out
+    far_cb = line + [("CB", "ALA", 6, (7.0, 62.0, -3.0))]          # a CB ~55 Å from the all-atom centre
+    wet = line + [("O", "HOH", 301, (7.0, 5.0, 90.0))]             # a water 93 Å out: not an atom of it
+    big = [("CA", "ALA", i + 1, (9.0 * i - 45.0, 0.0, 0.0)) for i in range(11)]  # CA 45 Å out: kept whole
+    for code, atoms in (("9aaa", far_cb), ("9aab", wet), ("9aac", line), ("9aad", big)):
+        (pdb / f"{code}A00.pdb").write_text(_pdb_lines(atoms))
+    lst = tmp_path / "list.txt"
+    lst.write_text("".join(f"{c}A00 1 10 {t} 1 1 1 1 1 1 11 1.5\n"
+                           for c, t in (("9aaa", 1), ("9aab", 2), ("9aac", 3), ("9aad", 4))))
+    out = tmp_path / "r.npz"
+    assert _cli(["build", "--pdb-dir", str(pdb), "--domain-list", str(lst), "--out", str(out),
+                 "--min-size", "1", "--n-splits", "3"]) == 0
+    assert "skipped: 1 domain(s) with a structure file (1 by the 50 A rule)" in capsys.readouterr().out
+    report = (tmp_path / "r.npz.report.tsv").read_text()
+    assert "9aaaA00\t9aaaA00.pdb\tan atom 5" in report and "beyond the published 50 A rule" in report
+    assert "beyond the 50 A rule: 1" in report
+    a = load_npz(out)
+    ids = [d.decode() for d in np.load(out)["domain_ids"]]
+    assert sorted(ids) == ["9aabA00", "9aacA00", "9aadA00"] and a.n_atoms.tolist() == [11, 11, 11]
+    k = ids.index("9aadA00")
+    np.testing.assert_allclose(a.positions[k, :11, 0], 9.0 * np.arange(11) - 45.0, atol=1e-4)
+    np.testing.assert_allclose(a.positions[:, :11].mean(1), 0, atol=1e-4)
+
+
+def test_build_with_an_empty_validation_or_test_split_is_an_error(tmp_path, capsys):
+    """Four domains in four topologies cannot fill ten topology-disjoint splits: exit 2, one line
+    with the split sizes, no npz (the report is written)."""
+    out = tmp_path / "few.npz"
+    argv = ["build", "--pdb-dir", str(PDB), "--domain-list", str(DATA / "cath" / "domains.txt"),
+            "--boundaries", str(DATA / "cath" / "domall.txt"), "--out", str(out), "--min-size", "2"]
+    assert _cli(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: CATH build: split(s) 4 (training), 5 (training), 6 (training), 7 (validation), "
+                   "8 (test), 9 (test) came out empty (split sizes [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]): the 4 "
+                   "selected domains fall in 4 topo groups and a group never spans two splits; add "
+                   "structures, lower --n-splits or use a finer --group-level"]
+    assert not out.exists() and "came out empty" in (tmp_path / "few.npz.report.tsv").read_text()
+
+
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("cath_standin")
@@ -232,6 +373,7 @@ def published_like(path: Path, **changes) -> Path:
     res = np.zeros((n, a)) - 1
     for i, k in enumerate(n_atoms):
         pos[i, :k] = rng.normal(size=(k, 3)) * 5
+        pos[i, :k] -= pos[i, :k].mean(0)  # centred on the CA mean, as construct_dataset.py writes
         types[i, :k] = b"CA"
         res[i, :k] = np.arange(k)
     arrays = {"positions": pos, "n_atoms": n_atoms, "atom_types": types, "res_indices": res,
@@ -274,6 +416,72 @@ def test_bad_npz_names_file_and_field(tmp_path, changes, field):
     with pytest.raises(InputError) as e:
         load_npz(p)
     assert str(p) in str(e.value) and field in str(e.value)
+
+
+def _corrupt(kind: str) -> dict:
+    """Field changes of :func:`published_like` that break the coordinates of some records."""
+    with np.load(published_like(Path(tempfile.mkdtemp()) / "ok.npz")) as z:
+        pos, n_atoms = z["positions"].copy(), z["n_atoms"]
+    if kind == "non-finite":
+        pos[5, 1] = [np.nan, 0, np.inf]
+    elif kind == "uncentred":                       # +1e4 Å: a translated file
+        pos[[3, 7, 9]] += 1e4 * (np.arange(pos.shape[1]) < n_atoms[[3, 7, 9], None])[..., None]
+    elif kind == "x1e30":                           # a unit mix-up: centred, far outside any box
+        pos *= 1e30
+    elif kind == "outside":                         # centred but ~150 Å across: mostly off the grid
+        pos[2] *= 30
+    return {"positions": pos, "domain_ids": np.array([f"1r{i:02d}A00" for i in range(12)], dtype="S16")}
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("non-finite", "1 of 12 records hold non-finite coordinates (NaN, inf, or beyond the float32 range), "
+                   "first record 5 (1r05A00): atom 1 is [nan, 0.0, inf]"),
+    ("uncentred", "3 of 12 records not centred (CA centroid more than 1 Å from the origin; the published "
+                  "file is centred on the CA mean), first record 3 (1r03A00): centroid 1.73e+04 Å"),
+    ("x1e30", "12 of 12 records have most of their atoms outside the voxel box of the config "
+              "(data.grid_size x data.bin_size = 50 x 2 Å: ±50 Å about the origin), first record 0 (1r00A00)"),
+    ("outside", "1 of 12 records have most of their atoms outside the voxel box of the config "
+                "(data.grid_size x data.bin_size = 50 x 2 Å: ±50 Å about the origin), first record 2 (1r02A00)"),
+])
+def test_bad_coordinates_are_refused_naming_file_record_and_count(tmp_path, capsys, kind, message):
+    """Coordinates that would voxelise to empty or shifted grids (and train as if real) are one
+    InputError before any training: prepare_data, the info command (exit 2, one line) and the runner."""
+    p = published_like(tmp_path / FILES["10arch"], **_corrupt(kind))
+    dm = CathDataModule(tmp_path, num_classes=3, train_splits=(0,), val_splits=(1,), test_splits=(2,))
+    with pytest.raises(InputError) as e:
+        dm.prepare_data()
+    assert str(e.value).startswith(f"CATH: {p}: field 'positions': ") and message in str(e.value)
+    assert _cli(["info", str(p)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: CATH: ") and message in err[0]
+
+
+def test_bad_coordinates_stop_the_runner_with_one_line(tmp_path, capsys):
+    from reproduce.cath import BENCH
+    from reproduce.runner import main
+
+    published_like(tmp_path / FILES["10arch"], **_corrupt("uncentred"))
+    argv = ["--preset", "smoke", "--logger", "none", "--results-dir", str(tmp_path / "res"),
+            "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path)]
+    assert main(BENCH, argv=argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: CATH: ") and "3 of 12 records not centred" in err[-1], err
+    assert not [p for p in (tmp_path / "res").rglob("*") if p.is_file()]   # no row, no table
+
+
+def test_box_check_follows_the_config_and_tolerates_a_few_atoms_outside(tmp_path, capsys):
+    p = published_like(tmp_path / FILES["10arch"])
+    a = load_npz(p, (9, 6.0))                       # 54 Å box: every record of the fixture is inside
+    assert a.domain_ids is None and len(a) == 12
+    with pytest.raises(InputError, match=r"12 of 12 records have most .* = 2 x 1 Å: ±1 Å"):
+        load_npz(p, (2, 1.0))
+    pos = np.zeros((1, 4, 3))
+    pos[0, :, 0] = [-30.0, 10.0, 10.0, 10.0]         # centred; one atom of four beyond ±27 Å: kept
+    q = published_like(tmp_path / "few.npz", positions=np.repeat(pos, 12, 0)[:, :4], n_atoms=np.full(12, 4),
+                       atom_types=np.full((12, 4), b"CA", dtype="S10"), res_indices=np.zeros((12, 4)))
+    load_npz(q, (9, 6.0))
+    assert _cli(["info", str(q), "--grid-size", "9", "--bin-size", "6"]) == 0
+    assert "12 records with atoms outside the 9 x 6 Å box (12 atoms)" in capsys.readouterr().out
 
 
 def test_unreadable_npz_errors(tmp_path):
@@ -385,7 +593,7 @@ def test_prepare_data_validates_every_split_and_the_dataset_choice(standin, tmp_
 
 def test_stand_in_manifest_reused_then_regenerated_when_a_parameter_changes(tmp_path):
     d = tmp_path / "standin"
-    kw = dict(stand_in=True, stand_in_per_class=10, stand_in_topologies=10, grid_size=9)
+    kw = dict(stand_in=True, stand_in_per_class=10, stand_in_topologies=10, grid_size=9, bin_size=6.0)
     CathDataModule(d, **kw).prepare_data()
     m = stand_in_manifest(d)
     npz = d / FILES["10arch"]
