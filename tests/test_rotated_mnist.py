@@ -6,6 +6,7 @@ planar baselines (exact p4 equivariance, negative control), and one end-to-end s
 reproduce/rotated_mnist.py through the shared runner incl. --evaluate."""
 import csv
 import json
+import logging
 import math
 import os
 import subprocess
@@ -148,6 +149,59 @@ def test_cache_is_keyed_by_size_and_mtime(tmp_path):
     os.utime(p, ns=(1, 10**18))
     assert read_amat(p)[1].tolist() == [1, 2, 7]
     assert len(list(tmp_path.glob(".a.amat.*.npz"))) == 1  # the stale cache was replaced
+
+
+def _truncate(cp: Path) -> None:
+    cp.write_bytes(cp.read_bytes()[:cp.stat().st_size // 2])
+
+
+def _rewrite(cp: Path, **arrays) -> None:
+    """Rewrite cache ``cp`` with some arrays replaced (None: dropped)."""
+    with np.load(cp) as z:
+        old = {k: z[k] for k in z.files}
+    old.update(arrays)
+    with open(cp, "wb") as f:
+        np.savez(f, **{k: v for k, v in old.items() if v is not None})
+
+
+@pytest.mark.parametrize("spoil, reason", [
+    (_truncate, "is not an .npz archive"),
+    (lambda cp: cp.write_bytes(b""), "is not an .npz archive (0 bytes"),
+    (lambda cp: cp.write_bytes(b"not a zip file\n" * 20), "is not an .npz archive"),
+    (lambda cp: _rewrite(cp, source_sha256=None), "has arrays images, labels, source_mtime_ns, source_size"),
+    (lambda cp: _rewrite(cp, images=np.zeros((3, 28, 27), np.float32)), "holds images float32 (3, 28, 27)"),
+    (lambda cp: _rewrite(cp, labels=np.arange(2)), "holds labels int64 (2,) for 3 images"),
+    (lambda cp: _rewrite(cp, images=np.full((3, 28, 28), 2, np.float32)), "holds pixels outside [0, 1]"),
+    (lambda cp: _rewrite(cp, source_sha256=np.str_("0" * 64)), "is stale"),  # same name, other content
+])
+def test_unusable_cache_is_rebuilt_with_one_warning(tmp_path, caplog, spoil, reason):
+    p = _write(tmp_path / "a.amat", [_row("1"), _row("2"), _row("3")])
+    read_amat(p)
+    (cp,) = tmp_path.glob(".a.amat.*.npz")
+    spoil(cp)
+    with caplog.at_level(logging.WARNING, logger="datamodules.rotated_mnist"):
+        x, y = read_amat(p)
+    assert y.tolist() == [1, 2, 3] and x.shape == (3, 28, 28) and np.all(x == np.float32(0.5))
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert msg.startswith(f"warning: rotated_mnist: parse cache {cp} {reason}"), msg
+    assert msg.endswith("rebuilt it from a.amat") and "\n" not in msg
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="datamodules.rotated_mnist"):
+        assert read_amat(p)[1].tolist() == [1, 2, 3]  # the rebuilt cache loads, silently
+    assert not caplog.records and [c.name for c in tmp_path.glob(".a.amat.*")] == [cp.name]
+
+
+def test_unusable_cache_in_prepare_data_is_rebuilt_not_a_traceback(standin, tmp_path, caplog):
+    d = tmp_path / "copy"
+    d.mkdir()
+    for name in FILES.values():
+        (d / name).write_bytes((standin[0] / name).read_bytes())
+    RotatedMNISTDataModule(d).prepare_data()
+    for cp in d.glob(".*.npz"):
+        _truncate(cp)
+    with caplog.at_level(logging.WARNING, logger="datamodules.rotated_mnist"):
+        RotatedMNISTDataModule(d).prepare_data()
+    assert len(caplog.records) == 2 and all("rebuilt it from" in r.getMessage() for r in caplog.records)
 
 
 def test_datamodule_subsets_augmentation_and_test_dir(standin, tmp_path):
