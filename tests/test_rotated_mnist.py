@@ -6,6 +6,7 @@ planar baselines (exact p4 equivariance, negative control), and one end-to-end s
 reproduce/rotated_mnist.py through the shared runner incl. --evaluate."""
 import csv
 import json
+import logging
 import math
 import os
 import subprocess
@@ -122,12 +123,49 @@ def _row(label="3", n=784) -> str:
     (_row(label="11"), "line 2: label 11 is not an integer in 0-9"),
     (_row(label="2.5"), "line 2: label 2.5"),
     (_row().replace("0.5", "x", 1), "line 2: not a row of numbers"),
+    (_row().replace("0.5", "1.5", 1), r"line 2: pixel 1 of 784 \(image row 0, column 0\) is 1.5; pixels must be "
+                                      r"finite numbers in \[0, 1\]$"),
+    (" ".join(["0.5"] * 30 + ["-0.25"] + ["0.5"] * 753 + ["3"]), r"line 2: pixel 31 of 784 \(image row 1, "
+                                                              r"column 2\) is -0.25"),
+    (" ".join(["0.5"] * 100 + ["nan", "inf"] + ["0.5"] * 682 + ["3"]),
+     r"line 2: pixel 101 of 784 \(image row 3, column 16\) is nan; .* \(2 such pixels on this line\)"),
+    (_row(label="nan"), "line 2: label nan is not an integer in 0-9"),
 ])
 def test_bad_amat_rows_name_file_and_line(tmp_path, bad, msg):
     p = _write(tmp_path / "f.amat", [_row(), bad])
     with pytest.raises(InputError, match=msg) as e:
         read_amat(p, cache=False)
     assert str(p) in str(e.value)
+
+
+@pytest.mark.parametrize("rows", [1, 2])
+def test_train_valid_file_too_small_for_the_split_is_an_error_with_the_numbers(tmp_path, rows):
+    _write(tmp_path / FILES["train_valid"], [_row("1")] * rows)
+    write_amat(tmp_path / FILES["test"], np.zeros((2, 784)), np.arange(2))
+    want = (f"rotated_mnist: {tmp_path / FILES['train_valid']} has {rows} rows; the published split "
+            f"(first round(N·10/12) rows train, the rest validation: 10,000 / 2,000 of 12,000) leaves "
+            f"{rows} training and 0 validation rows; a train/valid file needs at least 3 rows")
+    with pytest.raises(InputError) as e:
+        RotatedMNISTDataModule(tmp_path).prepare_data()
+    assert str(e.value) == want
+    with pytest.raises(InputError, match="0 validation rows"):
+        load_split(tmp_path, "valid")
+    _write(tmp_path / FILES["train_valid"], [_row("1")] * 3)  # the smallest file the rule splits: 2 + 1
+    assert [len(load_split(tmp_path, s)[1]) for s in ("train", "valid")] == [2, 1]
+    RotatedMNISTDataModule(tmp_path).prepare_data()
+    with pytest.raises(InputError, match="train_size 3 exceeds the 2 training digits"):
+        RotatedMNISTDataModule(tmp_path, train_size=3).prepare_data()  # before training, not in setup
+    with pytest.raises(InputError, match="stand_in_digits must be between 13 and 5000"):
+        RotatedMNISTDataModule(tmp_path, stand_in=True, stand_in_digits=12)
+
+
+def test_pixel_out_of_range_in_prepare_data_names_file_line_and_value(tmp_path):
+    write_amat(tmp_path / FILES["train_valid"], np.full((12, 784), 0.5), np.arange(12) % 10)
+    _write(tmp_path / FILES["test"], [_row("1"), _row("2"), _row("3").replace("0.5", "255", 1)])
+    with pytest.raises(InputError) as e:
+        RotatedMNISTDataModule(tmp_path).prepare_data()
+    assert str(e.value) == (f"{tmp_path / FILES['test']}: line 3: pixel 1 of 784 (image row 0, column 0) is "
+                            f"255; pixels must be finite numbers in [0, 1]")
 
 
 def test_missing_files_are_input_errors(tmp_path):
@@ -148,6 +186,59 @@ def test_cache_is_keyed_by_size_and_mtime(tmp_path):
     os.utime(p, ns=(1, 10**18))
     assert read_amat(p)[1].tolist() == [1, 2, 7]
     assert len(list(tmp_path.glob(".a.amat.*.npz"))) == 1  # the stale cache was replaced
+
+
+def _truncate(cp: Path) -> None:
+    cp.write_bytes(cp.read_bytes()[:cp.stat().st_size // 2])
+
+
+def _rewrite(cp: Path, **arrays) -> None:
+    """Rewrite cache ``cp`` with some arrays replaced (None: dropped)."""
+    with np.load(cp) as z:
+        old = {k: z[k] for k in z.files}
+    old.update(arrays)
+    with open(cp, "wb") as f:
+        np.savez(f, **{k: v for k, v in old.items() if v is not None})
+
+
+@pytest.mark.parametrize("spoil, reason", [
+    (_truncate, "is not an .npz archive"),
+    (lambda cp: cp.write_bytes(b""), "is not an .npz archive (0 bytes"),
+    (lambda cp: cp.write_bytes(b"not a zip file\n" * 20), "is not an .npz archive"),
+    (lambda cp: _rewrite(cp, source_sha256=None), "has arrays images, labels, source_mtime_ns, source_size"),
+    (lambda cp: _rewrite(cp, images=np.zeros((3, 28, 27), np.float32)), "holds images float32 (3, 28, 27)"),
+    (lambda cp: _rewrite(cp, labels=np.arange(2)), "holds labels int64 (2,) for 3 images"),
+    (lambda cp: _rewrite(cp, images=np.full((3, 28, 28), 2, np.float32)), "holds pixels outside [0, 1]"),
+    (lambda cp: _rewrite(cp, source_sha256=np.str_("0" * 64)), "is stale"),  # same name, other content
+])
+def test_unusable_cache_is_rebuilt_with_one_warning(tmp_path, caplog, spoil, reason):
+    p = _write(tmp_path / "a.amat", [_row("1"), _row("2"), _row("3")])
+    read_amat(p)
+    (cp,) = tmp_path.glob(".a.amat.*.npz")
+    spoil(cp)
+    with caplog.at_level(logging.WARNING, logger="datamodules.rotated_mnist"):
+        x, y = read_amat(p)
+    assert y.tolist() == [1, 2, 3] and x.shape == (3, 28, 28) and np.all(x == np.float32(0.5))
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert msg.startswith(f"warning: rotated_mnist: parse cache {cp} {reason}"), msg
+    assert msg.endswith("rebuilt it from a.amat") and "\n" not in msg
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="datamodules.rotated_mnist"):
+        assert read_amat(p)[1].tolist() == [1, 2, 3]  # the rebuilt cache loads, silently
+    assert not caplog.records and [c.name for c in tmp_path.glob(".a.amat.*")] == [cp.name]
+
+
+def test_unusable_cache_in_prepare_data_is_rebuilt_not_a_traceback(standin, tmp_path, caplog):
+    d = tmp_path / "copy"
+    d.mkdir()
+    for name in FILES.values():
+        (d / name).write_bytes((standin[0] / name).read_bytes())
+    RotatedMNISTDataModule(d).prepare_data()
+    for cp in d.glob(".*.npz"):
+        _truncate(cp)
+    with caplog.at_level(logging.WARNING, logger="datamodules.rotated_mnist"):
+        RotatedMNISTDataModule(d).prepare_data()
+    assert len(caplog.records) == 2 and all("rebuilt it from" in r.getMessage() for r in caplog.records)
 
 
 def test_datamodule_subsets_augmentation_and_test_dir(standin, tmp_path):
@@ -267,11 +358,20 @@ def test_mistyped_config_value_is_one_line_exit_2_before_any_data(tmp_path, over
     assert not (tmp_path / "data").exists() and not (tmp_path / "res").exists()
 
 
-def test_smoke_reproduction_end_to_end_and_evaluate_on_other_data(tmp_path):
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The smoke preset trained once on its stand-in (300 digits: 242 test digits, test_size 50)."""
+    tmp_path = tmp_path_factory.mktemp("mnistrot_smoke")
     res, runs = tmp_path / "res", tmp_path / "runs"
     p = _cli("--preset", "smoke", "--logger", "csv", "--results-dir", str(res), "--runs-dir", str(runs),
              "--data-dir", str(tmp_path / "data"), "--stand-in")
     assert p.returncode == 0, p.stderr[-3000:]
+    return tmp_path, p
+
+
+def test_smoke_reproduction_end_to_end_and_evaluate_on_other_data(smoke_run):
+    tmp_path, p = smoke_run
+    res = tmp_path / "res"
     rows = list(csv.DictReader(open(res / "rotated_mnist.csv")))
     assert {r["model"] for r in rows} == {"hnet", "cnn", "cnn_aug", "p4cnn"}
     by = {(r["model"], r["setting"]): r for r in rows}
@@ -292,7 +392,48 @@ def test_smoke_reproduction_end_to_end_and_evaluate_on_other_data(tmp_path):
     assert q.returncode == 0, q.stderr[-3000:]
     out = json.loads(q.stdout.strip().splitlines()[-1])
     assert out["data_dir"] == str(tmp_path / "other") and 0.0 <= out["test_acc"] <= 1.0
+    # every test digit of the other folder, not the checkpoint's training-time test_size (50)
+    test_file = str(tmp_path / "other" / FILES["test"])
+    assert out["test_samples"] == stand_in_sizes(300)["test"] == 242 and out["test_files"] == [test_file]
+    assert f"[rotated_mnist] scored 242 test samples from {test_file}" in q.stderr.splitlines()
     assert float(out["equivariance_error_rot90"]) < 1e-10
     # scored on the invocation's stand-in (seed 1), not rewritten with the checkpoint's own (seed 0)
     assert stand_in_manifest(tmp_path / "other")["params"] == {"digits": 300, "seed": 1}
     assert stand_in_manifest(tmp_path / "data")["params"] == {"digits": 300, "seed": 0}
+
+
+def _smoke_checkpoint(tmp_path: Path) -> Path:
+    rows = list(csv.DictReader(open(tmp_path / "res" / "rotated_mnist.csv")))
+    return ROOT / next(r for r in rows if (r["model"], r["setting"]) == ("hnet", "train_size=all"))["checkpoint"]
+
+
+@pytest.mark.parametrize("override, scored", [(None, 242), ("data.test_size=null", 242),
+                                              ("data.test_size=7", 7), ("data.test_size=50", 50)])
+def test_evaluate_scores_every_test_digit_unless_its_command_line_says(smoke_run, tmp_path, override, scored):
+    """``--evaluate`` on a folder holding only the test file of a stand-in (242 digits): all of
+    them by default and with ``data.test_size=null``; ``data.test_size=N`` on this command line
+    limits it, even to the checkpoint's own training-time value (50)."""
+    run_tmp, _ = smoke_run
+    only = tmp_path / "only-test"
+    only.mkdir()
+    (only / FILES["test"]).write_bytes((run_tmp / "data" / FILES["test"]).read_bytes())
+    q = _cli("--preset", "smoke", "--evaluate", str(_smoke_checkpoint(run_tmp)), "--data-dir", str(only),
+             "--logger", "none", *([override] if override else []))
+    assert q.returncode == 0, q.stderr[-3000:]
+    out = json.loads(q.stdout.strip().splitlines()[-1])
+    assert out["test_samples"] == scored and out["test_files"] == [str(only / FILES["test"])]
+    assert f"[rotated_mnist] scored {scored} test samples from {only / FILES['test']}" in q.stderr.splitlines()
+    assert sorted(f.name for f in only.iterdir() if not f.name.startswith(".")) == [FILES["test"]]
+
+
+def test_evaluate_datamodule_needs_only_the_test_file_and_has_no_state(tmp_path):
+    write_amat(tmp_path / FILES["test"], np.full((5, 784), 0.25), np.arange(5))
+    dm = RotatedMNISTDataModule(tmp_path, test_only=True, train_size=10**6)
+    dm.prepare_data()  # no train/valid file needed, train_size not checked
+    dm.setup("test")
+    assert len(dm.test_dataloader().dataset) == 5 and dm.test_files == [tmp_path / FILES["test"]]
+    assert dm.train_set is None and dm.state_dict() == {}  # raw [0, 1] pixels: no training statistics
+    with pytest.raises(InputError, match="missing"):
+        RotatedMNISTDataModule(tmp_path).prepare_data()
+    with pytest.raises(InputError, match=f"missing {tmp_path / 'nope' / FILES['test']}"):
+        RotatedMNISTDataModule(tmp_path, test_only=True, test_dir=tmp_path / "nope").prepare_data()
