@@ -60,6 +60,9 @@ class Benchmark:
     models: ClassVar[dict[str, Any]] = {}
     task: ClassVar[type | None] = None
     report: ClassVar[Any] = None
+    #: dotted config values ``--evaluate`` sets on the checkpoint's config before the command
+    #: line's overrides (e.g. score the whole test split whatever the training run scored)
+    evaluate_defaults: ClassVar[dict] = {}
 
     # -- data ----------------------------------------------------------------------------------
     def datamodule_args(self, ctx: Context, run: Run) -> dict:

@@ -2,8 +2,8 @@
 format, without training.
 
 The run's own resolved config (``config.yaml`` beside ``checkpoints/``) rebuilds the datamodule,
-backbone and task — not the command line's preset — with the command line's ``key=value``
-overrides applied on top (e.g. ``data.test_dir=...``). State the datamodule saved in the
+backbone and task — not the command line's preset — with the benchmark's ``evaluate_defaults``
+and then the command line's ``key=value`` overrides applied on top (e.g. ``data.test_dir=...``). State the datamodule saved in the
 checkpoint (e.g. training normalisation statistics, Lightning's ``state_dict`` hook) is restored,
 so an evaluation folder needs only the files it scores. A checkpoint or config that cannot be
 used is one ``error:`` line. The result (metrics, how many samples were scored, from where) is
@@ -36,7 +36,7 @@ def load_run(bench, ckpt: Path, overrides: list[str]) -> tuple[Run, Path]:
             raise ValueError("not a mapping")
         if meta.get("benchmark") != bench.name:
             raise InputError(f"--evaluate: {ckpt} is a '{meta.get('benchmark')}' checkpoint, not {bench.name}")
-        cfg = meta["config"]
+        cfg = set_dotted(meta["config"], bench.evaluate_defaults)
         for text in overrides:
             keys, value = parse_override(text)
             cfg = set_dotted(cfg, {".".join(keys): value})
