@@ -218,19 +218,16 @@ class Table:
 
     ``order`` fixes which row keys appear and in which order (keys without rows are skipped);
     without it the keys present are sorted numerically where they are numbers. ``where``
-    filters the CSV rows first. ``for_each`` repeats the table for every value of another
-    column, with ``heading`` / ``intro`` formatted with ``{value}`` (or callables of
-    ``(view, value)``). ``after`` is text (or a callable of the view) after the table; a table
-    without any row renders nothing, unless ``always`` is set."""
+    filters the CSV rows first. ``heading``, ``intro`` (before) and ``after`` are text or
+    callables of the view; a table without any row renders nothing, unless ``always`` is set."""
 
     columns: list[Col]
     rows: str = "model"
     order: Sequence | Callable[[View], Sequence] | None = None
     where: dict = field(default_factory=dict)
-    heading: str | Callable[..., str] = ""
-    intro: str | Callable[..., str] = ""
+    heading: str | Callable[[View], str] = ""
+    intro: str | Callable[[View], str] = ""
     after: str | Callable[[View], str] = ""
-    for_each: str | None = None
     always: bool = False
 
     def _keys(self, view: View, rows: list[dict]) -> list:
@@ -243,52 +240,19 @@ class Table:
         except ValueError:
             return present
 
-    def _grid(self, view: View, rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-        """Header and body cells of the table over ``rows``."""
+    def grid(self, view: View) -> tuple[list[str], list[list[str]]]:
+        """Header and body cells (the same for the Markdown and for W&B tables)."""
+        rows = select(view.rows, **self.where) if self.where else view.rows
         body = [[c.cell(select(rows, **{self.rows: k}), k, view) for c in self.columns]
                 for k in self._keys(view, rows)]
         return [c.header(view) if callable(c.header) else c.header for c in self.columns], body
 
-    def _one(self, view: View, rows: list[dict], value=None) -> str:
-        heads, body = self._grid(view, rows)
+    def render(self, view: View) -> str:
+        heads, body = self.grid(view)
         if not body and not self.always:
             return ""
-        text = ""
-        for part in (self.heading, self.intro):
-            if callable(part):
-                text += part(view, value) if self.for_each else part(view)
-            elif part:
-                text += part.format(value=value)
-        return text + md_table(heads, body)
-
-    def _groups(self, rows: list[dict]) -> list:
-        if not self.for_each:
-            return [None]
-        vals = list(dict.fromkeys(str(r[self.for_each]) for r in rows if r.get(self.for_each) not in (None, "")))
-        try:
-            vals.sort(key=float)
-        except ValueError:
-            pass
-        return vals
-
-    def data(self, view: View) -> list[tuple[str, list[str], list[list[str]]]]:
-        """(title, header, body) per table this section renders — for W&B tables."""
-        rows = select(view.rows, **self.where) if self.where else view.rows
-        out = []
-        for v in self._groups(rows):
-            part = rows if v is None else select(rows, **{self.for_each: v})
-            heads, body = self._grid(view, part)
-            if body:
-                out.append((f"{self.for_each}={v}" if v is not None else "", heads, body))
-        return out
-
-    def render(self, view: View) -> str:
-        rows = select(view.rows, **self.where) if self.where else view.rows
-        text = "".join(self._one(view, rows if v is None else select(rows, **{self.for_each: v}), v)
-                       for v in self._groups(rows))
-        if not text:
-            return ""
-        return text + (self.after(view) if callable(self.after) else self.after)
+        text = lambda part: part(view) if callable(part) else part  # noqa: E731
+        return text(self.heading) + text(self.intro) + md_table(heads, body) + text(self.after)
 
 
 @dataclass
@@ -553,7 +517,7 @@ def table_data(bench, cfg: dict, rows: list[dict]) -> list[tuple[str, list[str],
     """Every declared :class:`Table` of the report as (title, header, body) — the same cells
     as the Markdown, for loggers that take tables (W&B)."""
     view = View(bench=bench, cfg=cfg, rows=rows, results_dir=Path("."))
-    return [t for s in bench.report.sections if isinstance(s, Table) for t in s.data(view)]
+    return [("", *s.grid(view)) for s in bench.report.sections if isinstance(s, Table) and s.grid(view)[1]]
 
 
 def wandb_tables(bench, cfg: dict, rows: list[dict], runs_dir: Path) -> None:
