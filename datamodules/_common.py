@@ -82,18 +82,35 @@ def ensure_stand_in(data_dir: str | os.PathLike, benchmark: str, params: dict,
     its sha256; regenerated (the files its old manifest lists are removed first) when the
     parameters differ; an :class:`InputError` when a listed file is missing or changed, or when
     the folder holds files but no manifest (someone else's data). The manifest is written last.
+    The sha256 pass runs once per process while no file of the folder changes (Lightning calls
+    ``prepare_data`` again in every ``fit``; a paper-size stand-in is gigabytes).
     Returns True when it wrote the stand-in. Processes that call it at once (DDP ranks, two
     invocations) take turns on a lock file beside the folder: the first writes, the others then
     find the fresh manifest.
     """
     d = Path(data_dir)
+    key = (str(d.resolve()), json.dumps(_normal(params), sort_keys=True))
+    if _VERIFIED.get(key) == _stamp(d):  # hashed already in this process, no file changed since
+        return False
     d.parent.mkdir(parents=True, exist_ok=True)
     with open(d.parent / f".{d.name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return _ensure_stand_in(d, benchmark, params, write, description)
+            wrote = _ensure_stand_in(d, benchmark, params, write, description)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+    _VERIFIED[key] = _stamp(d)
+    return wrote
+
+
+#: stand-ins verified by this process: (folder, params) -> the folder's file stamps then
+_VERIFIED: dict[tuple[str, str], tuple] = {}
+
+
+def _stamp(root: Path) -> tuple:
+    """(name, mtime, size) of every file under ``root``: a change of any file changes it."""
+    return tuple((str(p.relative_to(root)), p.stat().st_mtime_ns, p.stat().st_size)
+                 for p in sorted(root.rglob("*")) if p.is_file()) if root.is_dir() else ()
 
 
 def _ensure_stand_in(d: Path, benchmark: str, params: dict, write: Callable[[Path], object],

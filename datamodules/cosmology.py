@@ -525,13 +525,10 @@ class CosmologyDataModule(pl.LightningDataModule):
         unchanged), then read and validate both splits (cached in-process); the test split only
         when ``require_train`` is False."""
         if self.stand_in:
-            m, tokens, root = self.stand_in_maps, self.tokens, str(self.data_dir.resolve())
+            m, tokens = self.stand_in_maps, self.tokens
             params = {"nside": self.nside, **asdict(m), "tokens": list(tokens)}
-            # the manifest hashes every file: once per process and state of the folder, not per fit
-            if _VERIFIED.get(root) != (params, _stamp(self.data_dir)):
-                ensure_stand_in(self.data_dir, BENCH, params, lambda d: write_stand_in(d, self.nside, m, tokens),
-                                stand_in_description(self.nside, m))
-                _VERIFIED[root] = (params, _stamp(self.data_dir))
+            ensure_stand_in(self.data_dir, BENCH, params, lambda d: write_stand_in(d, self.nside, m, tokens),
+                            stand_in_description(self.nside, m))
         self._load(("train", "test") if self.require_train else ("test",))
 
     def _load(self, splits: Sequence[str] = ("train", "test")) -> dict:
@@ -605,15 +602,6 @@ class CosmologyDataModule(pl.LightningDataModule):
 
 
 #: stand-in folders whose manifest this process has verified: path → (params, file stamps)
-_VERIFIED: dict[str, tuple] = {}
-
-
-def _stamp(root: Path) -> tuple:
-    """(name, mtime, size) of every file under ``root``: a change of any file changes it."""
-    return tuple((str(p.relative_to(root)), p.stat().st_mtime_ns, p.stat().st_size)
-                 for p in sorted(root.rglob("*")) if p.is_file()) if root.is_dir() else ()
-
-
 # --------------------------------------------------------------------------- stand-in
 def stand_in_cl(nside: int, lmax: int, ell0: float = 20.0, beam_pixels: float = 1.0) -> np.ndarray:
     """Target angular power spectrum of the stand-in, ``C_ℓ = (ℓ + ℓ₀)⁻² · b_ℓ²``, ``C_0 = C_1 = 0``.

@@ -8,8 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: import name -> distribution name where they differ
-DIST = {"pytorch_lightning": "pytorch-lightning", "lightning_fabric": "pytorch-lightning",  # bundled in its wheel
-        "yaml": "pyyaml", "Bio": "biopython",
+DIST = {"pytorch_lightning": "pytorch-lightning", "yaml": "pyyaml", "Bio": "biopython",
         "sklearn": "scikit-learn"}
 OWN = {"models", "datamodules", "reproduce", "tests"}
 TEST_ONLY = {"pytest"}

@@ -42,7 +42,7 @@ from typing import Iterable, Sequence
 import torch
 from e3nn import o3
 
-from models.geometry import cube_rotations, resample_volume, rotate_voxels
+from models.geometry import cube_rotations, resample_volume, rotate_voxels  # noqa: F401 (cube_rotations: doctest)
 
 Rs_t = Sequence[tuple[int, int]]
 

@@ -63,18 +63,18 @@ def check_checkpoint(path: str | os.PathLike) -> str | None:
     return None
 
 
-def resume_point(ckpt_dir: Path) -> tuple[Path | None, list[str]]:
-    """The checkpoint to resume from (``last.ckpt``, else ``last.ckpt.prev``), and one line per
-    damaged candidate passed over. None: start the run from scratch."""
-    notes = []
+def resume_point(ckpt_dir: Path) -> tuple[Path | None, dict[Path, str]]:
+    """The checkpoint to resume from (``last.ckpt``, else ``last.ckpt.prev``; None: start the
+    run from scratch), and each damaged candidate passed over with the reason."""
+    damaged = {}
     for cand in (Path(ckpt_dir) / "last.ckpt", Path(ckpt_dir) / "last.ckpt.prev"):
         if not cand.exists():
             continue
         why = check_checkpoint(cand)
         if why is None:
-            return cand, notes
-        notes.append(f"{cand} is damaged ({why})")
-    return None, notes
+            return cand, damaged
+        damaged[cand] = why
+    return None, damaged
 
 
 def clean_temporaries(ckpt_dir: Path) -> None:

@@ -309,10 +309,10 @@ def check_args(target, section: dict | None, where: str, given: dict | None = No
     path ``where``) plus the runner-supplied ``given`` ones, each value checked against the
     parameter's annotation. Unknown keys, missing required ones, a key that the runner supplies
     and wrong types are :class:`InputError`. Nothing is constructed."""
+    if section is not None and not isinstance(section, dict):
+        raise InputError(f"config {where}: expected a mapping, got {_got(section)}")
     section = dict(section or {})
     given = dict(given or {})
-    if not isinstance(section, dict):
-        raise InputError(f"config {where}: expected a mapping, got {_got(section)}")
     params, hints, var_kw = _signature(target)
     name = getattr(target, "__name__", str(target))
     kwargs: dict[str, Any] = {}

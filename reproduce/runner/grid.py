@@ -166,10 +166,10 @@ def run_state(run_dir: Path) -> str:
     """done, resumable (a checkpoint that loads), damaged (checkpoints that do not), or todo."""
     if (run_dir / "done").is_file():
         return "done"
-    ckpt, notes = resume_point(run_dir / "checkpoints")
+    ckpt, damaged = resume_point(run_dir / "checkpoints")
     if ckpt is not None:
         return "resumable" if ckpt.name == "last.ckpt" else "resumable (from last.ckpt.prev; last.ckpt damaged)"
-    return "damaged (will restart)" if notes else "todo"
+    return "damaged (will restart)" if damaged else "todo"
 
 
 def list_grid(ctx, runs: list[Run]) -> None:

@@ -509,7 +509,7 @@ def render(bench, cfg: dict, rows: list[dict], results_dir: Path) -> Path | None
     results_dir = Path(results_dir)
     path = results_dir / f"{bench.name}.md"
     atomic_write_text(path, render_text(bench, cfg, rows, results_dir))
-    update_index(results_dir, bench, View(bench=bench, cfg=cfg, rows=rows, results_dir=results_dir))
+    update_index(results_dir, bench, cfg, rows)
     return path
 
 
@@ -523,12 +523,13 @@ def table_data(bench, cfg: dict, rows: list[dict]) -> list[tuple[str, list[str],
 def wandb_tables(bench, cfg: dict, rows: list[dict], runs_dir: Path) -> None:
     """Log the benchmark's tables (reproduced beside published, the same cells as the Markdown)
     as ``wandb.Table``s of one W&B run per invocation (job type ``table``)."""
-    if "WANDB_MODE" not in os.environ and "WANDB_API_KEY" not in os.environ:
-        os.environ["WANDB_MODE"] = "offline"
     import wandb
+
+    from reproduce.runner.trainer import wandb_project
+    project = wandb_project()
     folder = Path(runs_dir) / bench.name / cfg["preset"] / "tables"
     folder.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(project=os.environ.get("WANDB_PROJECT", "equivariant-bench"), job_type="table",
+    run = wandb.init(project=project, job_type="table",
                      group=f"{bench.name}/table", name=f"{bench.name}-{cfg['preset']}-table", dir=str(folder),
                      tags=[bench.name, f"preset={cfg['preset']}"], config={"preset": cfg["preset"]},
                      settings=wandb.Settings(silent=True))
@@ -571,8 +572,10 @@ def _read_index(path: Path) -> dict[str, list[str]]:
     return rows
 
 
-def update_index(results_dir: Path, bench, view: View) -> None:
+def update_index(results_dir: Path, bench, cfg: dict, rows: list[dict]) -> None:
+    """Replace (or add) this benchmark's row of ``results/README.md``, keeping the others."""
     path = Path(results_dir) / "README.md"
+    view = View(bench=bench, cfg=cfg, rows=rows, results_dir=Path(results_dir))
     rows = _read_index(path)
     rows[bench.name] = index_row(bench, view)
     names = sorted(rows, key=lambda n: (INDEX_ORDER.index(n) if n in INDEX_ORDER else len(INDEX_ORDER), n))

@@ -10,11 +10,11 @@ import csv
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from datamodules._common import InputError, atomic_write_text
+from datamodules._common import atomic_write_text
 from reproduce.runner.checkpoints import AtomicCheckpointIO, clean_temporaries, resume_point
 from reproduce.runner.config import build
 from reproduce.runner.runs import Run, global_rank
@@ -42,18 +42,16 @@ class TrainerConfig:
     ckpt_every_n_epochs: int = 1
     sync_batchnorm: bool = True             # GPU DDP only: torch has no SyncBatchNorm on CPU/gloo
     select: Literal["last"] | Select = "last"
-    _select: Select | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "check_val_every_n_epoch", "log_every_n_steps", "ckpt_every_n_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        self._select = self.select if isinstance(self.select, Select) else None
 
     @property
     def selection(self) -> Select | None:
         """The validation metric that selects the tested checkpoint, or None (the last model)."""
-        return self._select
+        return self.select if isinstance(self.select, Select) else None
 
 
 def trainer_config(cfg: dict) -> TrainerConfig:
@@ -83,19 +81,25 @@ class Elapsed:
             atomic_write_text(self.path, f"{self.total():.3f}")
 
 
+def wandb_project() -> str:
+    """W&B offline unless ``WANDB_MODE`` or ``WANDB_API_KEY`` say otherwise; the project name."""
+    if "WANDB_MODE" not in os.environ and "WANDB_API_KEY" not in os.environ:
+        os.environ["WANDB_MODE"] = "offline"
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return os.environ.get("WANDB_PROJECT", "equivariant-bench")
+
+
 def wandb_logger(run: Run, run_dir: Path, data_source: str):
     """W&B logger of one run — its own W&B run, finished after the test (:func:`finish_wandb`):
     offline unless ``WANDB_MODE`` or ``WANDB_API_KEY`` say otherwise. The W&B run is started
     here on rank 0 (resumed under the same id after a kill); other ranks log nothing."""
-    if "WANDB_MODE" not in os.environ and "WANDB_API_KEY" not in os.environ:
-        os.environ["WANDB_MODE"] = "offline"
-    os.environ.setdefault("WANDB_SILENT", "true")
+    project = wandb_project()
     from pytorch_lightning.loggers import WandbLogger
     if global_rank() != 0:
-        return WandbLogger(project=os.environ.get("WANDB_PROJECT", "equivariant-bench"), save_dir=str(run_dir))
+        return WandbLogger(project=project, save_dir=str(run_dir))
     import wandb
     experiment = wandb.init(
-        project=os.environ.get("WANDB_PROJECT", "equivariant-bench"),
+        project=project,
         group=f"{run.benchmark}/{run.model}", job_type=run.preset,
         name=f"{run.benchmark}-{run.model}-{run.setting_str}-seed{run.seed}",
         tags=[run.benchmark, run.model, f"preset={run.preset}", f"seed={run.seed}", f"data={data_source}"],
@@ -171,21 +175,19 @@ def final_train_metrics(trainer, run_dir: Path) -> dict:
     """Epoch-level training metrics of the last epoch as row columns ``final_train_<name>``
     (``train/loss_epoch`` → ``final_train_loss``): from the trainer, or — when this attempt
     trained nothing because an earlier one had finished — from the run's CSV logs."""
-    out = {}
-    for k, v in trainer.callback_metrics.items():
-        if k.startswith("train/") and not k.endswith("_step"):
-            out["final_" + k.replace("/", "_").removesuffix("_epoch")] = round(float(v), 6)
-    if out:
-        return out
+    def columns(metrics) -> dict:
+        return {"final_" + k.replace("/", "_").removesuffix("_epoch"): round(float(v), 6)
+                for k, v in metrics.items() if k.startswith("train/") and not k.endswith("_step")
+                and not (isinstance(v, str) and v == "")}  # a CSV log leaves other rows' cells blank
+
+    out = columns(trainer.callback_metrics)
     logs = sorted((Path(run_dir) / "logs").glob("attempt*/metrics.csv"), key=lambda p: int(p.parent.name[7:]))
-    for log in reversed(logs):
+    for log in reversed(logs if not out else []):
         with open(log, newline="") as f:
             for r in csv.DictReader(f):
-                for k, v in r.items():
-                    if k.startswith("train/") and not k.endswith("_step") and v:
-                        out["final_" + k.replace("/", "_").removesuffix("_epoch")] = round(float(v), 6)
+                out.update(columns(r))
         if out:
-            return out
+            break
     return out
 
 
@@ -196,18 +198,15 @@ def choose_resume(run: Run, run_dir: Path) -> Path | None:
     rank0 = global_rank() == 0
     if rank0:
         clean_temporaries(ckpt_dir)
-    resume, notes = resume_point(ckpt_dir)
+    resume, damaged = resume_point(ckpt_dir)
     if rank0:
-        for note in notes:
-            print(f"[{run.benchmark}] {note}", file=sys.stderr)
-        for cand in ("last.ckpt", "last.ckpt.prev"):
-            path = ckpt_dir / cand
-            if path.exists() and path != resume and any(str(path) in n for n in notes):
-                os.replace(path, path.with_name(path.name + ".damaged"))
+        for path, why in damaged.items():
+            print(f"[{run.benchmark}] {path} is damaged ({why})", file=sys.stderr)
+            os.replace(path, path.with_name(path.name + ".damaged"))
         rel = os.path.relpath(run_dir, REPO_ROOT)
         if resume is not None:
             print(f"[{run.benchmark}] resuming {rel} from {resume.name}", file=sys.stderr)
-        elif notes:
+        elif damaged:
             print(f"[{run.benchmark}] no usable checkpoint in {rel}; restarting the run from scratch",
                   file=sys.stderr)
     return resume
