@@ -48,7 +48,7 @@ def ckpt_dir(tmp_path, model="mlp"):
 
 
 def test_sigkill_during_training_then_resume_finishes_with_nothing_left_over(tmp_path):
-    p = subprocess.Popen(cmd(tmp_path, "--only", "mlp", "trainer.max_epochs=40"), env=env(),
+    p = subprocess.Popen(cmd(tmp_path, "--only", "mlp", "trainer.max_epochs=40"), env=env(EB_TEST_EPOCH_SLEEP="0.5"),
                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
     while time.time() - t0 < 200:  # wait for a few checkpoints, then kill -9 mid-training

@@ -84,9 +84,13 @@ class MLP(nn.Sequential):
 
 
 class Kill(pl.Callback):
-    """``EB_TEST_KILL_AT_EPOCH=k`` kills the process after epoch k's checkpoint (resume tests)."""
+    """``EB_TEST_KILL_AT_EPOCH=k`` kills the process after epoch k's checkpoint (resume tests);
+    ``EB_TEST_EPOCH_SLEEP=s`` makes every epoch last s seconds longer (a window for a real kill)."""
 
     def on_train_epoch_end(self, trainer, pl_module):
+        if os.environ.get("EB_TEST_EPOCH_SLEEP"):
+            import time
+            time.sleep(float(os.environ["EB_TEST_EPOCH_SLEEP"]))
         kill_at = os.environ.get("EB_TEST_KILL_AT_EPOCH")
         if kill_at is not None and trainer.current_epoch + 1 >= int(kill_at):
             trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
