@@ -146,11 +146,17 @@ class Benchmark:
         return {}
 
     # -- grid ------------------------------------------------------------------------------------
-    def grid(self, cfg: dict) -> list[tuple[str, dict, dict]]:
-        """(model, setting, dotted config overrides) per row, from ``cfg['grid']['rows']``."""
+    def grid(self, cfg: dict) -> list[tuple]:
+        """(model, setting, dotted config overrides[, runs]) per row, from ``cfg['grid']['rows']``;
+        a row's optional ``runs:`` replaces ``grid.runs`` for that row (``--runs N`` replaces both)."""
         rows = []
         for i, r in enumerate(C.get(cfg, "grid.rows")):
             if not isinstance(r, dict) or "model" not in r:
                 raise InputError(f"config grid.rows[{i}] must be a mapping with a 'model' key")
-            rows.append((r["model"], dict(r.get("setting") or {}), dict(r.get("overrides") or {})))
+            extra = set(r) - {"model", "setting", "overrides", "runs"}
+            if extra:
+                raise InputError(f"config grid.rows[{i}]: unknown key(s) {', '.join(sorted(extra))} "
+                                 f"(valid: model, setting, overrides, runs)")
+            rows.append((r["model"], dict(r.get("setting") or {}), dict(r.get("overrides") or {}),
+                         r.get("runs")))
         return rows

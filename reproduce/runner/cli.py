@@ -61,6 +61,9 @@ def resolve_config(bench: Benchmark, args: argparse.Namespace) -> dict:
         if args.runs < 1:
             raise InputError("--runs must be at least 1")
         cfg.setdefault("grid", {})["runs"] = args.runs
+        for row in cfg["grid"].get("rows") or []:  # --runs N: N runs of every row
+            if isinstance(row, dict):
+                row.pop("runs", None)
     if args.max_epochs is not None:
         cfg.setdefault("trainer", {})["max_epochs"] = args.max_epochs
     return cfg

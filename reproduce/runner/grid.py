@@ -30,13 +30,14 @@ def expand_grid(bench, cfg: dict, seed: int = 0, only: list[str] | None = None) 
         if bad:
             raise InputError(f"unknown model(s) {', '.join(bad)} for {bench.name}; "
                              f"valid: {', '.join(sorted(known))}")
-    runs_per_row = C.get(cfg, "grid.runs", 1)
-    if not isinstance(runs_per_row, int) or isinstance(runs_per_row, bool) or runs_per_row < 1:
-        raise InputError(f"config grid.runs: expected an int >= 1, got {runs_per_row!r}")
+    runs_per_row = _count(C.get(cfg, "grid.runs", 1), "grid.runs")
     # run identity = every hyper-parameter; not the grid itself nor free-text table notes
     base = {k: v for k, v in cfg.items() if k not in ("grid", "notes")}
     out = []
-    for model, setting, overrides in bench.grid(cfg):
+    for model, setting, overrides, *row_runs in bench.grid(cfg):
+        n_runs = runs_per_row
+        if row_runs and row_runs[0] is not None:
+            n_runs = _count(row_runs[0], f"grid row {model} {setting} runs")
         if model not in known:
             raise InputError(f"config grid row names model '{model}', which has no entry "
                              f"under models: ({', '.join(sorted(known))})")
@@ -46,9 +47,15 @@ def expand_grid(bench, cfg: dict, seed: int = 0, only: list[str] | None = None) 
         # the chosen entry of `models:`, updated by `model.<key>` overrides of this grid row
         rcfg["model"] = C.deep_merge(cfg["models"][model], rcfg.get("model") or {})
         rcfg.pop("models", None)
-        for i in range(runs_per_row):
+        for i in range(n_runs):
             out.append(Run(bench.name, model, setting, seed + i, cfg["preset"], rcfg))
     return out
+
+
+def _count(value, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InputError(f"config {where}: expected an int >= 1, got {value!r}")
+    return value
 
 
 def current_rows(rows: list[dict], preset: str, grid: list[Run]) -> list[dict]:
