@@ -22,12 +22,14 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 
-from datamodules._common import torch_generator
+from datamodules._common import InputError, torch_generator
 from datamodules.tetris import TetrisDataModule, piece_volumes, rotated_set
 from models.baselines import TetrisCNN
 from models.geometry import cube_rotations, relative_error, rotate_voxels
 from models.steerable import TetrisSE3Net
 from reproduce.runner import Benchmark, main
+from reproduce.runner import config as C
+from reproduce.runner.grid import expand_grid
 from reproduce.runner import tables as T
 
 #: published test accuracy (fraction, std), paper p.8 and supplement p.16 (17 runs each)
@@ -42,12 +44,103 @@ LABELS = {"steerable": "3D steerable CNN", "cnn": "3D CNN",
           "steerable_nolowpass": "3D steerable CNN, no low-pass", "cnn_nolowpass": "3D CNN, no low-pass"}
 
 
+def main_zoom(view: T.View) -> dict:
+    """The main table shows the rows at the preset's own grid (``data.zoom``)."""
+    return {"setting_zoom": view.cfg["data"]["zoom"]}
+
+
+def grid_sizes(view: T.View) -> dict[int, int]:
+    """Grid edge per zoom, as the grids of this preset and of `paper` set them."""
+    out = {}
+    for cfg in (C.load_preset("tetris", "paper", view.bench.config_root), view.cfg):
+        for run in expand_grid(view.bench, C.deep_merge(cfg, {"grid": {"runs": 1}})):
+            out[int(run.setting["zoom"])] = int(run.cfg["data"]["size"])
+    return out
+
+
+def resolution_rows(view: T.View) -> list[dict]:
+    """This preset's rows at every zoom, plus the `paper` preset's (zoom 5, 37³) when it has run."""
+    rows = list(view.rows)
+    if view.preset != "paper":
+        from reproduce.runner.cli import table_rows
+        try:
+            rows += table_rows(view.bench, C.load_preset("tetris", "paper", view.bench.config_root),
+                               view.results_dir)
+        except (OSError, ValueError):
+            pass
+    return [r for r in rows if r.get("setting_zoom") not in (None, "")]
+
+
+def zooms(view: T.View) -> list[int]:
+    return sorted({int(float(r["setting_zoom"])) for r in resolution_rows(view)})
+
+
+def plot_resolution(view: T.View):
+    rows, zs = resolution_rows(view), zooms(view)
+    if len(zs) < 2:
+        return None
+    grid_size = grid_sizes(view).get
+    plt = T.pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
+    for m, colour in zip(PUBLISHED, ("#3b6ea8", "#c44e52", "#8fb3de", "#e8a3a5")):
+        pts = [(grid_size(z), T.mean_std_n(T.floats(T.select(rows, model=m, setting_zoom=z), "test_acc")))
+               for z in zs]
+        pts = [(n, ms) for n, ms in pts if ms[2]]
+        if not pts:
+            continue
+        style = "o-" if "nolowpass" not in m else "s--"
+        axes[0].errorbar([n for n, _ in pts], [100 * ms[0] for _, ms in pts], [100 * ms[1] for _, ms in pts],
+                         fmt=style, color=colour, capsize=3, label=LABELS[m])
+        axes[0].plot([grid_size(5)], [100 * PUBLISHED[m][0]], "*", color=colour, ms=11)
+        err = [(grid_size(z), T.mean_std_n(T.floats(T.select(rows, model=m, setting_zoom=z),
+                                                    "equivariance_error_so3"))) for z in zs]
+        err = [(n, ms) for n, ms in err if ms[2]]
+        axes[1].errorbar([n for n, _ in err], [ms[0] for _, ms in err], [ms[1] for _, ms in err],
+                         fmt=style, color=colour, capsize=3, label=LABELS[m])
+    axes[0].axhline(100 / 8, ls=":", c="k", lw=0.8)
+    axes[0].set(xlabel="grid edge n (n³ voxels); ★ published (se3cnn 36³)", ylabel="test accuracy (%)", ylim=(0, 105))
+    axes[1].set(xlabel="grid edge n (n³ voxels)", ylabel="relative logit change, random SO(3)")
+    for ax in axes:
+        ax.set_xticks(sorted({grid_size(z) for z in zs} | {grid_size(5)}))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="center left")
+    axes[0].set_title("Tetris, Haar-random rotations: accuracy vs resolution", fontsize=9)
+    axes[1].set_title("Continuous-rotation error of the trained nets", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def resolution_table(view: T.View) -> str:
+    rows, zs = resolution_rows(view), zooms(view)
+    if len(zs) < 2:
+        return ""
+    grid_size = grid_sizes(view).get
+    models = [m for m in PUBLISHED if T.select(rows, model=m)]
+    body = []
+    for z in zs:
+        at = T.select(rows, setting_zoom=z)
+        line = [z, f"{grid_size(z)}³", f"{4 * z}³", ", ".join(sorted({r.get("preset", "") for r in at}))]
+        for m in models:
+            mine = T.select(at, model=m)
+            line += [T.fmt_mean_std(T.floats(mine, "test_acc")),
+                     T.fmt_mean_std(T.floats(mine, "equivariance_error_so3"), scale=1, digits=3, unit="")]
+        body.append(line)
+    heads = ["zoom", "grid", "piece", "preset"]
+    for m in models:
+        heads += [f"{LABELS[m]}: test acc", f"{LABELS[m]}: SO(3) logit error"]
+    return ("\n## Resolution study\n\nTest accuracy on Haar-rotated pieces and the relative logit change "
+            "under resampled SO(3) rotations against the grid size, same recipe at every zoom (zoom 5 = the "
+            "paper's protocol, from the `paper` preset when it has been run). Published at 36³: "
+            + ", ".join(f"{LABELS[m]} {PUBLISHED[m][0] * 100:.0f} %" for m in models) + ".\n\n"
+            + T.md_table(heads, body))
+
+
 def plot(view: T.View):
     plt = T.pyplot()
-    order = [m for m in PUBLISHED if view.select(model=m)]
+    order = [m for m in PUBLISHED if T.select(view.rows, **main_zoom(view), model=m)]
     fig, ax = plt.subplots(figsize=(7, 3.6))
     xs = np.arange(len(order))
-    rep = [T.mean_std_n(T.floats(view.select(model=m), "test_acc")) for m in order]
+    rep = [T.mean_std_n(T.floats(view.select(model=m, **main_zoom(view)), "test_acc")) for m in order]
     ax.bar(xs - 0.18, [PUBLISHED[m][0] * 100 for m in order], 0.36,
            yerr=[PUBLISHED[m][1] * 100 for m in order], label="published (17 runs)", color="#999999", capsize=3)
     ax.bar(xs + 0.18, [r[0] * 100 for r in rep], 0.36, yerr=[r[1] * 100 for r in rep],
@@ -57,7 +150,8 @@ def plot(view: T.View):
     ax.set_ylim(0, 105)
     ax.axhline(100 / 8, ls=":", c="k", lw=0.8)
     ax.legend(fontsize=8, loc="upper right")
-    ax.set_title("Tetris, arbitrary rotations (chance = 12.5 %)", fontsize=9)
+    ax.set_title(f"Tetris, arbitrary rotations, {view.cfg['data']['size']}³ grid "
+                 f"(chance = 12.5 %)", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -69,7 +163,7 @@ REPORT = T.Report(
                "random rotation of each.",
     data_labels={"generated": "generated (paper protocol)"},
     sections=[
-        T.Table(rows="model", order=list(PUBLISHED), columns=[
+        T.Table(rows="model", order=list(PUBLISHED), where=main_zoom, columns=[
             T.Col("model", T.label(LABELS)),
             T.Col("published test acc", T.lookup({m: f"{p * 100:.0f} ± {s * 100:.0f} % ({c})"
                                                    for m, (p, s, c) in PUBLISHED.items()})),
@@ -79,8 +173,11 @@ REPORT = T.Report(
             T.Col("logit error, 24 cube rotations (max)", T.max_text("equivariance_error_cube")),
             T.Col("logit error, random SO(3) (mean ± std)",
                   T.mean_std("equivariance_error_so3", scale=1, digits=3, unit="")),
+            T.Col("final training acc", T.mean_std("final_train_acc")),
             T.Col("wall min/run", T.mean_of("wall_s", scale=1 / 60))]),
-        T.Figure("tetris.png", plot, "test accuracy, published vs reproduced")],
+        T.Figure("tetris.png", plot, "test accuracy, published vs reproduced"),
+        T.Text(resolution_table),
+        T.Figure("tetris_resolution.png", plot_resolution, "test accuracy and SO(3) logit error vs grid size")],
     notes=[
         "We use an odd grid (37³ in `paper`, 36³ in se3cnn) so that every strided layer samples a grid\n"
         "  symmetric under the 24 cube rotations; the steerable network is then exactly invariant to them\n"
@@ -91,7 +188,8 @@ REPORT = T.Report(
         "Data: generated on the fly from the run seed by `datamodules/tetris.py`, exactly the paper's\n"
         "  protocol (there is no external dataset)."],
     headline=T.Headline("test acc, steerable (arbitrary rotations)", "99 ± 2 %",
-                        lambda v: T.fmt_mean_std(T.floats(v.select(model="steerable"), "test_acc"))))
+                        lambda v: T.fmt_mean_std(T.floats(v.select(model="steerable", **main_zoom(v)),
+                                                          "test_acc"))))
 
 
 class Tetris(Benchmark):
@@ -104,6 +202,13 @@ class Tetris(Benchmark):
 
     def datamodule_args(self, ctx, run) -> dict:
         return {"seed": run.seed}
+
+    def check(self, ctx, run) -> None:
+        super().check(ctx, run)
+        zoom = run.setting.get("zoom")
+        if zoom is not None and int(zoom) != int(run.cfg["data"]["zoom"]):
+            raise InputError(f"tetris: grid row {run.model} {run.setting_str} says zoom {zoom} but its "
+                             f"config has data.zoom {run.cfg['data']['zoom']} (set data.zoom in the row's overrides)")
 
     def after_test(self, ctx, run, task, datamodule) -> dict:
         """Invariance of the trained classifier's logits: exact cube rotations and resampled SO(3)."""

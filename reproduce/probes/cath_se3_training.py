@@ -9,6 +9,8 @@ float reductions but the picture (lr 0.1 explodes; capsule dropout keeps the los
     python reproduce/probes/cath_se3_training.py --lr 3e-3 --p-drop 0.1 --steps 240
     python reproduce/probes/cath_se3_training.py --lr 3e-3 --p-drop 0 --steps 90
     python reproduce/probes/cath_se3_training.py --model cnn --lr 5e-4 --steps 150
+    python reproduce/probes/cath_se3_training.py --lr 0.1 --bias-lr-mult 0.01 --steps 24   # Tetris recipe
+    python reproduce/probes/cath_se3_training.py --lr 0.1 --head-lr 3e-3 --steps 24
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", choices=["se3", "cnn"], default="se3")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--head-lr", type=float, default=None, help="lr of the final Linear (default: --lr)")
+    p.add_argument("--bias-lr-mult", type=float, default=1.0,
+                   help="lr multiplier of the body's '*bias' parameters (the Tetris cpu recipe uses 0.01)")
     p.add_argument("--p-drop", type=float, default=0.1, help="SE3 capsule dropout")
     p.add_argument("--steps", type=int, default=90)
     p.add_argument("--grid", type=int, default=9, help="bins per axis over a 54 A box, sigma = bin/2")
@@ -52,8 +56,9 @@ def main(argv=None) -> int:
     dm.setup()
     net = ResNet34(10) if a.model == "cnn" else SE3ResNet34Small(10, p_drop=a.p_drop, bn_momentum=0.1)
     head = list(net.linear.parameters())
-    body = [q for q in net.parameters() if all(q is not h for h in head)]
-    opt = torch.optim.Adam([{"params": body, "lr": a.lr},
+    body = [(n, q) for n, q in net.named_parameters() if all(q is not h for h in head)]
+    opt = torch.optim.Adam([{"params": [q for n, q in body if "bias" not in n], "lr": a.lr},
+                            {"params": [q for n, q in body if "bias" in n], "lr": a.lr * a.bias_lr_mult},
                             {"params": head, "lr": a.head_lr if a.head_lr is not None else a.lr}])
     step, t0, window = 0, time.time(), []
     while step < a.steps:

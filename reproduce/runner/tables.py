@@ -22,6 +22,8 @@ suite-at-a-glance index ``results/README.md`` (one row per benchmark, its headli
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import os
 import statistics
@@ -218,13 +220,13 @@ class Table:
 
     ``order`` fixes which row keys appear and in which order (keys without rows are skipped);
     without it the keys present are sorted numerically where they are numbers. ``where``
-    filters the CSV rows first. ``heading``, ``intro`` (before) and ``after`` are text or
+    (a dict of column values, or a callable of the view returning one) filters the CSV rows first. ``heading``, ``intro`` (before) and ``after`` are text or
     callables of the view; a table without any row renders nothing, unless ``always`` is set."""
 
     columns: list[Col]
     rows: str = "model"
     order: Sequence | Callable[[View], Sequence] | None = None
-    where: dict = field(default_factory=dict)
+    where: dict | Callable[[View], dict] = field(default_factory=dict)
     heading: str | Callable[[View], str] = ""
     intro: str | Callable[[View], str] = ""
     after: str | Callable[[View], str] = ""
@@ -242,7 +244,8 @@ class Table:
 
     def grid(self, view: View) -> tuple[list[str], list[list[str]]]:
         """Header and body cells (the same for the Markdown and for W&B tables)."""
-        rows = select(view.rows, **self.where) if self.where else view.rows
+        where = self.where(view) if callable(self.where) else self.where
+        rows = select(view.rows, **where) if where else view.rows
         body = [[c.cell(select(rows, **{self.rows: k}), k, view) for c in self.columns]
                 for k in self._keys(view, rows)]
         return [c.header(view) if callable(c.header) else c.header for c in self.columns], body
@@ -375,6 +378,18 @@ def _grid_cells(bench, cfg: dict) -> dict[tuple[str, str], dict]:
     return {(r.model, r.setting_str): r.cfg for r in expand_grid(bench, one)}
 
 
+def _row_runs(bench, cfg: dict) -> list[tuple[str, str, int]]:
+    """(model, setting, runs) of the grid rows whose ``runs:`` differs from ``grid.runs``."""
+    from reproduce.runner.grid import expand_grid
+    if "grid" not in cfg:
+        return []
+    counts: dict[tuple[str, str], int] = {}
+    for r in expand_grid(bench, cfg):
+        counts[(r.model, r.setting_str)] = counts.get((r.model, r.setting_str), 0) + 1
+    default = C.get(cfg, "grid.runs", 1)
+    return [(m, s, n) for (m, s), n in counts.items() if n != default]
+
+
 def _default(bench, cfg: dict, key: str) -> Any:
     """The value a key that a config leaves unset takes: the default of the parameter it feeds
     (datamodule, backbone of that model's kind, optimiser, trainer), else :data:`C.MISSING`."""
@@ -401,6 +416,10 @@ def _default(bench, cfg: dict, key: str) -> Any:
         return C.MISSING
     if p is None or p.default is inspect.Parameter.empty:
         return C.MISSING
+    if dataclasses.is_dataclass(target):  # a field(default_factory=...) shows as <factory>
+        f = {f.name: f for f in dataclasses.fields(target)}.get(name)
+        if f is not None and f.default_factory is not dataclasses.MISSING:
+            return f.default_factory()
     return p.default
 
 
@@ -452,6 +471,9 @@ def preset_changes(bench, cfg: dict, paper: dict) -> list[str]:
     mine, theirs = _grid_cells(bench, cfg), _grid_cells(bench, paper)
     dropped = [f"{m} {s}" for (m, s) in theirs if (m, s) not in mine]
     added = [f"{m} {s}" for (m, s) in mine if (m, s) not in theirs]
+    own = [f"{m} {s} ×{n}" for m, s, n in _row_runs(bench, cfg)]
+    if own:
+        lines.append(f"rows with their own number of runs (`runs:` of a grid row): {_some(own)}")
     if dropped:
         lines.append(f"grid rows not run ({len(dropped)} of {len(theirs)}): {_some(dropped)}")
     if added:
