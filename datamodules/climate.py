@@ -313,8 +313,12 @@ class Cam5File:
 
 
 def _open(path: Path):
-    import xarray as xr
-
+    try:
+        import netCDF4  # noqa: F401  (xarray's engine="netcdf4")
+        import xarray as xr
+    except ImportError as e:
+        raise InputError(f"{BENCH}: reading netCDF needs xarray and netCDF4 ({e}); "
+                         f"pip install xarray netCDF4") from None
     try:
         return xr.open_dataset(path, engine="netcdf4", mask_and_scale=True, decode_times=False)
     except Exception as e:  # OSError, ValueError from netCDF4 / xarray
