@@ -766,7 +766,9 @@ def write_stand_in(data_dir: str | os.PathLike, m: StandInClimate = StandInClima
     rng = np.random.default_rng([int(m.seed), 12])
     lat = -90 + 180 * (np.arange(m.nlat) + 0.5) / m.nlat
     lon = 360 * np.arange(m.nlon) / m.nlon
-    for i in range(int(m.files)):
+    from tqdm import tqdm
+
+    for i in tqdm(range(int(m.files)), desc="climate stand-in", unit="file", leave=False):
         fields, labels = stand_in_map(m, rng)
         hours = 3 * i
         day = hours // 24
@@ -913,7 +915,9 @@ class ClimateDataModule(pl.LightningDataModule):
 
         self.setup()
         counts = np.zeros(len(CLASSES), np.int64)
-        for p in self.files["train"]:
+        from tqdm import tqdm
+
+        for p in tqdm(self.files["train"], desc="class counts", unit="file", leave=False, disable=not self.progress):
             counts += np.bincount(read_mesh_npz(p, self.num_vertices)[1], minlength=len(CLASSES))
         if (counts == 0).any():
             raise InputError(f"{BENCH}: no training pixel of class {CLASSES[int(np.argmin(counts))]}; "

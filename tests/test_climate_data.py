@@ -345,6 +345,25 @@ def test_stand_in_events_and_class_frequencies():
     assert min(vort[1]) > 0 > max(vort[-1])  # cyclonic: counter-clockwise north, clockwise south
 
 
+def test_stand_in_is_deterministic_and_resamples_onto_equiangular(tmp_path):
+    m = C.StandInClimate(files=2, nlat=24, nlon=48, seed=3)
+    for d in ("a", "b"):
+        C.write_stand_in(tmp_path / d, m)
+    C.write_stand_in(tmp_path / "c", C.StandInClimate(files=2, nlat=24, nlon=48, seed=4))
+    fa, fb, fc = (sorted((tmp_path / d).glob("*.nc"))[1] for d in "abc")
+    xa, la = C.open_cam5(fa).read_step(0)
+    xb, lb = C.open_cam5(fb).read_step(0)
+    np.testing.assert_array_equal(xa, xb)
+    np.testing.assert_array_equal(la, lb)
+    assert not np.array_equal(xa, C.open_cam5(fc).read_step(0)[0])
+    with xr.open_dataset(fa) as ds:  # ClimateNet layout and attributes
+        assert ds["TMQ"].dims == ("time", "lat", "lon") and ds["PSL"].attrs["units"] == "Pa"
+        assert str(ds["LABELS"].dtype) == "int64"
+    out = C.resample_file(fa, "equiangular:8", tmp_path / "eq")
+    data, lab = C.read_mesh_npz(out[0], 256)
+    assert data.shape == (16, 256) and lab.shape == (256,)
+
+
 def test_stand_in_through_the_datamodule(tmp_path):
     d = tmp_path / "climate"
     dm = C.ClimateDataModule(d, stand_in=True, sampling="ico:3", batch_size=3, stand_in_maps=SMALL,

@@ -172,6 +172,13 @@ def test_healpix_unet_equivariant_to_polar_quarter_turn():
     assert healpix_vectors(8).shape == (768, 3)
 
 
+def test_paper_net_on_healpix_nside_32():
+    net = paper_unet("healpix:32", "jiang")
+    assert [lv.name for lv in net.levels] == [f"healpix:{n}" for n in (32, 16, 8, 4, 2, 1)]
+    with torch.no_grad():
+        assert net.eval()(torch.randn(1, 16, 12288)).shape == (1, 3, 12288)
+
+
 def test_parameter_counts_against_the_published_ones():
     """Paper net 10,486,787 (published 13 M), Jiang architecture 527,387 (published 590 k): the
     numbers the unet module docstring states. Counted on a point set of the same layers (the

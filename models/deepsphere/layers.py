@@ -215,10 +215,11 @@ class IcosahedralPool(nn.Module):
 
         y_i = (x_i + Σ_{j ∈ N(i)} x_j) / (1 + |N(i)|),   i < n.
 
-    The ICLR paper says "average pooling" without the rule; its code (deepsphere-tf1) averages
-    consecutive vertices, which on the icosahedron is not a neighbourhood, and deepsphere-pytorch
-    keeps the first ``n`` vertices (subsampling; anchors-sphere §1). This rule is the
-    neighbourhood average of the HEALPix case on the icosahedron: each coarse vertex is the centre
+    Where it comes from: the ICLR paper says "average pooling" (climate, anchors-sphere §4) without
+    the rule; the deepsphere-tf1 ``models.py`` read (commit 06a1b67) has only the HEALPix /
+    equiangular ``pool_average`` (mean over 4 consecutive NEST pixels), and deepsphere-pytorch
+    keeps the first ``n`` vertices (subsampling; anchors-sphere §1). This rule is our transfer of
+    the HEALPix neighbourhood average to the icosahedron: each coarse vertex is the centre
     of its fine 1-ring, and since the rule is defined by the mesh alone it commutes with every
     rotation of the icosahedral group (which permutes the vertices of each level and keeps the
     nesting). ``(B, V_l, F) → (B, V_{l−1}, F)``.

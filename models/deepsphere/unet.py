@@ -20,11 +20,14 @@ GC = :class:`~.layers.ChebConv` with ``K`` coefficients on the level's graph. Th
 (:data:`PAPER_ENCODER`); the decoder's "upconv, concat, conv" per level is deepsphere-tf1's
 ``_decoder`` (unpool → filter → concat → filter). Its parameter count here is
 **10,486,787** (all GC weights and biases + BN affine parameters; ``count_parameters``) against
-the published **13 M** ([ICLR] tab:climate): the published decoder is not fully specified
-(the tf1 code's skip indexing does not match the levels), so the count differs by ~20 %.
-The "Jiang architecture" row (published **590 k**) uses the UGSCNN U-Net widths
-``feat = 8`` doubling per level, ``((8,), (16,), (32,), (64,), (128,), (256,))``
-(:data:`JIANG_ENCODER`, UGSCNN ``model.py`` with ``feat=8``), **527,387** parameters here.
+the published **13 M** ([ICLR] tab:climate), 19 % fewer: the published decoder is not fully
+specified (in the deepsphere-tf1 ``models.py::_decoder`` read, commit 06a1b67, the skip taken at
+each level is the *pooled* output of the encoder layer, one level coarser than the unpooled
+signal it is concatenated with, so that code cannot be followed literally).
+The "Jiang architecture" row (published **590 k**) uses UGSCNN's widths, ``feat = 8`` at level 5
+doubling per level ([UG] run.sh ``--feat 8``, anchors-sphere §4), ``((8,), (16,), (32,), (64,),
+(128,), (256,))`` (:data:`JIANG_ENCODER`; the exact widths of the DeepSphere variant are not in
+the sources read): **527,387** parameters here, 11 % fewer than published.
 
 Samplings (:func:`sphere_levels`): ``"ico:L"`` (levels ``L … L−D`` of the nested icosahedron,
 k = 6, t = mean distance, :class:`~.layers.IcosahedralPool` / ``IcosahedralUnpool``),
