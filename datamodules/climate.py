@@ -32,8 +32,8 @@ and are read as a point set. Variables: the 16 of :data:`VARIABLES` and ``LABELS
 modulo 360 and sorted; a duplicated 0/360 column is dropped), missing values (``_FillValue`` /
 ``missing_value`` decoded to NaN by xarray, and the CESM convention ``|x| ≥ 1e30``: these source
 points are *left out* of the interpolation, the weights renormalised over the valid neighbours; a
-target point with no valid neighbour gets the mean of the variable's valid values in that time
-step). ``LABELS`` must be 0, 1 or 2 everywhere (a fill value there is an error). A missing variable
+target point whose weighted neighbours are all missing gets the value of the nearest valid source
+point of that variable and time step). ``LABELS`` must be 0, 1 or 2 everywhere (a fill value there is an error). A missing variable
 is an error naming the file and listing the variables it has.
 
 Resampling onto the model's sampling (:func:`parse_sampling`: ``ico:L``, ``healpix:NSIDE``
@@ -103,6 +103,9 @@ STD = np.array([17.04294, 8.164175, 5.6868863, 6.4967732, 5.4465833, 0.006383436
                dtype=np.float64)
 #: published class frequencies BG / TC / AR ([ICLR] §climate; anchors-sphere §4)
 PUBLISHED_FREQUENCIES = (0.977, 0.001, 0.022)
+#: published balanced class weights BG / TC, AR: deepsphere-tf1 weighted run, sklearn
+#: ``compute_class_weight('balanced')`` on the UGSCNN training set ([ICLR] appendix; anchors §4)
+PUBLISHED_CLASS_WEIGHTS = (0.34130685, 318.47388343, 14.93759951)
 N_ICO5 = 10242
 NPZ_PATTERN = re.compile(r"^data-\d{4}-\d{2}-\d{2}-\d{2}-.+-mesh\.npz$")
 SPLITS = ("train", "val", "test")
@@ -400,9 +403,15 @@ class Interpolator:
     w: np.ndarray
     nearest: np.ndarray
     method: str
+    src_vectors: np.ndarray | None = None
+    tgt_vectors: np.ndarray | None = None
 
     def fields(self, src: np.ndarray) -> np.ndarray:
-        """``(C, N_src)`` (NaN = missing) → ``(C, N_tgt)`` float64, see the module docstring."""
+        """``(C, N_src)`` (NaN = missing) → ``(C, N_tgt)`` float64, see the module docstring.
+
+        Missing sources are left out and the weights renormalised over the valid ones; a target
+        whose weighted sources are all missing takes the nearest valid source point of that
+        channel (the channel's mean of valid values when the vectors are unknown)."""
         src = np.asarray(src, dtype=np.float64).reshape(src.shape[0], -1)
         vals = src[:, self.idx]                           # (C, N, k)
         valid = np.isfinite(vals)
@@ -410,9 +419,13 @@ class Interpolator:
         num = np.einsum("cnk,cnk->cn", np.where(valid, vals, 0.0), w)
         den = w.sum(-1)
         out = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-        if np.any(den <= 0):
-            means = np.nanmean(src, axis=1)
-            out = np.where(den > 0, out, means[:, None])
+        for c in np.nonzero((den <= 0).any(1))[0]:
+            ok, todo = np.isfinite(src[c]), den[c] <= 0
+            if self.src_vectors is None or self.tgt_vectors is None:
+                out[c, todo] = np.nanmean(src[c])
+            else:
+                j = cKDTree(self.src_vectors[ok]).query(self.tgt_vectors[todo])[1]
+                out[c, todo] = src[c][ok][j]
         return out
 
     def labels(self, src: np.ndarray) -> np.ndarray:
@@ -440,8 +453,9 @@ def bilinear_lonlat(lat: np.ndarray, lon: np.ndarray, tgt_vectors: np.ndarray) -
     idx = np.stack([j * nlon + i, j * nlon + i1, (j + 1) * nlon + i, (j + 1) * nlon + i1], axis=1)
     w = np.stack([(1 - a) * (1 - b), a * (1 - b), (1 - a) * b, a * b], axis=1)
     lo, la = np.meshgrid(lon, lat)
-    nearest = cKDTree(lonlat_vectors(lo.ravel(), la.ravel())).query(t)[1]
-    return Interpolator(idx, w, nearest, "bilinear in (lon, lat), periodic lon")
+    src = lonlat_vectors(lo.ravel(), la.ravel())
+    nearest = cKDTree(src).query(t)[1]
+    return Interpolator(idx, w, nearest, "bilinear in (lon, lat), periodic lon", src, t)
 
 
 def idw_points(src_vectors: np.ndarray, tgt_vectors: np.ndarray, k: int = 4) -> Interpolator:
@@ -457,7 +471,8 @@ def idw_points(src_vectors: np.ndarray, tgt_vectors: np.ndarray, k: int = 4) -> 
     w[hit] = 0.0
     w[hit, 0] = 1.0
     w /= w.sum(1, keepdims=True)
-    return Interpolator(idx, w, idx[:, 0].copy(), f"inverse-distance (1/d^2) over {k} nearest points")
+    return Interpolator(idx, w, idx[:, 0].copy(), f"inverse-distance (1/d^2) over {k} nearest points",
+                        src, np.asarray(tgt_vectors, dtype=np.float64))
 
 
 _INTERP_CACHE: dict[tuple, Interpolator] = {}
@@ -836,6 +851,18 @@ class ClimateDataModule(pl.LightningDataModule):
     @property
     def num_vertices(self) -> int | None:
         return None if self.sampling.kind == "native" else len(self.sampling.vectors())
+
+    def vectors(self) -> np.ndarray:
+        """Unit vectors ``(V, 3)`` of the samples' vertices: the sampling's, or for ``native`` the
+        columns of the (resampled) files, e.g. for ``DeepSphereUNet("points", coords=...)``."""
+        if self.sampling.kind != "native":
+            return self.sampling.vectors()
+        from models.deepsphere.graph import lonlat_vectors
+
+        if self.files is None:
+            self.files = self._resolve()
+        with np.load(self.files["train"][0], allow_pickle=False) as z:
+            return lonlat_vectors(z["lon"], z["lat"])
 
     def _npz_folder(self) -> Path | None:
         for d in (self.data_dir / "data_5_all", self.data_dir):
