@@ -2,6 +2,8 @@
 under rotations of the icosahedral group (float64) with negative controls, parameter counts."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -111,6 +113,10 @@ def test_unet_shapes_and_levels():
     # same layers on every sampling: a state dict moves between them
     assert count_parameters(pnet) == count_parameters(hp) == count_parameters(net)
     pnet.load_state_dict(net.state_dict())
+    twin = copy.deepcopy(net).eval()  # sparse operators are shared, parameters copied
+    with torch.no_grad():
+        x = torch.randn(1, 16, 642)
+        torch.testing.assert_close(twin(x), net.eval()(x))
 
 
 def test_symmetry_permutations_are_found_and_non_symmetries_rejected():

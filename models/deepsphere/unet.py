@@ -50,7 +50,7 @@ torch.Size([2, 3, 162])
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -131,6 +131,11 @@ def sphere_levels(sampling: str, depth: int, coords: np.ndarray | None = None, k
     raise ValueError(f"DeepSphereUNet: unknown sampling '{sampling}' (ico:L, healpix:NSIDE or points)")
 
 
+class LevelInfo(NamedTuple):
+    name: str
+    num_vertices: int
+
+
 class _Block(nn.Module):
     """GC → BN → ReLU on ``(B, V, F)``."""
 
@@ -170,7 +175,9 @@ class DeepSphereUNet(nn.Module):
         self.encoder_widths = encoder
         depth = len(encoder) - 1
         levels = sphere_levels(sampling, depth, coords, k, laplacian, kernel_width, ico_unpool)
-        self.levels = levels
+        #: (name, number of vertices) per depth; the operators live in the ChebConvs only, so the
+        #: net deep-copies and moves with ``.to()`` like any module
+        self.levels = tuple(LevelInfo(lv.name, lv.num_vertices) for lv in levels)
         self.pools = nn.ModuleList([lv.pool for lv in levels[:-1]])
         self.unpools = nn.ModuleList([lv.unpool for lv in levels[:-1]])
         self.enc = nn.ModuleList()
