@@ -131,6 +131,20 @@ def icosahedral_vectors(level: int) -> np.ndarray:
     vertices, so the first ``10·4^(l−1) + 2`` vertices are the level ``l − 1`` mesh: pooling
     keeps a prefix (deepsphere-pytorch ``icosahedron_pool_unpool``; UGSCNN meshes).
     """
+    return icosahedral_hierarchy(level)[0].copy()
+
+
+def icosahedral_size(level: int) -> int:
+    """Number of vertices ``10·4^level + 2`` of the level-``level`` icosahedral mesh.
+
+    >>> [icosahedral_size(l) for l in range(6)]
+    [12, 42, 162, 642, 2562, 10242]
+    """
+    return 10 * 4 ** int(level) + 2
+
+
+@functools.lru_cache(maxsize=8)
+def _icosahedron(level: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     level = int(level)
     if level < 0:
         raise ValueError(f"icosahedral level must be >= 0, got {level}")
@@ -139,6 +153,7 @@ def icosahedral_vectors(level: int) -> np.ndarray:
          (0, -1, -phi), (0, 1, -phi), (phi, 0, -1), (phi, 0, 1), (-phi, 0, -1), (-phi, 0, 1)]
     verts = [np.asarray(p, dtype=np.float64) / np.linalg.norm(p) for p in v]
     faces = _ICO_FACES.tolist()
+    parents = []
     for _ in range(level):
         mid: dict[tuple[int, int], int] = {}
 
@@ -155,7 +170,32 @@ def icosahedral_vectors(level: int) -> np.ndarray:
             ab, bc, ca = midpoint(a, b), midpoint(b, c), midpoint(c, a)
             new += [[a, ab, ca], [b, bc, ab], [c, ca, bc], [ab, bc, ca]]
         faces = new
-    return np.stack(verts)
+        edges = np.array(sorted(mid, key=mid.get), dtype=np.int64).reshape(-1, 2)
+        parents.append(edges)  # row j: the two coarse endpoints of new vertex n_coarse + j
+    out = np.stack(verts)
+    out.setflags(write=False)
+    for e in parents:
+        e.setflags(write=False)
+    return out, tuple(parents)
+
+
+def icosahedral_hierarchy(level: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Vertices of level ``level`` and, per subdivision ``l = 1 … level``, the parents of the
+    vertices it adds.
+
+    ``parents[l − 1]`` is an int64 array ``(n_l − n_{l−1}, 2)``: row ``j`` holds the two level
+    ``l − 1`` vertices whose (normalised) midpoint is vertex ``n_{l−1} + j`` (``n_l`` =
+    :func:`icosahedral_size`). Vertex order nests: the first ``n_{l−1}`` vertices of level ``l``
+    are level ``l − 1``. Read-only arrays (cached in-process).
+
+    >>> v, parents = icosahedral_hierarchy(2)
+    >>> v.shape, [p.shape for p in parents]
+    ((162, 3), [(30, 2), (120, 2)])
+    >>> m = v[parents[0][0]].sum(0); bool(np.allclose(v[12], m / np.linalg.norm(m)))
+    True
+    """
+    v, parents = _icosahedron(int(level))
+    return v, parents
 
 
 def lonlat_vectors(lon, lat, degrees: bool = True) -> np.ndarray:
@@ -286,8 +326,10 @@ def knn_graph(coords: np.ndarray, k: int, kernel_width: float | str = "mean", na
               tie_rtol: float | None = 1e-9) -> SphereGraph:
     """Symmetric k-NN heat-kernel graph on arbitrary unit vectors (``k`` is capped at ``n − 1``).
 
-    ``kernel_width``: a number ``t`` (weights ``exp(−d²/4t)``) or ``"mean"`` for the
-    heuristic ``t = mean(d²)/2`` over the directed k-NN edges.
+    ``kernel_width``: a number ``t`` (weights ``exp(−d²/4t)``), ``"mean"`` for the
+    heuristic ``t = mean(d²)/2`` over the directed k-NN edges, or ``"mean_distance"``: the
+    default of pygsp's ``NNGraph`` (branch ``sphere-graphs``), kernel width = mean k-NN distance
+    in ``exp(−d²/width)``, i.e. ``t = mean(d)/4`` (the ICLR climate graph's "t = mean distance").
     """
     n = len(coords)
     if n == 1:  # a single vertex (tiny pooled level): no edges, L = 0
@@ -295,11 +337,14 @@ def knn_graph(coords: np.ndarray, k: int, kernel_width: float | str = "mean", na
     k = min(int(k), n - 1)  # tiny levels (n <= k) become complete graphs
     rows, cols, d = knn_edges(coords, k, tie_rtol=tie_rtol)
     d2 = d * d
-    if isinstance(kernel_width, str):
-        if kernel_width != "mean":
-            raise ValueError(f"kernel_width must be a number t or 'mean', got {kernel_width!r}")
+    if kernel_width == "mean":
         t = float(d2.mean()) / 2
         rule = "mean heuristic t = mean(d^2)/2"
+    elif kernel_width == "mean_distance":
+        t = float(d.mean()) / 4
+        rule = "pygsp NNGraph default: w = exp(-d^2/mean(d)), t = mean(d)/4"
+    elif isinstance(kernel_width, str):
+        raise ValueError(f"kernel_width must be a number t, 'mean' or 'mean_distance', got {kernel_width!r}")
     else:
         t = float(kernel_width)
         if not t > 0:
@@ -363,7 +408,8 @@ def equiangular_graph(bandwidth: int, k: int = 4, kernel_width: float | str = "m
 
 
 def icosahedral_graph(level: int, k: int = 6, kernel_width: float | str = "mean") -> SphereGraph:
-    """k-NN heat-kernel graph on the subdivided icosahedron (ICLR climate: k = 6)."""
+    """k-NN heat-kernel graph on the subdivided icosahedron (ICLR climate: k = 6, "t = mean
+    distance", i.e. ``kernel_width="mean_distance"``, which :class:`~.nets.DeepSphereUNet` uses)."""
     g = knn_graph(icosahedral_vectors(level), k, kernel_width)
     g.name = f"icosahedral knn k={k} level={level}"
     return g
@@ -498,8 +544,18 @@ def healpix_laplacian(nside: int, k: int = 8, order: int | None = None, base_ind
     return op
 
 
+@functools.lru_cache(maxsize=32)
+def icosahedral_laplacian(level: int, k: int = 6, kind: str = "normalized",
+                          kernel_width: float | str = "mean_distance", lmax: float | str = "auto"):
+    """Cached rescaled Laplacian ``L̃`` (``torch.sparse_csr``, float64) of the level-``level``
+    icosahedral k-NN graph (:func:`icosahedral_graph`; ICLR climate: k = 6, t = mean distance)."""
+    op, _ = chebyshev_operator(icosahedral_graph(level, k, kernel_width).W, kind, lmax)
+    return op
+
+
 def clear_graph_cache() -> None:
     healpix_laplacian.cache_clear()
+    icosahedral_laplacian.cache_clear()
 
 
 def healpix_rotation_permutation(nside: int, quarter_turns: int = 1) -> np.ndarray:

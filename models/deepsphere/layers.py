@@ -23,12 +23,15 @@ cost ``O(K·|E|·B·F)``. Because ``L̃`` is symmetric, the backward of ``L̃ x`
 torch.Size([2, 48, 5])
 >>> HealpixPool("max")(torch.randn(2, 48, 5)).shape
 torch.Size([2, 12, 5])
+>>> IcosahedralPool(2)(torch.randn(2, 162, 5)).shape, IcosahedralUnpool(2)(torch.randn(2, 42, 5)).shape
+(torch.Size([2, 42, 5]), torch.Size([2, 162, 5]))
 """
 from __future__ import annotations
 
 import copy
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -191,6 +194,94 @@ class HealpixUnpool(nn.Module):
         out = x.new_zeros(B, V, 4, F)
         out.scatter_(2, indices.unsqueeze(2), x.unsqueeze(2))
         return out.reshape(B, 4 * V, F)
+
+
+def _ico_parents(level: int) -> tuple[int, torch.Tensor]:
+    from models.deepsphere.graph import icosahedral_hierarchy, icosahedral_size
+
+    level = int(level)
+    if level < 1:
+        raise ValueError(f"icosahedral pooling needs a fine level >= 1, got {level}")
+    parents = icosahedral_hierarchy(level)[1][level - 1]
+    return icosahedral_size(level - 1), torch.from_numpy(np.array(parents, dtype=np.int64))
+
+
+class IcosahedralPool(nn.Module):
+    """Average pooling along the nested icosahedral hierarchy, level ``l → l − 1``.
+
+    Rule (as math): with ``n = 10·4^(l−1) + 2`` coarse vertices and ``N(i)`` the fine vertices
+    that are midpoints of a coarse edge incident to coarse vertex ``i`` (its 1-ring on level
+    ``l``: 6 vertices, 5 at the 12 original ones),
+
+        y_i = (x_i + Σ_{j ∈ N(i)} x_j) / (1 + |N(i)|),   i < n.
+
+    Where it comes from: the ICLR paper says "average pooling" (climate, anchors-sphere §4) without
+    the rule; the deepsphere-tf1 ``models.py`` read (commit 06a1b67) has only the HEALPix /
+    equiangular ``pool_average`` (mean over 4 consecutive NEST pixels), and deepsphere-pytorch
+    keeps the first ``n`` vertices (subsampling; anchors-sphere §1). This rule is our transfer of
+    the HEALPix neighbourhood average to the icosahedron: each coarse vertex is the centre
+    of its fine 1-ring, and since the rule is defined by the mesh alone it commutes with every
+    rotation of the icosahedral group (which permutes the vertices of each level and keeps the
+    nesting). ``(B, V_l, F) → (B, V_{l−1}, F)``.
+    """
+
+    def __init__(self, level: int):
+        super().__init__()
+        self.level = int(level)
+        self.n_coarse, parents = _ico_parents(self.level)
+        self.register_buffer("parents", parents, persistent=False)
+        count = torch.ones(self.n_coarse, dtype=torch.float64)
+        count.index_add_(0, parents.reshape(-1), torch.ones(parents.numel(), dtype=torch.float64))
+        self.register_buffer("inv_count", 1.0 / count, persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"level={self.level} -> {self.level - 1}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, m = self.n_coarse, self.parents.shape[0]
+        if x.dim() != 3 or x.shape[1] != n + m:
+            raise ValueError(f"IcosahedralPool: expected (B, {n + m}, F) (level {self.level}), got {tuple(x.shape)}")
+        fine = x[:, n:]
+        y = x[:, :n].index_add(1, self.parents[:, 0], fine).index_add(1, self.parents[:, 1], fine)
+        return y * self.inv_count.to(x.dtype)[None, :, None]
+
+
+class IcosahedralUnpool(nn.Module):
+    """Unpooling along the nested icosahedral hierarchy, level ``l − 1 → l``.
+
+    ``"interp"`` (default): a fine vertex that is a coarse vertex keeps its value, an edge
+    midpoint gets the mean of its two parents, ``y_{n+j} = (x_a + x_b)/2`` (linear interpolation
+    along the coarse edge). ``"nearest"``: both copies of the coarse values, midpoints get the
+    value of their first parent (not symmetric in the two parents, hence not equivariant).
+    ``"ones"``: midpoints get the constant 1, the UGSCNN / deepsphere-pytorch unpooling
+    (anchors-sphere §1). ``(B, V_{l−1}, F) → (B, V_l, F)``.
+    """
+
+    MODES = ("interp", "ones", "nearest")
+
+    def __init__(self, level: int, mode: str = "interp"):
+        super().__init__()
+        if mode not in self.MODES:
+            raise ValueError(f"IcosahedralUnpool: mode must be one of {self.MODES}, got '{mode}'")
+        self.level, self.mode = int(level), mode
+        self.n_coarse, parents = _ico_parents(self.level)
+        self.register_buffer("parents", parents, persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"level={self.level - 1} -> {self.level}, mode={self.mode}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[1] != self.n_coarse:
+            raise ValueError(f"IcosahedralUnpool: expected (B, {self.n_coarse}, F) (level {self.level - 1}), "
+                             f"got {tuple(x.shape)}")
+        a, b = self.parents[:, 0], self.parents[:, 1]
+        if self.mode == "interp":
+            mid = 0.5 * (x[:, a] + x[:, b])
+        elif self.mode == "nearest":
+            mid = x[:, a]
+        else:
+            mid = x.new_ones(x.shape[0], len(a), x.shape[2])
+        return torch.cat([x, mid], dim=1)
 
 
 class SphereBatchNorm(nn.BatchNorm1d):
