@@ -136,7 +136,9 @@ def test_table_drops_rows_made_with_an_earlier_config():
     rows = [{"model": "m", "setting": "k=1", "seed": "0", "preset": "cpu", "run_id": old},
             {"model": "m", "setting": "k=1", "seed": "0", "preset": "cpu", "run_id": new},
             {"model": "m", "setting": "k=1", "seed": "1", "preset": "cpu", "run_id": "extra-seed"},
-            {"model": "m", "setting": "k=1", "seed": "0", "preset": "smoke", "run_id": "x"}]
+            {"model": "m", "setting": "k=1", "seed": "0", "preset": "smoke", "run_id": "x"},
+            {"model": "m", "setting": "k=2", "seed": "0", "preset": "cpu", "run_id": "setting-gone"},
+            {"model": "gone", "setting": "k=1", "seed": "0", "preset": "cpu", "run_id": "model-gone"}]
     assert [r["run_id"] for r in current_rows(rows, "cpu", grid)] == [new, "extra-seed"]
 
 

@@ -61,12 +61,13 @@ def _count(value, where: str) -> int:
 def current_rows(rows: list[dict], preset: str, grid: list[Run]) -> list[dict]:
     """CSV rows of ``preset`` that the table should show: a row whose (model, setting, seed) is a
     cell of the current grid but whose run id differs was made with an earlier config and is
-    dropped (it stays in the CSV); rows of cells outside the grid (e.g. extra seeds of an earlier
-    ``--runs``) are kept."""
+    dropped (it stays in the CSV), and so is a row whose (model, setting) the grid no longer has;
+    extra seeds of a grid row (e.g. from an earlier ``--runs``) are kept."""
     cells = {r.cell: r.run_id for r in grid}
+    grid_rows = {(r.model, r.setting_str) for r in grid}
     out = []
     for row in rows:
-        if row.get("preset") != preset:
+        if row.get("preset") != preset or (row.get("model"), row.get("setting")) not in grid_rows:
             continue
         want = cells.get((row.get("model"), row.get("setting"), str(row.get("seed"))))
         if want is not None and row.get("run_id") != want:
