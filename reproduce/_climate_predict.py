@@ -72,7 +72,8 @@ def build_net(bench, run, sd, coords=None, device="cpu"):
 
 def output_points(ds, grid: str) -> np.ndarray:
     """Unit vectors of the input's points in the file's own order: (lat, lon) flattened, or ncol."""
-    lat, lon = np.asarray(ds["lat"].values, np.float64), np.asarray(ds["lon"].values, np.float64)
+    lat = np.asarray(ds["lat"].values, np.float64)
+    lon = np.asarray(ds["lon"].values, np.float64) % 360.0  # −180…180 and 0…360 give the same vectors
     if grid == "latlon":
         lo, la = np.meshgrid(lon, lat)
         return lonlat_vectors(lo.ravel(), la.ravel())
