@@ -110,3 +110,17 @@ def test_weighted_cross_entropy_by_hand():
     assert float(Segment(nn.Identity(), 3).loss(x, Y)) == pytest.approx(plain, rel=1e-5)
     assert float(Segment(nn.Identity(), 3, class_weights=w).loss(x, Y)) == pytest.approx(weighted, rel=1e-5)
     assert abs(weighted - plain) > 0.1
+
+
+def test_train_ap_off_keeps_the_confusion_metrics():
+    """``train_ap=False``: no AP state at the training stage (nothing kept per site), the counts
+    that give recall / IoU / accuracy still there; validation and test keep AP."""
+    task = Segment(nn.Identity(), num_classes=3, map_classes=[1, 2], class_names=NAMES, train_ap=False)
+    assert "ap" not in task.metrics["train_"] and "ap" in task.metrics["val_"] and "ap" in task.metrics["test_"]
+    logged = {}
+    task.log_dict = lambda d, **kw: logged.update({k: float(v) for k, v in d.items()})
+    task.update_metrics("train", logits(), Y, None)
+    task.on_train_epoch_end()
+    assert "train/map" not in logged and "train/ap_TC" not in logged
+    assert logged["train/acc_mean"] == pytest.approx(0.7, abs=1e-6)
+    assert logged["train/iou_AR"] == pytest.approx(1 / 3, abs=1e-6)
