@@ -286,7 +286,8 @@ class Climate(Benchmark):
         """Segment with mAP over TC and AR; the balanced class weights for ``loss: weighted`` (only
         computed when the task is built, not for the config check, which has no backbone)."""
         weighted = (run.cfg.get("model") or {}).get("loss") == "weighted"
-        w = self.class_weights(ctx, run) if weighted and backbone is not None else None
+        # --evaluate scores a trained model: the weights change only test/loss, and are not recomputed
+        w = self.class_weights(ctx, run) if weighted and backbone is not None and ctx.evaluate is None else None
         return {"backbone": backbone, "num_classes": len(CLASSES), "optim": run.cfg.get("optim") or {},
                 "class_weights": w, "map_classes": [1, 2], "class_names": list(CLASSES)}
 
@@ -294,7 +295,8 @@ class Climate(Benchmark):
         """The training split's balanced weights, inference ms per map (batch 1) and one test map."""
         import torch
 
-        out = {f"class_weight_{c}": round(w, 6) for c, w in zip(CLASSES, self.class_weights(ctx, run))}
+        out = {} if ctx.evaluate is not None else {
+            f"class_weight_{c}": round(w, 6) for c, w in zip(CLASSES, self.class_weights(ctx, run))}
         net, dev = task.backbone.eval(), task.device
         test = datamodule.datasets["test"]
         out.update(vertices=int(net.num_vertices), train_maps=len(datamodule.datasets["train"]), test_maps=len(test))
@@ -302,6 +304,8 @@ class Climate(Benchmark):
         with torch.no_grad():
             for i in range(min(len(test), INFER_MAPS + 1)):
                 x = test[i][0][None].to(dev)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
                 t0 = time.perf_counter()
                 logits = net(x)
                 if dev.type == "cuda":
