@@ -286,8 +286,10 @@ class Climate(Benchmark):
         """Segment with mAP over TC and AR; the balanced class weights for ``loss: weighted`` (only
         computed when the task is built, not for the config check, which has no backbone)."""
         weighted = (run.cfg.get("model") or {}).get("loss") == "weighted"
-        # --evaluate scores a trained model: the weights change only test/loss, and are not recomputed
-        w = self.class_weights(ctx, run) if weighted and backbone is not None and ctx.evaluate is None else None
+        w = None
+        if weighted and backbone is not None:
+            # --evaluate: a placeholder of the right shape; the checkpoint's state restores the training weights
+            w = [1.0] * len(CLASSES) if ctx.evaluate is not None else self.class_weights(ctx, run)
         return {"backbone": backbone, "num_classes": len(CLASSES), "optim": run.cfg.get("optim") or {},
                 "class_weights": w, "map_classes": [1, 2], "class_names": list(CLASSES)}
 

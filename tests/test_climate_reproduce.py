@@ -152,3 +152,19 @@ def test_predict_bad_input_is_one_error_line(smoke, tmp_path, capsys):
         assert main(BENCH, argv=argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_evaluate_rescores_a_checkpoint_without_recomputing_weights(smoke):
+    """``--evaluate`` rebuilds the weighted run from its checkpoint's config and scores the same test
+    split to the same numbers, test/loss included: the class weights are not recomputed from the data
+    but restored from the checkpoint."""
+    import json
+
+    tmp, rows = smoke
+    row = next(r for r in rows if r["model"] == "ds_weighted" and r["setting_sampling"] == "healpix:4")
+    p = run_climate("--evaluate", (ROOT / row["checkpoint"]).resolve(), "--data-dir", tmp / "data", "--logger", "none")
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["test_samples"] == 2 and out["data_source"] == "stand-in" and "class_weight_TC" not in out
+    for k in ("test_map", "test_acc_mean", "test_recall_AR", "test_iou_BG", "test_loss"):
+        assert out[k] == pytest.approx(float(row[k]), abs=1e-5), k
+    assert out["vertices"] == 192
