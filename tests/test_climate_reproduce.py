@@ -168,3 +168,43 @@ def test_evaluate_rescores_a_checkpoint_without_recomputing_weights(smoke):
     for k in ("test_map", "test_acc_mean", "test_recall_AR", "test_iou_BG", "test_loss"):
         assert out[k] == pytest.approx(float(row[k]), abs=1e-5), k
     assert out["vertices"] == 192
+
+
+def test_native_columns_train_and_predict_on_other_columns(tmp_path):
+    """A model trained on CAM-SE-like columns (sampling ``native``: the graph on the files' own
+    points, no resampling) segments a file with *other* columns: its graph is built on them."""
+    rng = np.random.default_rng(5)
+    data = tmp_path / "cols"
+    data.mkdir()
+    base = rng.standard_normal((200, 3))
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    lat, lon = np.degrees(np.arcsin(base[:, 2])), np.degrees(np.arctan2(base[:, 1], base[:, 0]))
+    for i in range(10):
+        fields = {n: (("ncol",), (DC.MEAN[j] + DC.STD[j] * rng.standard_normal(200)).astype(np.float32))
+                  for j, n in enumerate(DC.VARIABLES)}
+        fields["LABELS"] = (("ncol",), rng.choice(3, 200, p=[0.8, 0.1, 0.1]).astype(np.int64))
+        xr.Dataset(fields, coords={"lat": ("ncol", lat), "lon": ("ncol", lon)}).to_netcdf(
+            data / f"data-2106-01-{i + 1:02d}-00-1.nc")
+    run_climate("--preset", "smoke", "--logger", "none", "--results-dir", tmp_path / "res", "--runs-dir",
+                tmp_path / "runs", "--data-dir", data,
+                "grid.rows=[{model: ds_unweighted, setting: {sampling: native}}]")
+    with open(tmp_path / "res" / "climate.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["vertices"] == "200" and row["data_source"] == "real"
+    other = tmp_path / "other"
+    other.mkdir()
+    ncol_file(other / "columns.nc", n=150)
+    run_climate("--predict", (ROOT / row["checkpoint"]).resolve(), "--data-dir", other, "--out", tmp_path / "out")
+    with xr.open_dataset(tmp_path / "out" / "columns.nc", decode_times=False) as out:
+        assert out["LABELS"].shape == (1, 150) and out.attrs["prediction_sampling"] == "native"
+        np.testing.assert_allclose(out["PROBABILITIES"].values.sum(1), 1.0, atol=1e-5)
+    (tmp_path / "grid").mkdir()
+    awkward_latlon(write_one_standin(tmp_path / "sd"), tmp_path / "grid" / "g.nc")
+    p = run_climate("--predict", (ROOT / row["checkpoint"]).resolve(), "--data-dir", tmp_path / "grid", "--out",
+                    tmp_path / "out2", check=False)
+    assert p.returncode == 2 and "trained on native (ncol) columns" in p.stderr.strip().splitlines()[-1]
+
+
+def write_one_standin(folder: Path) -> Path:
+    DC.write_stand_in(folder, DC.StandInClimate(files=1, nlat=24, nlon=48))
+    return sorted(folder.glob("*.nc"))[0]
