@@ -226,11 +226,15 @@ class Segment(Task):
     per-class recall ("accuracy" of a class: correct sites of c / true sites of c) and its mean
     ``acc_mean``; per-class average precision of the class probability and ``map``, the mean AP
     over ``map_classes`` (default: all); per-class IoU; site accuracy ``acc``.
+
+    ``train_ap=False`` leaves AP (and ``train/map``) out of the training stage: exact AP keeps every
+    site's scores until the epoch ends, which for the UGSCNN training split is ~450 M sites × 3
+    classes (recall, IoU and accuracy are confusion counts and stay).
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, optim: dict | None = None,
                  class_weights: list[float] | None = None, map_classes: list[int] | None = None,
-                 class_names: list[str] | None = None):
+                 class_names: list[str] | None = None, train_ap: bool = True):
         super().__init__(backbone, optim)
         self.save_hyperparameters(ignore=["backbone"])
         if class_weights is not None and len(class_weights) != num_classes:
@@ -248,7 +252,8 @@ class Segment(Task):
                                                  MulticlassJaccardIndex, MulticlassRecall)
         self.metrics = nn.ModuleDict({f"{s}_": nn.ModuleDict({
             "recall": MulticlassRecall(num_classes, average=None),
-            "ap": MulticlassAveragePrecision(num_classes, average=None, thresholds=None),
+            **({"ap": MulticlassAveragePrecision(num_classes, average=None, thresholds=None)}
+               if s != "train" or train_ap else {}),
             "iou": MulticlassJaccardIndex(num_classes, average=None),
             "acc": MulticlassAccuracy(num_classes, average="micro")}) for s in STAGES})
 
@@ -263,12 +268,15 @@ class Segment(Task):
 
     def _epoch_end(self, stage: str) -> None:
         ms = self.metrics[stage + "_"]
-        recall, ap, iou = ms["recall"].compute(), ms["ap"].compute(), ms["iou"].compute()
-        out = {f"{stage}/acc": ms["acc"].compute(), f"{stage}/acc_mean": recall.mean(),
-               f"{stage}/map": ap[self.map_classes].mean()}
+        recall, iou = ms["recall"].compute(), ms["iou"].compute()
+        ap = ms["ap"].compute() if "ap" in ms else None
+        out = {f"{stage}/acc": ms["acc"].compute(), f"{stage}/acc_mean": recall.mean()}
+        if ap is not None:
+            out[f"{stage}/map"] = ap[self.map_classes].mean()
         for c, name in enumerate(self.names):
             out[f"{stage}/recall_{name}"] = recall[c]
-            out[f"{stage}/ap_{name}"] = ap[c]
+            if ap is not None:
+                out[f"{stage}/ap_{name}"] = ap[c]
             out[f"{stage}/iou_{name}"] = iou[c]
         self.log_dict(out, prog_bar=False)
         for m in ms.values():

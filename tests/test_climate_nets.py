@@ -203,3 +203,33 @@ def test_parameter_counts_against_the_published_ones():
     with open(__import__("models.deepsphere.unet", fromlist=["x"]).__file__) as f:
         doc = f.read()
     assert "10,486,787" in doc and "527,387" in doc
+
+
+def test_equiangular_pooling_and_unet_equivariant_to_grid_symmetries():
+    """Equiangular U-Net (b = 8, 2 poolings -> b = 2): 2 x 2 average pooling and nearest unpooling;
+    exactly equivariant (float64) to the grid's own symmetries that survive both poolings: a turn
+    about the pole by one coarsest cell (4 fine longitudes) and the north-south flip. Negative
+    control: a turn by one fine longitude is a symmetry of the finest graph but not of the pooling."""
+    from models.deepsphere import EquiangularPool, EquiangularUnpool
+    from models.deepsphere.graph import equiangular_vectors
+
+    x = torch.arange(16.0).reshape(1, 16, 1)  # b = 2: 4 x 4 grid
+    torch.testing.assert_close(EquiangularPool(2)(x).flatten(), torch.tensor([2.5, 4.5, 10.5, 12.5]))
+    torch.testing.assert_close(EquiangularUnpool(2)(EquiangularPool(2)(x)).reshape(4, 4)[:2, :2],
+                               torch.full((2, 2), 2.5))
+    with pytest.raises(ValueError, match="multiple of 2"):
+        DeepSphereUNet("equiangular:6", encoder=((4,), (4,), (4,)))
+    torch.manual_seed(0)
+    b, n = 8, 16
+    net = DeepSphereUNet(f"equiangular:{b}", in_channels=2, encoder=((4, 6), (8,), (8,))).double().eval()
+    assert [lv.name for lv in net.levels] == ["equiangular:8", "equiangular:4", "equiangular:2"]
+    assert len(equiangular_vectors(b)) == n * n == net.num_vertices
+    grid = np.arange(n * n).reshape(n, n)   # [colatitude, longitude] -> vertex
+    turn = np.roll(grid, 4, axis=1).ravel()  # vertex i goes to turn[i]
+    flip = grid[::-1].ravel()
+    x = torch.randn(2, 2, n * n, dtype=torch.float64)
+    for perm in (turn, flip):
+        assert_equivariant(net, x, act_on(perm), act_on(perm), [None], rtol=1e-10)
+    fine_turn = np.roll(grid, 1, axis=1).ravel()
+    with pytest.raises(AssertionError, match="equivariance error"):
+        assert_equivariant(net, x, act_on(fine_turn), act_on(fine_turn), [None], rtol=1e-6)

@@ -23,7 +23,8 @@ from models.deepsphere.graph import (LAPLACIANS, OPTIMAL_SIGMA, SphereGraph, che
                                      lonlat_vectors, optimal_kernel_width, points_graph,
                                      rescale_laplacian, resolve_lmax, to_torch_sparse)
 from models.deepsphere.healpix import nest_image_index, nest_xy
-from models.deepsphere.layers import (ChebConv, GlobalAvgPool, HealpixPool, HealpixUnpool,
+from models.deepsphere.layers import (ChebConv, EquiangularPool, EquiangularUnpool, GlobalAvgPool,
+                                      HealpixPool, HealpixUnpool,
                                       IcosahedralPool, IcosahedralUnpool, SphereBatchNorm, sym_spmm)
 from models.deepsphere.nets import DeepSphereCNN, DeepSphereFCN
 from models.deepsphere.unet import (JIANG_ENCODER, PAPER_ENCODER, DeepSphereUNet, count_parameters,
@@ -37,7 +38,7 @@ __all__ = [
     "icosahedral_vectors", "knn_edges", "knn_graph", "laplacian",
     "largest_eigenvalue", "lonlat_vectors", "optimal_kernel_width", "points_graph",
     "rescale_laplacian", "resolve_lmax", "to_torch_sparse",
-    "ChebConv", "GlobalAvgPool", "HealpixPool", "HealpixUnpool", "IcosahedralPool",
+    "ChebConv", "EquiangularPool", "EquiangularUnpool", "GlobalAvgPool", "HealpixPool", "HealpixUnpool", "IcosahedralPool",
     "IcosahedralUnpool", "SphereBatchNorm", "sym_spmm",
     "DeepSphereCNN", "DeepSphereFCN",
     "DeepSphereUNet", "JIANG_ENCODER", "PAPER_ENCODER", "count_parameters", "paper_unet", "sphere_levels",

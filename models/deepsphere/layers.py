@@ -284,6 +284,51 @@ class IcosahedralUnpool(nn.Module):
         return torch.cat([x, mid], dim=1)
 
 
+class EquiangularPool(nn.Module):
+    """2 × 2 average pooling on the Driscoll–Healy grid, bandwidth ``b → b/2``
+    (:func:`~.graph.equiangular_vectors`: ``2b × 2b`` points, colatitude major). Coarse colatitude
+    ``θ'_j = π(2j+1)/(2b)`` is the mean of the fine pair ``θ_{2j}, θ_{2j+1}``; coarse longitude
+    ``φ'_k = 2πk/b`` is the first of its fine pair (the pooled cell is centred half a fine step
+    east of it). ``(B, 4b², F) → (B, b², F)``."""
+
+    def __init__(self, bandwidth: int):
+        super().__init__()
+        self.bandwidth = int(bandwidth)
+        if self.bandwidth < 2 or self.bandwidth % 2:
+            raise ValueError(f"EquiangularPool: bandwidth must be even and >= 2, got {bandwidth}")
+
+    def extra_repr(self) -> str:
+        return f"b={self.bandwidth} -> {self.bandwidth // 2}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = 2 * self.bandwidth
+        if x.dim() != 3 or x.shape[1] != n * n:
+            raise ValueError(f"EquiangularPool: expected (B, {n * n}, F) (b = {self.bandwidth}), got {tuple(x.shape)}")
+        B, _, F = x.shape
+        return x.reshape(B, n // 2, 2, n // 2, 2, F).mean(dim=(2, 4)).reshape(B, n * n // 4, F)
+
+
+class EquiangularUnpool(nn.Module):
+    """Nearest unpooling ``b/2 → b`` on the Driscoll–Healy grid: each coarse value is copied to
+    the 2 × 2 fine points it was pooled from (the inverse layout of :class:`EquiangularPool`)."""
+
+    def __init__(self, bandwidth: int):
+        super().__init__()
+        self.bandwidth = int(bandwidth)
+        if self.bandwidth < 2 or self.bandwidth % 2:
+            raise ValueError(f"EquiangularUnpool: bandwidth must be even and >= 2, got {bandwidth}")
+
+    def extra_repr(self) -> str:
+        return f"b={self.bandwidth // 2} -> {self.bandwidth}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.bandwidth  # coarse grid is 2(b/2) = b points a side
+        if x.dim() != 3 or x.shape[1] != m * m:
+            raise ValueError(f"EquiangularUnpool: expected (B, {m * m}, F) (b = {m // 2}), got {tuple(x.shape)}")
+        B, _, F = x.shape
+        return x.reshape(B, m, 1, m, 1, F).expand(B, m, 2, m, 2, F).reshape(B, 4 * m * m, F)
+
+
 class SphereBatchNorm(nn.BatchNorm1d):
     """``BatchNorm1d`` over the feature axis of ``(B, V, F)`` inputs (statistics over batch and
     vertices, hence invariant to any vertex permutation)."""

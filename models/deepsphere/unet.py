@@ -32,7 +32,9 @@ the sources read): **527,387** parameters here, 11 % fewer than published.
 Samplings (:func:`sphere_levels`): ``"ico:L"`` (levels ``L … L−D`` of the nested icosahedron,
 k = 6, t = mean distance, :class:`~.layers.IcosahedralPool` / ``IcosahedralUnpool``),
 ``"healpix:NSIDE"`` (NEST, Nside halves per depth, k-NN graph with the optimal width,
-:class:`~.layers.HealpixPool` ``avg`` / ``HealpixUnpool`` ``nearest``) and ``"points"`` (an
+:class:`~.layers.HealpixPool` ``avg`` / ``HealpixUnpool`` ``nearest``), ``"equiangular:B"``
+(Driscoll–Healy ``2B × 2B``, B halves per depth, k-NN graph k = 8, 2 × 2
+:class:`~.layers.EquiangularPool` average / ``EquiangularUnpool`` nearest) and ``"points"`` (an
 arbitrary point set, e.g. CAM-SE columns: the :func:`~.graph.points_graph` k-NN graph on the
 points, **no pooling**: every depth runs on the same graph, so the net has the same layers and
 parameters and can take a checkpoint trained on another sampling).
@@ -56,10 +58,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.deepsphere.graph import (chebyshev_operator, healpix_laplacian, icosahedral_laplacian,
-                                     icosahedral_size, knn_graph)
-from models.deepsphere.layers import (ChebConv, HealpixPool, HealpixUnpool, IcosahedralPool,
-                                      IcosahedralUnpool, SphereBatchNorm)
+from models.deepsphere.graph import (chebyshev_operator, equiangular_graph, healpix_laplacian,
+                                     icosahedral_laplacian, icosahedral_size, knn_graph)
+from models.deepsphere.layers import (ChebConv, EquiangularPool, EquiangularUnpool, HealpixPool,
+                                      HealpixUnpool, IcosahedralPool, IcosahedralUnpool, SphereBatchNorm)
 
 #: the ICLR DeepSphere climate net: GC32, GC64 at L5, GC128 L4, GC256 L3, GC512 L2, L1, L0
 PAPER_ENCODER: tuple[tuple[int, ...], ...] = ((32, 64), (128,), (256,), (512,), (512,), (512,))
@@ -120,6 +122,20 @@ def sphere_levels(sampling: str, depth: int, coords: np.ndarray | None = None, k
         return [SphereLevel(f"healpix:{nside >> d}", healpix_laplacian(nside >> d, k, None, 0, laplacian, "knn", kw),
                             HealpixPool("avg") if d < depth else None,
                             HealpixUnpool("nearest") if d < depth else None) for d in range(depth + 1)]
+    if kind == "equiangular":
+        b = int(arg)
+        if b < 1 or b % (1 << depth):
+            raise ValueError(f"DeepSphereUNet: equiangular bandwidth {b} cannot be halved {depth} times "
+                             f"(it must be a multiple of 2^{depth})")
+        k = 8 if k is None else k
+        kw = "mean" if kernel_width is None else kernel_width
+        out = []
+        for d in range(depth + 1):
+            g = equiangular_graph(b >> d, k, kw)
+            op, _ = chebyshev_operator(g.W, laplacian)
+            out.append(SphereLevel(f"equiangular:{b >> d}", op, EquiangularPool(b >> d) if d < depth else None,
+                                   EquiangularUnpool(b >> d) if d < depth else None))
+        return out
     if kind == "points":
         if coords is None:
             raise ValueError("DeepSphereUNet: sampling 'points' needs coords (n, 3) unit vectors")
@@ -128,7 +144,7 @@ def sphere_levels(sampling: str, depth: int, coords: np.ndarray | None = None, k
         op, _ = chebyshev_operator(g.W, laplacian)
         return [SphereLevel(f"points:{g.n}", op, nn.Identity() if d < depth else None,
                             nn.Identity() if d < depth else None) for d in range(depth + 1)]
-    raise ValueError(f"DeepSphereUNet: unknown sampling '{sampling}' (ico:L, healpix:NSIDE or points)")
+    raise ValueError(f"DeepSphereUNet: unknown sampling '{sampling}' (ico:L, healpix:NSIDE, equiangular:B or points)")
 
 
 class LevelInfo(NamedTuple):
@@ -151,7 +167,8 @@ class DeepSphereUNet(nn.Module):
     """The ICLR 2020 DeepSphere climate U-Net (module docstring), on any sampling hierarchy.
 
     Arguments:
-        sampling: ``"ico:L"`` (paper: ``"ico:5"``), ``"healpix:NSIDE"`` (e.g. 32) or ``"points"``.
+        sampling: ``"ico:L"`` (paper: ``"ico:5"``), ``"healpix:NSIDE"`` (e.g. 32), ``"equiangular:B"``
+            or ``"points"``.
         in_channels: input fields (16 CAM5 variables).
         num_classes: output classes (3: BG, TC, AR).
         encoder: widths per depth, finest first (:data:`PAPER_ENCODER`, :data:`JIANG_ENCODER`);

@@ -11,7 +11,8 @@ A ``reproduce/<name>.py`` script subclasses :class:`Benchmark` and mostly *decla
 * ``report`` — the results tables, as data (:class:`reproduce.runner.tables.Report`).
 
 and overrides hooks only for what is specific to it (``after_test`` for extra measurements,
-``custom_run`` for rows not trained with Lightning, ``callbacks``).
+``custom_run`` for rows not trained with Lightning, ``callbacks``; ``add_arguments`` + ``command``
+for a command line option only it has, e.g. climate ``--predict``).
 """
 from __future__ import annotations
 
@@ -144,6 +145,17 @@ class Benchmark:
     def after_test(self, ctx: Context, run: Run, task, datamodule) -> dict:
         """Extra columns measured on the trained model (e.g. equivariance errors)."""
         return {}
+
+    # -- the benchmark's own commands --------------------------------------------------------------
+    def add_arguments(self, parser) -> None:
+        """Add options of commands only this benchmark has (e.g. climate ``--predict``) to the
+        shared :mod:`argparse` parser (:func:`reproduce.runner.cli.build_parser`)."""
+
+    def command(self, args) -> int | None:
+        """Run the benchmark's own command when ``args`` (the parsed command line) asks for it and
+        return its exit status; ``None`` (the default) lets the shared flow go on. Called first,
+        before the preset is resolved; an :class:`InputError` is one ``error:`` line, exit 2."""
+        return None
 
     # -- grid ------------------------------------------------------------------------------------
     def grid(self, cfg: dict) -> list[tuple]:

@@ -2,7 +2,8 @@
 
 Options: ``--preset --runs --seed --gpus --num-nodes --cpu-procs --data-dir --stand-in --logger
 --results-dir --runs-dir --only --evaluate --list --table --max-epochs`` and ``key.sub=value``
-config overrides. Bad input raises :class:`datamodules._common.InputError`; :func:`main` prints
+config overrides, plus the options a benchmark adds for its own commands
+(:meth:`~reproduce.runner.benchmark.Benchmark.add_arguments` / ``command``, run before anything else). Bad input raises :class:`datamodules._common.InputError`; :func:`main` prints
 one line ``error: …`` and returns 2 before anything is written to ``results/``.
 """
 from __future__ import annotations
@@ -50,6 +51,7 @@ def build_parser(bench: Benchmark, doc: str | None) -> argparse.ArgumentParser:
                    help="rewrite results/<benchmark>.md (and figures) from its CSV; train nothing")
     p.add_argument("--max-epochs", type=int, default=None, help="override trainer.max_epochs")
     p.add_argument("overrides", nargs="*", help="config overrides, key.sub=value")
+    bench.add_arguments(p)  # options of the benchmark's own commands (Benchmark.command)
     return p
 
 
@@ -167,6 +169,9 @@ def main(bench: Benchmark, doc: str | None = None, argv: list[str] | None = None
 
 
 def _main(bench: Benchmark, args: argparse.Namespace) -> int:
+    status = bench.command(args)  # a command only this benchmark has (e.g. climate --predict)
+    if status is not None:
+        return status
     cfg = resolve_config(bench, args)
     preset = cfg["preset"]
     if args.gpus < 0:
