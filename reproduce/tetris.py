@@ -128,7 +128,7 @@ def resolution_table(view: T.View) -> str:
     heads = ["zoom", "grid", "piece", "preset"]
     for m in models:
         heads += [f"{LABELS[m]}: test acc", f"{LABELS[m]}: SO(3) logit error"]
-    return ("\n## Resolution study\n\nTest accuracy on Haar-rotated pieces and the relative logit change "
+    return ("\n\n## Resolution study\n\nTest accuracy on Haar-rotated pieces and the relative logit change "
             "under resampled SO(3) rotations against the grid size, same recipe at every zoom (zoom 5 = the "
             "paper's protocol, from the `paper` preset when it has been run). Published at 36³: "
             + ", ".join(f"{LABELS[m]} {PUBLISHED[m][0] * 100:.0f} %" for m in models) + ".\n\n"
