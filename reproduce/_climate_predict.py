@@ -34,20 +34,14 @@ from datamodules.climate import (CLASSES, VARIABLES, idw_points, interpolator_fo
                                  open_cam5, parse_sampling)
 from models.deepsphere.graph import lonlat_vectors
 from reproduce.runner import config as C
-from reproduce.runner.checkpoints import check_checkpoint
-from reproduce.runner.evaluate import load_run
+from reproduce.runner.evaluate import load_run, usable_checkpoint
 
 
 def load_weights(bench, ckpt: Path):
     """(run, backbone state dict) of a checkpoint this runner wrote."""
     import torch
 
-    ckpt = Path(ckpt).expanduser().resolve()
-    if not ckpt.is_file():
-        raise InputError(f"--predict: checkpoint {ckpt} does not exist")
-    why = check_checkpoint(ckpt)
-    if why is not None:
-        raise InputError(f"--predict: {ckpt} is not a usable checkpoint: {why}")
+    ckpt = usable_checkpoint(ckpt, "--predict")
     run, _ = load_run(bench, ckpt, [])
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     sd = {k[len("backbone."):]: v for k, v in state["state_dict"].items() if k.startswith("backbone.")}

@@ -50,16 +50,23 @@ def load_run(bench, ckpt: Path, overrides: list[str]) -> tuple[Run, Path]:
     return run, run_dir
 
 
+def usable_checkpoint(ckpt, option: str) -> Path:
+    """The resolved path of a checkpoint that exists and loads, else an :class:`InputError`
+    naming the command line ``option`` that gave it."""
+    ckpt = Path(ckpt).expanduser().resolve()
+    if not ckpt.is_file():
+        raise InputError(f"{option}: checkpoint {ckpt} does not exist")
+    why = check_checkpoint(ckpt)
+    if why is not None:
+        raise InputError(f"{option}: {ckpt} is not a usable checkpoint: {why}")
+    return ckpt
+
+
 def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None) -> dict:
     import pytorch_lightning as pl
     import torch
 
-    ckpt = Path(ckpt).expanduser().resolve()
-    if not ckpt.is_file():
-        raise InputError(f"--evaluate: checkpoint {ckpt} does not exist")
-    why = check_checkpoint(ckpt)
-    if why is not None:
-        raise InputError(f"--evaluate: {ckpt} is not a usable checkpoint: {why}")
+    ckpt = usable_checkpoint(ckpt, "--evaluate")
     run, run_dir = load_run(bench, ckpt, list(overrides or []))
     bench.check(ctx, run)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
