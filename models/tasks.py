@@ -322,17 +322,77 @@ def retrieval_map(embeddings: torch.Tensor, labels: torch.Tensor, chunk: int = 1
     return float(aps.mean()) if len(aps) else float("nan")
 
 
+def triplet_semihard_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """Triplet loss with semi-hard negative mining (Schroff et al. 2015, FaceNet §3.2), as
+    TensorFlow's ``triplet_semihard_loss`` that deepsphere-tf1 adds to the cross-entropy for
+    SHREC'17 (``extra_loss=True``, on L2-normalised descriptors, margin 1, NaN → 0).
+
+    For every anchor a and positive p (same label, p ≠ a), with Euclidean distances d: the
+    negative is the closest n with d(a, n) > d(a, p) (semi-hard); when there is none, the
+    farthest negative. Loss = mean over (a, p) of max(d(a, p) − d(a, n) + margin, 0); 0 when
+    the batch has no positive pair or no negative.
+
+    >>> e = torch.tensor([[1., 0], [1., 0], [0., 1]])
+    >>> float(triplet_semihard_loss(e, torch.tensor([0, 0, 1])))  # d(a,p) = 0, d(a,n) = √2 > margin
+    0.0
+    >>> # (a, p) = (1, 2): no negative beyond √2, farthest d(1, 0) = 0 → √2 + 1; (2, 1): d(2, 0) = √2 → 1
+    >>> round(float(triplet_semihard_loss(e, torch.tensor([0, 1, 1]))), 4)
+    1.7071
+    """
+    d2 = (embeddings[:, None, :] - embeddings[None, :, :]).pow(2).sum(-1)
+    d = torch.sqrt(d2.clamp_min(1e-16)) * (d2 > 0)
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    pos, neg = same & ~eye, ~same
+    if not pos.any() or not neg.any():
+        return embeddings.sum() * 0.0
+    inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
+    d_an = d[:, None, :]                                     # (a, ·, n)
+    semi = neg[:, None, :] & (d_an > d[:, :, None])           # (a, p, n): negatives farther than p
+    closest = torch.where(semi, d_an, inf).amin(-1)           # semi-hard negative per (a, p)
+    farthest = torch.where(neg, d, -inf).amax(-1)             # fallback per anchor
+    d_neg = torch.where(semi.any(-1), closest, farthest[:, None])
+    loss = (d - d_neg + margin).clamp_min(0)
+    return loss[pos].mean()
+
+
 class Retrieve(Classify):
     """Classification training, retrieval evaluation: at test time every item's embedding
     (``backbone.embed(x)`` where the backbone has it, else its class scores) is kept, the test
     set is ranked against itself (:func:`retrieval_map`, logged as ``test/map``) and
-    ``self.test_outputs`` holds ``embeddings``, ``scores``, ``labels`` and ``ids`` (a third
-    batch element, when the datamodule yields one) for benchmark-specific evaluators."""
+    ``self.test_outputs`` holds ``embeddings``, ``logits``, ``scores`` (softmax), ``labels`` and
+    ``ids`` (a third batch element, when the datamodule yields one) for benchmark-specific
+    evaluators.
 
-    def __init__(self, backbone: nn.Module, num_classes: int, optim: dict | None = None):
+    ``triplet_margin``: add :func:`triplet_semihard_loss` of the L2-normalised embeddings to the
+    training cross-entropy (deepsphere-tf1's SHREC'17 ``extra_loss``); the backbone must have
+    ``embed(x)`` and ``classifier`` (embedding → logits), so the forward pass runs once."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, optim: dict | None = None,
+                 triplet_margin: float | None = None):
         super().__init__(backbone, num_classes, optim)
+        if triplet_margin is not None and not (hasattr(backbone, "embed") and hasattr(backbone, "classifier")):
+            raise ValueError(f"Retrieve: triplet_margin needs a backbone with embed() and classifier; "
+                             f"{type(backbone).__name__} has not")
+        self.triplet_margin = None if triplet_margin is None else float(triplet_margin)
         self._kept: list[tuple[torch.Tensor, ...]] = []
         self.test_outputs: dict[str, torch.Tensor] = {}
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        if self.triplet_margin is None or stage != "train":
+            return super()._step(batch, stage)
+        x, y = batch[0], batch[1]
+        emb = self.backbone.embed(x)
+        out = self.backbone.classifier(emb)
+        ce = self.loss(out, y)
+        trip = triplet_semihard_loss(F.normalize(emb, dim=1), y, self.triplet_margin)
+        trip = torch.nan_to_num(trip, nan=0.0)
+        loss = ce + trip
+        for key, val in (("loss", loss), ("cross_entropy", ce), ("triplet", trip)):
+            self.log(f"train/{key}", val, on_step=True, on_epoch=True, prog_bar=key == "loss", sync_dist=True,
+                     batch_size=len(y))
+        self.update_metrics(stage, out.detach(), y, batch)
+        return loss
 
     def update_metrics(self, stage, out, y, batch) -> None:
         super().update_metrics(stage, out, y, batch)
@@ -341,7 +401,7 @@ class Retrieve(Classify):
         with torch.no_grad():
             emb = self.backbone.embed(batch[0]).detach() if hasattr(self.backbone, "embed") else out
         ids = batch[2] if len(batch) > 2 else torch.arange(len(y), device=y.device) + sum(len(k[2]) for k in self._kept)
-        self._kept.append((emb, out.softmax(1), y, torch.as_tensor(ids, device=y.device)))
+        self._kept.append((emb, out, out.softmax(1), y, torch.as_tensor(ids, device=y.device)))
 
     def on_test_epoch_start(self):
         self._kept = []
@@ -352,12 +412,12 @@ class Retrieve(Classify):
         parts = [torch.cat(p) for p in zip(*self._kept)]
         if self.trainer is not None and self.trainer.world_size > 1:
             parts = [self.all_gather(p).flatten(0, 1) for p in parts]
-        emb, scores, labels, ids = parts
-        self.test_outputs = {"embeddings": emb.cpu(), "scores": scores.cpu(), "labels": labels.cpu(),
-                             "ids": ids.cpu()}
+        emb, logits, scores, labels, ids = parts
+        self.test_outputs = {"embeddings": emb.cpu(), "logits": logits.cpu(), "scores": scores.cpu(),
+                             "labels": labels.cpu(), "ids": ids.cpu()}
         self.log("test/map", retrieval_map(emb.cpu(), labels.cpu()), rank_zero_only=True)
         self._kept = []
 
 
 __all__ = ["Optim", "Schedule", "ParamGroup", "build_optimizer", "Task", "Classify", "Segment",
-           "Retrieve", "retrieval_map", "STAGES"]
+           "Retrieve", "retrieval_map", "triplet_semihard_loss", "STAGES"]

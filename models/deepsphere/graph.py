@@ -329,7 +329,9 @@ def knn_graph(coords: np.ndarray, k: int, kernel_width: float | str = "mean", na
     ``kernel_width``: a number ``t`` (weights ``exp(−d²/4t)``), ``"mean"`` for the
     heuristic ``t = mean(d²)/2`` over the directed k-NN edges, or ``"mean_distance"``: the
     default of pygsp's ``NNGraph`` (branch ``sphere-graphs``), kernel width = mean k-NN distance
-    in ``exp(−d²/width)``, i.e. ``t = mean(d)/4`` (the ICLR climate graph's "t = mean distance").
+    in ``exp(−d²/width)``, i.e. ``t = mean(d)/4`` (the ICLR climate graph's "t = mean distance"),
+    or ``"inverse_distance"``: ``w = 1/d`` (Khasanova & Frossard; the ICLR SHREC'17 equiangular
+    graph, k = 4).
     """
     n = len(coords)
     if n == 1:  # a single vertex (tiny pooled level): no edges, L = 0
@@ -343,8 +345,12 @@ def knn_graph(coords: np.ndarray, k: int, kernel_width: float | str = "mean", na
     elif kernel_width == "mean_distance":
         t = float(d.mean()) / 4
         rule = "pygsp NNGraph default: w = exp(-d^2/mean(d)), t = mean(d)/4"
+    elif kernel_width == "inverse_distance":  # Khasanova & Frossard 2017; the ICLR SHREC'17 equiangular graph
+        W = _symmetric_weights(len(coords), rows, cols, 1.0 / np.maximum(d, 1e-12))
+        return SphereGraph(coords, W, int(k), float("nan"), "inverse distance w = 1/d", name)
     elif isinstance(kernel_width, str):
-        raise ValueError(f"kernel_width must be a number t, 'mean' or 'mean_distance', got {kernel_width!r}")
+        raise ValueError(f"kernel_width must be a number t, 'mean', 'mean_distance' or 'inverse_distance', "
+                         f"got {kernel_width!r}")
     else:
         t = float(kernel_width)
         if not t > 0:

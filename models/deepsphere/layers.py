@@ -285,27 +285,32 @@ class IcosahedralUnpool(nn.Module):
 
 
 class EquiangularPool(nn.Module):
-    """2 × 2 average pooling on the Driscoll–Healy grid, bandwidth ``b → b/2``
+    """2 × 2 average (``mode="avg"``) or max (``"max"``) pooling on the Driscoll–Healy grid, bandwidth ``b → b/2``
     (:func:`~.graph.equiangular_vectors`: ``2b × 2b`` points, colatitude major). Coarse colatitude
     ``θ'_j = π(2j+1)/(2b)`` is the mean of the fine pair ``θ_{2j}, θ_{2j+1}``; coarse longitude
     ``φ'_k = 2πk/b`` is the first of its fine pair (the pooled cell is centred half a fine step
     east of it). ``(B, 4b², F) → (B, b², F)``."""
 
-    def __init__(self, bandwidth: int):
+    def __init__(self, bandwidth: int, mode: str = "avg"):
         super().__init__()
         self.bandwidth = int(bandwidth)
         if self.bandwidth < 2 or self.bandwidth % 2:
             raise ValueError(f"EquiangularPool: bandwidth must be even and >= 2, got {bandwidth}")
+        if mode not in POOL_MODES:
+            raise ValueError(f"EquiangularPool: mode must be one of {POOL_MODES}, got '{mode}'")
+        self.mode = mode
 
     def extra_repr(self) -> str:
-        return f"b={self.bandwidth} -> {self.bandwidth // 2}"
+        return f"b={self.bandwidth} -> {self.bandwidth // 2}, mode={self.mode}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = 2 * self.bandwidth
         if x.dim() != 3 or x.shape[1] != n * n:
             raise ValueError(f"EquiangularPool: expected (B, {n * n}, F) (b = {self.bandwidth}), got {tuple(x.shape)}")
         B, _, F = x.shape
-        return x.reshape(B, n // 2, 2, n // 2, 2, F).mean(dim=(2, 4)).reshape(B, n * n // 4, F)
+        g = x.reshape(B, n // 2, 2, n // 2, 2, F)
+        g = g.mean(dim=(2, 4)) if self.mode == "avg" else g.amax(dim=(2, 4))
+        return g.reshape(B, n * n // 4, F)
 
 
 class EquiangularUnpool(nn.Module):

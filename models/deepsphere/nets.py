@@ -1,4 +1,5 @@
-"""DeepSphere networks for HEALPix maps (cosmological model classification).
+"""DeepSphere classifiers: HEALPix maps (cosmological model classification) and 3D shapes seen
+from the sphere (SHREC'17, :class:`SphereClassifier`, any sampling).
 
 Paper: Perraudin et al. 2019 (ASCOM) §"Network architecture and hyper-parameters" and
 cosmo-tf1 ``hyperparameters.py``; Defferrard et al. ICLR 2020 tab:cosmo (V2 graphs, k = 8/20/40).
@@ -31,6 +32,7 @@ from torch import nn
 
 from models.deepsphere.graph import healpix_laplacian, healpix_pixels
 from models.deepsphere.layers import ChebConv, GlobalAvgPool, HealpixPool, SphereBatchNorm
+from models.deepsphere.unet import sphere_levels
 
 
 class _DeepSphereBase(nn.Module):
@@ -157,3 +159,79 @@ def deepsphere_classifier(head: Literal["fcn", "cnn"] = "fcn", nside: int = 1024
     return cls(nside=nside, in_channels=in_channels, num_classes=num_classes, channels=channels, K=K, k=k,
                order=order, base_index=base_index, laplacian=laplacian, graph=graph,
                kernel_width=kernel_width, lmax=lmax, pool=pool)
+
+
+# --------------------------------------------------------------------------- SHREC'17
+#: the ICLR SHREC'17 widths (deepsphere-tf1 ``hyperparameters.get_params_shrec17_optim``, F[:-1])
+SHREC17_CHANNELS: tuple[int, ...] = (16, 32, 64, 128, 256)
+
+
+class SphereClassifier(nn.Module):
+    """The DeepSphere SHREC'17 net (Defferrard et al. ICLR 2020, "3D objects recognition" and
+    appendix "Experimental details"), on any sampling with a pooling hierarchy::
+
+        input (B, V, 6)   ray-cast channels on HEALPix Nside 32 (NEST) or equiangular b = 64
+        5 × [ChebConv(K = 4) → BN → ReLU → max-pool]   F = 16, 32, 64, 128, 256
+                                                       Nside 32 → 1   |   b 64 → 2
+        global average pooling → descriptor (B, 256)   (rotation invariant)
+        Linear(256, num_classes, no bias) → logits     (deepsphere-tf1 ``fc(..., bias=False)``)
+
+    deepsphere-tf1 ``get_params_shrec17_optim`` with ``architecture="CNN"`` (the FCN variant
+    would end in a 55-map graph convolution; the published "190 k parameters" is this one):
+    **190,032** parameters at 6 inputs and 55 classes (GC weights and biases 174,960, BN affine
+    992, FC 14,080). Graphs: HEALPix ``graph="v1"`` (the 8 HEALPix neighbours, kernel
+    exp(−d²/(2·mean d²)), anchors-sphere §1; the paper's SHREC'17 setting) or k-NN; equiangular
+    k = 4 with w = 1/d (``kernel_width="inverse_distance"``, Khasanova & Frossard, [ICLR]
+    'Experiments'). Each level has its own graph (:func:`~.unet.sphere_levels`).
+
+    Arguments: ``sampling`` (``"healpix:32"``, ``"equiangular:64"``, …), ``in_channels``,
+    ``num_classes``, ``channels`` (one pooled block each), ``K``, ``graph`` / ``k`` /
+    ``kernel_width`` / ``laplacian`` (``None`` = the paper's choice for the sampling), ``pool``.
+
+    >>> import torch
+    >>> net = SphereClassifier("healpix:4", in_channels=6, num_classes=5, channels=(4, 8))
+    >>> net(torch.randn(2, 192, 6)).shape, net.embed(torch.randn(2, 192, 6)).shape
+    (torch.Size([2, 5]), torch.Size([2, 8]))
+    >>> sum(p.numel() for p in SphereClassifier("healpix:32", num_classes=55).parameters())
+    190032
+    """
+
+    def __init__(self, sampling: str = "healpix:32", in_channels: int = 6, num_classes: int = 55,
+                 channels: Sequence[int] = SHREC17_CHANNELS, K: int = 4, graph: str | None = None,
+                 k: int | None = None, kernel_width: float | str | None = None,
+                 laplacian: str = "normalized", pool: str = "max"):
+        super().__init__()
+        channels = [int(c) for c in channels]
+        kind = str(sampling).partition(":")[0]
+        if kind not in ("healpix", "equiangular", "ico"):
+            raise ValueError(f"SphereClassifier: sampling must be healpix:NSIDE, equiangular:B or ico:L, got {sampling!r}")
+        if graph is None:
+            graph = "v1" if kind == "healpix" else "knn"
+        if kind == "equiangular":
+            k = 4 if k is None else k
+            kernel_width = "inverse_distance" if kernel_width is None else kernel_width
+        levels = sphere_levels(sampling, len(channels), k=k, laplacian=laplacian, kernel_width=kernel_width,
+                               pool=pool, graph=graph)
+        self.sampling, self.in_channels, self.num_classes = str(sampling), int(in_channels), int(num_classes)
+        self.num_vertices = levels[0].num_vertices
+        self.level_names = [lv.name for lv in levels]
+        fin, blocks = self.in_channels, []
+        for lv, fout in zip(levels, channels):
+            blocks.append(nn.ModuleDict({"conv": ChebConv(fin, fout, K, lv.laplacian), "bn": SphereBatchNorm(fout),
+                                         "pool": lv.pool}))
+            fin = fout
+        self.blocks = nn.ModuleList(blocks)
+        self.act, self.gap = nn.ReLU(), GlobalAvgPool()
+        self.classifier = nn.Linear(fin, self.num_classes, bias=False)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The invariant descriptor ``(B, F_last)`` (global average of the last pooled level)."""
+        if x.dim() != 3 or x.shape[1] != self.num_vertices or x.shape[2] != self.in_channels:
+            raise ValueError(f"SphereClassifier: expected input (B, {self.num_vertices}, {self.in_channels}) "
+                             f"({self.sampling}), got {tuple(x.shape)}")
+        for blk in self.blocks:
+            x = blk["pool"](self.act(blk["bn"](blk["conv"](x))))
+        return self.gap(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))

@@ -88,14 +88,20 @@ class SphereLevel:
 
 def sphere_levels(sampling: str, depth: int, coords: np.ndarray | None = None, k: int | None = None,
                   laplacian: str = "normalized", kernel_width: float | str | None = None,
-                  ico_unpool: str = "interp") -> list[SphereLevel]:
+                  ico_unpool: str = "interp", pool: str = "avg", graph: str = "knn") -> list[SphereLevel]:
     """The ``depth + 1`` levels of a sampling (finest first), see the module docstring.
 
-    ``sampling``: ``"ico:L"``, ``"healpix:NSIDE"`` or ``"points"`` (then ``coords``, unit vectors
-    ``(n, 3)``, are required). ``k`` / ``kernel_width`` default to the ICLR choices: 6 and
-    ``"mean_distance"`` (icosahedron), 8 and ``"optimal"`` (HEALPix), 5 and ``"mean"`` (points,
-    the GHCN graph).
+    ``sampling``: ``"ico:L"``, ``"healpix:NSIDE"``, ``"equiangular:B"`` or ``"points"`` (then
+    ``coords``, unit vectors ``(n, 3)``, are required). ``k`` / ``kernel_width`` default to the
+    ICLR choices: 6 and ``"mean_distance"`` (icosahedron), 8 and ``"optimal"`` (HEALPix), 8 and
+    ``"mean"`` (equiangular), 5 and ``"mean"`` (points, the GHCN graph). ``pool``: ``"avg"``
+    (climate) or ``"max"`` (SHREC'17) for HEALPix and equiangular pooling (icosahedral pooling
+    is a 1-ring average); ``graph``: ``"knn"`` or ``"v1"`` (HEALPix only: the 8 HEALPix
+    neighbours of Perraudin et al., :func:`~.graph.healpix_graph_v1`).
     """
+    if graph not in ("knn", "v1") or (graph == "v1" and not str(sampling).startswith("healpix")):
+        raise ValueError(f"sphere_levels: graph must be 'knn' (any sampling) or 'v1' (HEALPix), got {graph!r} "
+                         f"for {sampling}")
     kind, _, arg = str(sampling).partition(":")
     depth = int(depth)
     if kind == "ico":
@@ -119,8 +125,8 @@ def sphere_levels(sampling: str, depth: int, coords: np.ndarray | None = None, k
                              f"(Nside must be a power of 2 >= 2^{depth})")
         k = 8 if k is None else k
         kw = "optimal" if kernel_width is None else kernel_width
-        return [SphereLevel(f"healpix:{nside >> d}", healpix_laplacian(nside >> d, k, None, 0, laplacian, "knn", kw),
-                            HealpixPool("avg") if d < depth else None,
+        return [SphereLevel(f"healpix:{nside >> d}", healpix_laplacian(nside >> d, k, None, 0, laplacian, graph, kw),
+                            HealpixPool(pool) if d < depth else None,
                             HealpixUnpool("nearest") if d < depth else None) for d in range(depth + 1)]
     if kind == "equiangular":
         b = int(arg)
@@ -133,7 +139,7 @@ def sphere_levels(sampling: str, depth: int, coords: np.ndarray | None = None, k
         for d in range(depth + 1):
             g = equiangular_graph(b >> d, k, kw)
             op, _ = chebyshev_operator(g.W, laplacian)
-            out.append(SphereLevel(f"equiangular:{b >> d}", op, EquiangularPool(b >> d) if d < depth else None,
+            out.append(SphereLevel(f"equiangular:{b >> d}", op, EquiangularPool(b >> d, pool) if d < depth else None,
                                    EquiangularUnpool(b >> d) if d < depth else None))
         return out
     if kind == "points":

@@ -14,7 +14,7 @@ from models.steerable.kernels import (BANDLIMIT_MODES, SteerableKernel, basis_la
                                       jmax_per_shell, kernel_basis_at, unit_basis)
 from models.steerable.layers import (CapsuleDropout, EquivariantBatchNorm, GatedBlock,
                                      InvariantPool, LowPass3d, SteerableConv3d, export_network)
-from models.steerable.nets import (SE3GatedResBlock, SE3ResNet34Small, TetrisSE3Net,
+from models.steerable.nets import (SE3GatedResBlock, SE3ResNet34Small, Shrec17SE3Net, TetrisSE3Net,
                                    multiplicities_to_rs)
 
 __all__ = [
@@ -25,5 +25,5 @@ __all__ = [
     "unit_basis",
     "CapsuleDropout", "EquivariantBatchNorm", "GatedBlock", "InvariantPool", "LowPass3d",
     "SteerableConv3d", "export_network",
-    "SE3GatedResBlock", "SE3ResNet34Small", "TetrisSE3Net", "multiplicities_to_rs",
+    "SE3GatedResBlock", "SE3ResNet34Small", "Shrec17SE3Net", "TetrisSE3Net", "multiplicities_to_rs",
 ]

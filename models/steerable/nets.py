@@ -1,4 +1,4 @@
-"""Steerable networks of the paper's experiments: Tetris and CATH.
+"""Steerable networks of the paper's experiments: Tetris, SHREC'17 and CATH.
 
 Paper: Weiler et al. 2018, §5.1 (Tetris) and supplement Table 2 (low-pass ablation); §5.4 and
 supplement (CATH: 10 architecture classes, 50³ grid of 2 Å voxels, steerable model 143,560
@@ -18,6 +18,8 @@ torch.Size([2, 8])
 41198
 >>> sum(p.numel() for p in SE3ResNet34Small().parameters())
 143560
+>>> sum(p.numel() for p in Shrec17SE3Net().parameters())
+142617
 """
 from __future__ import annotations
 
@@ -94,6 +96,81 @@ class TetrisSE3Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.dropout(self.features(x)))
+
+
+# --------------------------------------------------------------------------- SHREC'17
+class Shrec17SE3Net(nn.Module):
+    """The steerable CNN of the SHREC'17 experiment (§5.3; se3cnn ``examples/shrec17/model.py``,
+    anchors-steerable §1.3) on voxelised shapes, input ``(B, 1, n, n, n)`` (paper: n = 64).
+    Multiplicities per ``l = (0, 1, 2)``::
+
+        (1) → (8, 4, 2) → (8, 4, 2) → (16, 8, 4) → (16, 8, 4) → (32, 16, 8) → (32, 16, 8)
+            → (32, 16, 8) → (512,)
+
+    eight :class:`GatedBlock` (ReLU / sigmoid gates), kernel 5, padding 4, batch norm of each
+    block's input (se3cnn ``normalization="batch"``: no affine parameters), strides 2 on blocks
+    1, 3, 5, 7 as plain strided convolutions (``smooth_stride=False``: ``lowpass=False``), then
+    the global average of the 512 scalars and ``Linear(512, classes)``. Spatial sizes for
+    n = 64: 34, 38, 21, 25, 15, 19, 12, 16. **142,617** parameters at 55 classes (the paper's
+    "142k"; asserted in the tests). ``input_lowpass`` blurs the input with se3cnn's
+    ``low_pass_filter(x, 2)`` first (:class:`LowPass3d`); ``features`` replaces the
+    multiplicities (a narrow copy for tests or reduced presets, same depth and strides).
+    Exact equivariance under the 24 cube rotations needs every strided convolution to see an
+    odd padded size, e.g. ``n = 61`` (:func:`exact_sizes`).
+    """
+
+    FEATURES = [(1,), (8, 4, 2), (8, 4, 2), (16, 8, 4), (16, 8, 4), (32, 16, 8), (32, 16, 8), (32, 16, 8),
+                (512,)]
+    STRIDES = [2, 1, 2, 1, 2, 1, 2, 1]
+
+    def __init__(self, num_classes: int = 55, features: Sequence[Sequence[int]] | None = None, size: int = 5,
+                 padding: int = 4, batch_norm: bool = True, input_lowpass: bool = False):
+        super().__init__()
+        features = [tuple(f) for f in (features or self.FEATURES)]
+        if len(features) != len(self.STRIDES) + 1 or len(features[-1]) != 1 or features[0] != (1,):
+            raise ValueError("Shrec17SE3Net: features must list 9 multiplicity tuples from (1,) to scalars "
+                             "only, e.g. (512,)")
+        reprs = [multiplicities_to_rs(f) for f in features]
+        self.Rs_in, self.size, self.padding = reprs[0], int(size), int(padding)
+        self.input_blur = LowPass3d(2, 1) if input_lowpass else None
+        self.blocks = nn.Sequential(*[
+            GatedBlock(reprs[i], reprs[i + 1], size=size, padding=padding, stride=self.STRIDES[i], lowpass=False,
+                       activation=(F.relu, torch.sigmoid), batch_norm=batch_norm)
+            for i in range(len(reprs) - 1)])
+        self.pool = InvariantPool(reprs[-1])
+        self.classifier = nn.Linear(features[-1][0], num_classes)
+        nn.init.normal_(self.classifier.weight, std=features[-1][0] ** -0.5)  # as the reference
+        nn.init.zeros_(self.classifier.bias)
+
+    def spatial_sizes(self, n: int) -> list[int]:
+        out = []
+        for s in self.STRIDES:
+            n = (n + 2 * self.padding - self.size) // s + 1
+            out.append(n)
+        return out
+
+    def exact_sizes(self, limit: int = 128) -> list[int]:
+        """Input edges ``n ≤ limit`` at which every strided convolution samples a grid symmetric
+        under the cube rotations ((n + 2·padding − size) even before each stride 2)."""
+        ok = []
+        for n in range(self.size, limit + 1):
+            m, good = n, True
+            for s in self.STRIDES:
+                good &= s == 1 or (m + 2 * self.padding - self.size) % s == 0
+                m = (m + 2 * self.padding - self.size) // s + 1
+            if good:
+                ok.append(n)
+        return ok
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The invariant descriptor ``(B, 512)`` before the linear layer."""
+        check_channels(x, self.Rs_in, "Shrec17SE3Net")
+        if self.input_blur is not None:
+            x = self.input_blur(x)
+        return self.pool(self.blocks(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
 
 
 # --------------------------------------------------------------------------- CATH SE3ResNet34Small
