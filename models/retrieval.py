@@ -41,7 +41,11 @@ Definitions per query ``q`` (synset ``s``, sub-synset ``u``, split ``t``), as in
    (``p[n-1]`` of an empty array), which turns the micro and macro averages NaN.
    ``evaluate(empty="js")`` keeps that; ``empty="zero"`` scores such a query 0 everywhere.
 8. microALL = mean over the queries; per synset = mean over the queries of that synset;
-   macroALL = mean of the per-synset means (``SummedMetrics.addSummedMetrics``).
+   macroALL = mean of the per-synset means (``SummedMetrics.addSummedMetrics``). (The JS also adds
+   macroALL to itself once, which leaves the means unchanged; its ``num`` is synsets + 1.)
+
+The JS reads its truth file as ``all.csv.gz``; given a plain ``all.csv`` that ends with a newline
+it fails on the empty last line. :func:`read_labels` takes either.
 
 Ids are 6-character strings; shorter ones are zero-padded the JS way (``zeroPad``).
 """
