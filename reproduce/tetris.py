@@ -212,9 +212,14 @@ class Tetris(Benchmark):
 
     def after_test(self, ctx, run, task, datamodule) -> dict:
         """Invariance of the trained classifier's logits: exact cube rotations and resampled SO(3)."""
-        net = task.backbone.eval().double()
+        device = "cuda" if ctx.launch.gpus and torch.cuda.is_available() else "cpu"
+        backbone = task.backbone.eval().double().to(device)
+
+        def net(v):  # one piece at a time: float64 convs at 37³ take ~4 GB per piece on the CPU
+            return torch.cat([backbone(v[i:i + 1]) for i in range(len(v))])
+
         d = run.cfg["data"]
-        x = datamodule.canonical().double()
+        x = datamodule.canonical().double().to(device)
         with torch.no_grad():
             y = net(x)
             cube = max(relative_error(net(rotate_voxels(x, R)), y) for R in cube_rotations())
@@ -223,10 +228,10 @@ class Tetris(Benchmark):
             errs, agree = [], []
             for _ in range(int(run.cfg.get("evaluation", {}).get("so3_rotations", 4))):
                 xr = rotated_set(raw, gen, d["lowpass_scale"])
-                yr = net(torch.from_numpy(xr)[:, None].double())
+                yr = net(torch.from_numpy(xr)[:, None].double().to(x.device))
                 errs.append(relative_error(yr, y))
                 agree.append(float((yr.argmax(1) == y.argmax(1)).double().mean()))
-        task.backbone.float()
+        task.backbone.float().cpu()
         return {"equivariance_error_cube": f"{cube:.2e}", "equivariance_error_so3": round(float(np.mean(errs)), 5),
                 "so3_prediction_agreement": round(float(np.mean(agree)), 4)}
 
