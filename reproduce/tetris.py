@@ -50,21 +50,22 @@ def main_zoom(view: T.View) -> dict:
 
 
 def grid_sizes(view: T.View) -> dict[int, int]:
-    """Grid edge per zoom, as the grids of this preset and of `paper` set them."""
+    """Grid edge per zoom, as the grids of this preset, `cpu` and `paper` set them."""
     out = {}
-    for cfg in (C.load_preset("tetris", "paper", view.bench.config_root), view.cfg):
+    for cfg in (*(C.load_preset("tetris", p, view.bench.config_root) for p in ("cpu", "paper")), view.cfg):
         for run in expand_grid(view.bench, C.deep_merge(cfg, {"grid": {"runs": 1}})):
             out[int(run.setting["zoom"])] = int(run.cfg["data"]["size"])
     return out
 
 
 def resolution_rows(view: T.View) -> list[dict]:
-    """This preset's rows at every zoom, plus the `paper` preset's (zoom 5, 37³) when it has run."""
+    """This preset's rows at every zoom, plus those of the other of `cpu` / `paper` that have run
+    (`paper`: zoom 5, 37³; `cpu`: zooms 2-4)."""
+    from reproduce.runner.cli import table_rows
     rows = list(view.rows)
-    if view.preset != "paper":
-        from reproduce.runner.cli import table_rows
+    for other in {"cpu": ["paper"], "paper": ["cpu"]}.get(view.preset, ["paper"]):
         try:
-            rows += table_rows(view.bench, C.load_preset("tetris", "paper", view.bench.config_root),
+            rows += table_rows(view.bench, C.load_preset("tetris", other, view.bench.config_root),
                                view.results_dir)
         except (OSError, ValueError):
             pass
@@ -129,8 +130,9 @@ def resolution_table(view: T.View) -> str:
     for m in models:
         heads += [f"{LABELS[m]}: test acc", f"{LABELS[m]}: SO(3) logit error"]
     return ("\n\n## Resolution study\n\nTest accuracy on Haar-rotated pieces and the relative logit change "
-            "under resampled SO(3) rotations against the grid size, same recipe at every zoom (zoom 5 = the "
-            "paper's protocol, from the `paper` preset when it has been run). Published at 36³: "
+            "under resampled SO(3) rotations against the grid size (zoom 5 = the paper's protocol, from the "
+            "`paper` preset when it has been run; zooms 2-4 from the `cpu` preset, whose recipe differs: "
+            "see its notes). Published at 36³: "
             + ", ".join(f"{LABELS[m]} {PUBLISHED[m][0] * 100:.0f} %" for m in models) + ".\n\n"
             + T.md_table(heads, body))
 
