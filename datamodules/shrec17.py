@@ -536,10 +536,10 @@ def voxelize_surface(vertices: np.ndarray, faces: np.ndarray, size: int, double:
     ``fit="box"``: obj2voxel's placement, cube edge = longest side of the vertices' bounding box
     / grid edge, centred on the box. Axis 0 is x.
 
-    >>> v = np.array([[-.5, -.5, .3], [.5, -.5, .3], [0., .5, .3]])  # one flat triangle
-    >>> g = voxelize_surface(v, np.array([[0, 1, 2]]), 4)
-    >>> int(g.sum() > 0), sorted({int(k) for k in np.unique(g)} - {0}), int((g.sum((0, 1)) > 0).sum())
-    (1, [2, 4], 1)
+    >>> v = np.array([[-.5, -.5, .3], [.5, -.5, .3], [0., .5, .3]])  # a flat triangle at z = 0.3
+    >>> g = voxelize_surface(v, np.array([[0, 1, 2]]), 4)       # sub-cubes of edge 0.25: z in [0.25, 0.5]
+    >>> np.flatnonzero(g.sum((0, 1))).tolist(), int(g.max())     # one layer, at most its 4 sub-cubes
+    ([2], 4)
     """
     size = int(size)
     m = 2 * size if double else size
@@ -618,7 +618,8 @@ def read_csv(path: str | os.PathLike, split: str | None = None) -> list[Row]:
     >>> import tempfile
     >>> p = Path(tempfile.mkdtemp()) / "train.csv"
     >>> _ = p.write_bytes(b"split,synsetId,id,extra\\r\\ntrain,2691156,42,x\\r\\n")
-    >>> read_csv(p)[0][:4]
+    >>> r = read_csv(p)[0]
+    >>> r.id, r.synset, r.sub, r.split
     ('000042', '02691156', '02691156', 'train')
     """
     path = Path(path)
