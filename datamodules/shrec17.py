@@ -86,8 +86,11 @@ to a temporary name and renamed, and a split is filled under a lock file, so DDP
 concurrent runs never see half-written caches; a per-split manifest (``<split>.json``) lets later
 runs skip the per-file check. A cache file that fails to load is recomputed when it is read.
 ``preprocess_workers`` (default ``num_workers``) > 0 computes with a multiprocessing pool.
-``dm.preprocess_stats`` holds the numbers of the last preprocessing (meshes computed, seconds,
-meshes/s, backend, how many copies came from the cache).
+``dm.preprocess_stats`` describes the last preprocessing, for the benchmark's tables: ``meshes``
+(mesh copies computed), ``seconds`` (spent computing them), ``meshes_per_s``, ``backend``
+(``embree`` / ``numpy`` rays, ``numpy-sat`` voxels), ``cached`` (copies reused), ``from_cache``
+(nothing computed), ``skipped`` (missing and broken meshes), ``workers``, ``input``, ``grid``.
+Any error while preprocessing one mesh (trimesh, qhull) makes it a broken mesh, never a crash.
 
 **Stand-in** (:mod:`datamodules.shrec17_standin`): procedural shapes of **8 synsets** (airplane,
 bottle, car, chair, guitar, lamp, mug, table; real ShapeNet synset ids) with 2–3 sub-synsets of
@@ -127,7 +130,7 @@ import torch
 import trimesh
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import InputError, ensure_stand_in, torch_generator
+from datamodules._common import InputError, atomic_write_text, torch_generator
 from models.geometry import random_rotation
 from models.retrieval import normalize_id
 
@@ -838,24 +841,25 @@ def _compute_task(task: dict) -> tuple[str, str | None, int, float]:
     t0 = time.perf_counter()
     src, stamp = Path(task["source"]), task["stamp"]
     p = task["params"]
+    meta = {"source": np.array(str(src)), "stamp": np.array(stamp, dtype=np.int64)}
     try:
         m = load_normalized(src)
-    except BrokenMesh as e:
-        first = Path(task["outs"][0][1])
-        _atomic_savez(first.with_name(f"{task['id']}_0.npz"), False, error=np.array(str(e)), source=np.array(str(src)),
-                      stamp=np.array(stamp, dtype=np.int64))
-        return task["id"], str(e), 0, time.perf_counter() - t0
-    poses = [draw_pose(m.vertices, p["seed"], int(task["id"]), c, p["rotate"], p["translate"])
-             for c, _ in task["outs"]]
-    if p["input"] == "sphere":
-        xs = sphere_channels(m, sampling_vectors(p["sampling"]), poses, p["backend"])
-        for (c, out), x in zip(task["outs"], xs):
-            _atomic_savez(Path(out), False, x=x, source=np.array(str(src)), stamp=np.array(stamp, dtype=np.int64))
-    else:
-        for (c, out), pose in zip(task["outs"], poses):
-            vox = voxelize_surface(pose.apply(m.vertices), m.faces, p["voxel_size"], p["voxel_double"],
-                                   p["voxel_fit"])
-            _atomic_savez(Path(out), True, x=vox, source=np.array(str(src)), stamp=np.array(stamp, dtype=np.int64))
+        poses = [draw_pose(m.vertices, p["seed"], int(task["id"]), c, p["rotate"], p["translate"])
+                 for c, _ in task["outs"]]
+        if p["input"] == "sphere":
+            xs = list(sphere_channels(m, sampling_vectors(p["sampling"]), poses, p["backend"]))
+        else:
+            xs = [voxelize_surface(pose.apply(m.vertices), m.faces, p["voxel_size"], p["voxel_double"],
+                                   p["voxel_fit"]) for pose in poses]
+    except InputError:
+        raise
+    except Exception as e:  # BrokenMesh, or anything a strange mesh makes trimesh / qhull raise
+        why = str(e) if isinstance(e, BrokenMesh) else f"preprocessing failed ({type(e).__name__}: {e})"
+        first = Path(task["outs"][0][1]).with_name(f"{task['id']}_0.npz")
+        _atomic_savez(first, False, error=np.array(why), **meta)
+        return task["id"], why, 0, time.perf_counter() - t0
+    for (_, out), x in zip(task["outs"], xs):
+        _atomic_savez(Path(out), p["input"] == "voxel", x=x, **meta)
     return task["id"], None, len(task["outs"]), time.perf_counter() - t0
 
 
@@ -931,8 +935,6 @@ def fill_cache(items: Sequence[Item], folder: Path, copies: int, params: dict, w
             bar.close()
             seconds = time.perf_counter() - t0
             usable = [mid for mid, _, _ in sources if mid not in broken]
-            from datamodules._common import atomic_write_text
-
             atomic_write_text(manifest, json.dumps({"digest": digest, "usable": usable, "broken": broken,
                                                     "copies": copies, "params": params}) + "\n")
             return CacheResult(usable, broken, computed, reused, seconds)

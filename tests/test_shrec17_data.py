@@ -138,6 +138,22 @@ def test_broken_meshes_are_skipped_with_one_line_each(standin, tmp_path, capsys)
         S.Shrec17DataModule(d, test_split="val", **FAST).prepare_data()
 
 
+def test_an_unexpected_error_on_one_mesh_skips_it(standin, tmp_path, monkeypatch):
+    items = S.index_shrec_split(standin, "val").items[:3]
+    real = S.load_normalized
+
+    def flaky(path):
+        if path.name == items[1].path.name:
+            raise RuntimeError("qhull fell over")
+        return real(path)
+
+    monkeypatch.setattr(S, "load_normalized", flaky)
+    params = S.Shrec17DataModule(standin, **FAST).params() | {"backend": "numpy"}
+    res = S.fill_cache(items, tmp_path / "val", 1, params, progress=False)
+    assert res.usable == [items[0].id, items[2].id] and res.computed == 2
+    assert res.broken == {items[1].id: "preprocessing failed (RuntimeError: qhull fell over)"}
+
+
 # ------------------------------------------------------------------ csv files
 def test_csv_robustness(tmp_path):
     p = tmp_path / "train.csv"
