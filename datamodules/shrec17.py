@@ -86,7 +86,8 @@ to a temporary name and renamed, and a split is filled under a lock file, so DDP
 concurrent runs never see half-written caches; a per-split manifest (``<split>.json``) lets later
 runs skip the per-file check. A cache file that fails to load is recomputed when it is read.
 ``preprocess_workers`` (default ``num_workers``) > 0 computes with a multiprocessing pool.
-``dm.preprocess_stats`` describes the last preprocessing, for the benchmark's tables: ``meshes``
+``dm.preprocess_stats`` describes the last preprocessing (a later call of the same instance that
+only finds that cache keeps it), for the benchmark's tables: ``meshes``
 (mesh copies computed), ``seconds`` (spent computing them), ``meshes_per_s``, ``backend``
 (``embree`` / ``numpy`` rays, ``numpy-sat`` voxels), ``cached`` (copies reused), ``from_cache``
 (nothing computed), ``skipped`` (missing and broken meshes), ``workers``, ``input``, ``grid``.
@@ -1186,7 +1187,10 @@ class Shrec17DataModule(pl.LightningDataModule):
                      from_cache=stats["meshes"] == 0, workers=self.preprocess_workers,
                      input=self.input, grid=self.sampling if self.input == "sphere" else
                      f"voxel:{self.voxel_size}" + ("x2" if self.voxel_double else ""))
-        self.preprocess_stats = stats
+        # Lightning calls prepare_data again in test(): a call that only found the cache this instance
+        # filled keeps the numbers of the preprocessing that filled it
+        if stats["meshes"] or self.preprocess_stats.get("from_cache", True):
+            self.preprocess_stats = stats
         self._usable = usable_by_split
 
     def prepare_data(self) -> None:

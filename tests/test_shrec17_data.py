@@ -414,6 +414,9 @@ def test_cache_reuse_corruption_and_changed_mesh(standin, tmp_path, capsys):
     dm.prepare_data()
     assert dm.preprocess_stats["meshes"] == 24 and not dm.preprocess_stats["from_cache"]
     assert dm.preprocess_stats["meshes_per_s"] > 0
+    first = dict(dm.preprocess_stats)
+    dm.prepare_data()                             # Lightning's second call (test): keeps the numbers
+    assert dm.preprocess_stats == first
     again = S.Shrec17DataModule(d, **kw)
     again.prepare_data()
     assert again.preprocess_stats["meshes"] == 0 and again.preprocess_stats["cached"] == 24
@@ -451,6 +454,24 @@ def test_worker_pool_writes_the_same_cache(standin, tmp_path):
         dm.setup()
         out[w] = torch.stack([dm.datasets["val"][k][0] for k in range(8)])
     assert torch.equal(out[0], out[2])
+
+
+def _fill_in_process(args):
+    items, folder, params = args
+    return S.fill_cache(items, folder, 2, params, progress=False).computed
+
+
+def test_two_processes_filling_one_cache_take_turns(standin, tmp_path):
+    """DDP ranks / two runs at once: the lock lets one compute, the other then reuses its files."""
+    items = S.index_shrec_split(standin, "val").items
+    params = S.Shrec17DataModule(standin, input="voxel", voxel_size=5, **FAST).params()
+    ctx = S._pool_context()
+    with ctx.Pool(2) as pool:
+        computed = pool.map(_fill_in_process, [(items, tmp_path / "val", params)] * 2)
+    assert sorted(computed) == [0, 16]
+    assert not list(tmp_path.rglob(".*.tmp*"))
+    again = S.fill_cache(items, tmp_path / "val", 2, params, progress=False)
+    assert again.computed == 0 and again.reused == 16 and len(again.usable) == 8
 
 
 def test_max_per_class_caps_the_training_meshes(standin):
