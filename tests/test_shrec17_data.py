@@ -189,7 +189,8 @@ def test_shrec_layout_from_foreign_csvs_and_a_missing_mesh(tmp_path, capsys):
     for split, ids in (("train", [1, 2, 3, 4]), ("val", [5, 6])):
         (d / f"{split}_perturbed").mkdir(parents=True)
         for i in ids:
-            write_obj(d / f"{split}_perturbed" / f"{i:06d}.obj", v * (1 + i / 10), f, "{0}/{0}")
+            name = f"{i:06d}.obj" if split == "train" else f"{i}.obj"  # val files without padding
+            write_obj(d / f"{split}_perturbed" / name, v * (1 + i / 10), f, "{0}/{0}")
     (d / "train_perturbed" / "000004.obj").unlink()       # listed, but its file is missing
     (d / "train.csv").write_bytes(b"split,id,synsetId,subSynsetId,modelId,source\r\n"
                                   b"train,1,03001627,04331277,m1,x\r\ntrain,2,04379243,04379243,m2,x\r\n"
