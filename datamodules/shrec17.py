@@ -1187,10 +1187,19 @@ class Shrec17DataModule(pl.LightningDataModule):
                      from_cache=stats["meshes"] == 0, workers=self.preprocess_workers,
                      input=self.input, grid=self.sampling if self.input == "sphere" else
                      f"voxel:{self.voxel_size}" + ("x2" if self.voxel_double else ""))
-        # Lightning calls prepare_data again in test(): a call that only found the cache this instance
-        # filled keeps the numbers of the preprocessing that filled it
-        if stats["meshes"] or self.preprocess_stats.get("from_cache", True):
+        # the numbers of the preprocessing that filled the cache are kept beside it, so a run (or a
+        # second prepare_data call, as Lightning makes in test()) that only found the cache reports them
+        saved = self.cache_folder / "preprocess_stats.json"
+        if stats["meshes"]:
             self.preprocess_stats = stats
+            atomic_write_text(saved, json.dumps(stats, indent=1) + "\n")
+        elif self.preprocess_stats.get("from_cache", True):
+            try:
+                filled = json.loads(saved.read_text())
+            except (OSError, ValueError):
+                filled = {}
+            self.preprocess_stats = {**stats, **{k: filled[k] for k in ("meshes", "seconds", "meshes_per_s", "backend",
+                                                                       "workers") if k in filled}}
         self._usable = usable_by_split
 
     def prepare_data(self) -> None:

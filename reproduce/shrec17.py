@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 from datamodules._common import InputError, atomic_write_text
-from datamodules.shrec17 import Shrec17DataModule, stand_in_description
+from datamodules.shrec17 import CHANNEL_MEAN, CHANNEL_STD, Shrec17DataModule, sampling_vectors
+from datamodules.shrec17_standin import SYNSETS, stand_in_description
 from models import retrieval as R
 from models.deepsphere.nets import SphereClassifier
 from models.geometry import relative_error
@@ -78,6 +79,7 @@ PUBLISHED = [
 LABELS = {"ds_healpix": "DeepSphere, HEALPix", "ds_equiangular": "DeepSphere, equiangular",
           "se3": "3D steerable CNN (voxels)", "esteves": "Esteves et al. (spectral)", "s2cnn": "S2CNN (spectral)"}
 METRICS = ("precision", "recall", "f1", "map", "ndcg")
+SYNSET_NAMES = {s: name for s, (name, _) in SYNSETS.items()}  # ShapeNet names of the stand-in's (real) synset ids
 INFER_OBJECTS = 10  # test objects timed one at a time (batch 1) after a warm-up object
 FIGURE_QUERIES, FIGURE_TOP = 4, 5
 FIGURE_GRID = (24, 48)  # latitude x longitude cells of the stored input maps
@@ -273,23 +275,28 @@ def plot(view):
             ax.set_xticks([])
             ax.set_yticks([])
             i = q * k + j
+            name = SYNSET_NAMES.get(syn[i], syn[i])
             if j == 0:
-                ax.set_title(f"query {ids[i]}\n{syn[i]}", fontsize=7)
+                ax.set_title(f"query {ids[i]}: {name}", fontsize=7)
             else:
-                ax.set_title(f"#{j} {ids[i]} (grade {grades[i]})", fontsize=6, color=colour.get(grades[i], "k"))
+                ax.set_title(f"#{j} {ids[i]}: {name} (grade {grades[i]})", fontsize=6,
+                             color=colour.get(grades[i], "k"))
                 for side in ax.spines.values():
                     side.set_color(colour.get(grades[i], "k"))
                     side.set_linewidth(2)
     fig.suptitle(f"{LABELS.get(row['model'], row['model'])}, {row.get('setting_input', '')}, seed {row['seed']}: "
                  "queries (left) and their top retrieved objects — ray-cast hit distance of one random orientation "
-                 "(dark = near the centre); frame colour = official grade (3 same sub-synset … 0 other synset)",
+                 "(bright: surface near the enclosing sphere; dark: deep or no hit); frame colour = official grade "
+                 "(3 same sub-synset … 0 other synset)",
                  fontsize=7)
     fig.tight_layout()
     return fig
 
 
 def stand_in_note(view) -> str:
-    return stand_in_description(view.cfg.get("data", {})) if view.stand_in else ""
+    d = view.cfg.get("data", {})
+    return stand_in_description(d.get("stand_in_train", 48), d.get("stand_in_val", 12), d.get("stand_in_test", 16),
+                                d.get("stand_in_seed", 0)) if view.stand_in else ""
 
 
 REPORT = T.Report(
@@ -322,8 +329,8 @@ class Shrec17(Benchmark):
     report = REPORT
 
     def datamodule_args(self, ctx, run) -> dict:
-        return {**super().datamodule_args(ctx, run), **parse_input(run.setting.get("input", "")),
-                "seed": int(run.seed)}
+        # data.seed (not the run seed) draws the augmentations: every run and model of an input shares its cache
+        return {**super().datamodule_args(ctx, run), **parse_input(run.setting.get("input", ""))}
 
     def model_args(self, ctx, run) -> dict:
         kind = (run.cfg.get("model") or {}).get("kind")
@@ -357,7 +364,7 @@ class Shrec17(Benchmark):
         if not out:
             return {}
         split = datamodule.test_split_name
-        labels = datamodule.labels(split)
+        labels = datamodule.labels()
         ids_raw = out["ids"].numpy()
         uids, scores = R.sum_by_id(ids_raw, out["logits"].numpy())
         _, desc = R.mean_by_id(ids_raw, out["embeddings"].numpy())
@@ -377,12 +384,12 @@ class Shrec17(Benchmark):
                            preprocess_backend=str(stats.get("backend", "")))
         if ctx.is_rank_zero:
             folder = run.run_dir(ctx.runs_dir) / "retrieval"
-            R.write_results(lists, folder, run.model, f"{split}_perturbed")
+            R.write_results(lists, folder, run.model, datamodule.test_dataset_name)
             atomic_write_text(folder / f"{run.model}.summary.csv",
-                              "\n".join(R.summary_rows(res, f"{split}_perturbed", run.model)) + "\n")
+                              "\n".join(R.summary_rows(res, datamodule.test_dataset_name, run.model)) + "\n")
         net, dev = task.backbone.eval(), task.device
         metrics["infer_ms"] = self._infer_ms(net, datamodule.datasets["test"], dev)
-        if getattr(datamodule, "vectors", None) is not None and datamodule.vectors() is not None:
+        if datamodule.input == "sphere":
             metrics.update(self._figure(datamodule, lists, labels))
         return metrics
 
@@ -419,9 +426,7 @@ class Shrec17(Benchmark):
         """Hit-distance maps of a few queries (one per synset, first in id order) and of their top
         retrieved objects, as the figure draws them (first orientation of each)."""
         ds = datamodule.datasets["test"]
-        first: dict[str, int] = {}
-        for i in range(len(ds)):
-            first.setdefault(R.normalize_id(int(ds.item_id(i))), i)
+        first = {R.normalize_id(it.id): k * ds.copies for k, it in enumerate(ds.items)}  # first copy of each
         queries, seen = [], set()
         for q in sorted(lists):
             if labels[q][0] not in seen and len(lists[q]) >= FIGURE_TOP + 1:
@@ -431,18 +436,18 @@ class Shrec17(Benchmark):
                 break
         if len(queries) < FIGURE_QUERIES:
             return {}
-        vec = datamodule.vectors()
+        vec = sampling_vectors(datamodule.sampling)
         maps, ids, grades, syn = [], [], [], []
         for q in queries:
             top = [i for i in lists[q] if i != q][:FIGURE_TOP]
             g = R.grades(q, top, labels)
             for j, i in enumerate([q, *top]):
                 x = ds[first[i]][0].numpy()
-                d = datamodule.raw_distance(x)
+                d = x[:, 0] * CHANNEL_STD[0] + CHANNEL_MEAN[0] if datamodule.normalize else x[:, 0]
                 maps.append(lonlat_map(d, vec))
                 ids.append(i)
                 grades.append(3 if j == 0 else int(g[j - 1]))
-                syn.append(labels[i][1])
+                syn.append(labels[i][0])
         return {"example_maps": encode_maps(np.stack(maps)), "example_ids": " ".join(ids),
                 "example_grades": " ".join(map(str, grades)), "example_synsets": " ".join(syn)}
 
