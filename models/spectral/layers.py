@@ -321,7 +321,10 @@ class SO3Convolution(_Tables):
         self.bandwidth, self.lmax = b_in, b_out - 1
         self.analysis = SO3Analysis(b_in, b_out - 1)
         self.synthesis = SO3Synthesis(b_out, b_out - 1)
-        self._put("D", wigner_padded(alpha, beta, gamma, b_out - 1))  # (P, L, M, M)
+        D = wigner_padded(alpha, beta, gamma, b_out - 1)  # (P, L, M, M)
+        L = b_out
+        self._put("D", torch.cat([D[:, l, L - 1 - l: L + l, L - 1 - l: L + l].reshape(len(alpha), -1)
+                                  for l in range(L)], dim=1))  # (P, Σ_l (2l+1)²), degree by degree
         self.kernel_size = len(alpha)
         self.scaling = math.sqrt(3.0 / (self.kernel_size * self.in_channels))
         self.kernel = nn.Parameter(torch.empty(self.in_channels, self.out_channels, self.kernel_size).uniform_(-1, 1))
@@ -331,21 +334,23 @@ class SO3Convolution(_Tables):
         return (f"{self.in_channels}, {self.out_channels}, bandwidth {self.bandwidth_in} -> {self.bandwidth_out}, "
                 f"kernel points={self.kernel_size}, bias={self.bias is not None}")
 
-    def kernel_coefficients(self) -> torch.Tensor:
-        """``ψ̃^l = Σ_p w_p D^l(g_p)``: ``(C_in, C_out, L, 2L-1, 2L-1)``."""
-        return torch.einsum("iop,plmn->iolmn", self.kernel * self.scaling, self.D)
+    def kernel_coefficients(self) -> list[torch.Tensor]:
+        """``ψ̃^l = Σ_p w_p D^l(g_p)`` for ``l < b_out``: a list of ``(C_in, C_out, 2l+1, 2l+1)``."""
+        flat = (self.kernel * self.scaling).reshape(-1, self.kernel_size) @ self.D
+        sizes = [(2 * l + 1) ** 2 for l in range(self.lmax + 1)]
+        return [t.view(self.in_channels, self.out_channels, 2 * l + 1, 2 * l + 1)
+                for l, t in enumerate(flat.split(sizes, dim=1))]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = 2 * self.bandwidth_in
         if x.dim() != 5 or x.shape[1:] != (self.in_channels, n, n, n):
             raise ValueError(f"SO3Convolution: expected (B, {self.in_channels}, {n}, {n}, {n}), got {tuple(x.shape)}")
-        F = self.analysis(x)  # (B, C_in, L, M, M)
-        psi = self.kernel_coefficients()
+        F = self.analysis(x).unbind(2)  # L × (B, C_in, M, M)
         L = self.lmax + 1
         blocks = []
-        for l in range(L):
+        for l, psi in enumerate(self.kernel_coefficients()):
             s = slice(L - 1 - l, L + l)
-            G = torch.einsum("bimn,iokn->bomk", F[:, :, l, s, s], psi[:, :, l, s, s])
+            G = torch.einsum("bimn,iokn->bomk", F[l][:, :, s, s], psi)
             blocks.append(nn.functional.pad(G, (L - 1 - l,) * 4))
         y = self.synthesis(torch.stack(blocks, dim=2))
         return y if self.bias is None else y + self.bias[:, None, None, None]

@@ -39,11 +39,11 @@ Conventions
   on this grid: analysis after synthesis returns band-limited coefficients (degrees ``l < b``) to
   float round-off (``tests/test_spectral.py`` measures ~1e-13 in float64).
 
-Algorithms: the α (and γ) sums are products with the real Fourier basis ``sha``; the β sums are
-batched matrix products over the order ``m`` (S²) or the pair ``(m, n)`` (SO(3)). For SO(3) the
+Algorithms: the α (and γ) sums are matrix products with the real Fourier basis ``sha``; the β
+sums are batched matrix products over the order ``m`` (S²) or the pair ``(m, n)`` (SO(3)). For SO(3) the
 rotation about the polar axis ``D^l(α, 0, 0) = Σ_m sha[α, m] P^l_m`` couples only the orders
 ``±m``, so ``D^l_{m'n'}(α, β, γ) = Σ_{mn} sha[α, m] sha[γ, n] (P^l_m d^l(β) P^l_n)_{m'n'}`` with
-``m' = ±m``, ``n' = ±n``: four sign combinations per ``(m, n)`` (a real-basis Wigner-d transform).
+``(m', n') = ±(m, n)``: two terms per ``(m, n)`` (a real-basis Wigner-d transform).
 Tables are built once per ``(bandwidth, lmax)`` in float64 (:func:`functools.lru_cache`) and held by
 the modules as non-persistent buffers.
 
@@ -225,11 +225,18 @@ def rotate_so3_coefficients(F: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     return out
 
 
+# --------------------------------------------------------------------------- real Fourier basis
+@functools.lru_cache(maxsize=None)
+def _fourier(b: int, lmax: int) -> torch.Tensor:
+    """e3nn's real Fourier basis ``sha[α_k, m] = o3.spherical_harmonics_alpha(lmax, α_k)`` on the
+    ``2b`` grid angles (``√2 sin |m|α`` for ``m < 0``, ``1``, ``√2 cos mα``): ``(2b, 2lmax+1)``.
+    (Matrix products with it beat ``torch.fft`` here: the transforms are memory bound on CPU.)"""
+    _, alpha = grid_angles(b)
+    with _float64_default():
+        return o3.spherical_harmonics_alpha(lmax, alpha).contiguous()
+
+
 # --------------------------------------------------------------------------- tables from e3nn's D
-#: sign patterns (s, t) of the four SO(3) terms: m' = (-1)^s m, n' = (-1)^t n
-_SIGNS = ((0, 0), (1, 0), (0, 1), (1, 1))
-
-
 def _polar_blocks(l: int) -> torch.Tensor:
     """``p (2l+1, 2, 2)``: the Fourier components of e3nn's rotation about the polar axis,
     ``D^l(α, 0, 0) = Σ_m sha[α, m] P^l_m`` with ``P^l_m`` non-zero only at rows/columns ``±m``:
@@ -262,8 +269,8 @@ def _small_d(l: int, b: int) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- S² tables and modules
 @functools.lru_cache(maxsize=None)
-def _sphere_tables(b: int, lmax: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``sha (2b, M)``, ``leg (M, 2b, L)`` with ``Y^l_m(β, α) = leg[m, β, l] sha[α, m]``, and the
+def _sphere_tables(b: int, lmax: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(leg, ana)``: ``leg (M, 2b, L)`` with ``Y^l_m(β, α) = leg[m, β, l] sha[α, m]``, and the
     analysis table ``leg · q_β · 2π/(2b)``.
 
     The Legendre factor comes from e3nn's Wigner D: ``Y^l(R e_y) = D^l(R) Y^l(e_y)`` with ``R =
@@ -272,9 +279,6 @@ def _sphere_tables(b: int, lmax: int) -> tuple[torch.Tensor, torch.Tensor, torch
     table but evaluates ``o3.Legendre``, a monomial expansion that loses all accuracy in float64
     above l ≈ 30 and takes minutes to build at l = 63; see ``tests/test_spectral.py``.)"""
     L, M = lmax + 1, 2 * lmax + 1
-    _, alpha = grid_angles(b)
-    with _float64_default():
-        sha = o3.spherical_harmonics_alpha(lmax, alpha)
     leg = torch.zeros(M, 2 * b, L, dtype=torch.float64)
     for l in range(L):
         p = _polar_blocks(l)
@@ -286,7 +290,7 @@ def _sphere_tables(b: int, lmax: int) -> tuple[torch.Tensor, torch.Tensor, torch
             raise RuntimeError("spectral tables: e3nn's harmonics do not factor as sha(α)·P(β) in this frame")
         leg[lmax - l: lmax + l + 1, :, l] = own.T
     ana = leg * (_quadrature(b) * (2 * math.pi / (2 * b)))[None, :, None]
-    return sha.contiguous(), leg, ana.contiguous()
+    return leg, ana.contiguous()
 
 
 class _Tables(nn.Module):
@@ -314,122 +318,134 @@ class _Tables(nn.Module):
 class SphereAnalysis(_Tables):
     """Forward spherical harmonic transform ``(..., 2b, 2b)`` (β, α) → ``(..., L, 2L-1)``:
     ``F^l_m = ∫ f Y^l_m dΩ ≈ (2π/2b) Σ_j q_j Σ_k f(β_j, α_k) Y^l_m(β_j, α_k)``, exact for degrees
-    below ``b`` (Driscoll & Healy 1994, Thm 3)."""
+    below ``b`` (Driscoll & Healy 1994): the real Fourier transform along α, then one matrix product
+    per order ``m`` along β."""
 
     def __init__(self, bandwidth: int, lmax: int | None = None):
         super().__init__()
         self.bandwidth, self.lmax = check_bandwidth(bandwidth, lmax, "SphereAnalysis")
-        sha, _, ana = _sphere_tables(self.bandwidth, self.lmax)
-        self._put("sha", sha)
-        self._put("ana", ana)
+        self._put("sha", _fourier(self.bandwidth, self.lmax))  # (α, M)
+        self._put("ana", _sphere_tables(self.bandwidth, self.lmax)[1])  # (M, β, L)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = 2 * self.bandwidth
+        n, L, M = 2 * self.bandwidth, self.lmax + 1, 2 * self.lmax + 1
         if x.shape[-2:] != (n, n):
             raise ValueError(f"SphereAnalysis: expected (..., {n}, {n}) (β, α), got {tuple(x.shape)}")
         lead = x.shape[:-2]
-        xm = (x.reshape(-1, n, n) @ self.sha).permute(2, 0, 1)  # (M, Z, β)
-        c = torch.bmm(xm, self.ana)  # (M, Z, L)
-        return c.permute(1, 2, 0).reshape(*lead, self.lmax + 1, 2 * self.lmax + 1)
+        xm = x.reshape(-1, n) @ self.sha  # (Z·β, M)
+        c = torch.bmm(xm.view(-1, n, M).permute(2, 0, 1), self.ana)  # (M, Z, L)
+        return c.permute(1, 2, 0).reshape(*lead, L, M)
 
 
 class SphereSynthesis(_Tables):
-    """Inverse transform ``(..., L, 2L-1)`` → ``(..., 2b, 2b)``: ``f(β, α) = Σ F^l_m Y^l_m(β, α)``."""
+    """Inverse transform ``(..., L, 2L-1)`` → ``(..., 2b, 2b)``: ``f(β, α) = Σ F^l_m Y^l_m(β, α)``
+    (one matrix product per order ``m`` along β, then the real Fourier synthesis along α)."""
 
     def __init__(self, bandwidth: int, lmax: int | None = None):
         super().__init__()
         self.bandwidth, self.lmax = check_bandwidth(bandwidth, lmax, "SphereSynthesis")
-        sha, leg, _ = _sphere_tables(self.bandwidth, self.lmax)
-        self._put("sha", sha)
-        self._put("leg", leg.transpose(1, 2).contiguous())  # (M, L, β)
+        self._put("sha", _fourier(self.bandwidth, self.lmax))  # (α, M)
+        self._put("leg", _sphere_tables(self.bandwidth, self.lmax)[0].transpose(1, 2).contiguous())  # (M, L, β)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
-        L, M = self.lmax + 1, 2 * self.lmax + 1
+        n, L, M = 2 * self.bandwidth, self.lmax + 1, 2 * self.lmax + 1
         if c.shape[-2:] != (L, M):
             raise ValueError(f"SphereSynthesis: expected (..., {L}, {M}) coefficients, got {tuple(c.shape)}")
         lead = c.shape[:-2]
-        cm = c.reshape(-1, L, M).permute(2, 0, 1)  # (M, Z, L)
-        xm = torch.bmm(cm, self.leg).permute(1, 2, 0)  # (Z, β, M)
-        return (xm @ self.sha.T).reshape(*lead, 2 * self.bandwidth, 2 * self.bandwidth)
+        xm = torch.bmm(c.reshape(-1, L, M).permute(2, 0, 1), self.leg)  # (M, Z, β)
+        x = self.sha @ xm.view(M, -1)  # (α, Z·β)
+        return x.view(n, -1, n).permute(1, 2, 0).reshape(*lead, n, n)
 
 
 # --------------------------------------------------------------------------- SO(3) tables and modules
 @functools.lru_cache(maxsize=None)
-def _so3_tables(b: int, lmax: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``sha (2b, M)`` and ``T (4, L, 2b, M, M)``: ``T[k(s, t), l, j, m, n]`` is
-    ``(P^l_m d^l(β_j) P^l_n)`` at ``(m', n') = ((-1)^s m, (-1)^t n)`` (:func:`_polar_blocks`), so that
-    ``D^l_{m'n'}(α, β_j, γ) = Σ_{mn} sha[α, m] sha[γ, n] (P^l_m d^l(β_j) P^l_n)_{m'n'}`` (e3nn's
-    ``D(α, β, γ) = D(α, 0, 0) D(0, β, 0) D(γ, 0, 0)``); zero where ``|m|`` or ``|n| > l``."""
+def _so3_tables(b: int, lmax: int) -> torch.Tensor:
+    """``T (2, L, 2b, M, M)``: ``T[s, l, j, m, n] = (P^l_m d^l(β_j) P^l_n)_{m'n'}`` at ``(m', n') =
+    (m, n)`` (``s = 0``) and ``(−m, −n)`` (``s = 1``) (:func:`_polar_blocks`), so that
+
+    .. math::  D^l_{m'n'}(α, β_j, γ) = \sum_{mn} \mathrm{sha}[α, m]\, \mathrm{sha}[γ, n]\,
+               (P^l_m d^l(β_j) P^l_n)_{m'n'}
+
+    (e3nn's ``D(α, β, γ) = D(α, 0, 0) D(0, β, 0) D(γ, 0, 0)``). ``P_m`` couples only ``±m``, and
+    ``d^l(β)`` (a rotation about e3nn's x axis, which commutes with the reflection ``x → −x``) only
+    couples cos-type to cos-type (``m ≥ 0``) and sin-type to sin-type (``m < 0``) harmonics, so of
+    the four entries ``(±m, ±n)`` only ``(m, n)`` and ``(−m, −n)`` are non-zero; the builder checks
+    it. Zero where ``|m|`` or ``|n| > l`` (and the duplicate ``s = 1`` at ``m = n = 0``)."""
     L, M = lmax + 1, 2 * lmax + 1
-    _, alpha = grid_angles(b)
-    with _float64_default():
-        sha = o3.spherical_harmonics_alpha(lmax, alpha)
-    T = torch.zeros(4, L, 2 * b, M, M, dtype=torch.float64)
+    T = torch.zeros(2, L, 2 * b, M, M, dtype=torch.float64)
     for l in range(L):
         p = _polar_blocks(l)  # (m, s, u)
         d = _small_d(l, b)  # (β, 2l+1, 2l+1)
         m = torch.arange(-l, l + 1)
         rows = torch.stack([(-1) ** u * m + l for u in (0, 1)])  # (u, m)
         dflip = d[:, rows[:, None, :, None], rows[None, :, None, :]]  # (β, u, v, m, n)
-        blk = torch.einsum("msu,juvmn,nvt->stjmn", p, dflip, p)
-        for k, (s_, t) in enumerate(_SIGNS):
-            T[k, l, :, lmax - l: lmax + l + 1, lmax - l: lmax + l + 1] = blk[s_, t]
-    return sha.contiguous(), T
+        blk = torch.einsum("msu,juvmn,nvt->stjmn", p, dflip, p)  # (s, t, β, m, n)
+        if max(blk[0, 1].abs().max(), blk[1, 0].abs().max()) > 1e-12:
+            raise RuntimeError("spectral tables: e3nn's d(β) couples cos- and sin-type harmonics")
+        s_ = slice(lmax - l, lmax + l + 1)
+        T[0, l, :, s_, s_] = blk[0, 0]
+        T[1, l, :, s_, s_] = blk[1, 1]
+    return T
 
 
 class SO3Synthesis(_Tables):
     """Inverse SO(3) Fourier transform ``(..., L, 2L-1, 2L-1)`` → ``(..., 2b, 2b, 2b)`` (α, β, γ):
-    ``f(g) = Σ_l Σ_{mn} F^l_{mn} D^l_{mn}(g)`` on the SOFT grid (Kostelec & Rockmore 2008)."""
+    ``f(g) = Σ_l Σ_{mn} F^l_{mn} D^l_{mn}(g)`` on the SOFT grid (Kostelec & Rockmore 2008): one
+    matrix product per ``(m, n)`` over the degrees (and the two sign patterns of
+    :func:`_so3_tables`) along β, then the real Fourier syntheses along γ and α."""
 
     def __init__(self, bandwidth: int, lmax: int | None = None):
         super().__init__()
         self.bandwidth, self.lmax = check_bandwidth(bandwidth, lmax, "SO3Synthesis")
-        sha, T = _so3_tables(self.bandwidth, self.lmax)
         L, M = self.lmax + 1, 2 * self.lmax + 1
-        self._put("sha", sha)
-        self._put("T", T.permute(3, 4, 0, 1, 2).reshape(M, M, 4 * L, 2 * self.bandwidth).contiguous())
+        T = _so3_tables(self.bandwidth, self.lmax)
+        self._put("sha", _fourier(self.bandwidth, self.lmax))  # (α, M)
+        T = T.permute(0, 3, 4, 1, 2).reshape(2, M * M, L, 2 * self.bandwidth)
+        self._put("T0", T[0].contiguous())  # (m·n, L, β): the (m, n) terms
+        self._put("T1", T[1].contiguous())  # the (−m, −n) terms
 
     def forward(self, F: torch.Tensor) -> torch.Tensor:
         L, M, n = self.lmax + 1, 2 * self.lmax + 1, 2 * self.bandwidth
         if F.shape[-3:] != (L, M, M):
             raise ValueError(f"SO3Synthesis: expected (..., {L}, {M}, {M}) coefficients, got {tuple(F.shape)}")
         lead = F.shape[:-3]
-        F = F.reshape(-1, L, M, M)
-        F4 = torch.stack([F, F.flip(-2), F.flip(-1), F.flip(-2, -1)], dim=1)  # (Z, 4, L, M, M)
-        g = F4.permute(3, 4, 0, 1, 2).reshape(M, M, -1, 4 * L) @ self.T  # (M, M, Z, β)
-        h = g.permute(2, 3, 0, 1) @ self.sha.T  # (Z, β, m, γ)
-        x = h.transpose(-1, -2) @ self.sha.T  # (Z, β, γ, α)
-        return x.permute(0, 3, 1, 2).reshape(*lead, n, n, n)
+        Fp = F.reshape(-1, L, M, M).permute(2, 3, 0, 1).contiguous().view(M * M, -1, L)  # (m·n, Z, L)
+        # F at (−m, −n) is the flat (m, n) index reversed
+        g = torch.baddbmm(torch.bmm(Fp, self.T0), Fp.flip(0), self.T1)  # (m·n, Z, β)
+        h = torch.matmul(self.sha, g.view(M, M, -1))  # (m, γ, Z·β)
+        x = (self.sha @ h.view(M, -1)).view(n, n, -1, n)  # (α, γ, Z, β)
+        # a view: the next analysis reads this memory layout without a copy
+        return x.permute(2, 0, 3, 1).reshape(*lead, n, n, n)
 
 
 class SO3Analysis(_Tables):
     """Forward SO(3) Fourier transform ``(..., 2b, 2b, 2b)`` (α, β, γ) → ``(..., L, 2L-1, 2L-1)``:
     ``F^l_{mn} = (2l+1)/(8π²) ∫ f D^l_{mn} dg ≈ (2l+1)/(8π²) (2π/2b)² Σ q_j f D^l_{mn}``, exact for
-    signals of degree below ``b``."""
+    signals of degree below ``b`` (real Fourier transforms along α and γ, then one matrix product
+    per ``(m, n)``)."""
 
     def __init__(self, bandwidth: int, lmax: int | None = None):
         super().__init__()
         self.bandwidth, self.lmax = check_bandwidth(bandwidth, lmax, "SO3Analysis")
-        sha, T = _so3_tables(self.bandwidth, self.lmax)
         L, M, n = self.lmax + 1, 2 * self.lmax + 1, 2 * self.bandwidth
+        T = _so3_tables(self.bandwidth, self.lmax)
         c = torch.tensor([(2 * l + 1) / (8 * math.pi ** 2) for l in range(L)], dtype=torch.float64)
         c = c * (2 * math.pi / n) ** 2
         W = T * c[None, :, None, None, None] * _quadrature(self.bandwidth)[None, None, :, None, None]
-        self._put("sha", sha)
-        self._put("T", W.permute(3, 4, 2, 0, 1).reshape(M, M, n, 4 * L).contiguous())
+        self._put("shaT", _fourier(self.bandwidth, self.lmax).T.contiguous())  # (M, α)
+        self._put("T", W.permute(3, 4, 2, 0, 1).reshape(M * M, n, 2 * L).contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         L, M, n = self.lmax + 1, 2 * self.lmax + 1, 2 * self.bandwidth
         if x.shape[-3:] != (n, n, n):
             raise ValueError(f"SO3Analysis: expected (..., {n}, {n}, {n}) (α, β, γ), got {tuple(x.shape)}")
         lead = x.shape[:-3]
-        x = x.reshape(-1, n, n, n)
-        h = x @ self.sha  # (Z, α, β, n)
-        ft = (h.permute(0, 2, 3, 1) @ self.sha)  # (Z, β, n, m)
-        H = ft.permute(3, 2, 0, 1) @ self.T  # (M_m, M_n, Z, 4L)
-        H = H.reshape(M, M, -1, 4, L).permute(2, 3, 4, 0, 1)  # (Z, 4, L, m, n)
-        F = H[:, 0] + H[:, 1].flip(-2) + H[:, 2].flip(-1) + H[:, 3].flip(-2, -1)
-        return F.reshape(*lead, L, M, M)
+        xa = x.reshape(-1, n, n, n).permute(1, 3, 0, 2).reshape(n, -1)  # (α, γ·Z·β)
+        h = (self.shaT @ xa).view(M, n, -1)  # (m, γ, Z·β)
+        ft = torch.matmul(self.shaT, h)  # (m, n, Z·β)
+        H = torch.bmm(ft.view(M * M, -1, n), self.T)  # (m·n, Z, 2L)
+        F = H[:, :, :L] + H[:, :, L:].flip(0)  # the (−m, −n) terms land on the flipped index
+        return F.view(M, M, -1, L).permute(2, 3, 0, 1).reshape(*lead, L, M, M)
 
 
 # --------------------------------------------------------------------------- quadrature pooling
