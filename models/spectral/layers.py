@@ -15,6 +15,9 @@ rotation by π about the grid's x axis maps ``(θ, φ) → (π − θ, −φ)``;
 every grid (S² and SO(3)), so layers and pointwise nonlinearities are exactly equivariant to them
 whenever the shift is a whole number of samples at every bandwidth involved.
 
+Citations name the papers' sections by title: the PDFs are not in ``shared/papers`` and equation
+numbers were not checked, so none are given.
+
 >>> import torch
 >>> conv = SphericalConv(3, 5, bandwidth_in=4, bandwidth_out=2)          # with spectral pooling
 >>> conv(torch.randn(2, 64, 3)).shape
@@ -60,7 +63,7 @@ def grid_to_sphere(x: torch.Tensor) -> torch.Tensor:
 def anchor_interpolation(num_degrees: int, num_anchors: int | None) -> torch.Tensor:
     """Linear interpolation ``(num_degrees, K)`` from ``K`` anchors, evenly spaced over the degrees
     ``0 … num_degrees − 1``, to every degree: the spectrally smooth (hence spatially localised)
-    filter of Esteves et al. 2018, §3.2 ("Localized filters"). ``None`` or ``K ≥ num_degrees``: one
+    filter of Esteves et al. 2018 (the "localized filters" of the method section). ``None`` or ``K ≥ num_degrees``: one
     free coefficient per degree (identity).
 
     >>> anchor_interpolation(5, 3)
@@ -83,7 +86,8 @@ def anchor_interpolation(num_degrees: int, num_anchors: int | None) -> torch.Ten
 
 
 class SphericalConv(_Tables):
-    """Spherical convolution with zonal filters, S² → S² (Esteves et al. 2018, eq. (4) and §3.2):
+    """Spherical convolution with zonal filters, S² → S² (Paper: Esteves et al. 2018, the spherical
+    convolution theorem and "spherical convolutional layer"):
 
     .. math::  \\widehat{(f \\star h)}{}^l_m = 2\\pi \\sqrt{\\tfrac{4\\pi}{2l+1}}\\;
                \\sum_{c} \\hat f_c{}^l_m \\, \\hat h_{c}{}^l_0,
@@ -92,7 +96,7 @@ class SphericalConv(_Tables):
     linearly from ``n_filter_params`` anchors spread over the input's degrees ``0 … b_in − 1``
     (:func:`anchor_interpolation`; ``None``: one per degree). With ``bandwidth_out < bandwidth_in``
     the output is synthesised on the coarser grid from the degrees ``l < b_out`` only: the
-    paper's spectral pooling (§3.3) fused into the layer. Harmonics: e3nn real, orthonormal
+    paper's spectral pooling fused into the layer. Harmonics: e3nn real, orthonormal
     (:mod:`.transforms`); the factor is the Driscoll–Healy convolution theorem in that basis.
 
     ``forward``: ``(B, 4b_in², C_in) → (B, 4b_out², C_out)``; ``forward_grid``:
@@ -146,7 +150,7 @@ class SphericalConv(_Tables):
 
 
 class SpectralPool(nn.Module):
-    """Spectral pooling (Esteves et al. 2018, §3.3): keep the degrees ``l < b_out`` and resample on
+    """Spectral pooling (Paper: Esteves et al. 2018, "spectral pooling"): keep the degrees ``l < b_out`` and resample on
     the bandwidth-``b_out`` grid; parameter-free and rotation equivariant. ``forward`` on
     ``(B, V, C)``, ``forward_grid`` on ``(B, C, 2b, 2b)``.
 
@@ -175,7 +179,7 @@ class SpectralPool(nn.Module):
 class SphereAverage(nn.Module):
     """Weighted global average pooling ``(B, C, 2b, 2b) → (B, C)``: ``(1/4π) ∫ f dΩ`` by the
     Driscoll–Healy quadrature (:func:`~.transforms.sphere_mean`), the invariant descriptor of
-    Esteves et al. 2018 (§3.4, "weighted global average pooling")."""
+    Esteves et al. 2018 ("weighted global average pooling")."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return sphere_mean(x)
@@ -238,7 +242,8 @@ def so3_equatorial_grid(max_beta: float = 0.0, max_gamma: float = math.pi / 8, n
 
 # --------------------------------------------------------------------------- Cohen et al. 2018
 class S2Convolution(_Tables):
-    """S² → SO(3) correlation (Cohen et al. 2018, eq. (4) and its Fourier form eq. (13)):
+    """S² → SO(3) correlation (Paper: Cohen et al. 2018, "Correlation on the sphere and rotation
+    group"; Fourier form: the generalised Fourier theorem of "Fast spherical correlation with G-FFT"):
 
     .. math::  [\\psi \\star f](R) = \\int_{S^2} \\psi(R^{-1}x) f(x)\\,dx, \\qquad
                \\widehat{\\psi \\star f}{}^l_{mn} = \\hat f{}^l_m\\, \\hat\\psi{}^l_n
@@ -293,7 +298,7 @@ class S2Convolution(_Tables):
 
 
 class SO3Convolution(_Tables):
-    """SO(3) → SO(3) correlation (Cohen et al. 2018, eq. (5) and eq. (14)):
+    """SO(3) → SO(3) correlation (Paper: Cohen et al. 2018, the same two sections):
 
     .. math::  [\\psi \\star f](R) = \\int_{SO(3)} \\psi(R^{-1}g) f(g)\\,dg, \\qquad
                \\widehat{\\psi \\star f}{}^l = \\hat f{}^l\\, \\tilde\\psi{}^{l\\top},\\quad

@@ -6,8 +6,12 @@ expose ``embed(x) → (B, F)`` (the rotation-invariant descriptor) and ``classif
 (descriptor → logits), with ``forward(x) = classifier(embed(x))`` (what
 :class:`models.tasks.Retrieve` needs for its triplet option). Outputs are logits.
 
-**EstevesSphericalCNN** (Esteves et al. 2018, §"Architecture" of the experiments; code
-``daniilidis-group/spherical-cnn`` ``params/model-64.txt`` and ``models.two_branch``)::
+**EstevesSphericalCNN** (Paper: Esteves et al. 2018; the layer table is the authors' published
+configuration, ``daniilidis-group/spherical-cnn`` ``params/model-64.txt`` with ``models.two_branch``,
+``layers.sphconv``; their repository ships it for ModelNet40, and its parameter count at 55 classes
+is the ~0.5 M that the DeepSphere paper quotes for Esteves' SHREC'17 model. The paper's inputs are
+a distance and a normal-angle channel, one per branch; with SHREC'17's six ray-cast channels the
+split below is ours)::
 
     input (B, 4b², 6) → spectral pooling to the feature bandwidth (32: the paper's 64 × 64 maps)
     two branches (distance channels 0, 3 | normal-angle channels 1, 2, 4, 5), each
@@ -21,7 +25,7 @@ expose ``embed(x) → (B, F)`` (the rotation-invariant descriptor) and ``classif
 per-branch loss head, 7,095 more at 55 classes, is left out: :class:`~models.tasks.Retrieve`
 trains ``classifier(embed(x))`` only).
 
-**S2CNN** (Cohen et al. 2018, §"3D model classification / SHREC17"; code
+**S2CNN** (Paper: Cohen et al. 2018, SHREC'17 experiment; code
 ``jonas-koehler/s2cnn`` ``examples/shrec17/model.py``, the "simplified" model of its README)::
 
     input (B, 4·64², 6) → S2Convolution(6 → 100, b 64 → 16, 128 equatorial kernel points)

@@ -2,8 +2,8 @@
 SOFT grids, with e3nn's harmonics and Wigner matrices.
 
 Paper: Driscoll & Healy 1994 (S² sampling theorem and quadrature); Kostelec & Rockmore 2008
-(SOFT grid and weights on SO(3)); used by Cohen et al. 2018 ("Spherical CNNs", §4, the
-generalised FFT) and Esteves et al. 2018 (§3.1, spherical harmonic transform).
+(SOFT grid and weights on SO(3)); used by Cohen et al. 2018 ("Spherical CNNs", "Fast spherical
+correlation with G-FFT") and Esteves et al. 2018 (the spherical harmonic transform of its preliminaries).
 
 Conventions
 -----------
@@ -363,7 +363,7 @@ def _so3_tables(b: int, lmax: int) -> torch.Tensor:
     """``T (2, L, 2b, M, M)``: ``T[s, l, j, m, n] = (P^l_m d^l(β_j) P^l_n)_{m'n'}`` at ``(m', n') =
     (m, n)`` (``s = 0``) and ``(−m, −n)`` (``s = 1``) (:func:`_polar_blocks`), so that
 
-    .. math::  D^l_{m'n'}(α, β_j, γ) = \sum_{mn} \mathrm{sha}[α, m]\, \mathrm{sha}[γ, n]\,
+    .. math::  D^l_{m'n'}(α, β_j, γ) = \\sum_{mn} \\mathrm{sha}[α, m]\\, \\mathrm{sha}[γ, n]\\,
                (P^l_m d^l(β_j) P^l_n)_{m'n'}
 
     (e3nn's ``D(α, β, γ) = D(α, 0, 0) D(0, β, 0) D(γ, 0, 0)``). ``P_m`` couples only ``±m``, and
