@@ -165,6 +165,66 @@ def test_anchor_interpolation_and_input_checks():
         EstevesSphericalCNN(bandwidth=8, in_channels=2)
 
 
+# --------------------------------------------------------------------------- the convolutions' formulas
+def sphere_values(c: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Σ c^l_m Y^l_m(u) at unit vectors u (..., 3) of e3nn's frame, point by point."""
+    alpha, beta = o3.xyz_to_angles(u)
+    Y = sphere_harmonics_padded(alpha.flatten(), beta.flatten(), c.shape[-2] - 1)
+    return torch.einsum("plm,lm->p", Y, c).view(u.shape[:-1])
+
+
+@torch.no_grad()
+def test_zonal_convolution_is_the_spatial_convolution():
+    """Esteves et al.: (f ⋆ h)(x) = ∫_SO(3) f(gη) h(g⁻¹x) dg = 2π ∫_S² f(y) h̃(⟨x, y⟩) dy for a zonal h
+    (η = e3nn's y, our z); the layer's spectral product with 2π√(4π/(2l+1)) ĥ^l_0 must equal it. The
+    integral is exact by quadrature (band-limited product)."""
+    torch.manual_seed(0)
+    b = 6
+    conv = SphericalConv(1, 1, b, n_filter_params=3, bias=False)
+    lmax = b - 1
+    gen = torch.Generator().manual_seed(11)
+    c = random_coefficients(lmax, 1, 1, gen=gen)
+    out = conv(to_vertices(c, b))[0, :, 0]  # (V,)
+    l = torch.arange(b, dtype=F64)
+    h0 = conv.degree_filter()[0, 0] / (2 * math.pi * torch.sqrt(4 * math.pi / (2 * l + 1)))  # ĥ^l_0
+    u = torch.from_numpy(equiangular_vectors(b)) @ E3NN_FROM_GRID.T  # grid points, e3nn frame
+    cos = (u @ u.T).clamp(-1, 1)
+    Y0 = sphere_harmonics_padded(torch.zeros(cos.numel()), torch.arccos(cos).flatten(), lmax)[:, :, lmax]
+    h = (Y0 @ h0).view_as(cos)  # h̃(⟨x, y⟩): the zonal filter at colatitude arccos⟨x, y⟩
+    w = (quadrature_weights(b) * (2 * math.pi / (2 * b)))[:, None].expand(2 * b, 2 * b).flatten()
+    f = to_vertices(c, b)[0, :, 0]
+    direct = 2 * math.pi * h @ (w * f)
+    assert (out - direct).abs().max() < 1e-11 * direct.abs().max()
+
+
+@torch.no_grad()
+def test_s2_and_so3_correlations_read_the_input_at_rotated_kernel_points():
+    """Cohen et al.: [ψ ⋆ f](R) = Σ_p w_p f(R x_p) (S² → SO(3)) and Σ_p w_p f(R g_p) (SO(3) → SO(3)) for a
+    kernel of Dirac masses at the grid points, f band-limited (b_out = b_in: nothing truncated)."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(12)
+    b, lmax = 4, 3
+    beta, alpha = grid_angles(b)
+    A, B, G = torch.meshgrid(alpha, beta, alpha, indexing="ij")
+    Rg = o3.angles_to_matrix(A, B, G).reshape(-1, 3, 3)  # output grid (α, β, γ), e3nn frame
+    s2 = S2Convolution(1, 1, b, b, grid=s2_near_identity_grid(n_alpha=4, n_beta=2), bias=False)
+    c = random_coefficients(lmax, 1, 1, gen=gen)
+    out = s2(to_vertices(c, b)).flatten()
+    xp = o3.angles_to_xyz(*s2_near_identity_grid(n_alpha=4, n_beta=2))  # (P, 3)
+    w = s2.kernel[0, 0] * s2.scaling
+    direct = sphere_values(c[0, 0], torch.einsum("rij,pj->rpi", Rg, xp)) @ w
+    assert (out - direct).abs().max() < 1e-11 * direct.abs().max()
+    so3 = SO3Convolution(1, 1, b, b, grid=so3_near_identity_grid(n_alpha=3, n_beta=2), bias=False)
+    L, M = lmax + 1, 2 * lmax + 1
+    F = torch.randn(L, M, M, generator=gen, dtype=F64) * so3_mask(lmax)
+    out = so3(SO3Synthesis(b)(F)[None, None]).flatten()
+    gp = o3.angles_to_matrix(*so3_near_identity_grid(n_alpha=3, n_beta=2))  # (P, 3, 3)
+    a_, b_, g_ = o3.matrix_to_angles(torch.einsum("rij,pjk->rpik", Rg, gp).reshape(-1, 3, 3))
+    vals = torch.einsum("qlmn,lmn->q", wigner_padded(a_, b_, g_, lmax), F).view(len(Rg), -1)
+    direct = vals @ (so3.kernel[0, 0] * so3.scaling)
+    assert (out - direct).abs().max() < 1e-10 * direct.abs().max()
+
+
 # --------------------------------------------------------------------------- exact grid symmetries
 def polar_rotation(k: int, b: int) -> torch.Tensor:
     t = 2 * math.pi * k / (2 * b)
