@@ -318,8 +318,11 @@ def trained_bn(net, x):
 
 @pytest.mark.parametrize("make", [
     lambda: EstevesSphericalCNN(bandwidth=8, num_classes=5, **SMALL_ESTEVES),
+    lambda: EstevesSphericalCNN(bandwidth=8, num_classes=5, branches=None, **SMALL_ESTEVES),
     lambda: S2CNN(bandwidth=8, num_classes=5, **SMALL_S2CNN),
-], ids=["esteves", "s2cnn"])
+    lambda: S2CNN(bandwidth=8, num_classes=5, pool="max", head_batchnorm=True, kernel_grid="equatorial",
+                  features=(4, 5, 3), bandwidths=(4, 4, 2)),
+], ids=["esteves", "esteves-one-branch", "s2cnn", "s2cnn-original-style"])
 def test_nets_exactly_invariant_under_grid_symmetries_with_negative_control(make):
     """Bandwidths 8 → 4 → 2: a quarter turn (4 columns at b = 8) is a whole column at every level."""
     torch.manual_seed(0)
