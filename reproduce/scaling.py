@@ -84,13 +84,37 @@ def cheb_series(K: int, order: int | None, sizes: list[int]) -> Series:
 
 
 def spectral_series(quick: bool) -> list[Series]:
-    """The spectral layers of ``models/spectral`` (empty until that family exists)."""
-    try:
-        from models.spectral import scaling_layers
-    except ImportError:
-        return []
-    return [Series(name, "spectral", [8, 16] if quick else sizes, build, "b", claim)
-            for name, sizes, build, claim in scaling_layers(CHANNELS, BATCH)]
+    """The spectral layers of ``models/spectral`` on the equiangular grid of bandwidth b (pixels
+    N = 4b²; for the SO(3) layer, N is the pixel count of the sphere at the same bandwidth).
+    Claimed exponents: SHT-based S² convolution (Esteves) O(b³) = O(N^1.5); S² → SO(3) and
+    SO(3) → SO(3) correlations through Wigner-D transforms O(b⁴) = O(N²) (the issue's upper end)."""
+    from models.spectral import S2Convolution, SO3Convolution, SphericalConv
+
+    def esteves(b: int, device: str):
+        return (SphericalConv(CHANNELS, CHANNELS, b).to(device),
+                torch.randn(BATCH, 4 * b * b, CHANNELS, device=device))
+
+    def s2(b: int, device: str):
+        return (S2Convolution(CHANNELS, CHANNELS, b, b).to(device),
+                torch.randn(BATCH, 4 * b * b, CHANNELS, device=device))
+
+    class _SO3(torch.nn.Module):  # reports N = 4b² as the input's second axis, like the sphere layers
+        def __init__(self, b: int):
+            super().__init__()
+            self.conv, self.b = SO3Convolution(CHANNELS, CHANNELS, b, b), b
+
+        def forward(self, x):
+            return self.conv(x.view(BATCH, CHANNELS, 2 * self.b, 2 * self.b, 2 * self.b))
+
+    def so3(b: int, device: str):
+        x = torch.randn(BATCH, 4 * b * b, 2 * b * CHANNELS, device=device)  # (B, N, ·) view of (B, C, 2b, 2b, 2b)
+        return _SO3(b).to(device), x
+
+    sizes = [4, 8] if quick else [8, 16, 32, 64, 128]
+    return [Series("Esteves SphericalConv (zonal, S² → S²)", "spectral", sizes, esteves, "b"),
+            Series("S2CNN S2Convolution (S² → SO(3))", "spectral", sizes, s2, "b", 2.0),
+            Series("S2CNN SO3Convolution (SO(3) → SO(3))", "spectral", sizes[:-1] if not quick else sizes, so3, "b",
+                   2.0)]
 
 
 def all_series(quick: bool) -> list[Series]:

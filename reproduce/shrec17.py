@@ -44,6 +44,7 @@ from datamodules.shrec17_standin import SYNSETS, stand_in_description
 from models import retrieval as R
 from models.deepsphere.nets import SphereClassifier
 from models.geometry import relative_error
+from models.spectral import S2CNN, EstevesSphericalCNN
 from models.steerable import Shrec17SE3Net
 from models.tasks import Retrieve
 from reproduce.runner import Benchmark, main
@@ -324,7 +325,7 @@ REPORT = T.Report(
 class Shrec17(Benchmark):
     name = "shrec17"
     datamodule = Shrec17DataModule
-    models = {"deepsphere": SphereClassifier, "se3": Shrec17SE3Net}
+    models = {"deepsphere": SphereClassifier, "se3": Shrec17SE3Net, "esteves": EstevesSphericalCNN, "s2cnn": S2CNN}
     task = Retrieve
     report = REPORT
 

@@ -46,7 +46,8 @@ def smoke(tmp_path_factory):
 def test_smoke_rows_tables_and_figure(smoke):
     tmp, rows = smoke
     assert sorted((r["model"], r["setting_input"]) for r in rows) == [
-        ("ds_equiangular", "equiangular:64"), ("ds_healpix", "healpix:32"), ("se3", "voxel:33")]
+        ("ds_equiangular", "equiangular:64"), ("ds_healpix", "healpix:32"), ("esteves", "equiangular:64"),
+        ("s2cnn", "equiangular:64"), ("se3", "voxel:33")]
     for r in rows:
         assert r["data_source"] == "stand-in" and r["scored_split"] == "test"
         assert int(r["scored_objects"]) == 16  # 8 synsets x 2 test models, augmentations summed per id
@@ -56,6 +57,8 @@ def test_smoke_rows_tables_and_figure(smoke):
         assert float(r["preprocess_meshes_per_s"]) > 0 and int(r["preprocess_meshes"]) > 0
     by = {r["model"]: r for r in rows}
     assert int(by["ds_healpix"]["params"]) == int(by["ds_equiangular"]["params"]) == 190_032 - 47 * 256
+    assert int(by["esteves"]["params"]) == 491_959 - 47 * 257  # FC(256 -> classes) with bias
+    assert int(by["s2cnn"]["params"]) == 99_108  # the cpu preset's narrowed S2CNN (50, 50) at b (12, 8)
     assert by["ds_healpix"]["preprocess_backend"] in ("embree", "numpy")
     maps = decode_maps(by["ds_healpix"]["example_maps"])
     assert maps.shape == (4 * 6, 24, 48) and 0 <= maps.min() < maps.max() <= 1
@@ -64,6 +67,7 @@ def test_smoke_rows_tables_and_figure(smoke):
     assert "**Data: offline stand-in**" in md and "Preset: `smoke`" in md
     assert "| DeepSphere, HEALPix Nside 32 | 80.7 | .686 | .428 | 190 k | 0.9 ms | 50 min |" in md
     assert "| ↳ reproduced: DeepSphere, HEALPix |" in md and "| ↳ reproduced: 3D steerable CNN (voxels) |" in md
+    assert "| ↳ reproduced: Esteves et al. (spectral) |" in md and "| ↳ reproduced: S2CNN (spectral) |" in md
     assert "| Tatsuma_ReVGG (SHREC'17) | – | .705 | .769 | .719 | .696 | .783 |" in md
     assert "## Continuous rotations" in md and "## Preprocessing speed" in md
     assert (tmp / "res" / "shrec17.png").stat().st_size > 5000
