@@ -1234,6 +1234,20 @@ class Shrec17DataModule(pl.LightningDataModule):
             raise InputError(f"{BENCH}: no {split} split read (splits: {', '.join(self.index)})")
         return {r.id: (r.synset, r.sub, split) for r in self.index[split].rows}
 
+    # -- checkpoint state ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Saved in Lightning checkpoints: the class order the model was trained with."""
+        return {"class_names": list(self.class_names)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        names = [str(c) for c in state_dict.get("class_names") or []]
+        if names and self.class_names and names != self.class_names:
+            raise InputError(f"{BENCH}: the checkpoint's classes ({len(names)}: {', '.join(names[:4])}, ...) are "
+                             f"not the data's ({len(self.class_names)}: {', '.join(self.class_names[:4])}, ...); "
+                             f"pass them as data.class_names")
+        if names:
+            self.fixed_classes = names
+
     # -- loaders -------------------------------------------------------------------------------
     def _world(self) -> tuple[int, int]:
         t = getattr(self, "trainer", None)

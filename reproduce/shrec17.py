@@ -48,6 +48,7 @@ from models.spectral import S2CNN, EstevesSphericalCNN
 from models.steerable import Shrec17SE3Net
 from models.tasks import Retrieve
 from reproduce.runner import Benchmark, main
+from reproduce.runner import config as C
 from reproduce.runner import tables as T
 
 #: published rows: (method, F1 cls %, micro P@N, R@N, F1@N, mAP, NDCG, macro P@N, R@N, F1@N, mAP, NDCG,
@@ -322,6 +323,13 @@ REPORT = T.Report(
 
 
 # --------------------------------------------------------------------------- benchmark
+def checkpoint_classes(ckpt) -> list[str] | None:
+    """The class order a checkpoint was trained with (its datamodule state), or None."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    names = (state.get(Shrec17DataModule.__qualname__) or {}).get("class_names")
+    return [str(c) for c in names] if names else None
+
+
 class Shrec17(Benchmark):
     name = "shrec17"
     datamodule = Shrec17DataModule
@@ -331,7 +339,10 @@ class Shrec17(Benchmark):
 
     def datamodule_args(self, ctx, run) -> dict:
         # data.seed (not the run seed) draws the augmentations: every run and model of an input shares its cache
-        return {**super().datamodule_args(ctx, run), **parse_input(run.setting.get("input", ""))}
+        args = {**super().datamodule_args(ctx, run), **parse_input(run.setting.get("input", ""))}
+        if ctx.evaluate is not None and "class_names" not in (run.cfg.get("data") or {}):
+            args["class_names"] = checkpoint_classes(ctx.evaluate)  # score other data in the model's class order
+        return args
 
     def model_args(self, ctx, run) -> dict:
         kind = (run.cfg.get("model") or {}).get("kind")
@@ -383,14 +394,15 @@ class Shrec17(Benchmark):
             metrics.update(preprocess_meshes_per_s=round(float(stats["meshes_per_s"]), 2),
                            preprocess_meshes=int(stats.get("meshes", 0)),
                            preprocess_backend=str(stats.get("backend", "")))
-        if ctx.is_rank_zero:
-            folder = run.run_dir(ctx.runs_dir) / "retrieval"
+        if ctx.is_rank_zero:  # --evaluate writes beside the training run's files, one folder per data dir
+            folder = (run.run_dir(ctx.runs_dir) / "retrieval" if ctx.evaluate is None else  # the checkpoint's run
+                      Path(ctx.evaluate).resolve().parent.parent / f"retrieval-evaluate-{C.config_hash(str(ctx.data_dir), 8)}")
             R.write_results(lists, folder, run.model, datamodule.test_dataset_name)
             atomic_write_text(folder / f"{run.model}.summary.csv",
                               "\n".join(R.summary_rows(res, datamodule.test_dataset_name, run.model)) + "\n")
         net, dev = task.backbone.eval(), task.device
         metrics["infer_ms"] = self._infer_ms(net, datamodule.datasets["test"], dev)
-        if datamodule.input == "sphere":
+        if datamodule.input == "sphere" and ctx.evaluate is None:
             metrics.update(self._figure(datamodule, lists, labels))
         return metrics
 

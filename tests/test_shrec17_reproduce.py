@@ -115,3 +115,29 @@ def test_bad_rows_are_one_line_exit_2(tmp_path, setting, message):
 def test_parse_input():
     assert parse_input("healpix:32") == {"input": "sphere", "sampling": "healpix:32"}
     assert parse_input("voxel:64") == {"input": "voxel", "voxel_size": 64}
+
+
+def test_evaluate_on_class_folders(smoke, tmp_path):
+    """``--evaluate`` scores a trained checkpoint on the second input form, a folder per class of
+    ``.off`` files (ModelNet style, names unrelated to ids), in the class order of the checkpoint;
+    the result files go beside the run's own, not over them."""
+    import trimesh
+
+    tmp, rows = smoke
+    data = tmp / "data"
+    with open(data / "test.csv") as f:
+        test = list(csv.DictReader(f))
+    for r in test:
+        mesh = trimesh.load(data / "test_perturbed" / f"{r['id']}.obj", force="mesh")
+        (tmp_path / "folders" / r["synsetId"]).mkdir(parents=True, exist_ok=True)
+        mesh.export(tmp_path / "folders" / r["synsetId"] / f"shape_{r['modelId']}.off")
+    row = next(r for r in rows if r["model"] == "ds_healpix")
+    run_dir = Path(row["run_dir"]) if Path(row["run_dir"]).is_absolute() else ROOT / row["run_dir"]
+    before = sorted((run_dir / "retrieval").rglob("*"))
+    p = run_shrec("--evaluate", run_dir / "checkpoints" / "last.ckpt", "--data-dir", tmp_path / "folders")
+    out = __import__("json").loads(p.stdout.strip().splitlines()[-1])
+    assert out["scored_objects"] == len(test) == 16 and out["test_samples"] == 16 * 2
+    assert 0 <= out["micro_map"] <= 1 and "example_maps" not in out
+    assert sorted((run_dir / "retrieval").rglob("*")) == before
+    (evaluated,) = run_dir.glob("retrieval-evaluate-*")
+    assert len(R.read_results(evaluated / "ds_healpix")) == 16
