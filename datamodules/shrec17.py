@@ -1189,17 +1189,19 @@ class Shrec17DataModule(pl.LightningDataModule):
                      f"voxel:{self.voxel_size}" + ("x2" if self.voxel_double else ""))
         # the numbers of the preprocessing that filled the cache are kept beside it, so a run (or a
         # second prepare_data call, as Lightning makes in test()) that only found the cache reports them
+        # (``stats["filled"]``: meshes, seconds, meshes_per_s, backend, workers of that preprocessing)
         saved = self.cache_folder / "preprocess_stats.json"
+        keys = ("meshes", "seconds", "meshes_per_s", "backend", "workers")
         if stats["meshes"]:
+            stats["filled"] = {k: stats[k] for k in keys}
             self.preprocess_stats = stats
-            atomic_write_text(saved, json.dumps(stats, indent=1) + "\n")
+            atomic_write_text(saved, json.dumps(stats["filled"], indent=1) + "\n")
         elif self.preprocess_stats.get("from_cache", True):
             try:
                 filled = json.loads(saved.read_text())
             except (OSError, ValueError):
                 filled = {}
-            self.preprocess_stats = {**stats, **{k: filled[k] for k in ("meshes", "seconds", "meshes_per_s", "backend",
-                                                                       "workers") if k in filled}}
+            self.preprocess_stats = {**stats, "filled": {k: filled[k] for k in keys if k in filled}}
         self._usable = usable_by_split
 
     def prepare_data(self) -> None:

@@ -389,7 +389,7 @@ class Shrec17(Benchmark):
         metrics.update(f1_cls=round(R.classification_f1(y_true, scores.argmax(1)), 6), scored_objects=len(uids),
                        scored_split=split, train_objects=len(datamodule.datasets["train"]),
                        retrieval_mode=mode, **self._rotation_change(ids_raw, out["logits"].numpy()))
-        stats = getattr(datamodule, "preprocess_stats", None) or {}
+        stats = (getattr(datamodule, "preprocess_stats", None) or {}).get("filled") or {}
         if stats.get("meshes_per_s"):
             metrics.update(preprocess_meshes_per_s=round(float(stats["meshes_per_s"]), 2),
                            preprocess_meshes=int(stats.get("meshes", 0)),

@@ -95,7 +95,7 @@ def test_result_files_score_to_the_row(smoke):
 def test_ddp_two_processes_score_every_object_once(smoke, tmp_path):
     tmp, _ = smoke
     run_shrec("--preset", "smoke", "--logger", "none", "--only", "ds_healpix", "--cpu-procs", "2",
-              "--results-dir", tmp_path / "res", "--runs-dir", tmp_path / "runs", "--data-dir", tmp / "data",
+              "--results-dir", tmp_path / "res", "--runs-dir", tmp_path / "runs", "--data-dir", tmp_path / "data",
               "--stand-in", *TINY, "data.stand_in_test=3", "data.test_augmentations=1")
     (row,) = rows_of(tmp_path / "res" / "shrec17.csv")
     assert row["hardware"].endswith("2 DDP procs") and int(row["scored_objects"]) == 24
