@@ -45,11 +45,19 @@ def time_paired(fn: Callable[[], object], floor: Callable[[], object], warmup: i
     return statistics.median(a), statistics.median(b)
 
 
-def forward_backward(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
-    """A closure running forward + backward of ``module`` on ``x`` (parameter grads reset)."""
+def forward_backward(module: torch.nn.Module, x: torch.Tensor,
+                     grad_out: torch.Tensor | None = None) -> Callable[[], None]:
+    """A closure running forward + backward of ``module`` on ``x`` (parameter grads reset): the
+    backward of the loss ``mean(out²)``, or, given ``grad_out``, of that fixed upstream gradient
+    (``out.backward(grad_out)``: the layer alone, without the loss's own work)."""
     def step() -> None:
         module.zero_grad(set_to_none=True)
+        if x.requires_grad:
+            x.grad = None
         out = module(x)
+        if grad_out is not None:
+            out.backward(grad_out)
+            return
         if isinstance(out, torch.Tensor) and out.is_complex():
             out = out.abs()
         out.float().square().mean().backward()

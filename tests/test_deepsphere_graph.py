@@ -178,3 +178,59 @@ def test_bad_arguments_raise():
         G.knn_graph(np.array([[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]), 2)
     with pytest.raises(ValueError, match="Laplacian"):
         G.laplacian(sp.identity(3), "random-walk")
+
+
+def _brute_force_graph(coords: np.ndarray, k: int, t: float, tie_rtol: float = 1e-9) -> np.ndarray:
+    """The k-NN heat-kernel graph by its definition, on the full distance matrix (small n):
+    ``j ~ i`` iff ``d_ij ≤ d_k(i)·(1 + tie_rtol)``, union-symmetrised, ``w = exp(−d²/4t)``."""
+    D = np.sqrt(sum((coords[:, None, a] - coords[None, :, a]) ** 2 for a in range(3)))
+    np.fill_diagonal(D, np.inf)
+    dk = np.sort(D, axis=1)[:, k - 1]
+    A = D <= dk[:, None] * (1 + tie_rtol)
+    A |= A.T
+    return np.where(A, np.exp(-D ** 2 / (4 * t)), 0.0)
+
+
+@pytest.mark.parametrize("nside, k, order, base", [(1, 8, None, 0), (2, 20, None, 0), (4, 8, None, 0),
+                                                   (8, 40, None, 0), (16, 8, None, 0), (16, 20, 2, 5)])
+def test_knn_graph_equals_its_definition(nside, k, order, base):
+    """The fast build (k+2 query, re-query of tied rows only, CSR straight from the query,
+    scipy merge of W_dir and its transpose) gives the graph of the definition, ties included."""
+    g = G.healpix_graph(nside, k, order=order, base_index=base)
+    ref = _brute_force_graph(g.coords, min(k, g.n - 1), g.t)
+    W = g.W.toarray()
+    assert np.array_equal(W != 0, ref != 0)
+    np.testing.assert_allclose(W, ref, rtol=1e-13, atol=0)
+    assert g.W.has_sorted_indices and abs(g.W - g.W.T).max() == 0
+
+
+def test_knn_edges_order_chunks_and_requeries():
+    """Rows ascending, distances ascending within a row; the same edges whatever the chunking
+    (chunk 100: chunk borders inside rows' neighbourhoods, and rows whose (k+1)-th neighbour
+    ties are re-queried: 40 of 768 at Nside 8, k = 8)."""
+    v = G.healpix_vectors(8)
+    r, c, d = G.knn_edges(v, 8)
+    assert np.all(np.diff(r) >= 0) and np.all((np.diff(d) >= 0) | (np.diff(r) > 0))
+    counts = np.bincount(r, minlength=len(v))
+    assert counts.min() == 8 and (counts > 8).sum() > 0  # some rows keep a tie beyond the 8th
+    for part in (G.knn_edges(v, 8, chunk=100), G.knn_edges(v, 8, chunk=1)):
+        for a, b in zip((r, c, d), part):
+            assert np.array_equal(a, b)
+    ref = _brute_force_graph(v, 8, 1.0)  # directed edges: the rows of the definition before the union
+    D = np.sqrt(sum((v[:, None, a] - v[None, :, a]) ** 2 for a in range(3)))
+    np.fill_diagonal(D, np.inf)
+    A = D <= np.sort(D, axis=1)[:, 7:8] * (1 + 1e-9)
+    assert np.array_equal(np.sort(r * len(v) + c), np.flatnonzero(A)) and ref.any()
+
+
+def test_laplacian_cache_and_clear():
+    import torch
+
+    a = G.healpix_laplacian(8, 8)
+    assert G.healpix_laplacian(8, 8) is a  # cached
+    G.clear_graph_cache()
+    b = G.healpix_laplacian(8, 8)
+    assert b is not a
+    for x, y in ((a.crow_indices(), b.crow_indices()), (a.col_indices(), b.col_indices()),
+                 (a.values(), b.values())):
+        assert torch.equal(x, y)

@@ -57,6 +57,111 @@ def test_symmetric_spmm_gradient():
     assert torch.autograd.gradcheck(conv, (xb,))
 
 
+LAYOUTS = {"vertex-major": 1 << 40, "batch-major": 0}  # ChebConv.batch_major_min_size forcing each
+
+
+def _dense_chebyshev(L: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias) -> torch.Tensor:
+    """``Σ_k T_k(L̃) x θ_k + b`` with the dense ``T_k`` of the three-term recursion, in float64."""
+    Ld = L.to_dense().double()
+    T = [torch.eye(Ld.shape[0], dtype=torch.float64), Ld]
+    for _ in range(2, weight.shape[0]):
+        T.append(2 * Ld @ T[-1] - T[-2])
+    y = sum(torch.einsum("uv,bvi,io->buo", T[k], x, weight[k]) for k in range(weight.shape[0]))
+    return y if bias is None else y + bias
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("fin, fout", [(3, 5), (5, 3), (4, 4)])
+@pytest.mark.parametrize("K", [1, 2, 3, 5])
+@pytest.mark.parametrize("bias", [True, False])
+def test_chebconv_float32_equals_dense_reference_with_gradients(layout, fin, fout, K, bias):
+    """Forward and all gradients (input, θ, bias) of the float32 layer against the dense float64
+    reference, on both layouts and both evaluation orders (recursion when F_in ≤ F_out,
+    Clenshaw when F_in > F_out; in the backward the other way round)."""
+    torch.manual_seed(K + 10 * fin + 100 * fout)
+    conv = ChebConv(fin, fout, K, healpix_laplacian(4, k=8), bias=bias)
+    conv.batch_major_min_size = LAYOUTS[layout]
+    x = torch.randn(3, 192, fin, requires_grad=True)
+    g = torch.randn(3, 192, fout)
+    y = conv(x)
+    assert y.shape == (3, 192, fout) and y.dtype == torch.float32 and y.is_contiguous()
+    params = [x, conv.weight] + ([conv.bias] if bias else [])
+    grads = torch.autograd.grad(y, params, g)
+    xd = x.detach().double().requires_grad_()
+    ref_params = [xd, conv.weight.detach().double().requires_grad_()]
+    if bias:
+        ref_params.append(conv.bias.detach().double().requires_grad_())
+    ref = _dense_chebyshev(conv.laplacian, xd, ref_params[1], ref_params[2] if bias else None)
+    ref_grads = torch.autograd.grad(ref, ref_params, g.double())
+    torch.testing.assert_close(y.double(), ref, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("fin, fout", [(2, 3), (3, 2)])
+def test_chebconv_gradcheck_both_layouts_and_orders(layout, fin, fout):
+    conv = ChebConv(fin, fout, K=4, laplacian=healpix_laplacian(2, k=8)).double()
+    conv.batch_major_min_size = LAYOUTS[layout]
+    x = torch.randn(2, 48, fin, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda z, w, b: _chebconv_with(conv, z, w, b),
+                                    (x, conv.weight.detach().clone().requires_grad_(),
+                                     conv.bias.detach().clone().requires_grad_()))
+
+
+def _chebconv_with(conv, x, weight, bias):
+    from models.deepsphere.layers import _ChebConvFunction
+
+    vertex_major = x.shape[1] * min(weight.shape[1:]) < conv.batch_major_min_size
+    return _ChebConvFunction.apply(conv.laplacian, x, weight, bias, vertex_major, True)
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_chebconv_equals_deepsphere_pytorch_algorithm(layout):
+    """Same outputs and gradients as the deepsphere-pytorch algorithm (its re-implementation in
+    the speed benchmark, COO Laplacian, its weight layout) to float32 precision."""
+    from reproduce._speed_sphere import DeepSpherePyTorchChebConv
+
+    torch.manual_seed(5)
+    conv = ChebConv(6, 10, K=3, laplacian=healpix_laplacian(NSIDE, k=8))
+    conv.batch_major_min_size = LAYOUTS[layout]
+    peer = DeepSpherePyTorchChebConv(conv)
+    x = torch.randn(3, 12 * NSIDE ** 2, 6, requires_grad=True)
+    g = torch.randn(3, 12 * NSIDE ** 2, 10)
+    ours = torch.autograd.grad(conv(x), (x, conv.weight, conv.bias), g)
+    y_peer = peer(x)
+    theirs = torch.autograd.grad(y_peer, (x, peer.weight, peer.bias), g)
+    torch.testing.assert_close(conv(x), y_peer, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours[0], theirs[0], rtol=1e-5, atol=1e-5)
+    # the peer's weight rows are ordered (F_in, K): map its gradient back to θ's (K, F_in, F_out)
+    torch.testing.assert_close(ours[1], theirs[1].reshape(6, 3, 10).transpose(0, 1), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(ours[2], theirs[2], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("fin, fout", [(3, 5), (5, 3)])
+def test_chebconv_partial_gradients_no_grad_and_strided_input(fin, fout):
+    """Only the gradients asked for (frozen θ: no terms kept; input without gradient: first
+    layer), no_grad forward = grad forward, and a non-contiguous input."""
+    torch.manual_seed(2)
+    conv = ChebConv(fin, fout, K=4, laplacian=healpix_laplacian(8, k=8))
+    conv.batch_major_min_size = 0
+    base = torch.randn(fin, 768, 2).permute(2, 1, 0)  # (2, 768, fin), not contiguous
+    with torch.no_grad():
+        y0 = conv(base)
+    x = base.clone().requires_grad_()
+    y = conv(x)
+    torch.testing.assert_close(y0, y, rtol=0, atol=0)
+    g = torch.randn_like(y)
+    gx, gw, gb = torch.autograd.grad(y, (x, conv.weight, conv.bias), g)
+    conv.weight.requires_grad_(False)
+    (gx2,) = torch.autograd.grad(conv(x), (x,), g)
+    torch.testing.assert_close(gx2, gx, rtol=0, atol=0)
+    conv.weight.requires_grad_(True)
+    gw2, gb2 = torch.autograd.grad(conv(base), (conv.weight, conv.bias), g)
+    torch.testing.assert_close(gw2, gw, rtol=0, atol=0)
+    torch.testing.assert_close(gb2, gb, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("k", [8, 40])
 def test_chebconv_exactly_equivariant(perms, k):
     torch.manual_seed(1)

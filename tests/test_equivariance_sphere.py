@@ -112,8 +112,13 @@ def test_speed_section_quick():
 
     title, rows = S.measure(quick=True)
     assert "Chebyshev" in title
-    convs = [r for r in rows if r["what"].startswith("ChebConv")]
+    peer = [r for r in rows if r["what"].startswith("ChebConv vs deepsphere-pytorch")]
+    convs = [r for r in rows if r["what"].startswith("ChebConv") and r not in peer]
     assert len(convs) == 2 * 2 * 2  # Nside 16, 32 × K 3, 6 × fwd, fwd+bwd
+    assert [r["what"] for r in peer] == [f"ChebConv vs deepsphere-pytorch {w} K=3 Nside {n}"
+                                         for n in (16, 32) for w in ("forward", "forward+backward")]
+    assert all(math.isfinite(r["load"]) for r in convs + peer)
+    assert all(r["graph_only_s"] > 0 for r in rows if r["what"].startswith("graph build"))
     for r in rows:
         assert {"what", "time_ms", "floor_ms", "ratio"} <= set(r)
         assert r["time_ms"] > 0 and r["floor_ms"] > 0

@@ -103,7 +103,9 @@ def healpix_vectors(nside: int, order: int | None = None, base_index: int = 0) -
     import healpy as hp
 
     pix = healpix_pixels(nside, order, base_index)
-    return np.stack(hp.pix2vec(int(nside), pix, nest=True), axis=1)
+    out = np.empty((len(pix), 3))  # filled column by column: np.stack(..., axis=1) is 10x slower
+    out[:, 0], out[:, 1], out[:, 2] = hp.pix2vec(int(nside), pix, nest=True)
+    return out
 
 
 def equiangular_vectors(bandwidth: int) -> np.ndarray:
@@ -217,7 +219,8 @@ def lonlat_vectors(lon, lat, degrees: bool = True) -> np.ndarray:
 
 def knn_edges(coords: np.ndarray, k: int, tie_rtol: float | None = 1e-9, chunk: int = 1 << 18,
               workers: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Directed k-NN edges ``(rows, cols, dist)`` of a point set, self excluded.
+    """Directed k-NN edges ``(rows, cols, dist)`` of a point set, self excluded, grouped by row
+    (ascending) and by distance within a row.
 
     Ties: every point at distance ``≤ d_k·(1 + tie_rtol)`` from ``i`` is kept, where ``d_k``
     is the k-th smallest distance, so vertex ``i`` may get more than ``k`` neighbours. This
@@ -225,53 +228,93 @@ def knn_edges(coords: np.ndarray, k: int, tie_rtol: float | None = 1e-9, chunk: 
     order in which the tree returns equidistant points, so a graph on a sampling that is
     invariant under a rotation (HEALPix and 90° about the pole) is *exactly* invariant too.
     ``tie_rtol=None`` keeps exactly ``k`` (arbitrary tie-breaking; not equivariant).
-    The tree is queried in chunks of ``chunk`` points (memory ``O(chunk·k)`` besides edges).
+    See :func:`_knn_csr` for the algorithm; ``chunk`` bounds the query memory.
+    """
+    indptr, cols, dist = _knn_csr(coords, k, tie_rtol, chunk, workers)
+    rows = np.repeat(np.arange(len(indptr) - 1, dtype=cols.dtype), np.diff(indptr))
+    return rows, cols, dist
+
+
+def _knn_csr(coords: np.ndarray, k: int, tie_rtol: float | None = 1e-9, chunk: int = 1 << 18,
+             workers: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges of :func:`knn_edges` in CSR form ``(indptr, cols, dist)``.
+
+    One ``cKDTree`` (its default balanced build: at Nside 1024 the faster unbalanced build is paid
+    back by slower queries, and it would change the arbitrary tie order of ``tie_rtol=None``);
+    each chunk of points is queried for ``m = k + 2`` neighbours (itself, the k nearest and one
+    more, to see whether the (k+1)-th ties with the k-th). Only the rows whose last returned
+    neighbour is still a tie (a fraction of a percent on HEALPix) are queried again with
+    ``2m``, ``4m`` … neighbours. The kept neighbours of a row are a prefix of its sorted
+    distances, so they are scattered straight into the row's CSR slots.
     """
     coords = np.ascontiguousarray(coords, dtype=np.float64)
-    n = coords.shape[0]
     if coords.ndim != 2 or coords.shape[1] != 3:
         raise ValueError(f"coords must be (n, 3) unit vectors, got shape {coords.shape}")
+    n = coords.shape[0]
     k = int(k)
     if not 1 <= k < n:
         raise ValueError(f"k must be in [1, n-1] = [1, {n - 1}], got {k}")
     tree = cKDTree(coords)
     idx_dtype = np.int32 if n < 2 ** 31 else np.int64
-    rows, cols, dists = [], [], []
+    counts = np.empty(n, dtype=np.int64)
+    col_parts, dist_parts = [], []
     for s in range(0, n, chunk):
         q = coords[s:s + chunk]
-        ids = np.arange(s, s + len(q))
-        m = min(k + 1 if tie_rtol is None else k + 5, n)
+        m = min(k + 1 if tie_rtol is None else k + 2, n)
         todo = np.arange(len(q))
+        first, again = None, []  # the first query round; (rows, kept prefix, ids, dists) of later ones
         while len(todo):
             d, j = tree.query(q[todo], k=m, workers=workers)
-            is_self = j == ids[todo, None]
-            if np.any((d[:, 1:] == 0) & ~is_self[:, 1:]):
+            # the query point itself is at distance 0, hence first; anything else at 0 is a copy
+            if np.any(d[:, 1] == 0):
                 raise ValueError("knn graph: duplicate points in the sampling")
-            # the query point itself is at distance 0, hence first; the k-th neighbour is col k
-            dk = d[:, k]
+            d, j = d[:, 1:], j[:, 1:]
             if tie_rtol is None:
-                keep = ~is_self
-                keep[:, k + 1:] = False
-                done = np.ones(len(todo), bool)
+                keep = np.zeros(d.shape, dtype=bool)
+                keep[:, :k] = True
+                done = np.ones(len(todo), dtype=bool)
             else:
-                keep = ~is_self & (d <= dk[:, None] * (1 + tie_rtol))
+                keep = d <= d[:, k - 1:k] * (1 + tie_rtol)
                 # rows whose last returned neighbour is still a tie may have more: query again
                 done = ~keep[:, -1] | (m >= n)
-            r, c = np.nonzero(keep & done[:, None])
-            rows.append(ids[todo][r].astype(idx_dtype))
-            cols.append(j[r, c].astype(idx_dtype))
-            dists.append(d[r, c])
+            keep &= done[:, None]
+            counts[s + todo[done]] = keep[done].sum(axis=1)
+            if first is None:
+                first = (keep, j, d)
+            else:
+                again.append((todo[done], keep[done], j[done], d[done]))
             todo = todo[~done]
             m = min(2 * m, n)
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(dists)
+        keep, j, d = first
+        if not again:  # the usual case: rows in order, each a prefix of its sorted neighbours
+            col_parts.append(j[keep].astype(idx_dtype))
+            dist_parts.append(d[keep])
+            continue
+        n_row = counts[s:s + len(q)]
+        cols = np.empty(int(n_row.sum()), dtype=idx_dtype)
+        dist = np.empty(len(cols), dtype=np.float64)
+        later = np.zeros(len(q), dtype=bool)
+        for rows, *_ in again:
+            later[rows] = True
+        slots = ~np.repeat(later, n_row)  # the CSR slots of the rows done in the first round
+        cols[slots], dist[slots] = j[keep], d[keep]
+        start = np.cumsum(n_row) - n_row
+        for rows, keep, j, d in again:
+            r, c = np.nonzero(keep)  # c = rank within the row (keep is a prefix)
+            cols[start[rows[r]] + c], dist[start[rows[r]] + c] = j[r, c], d[r, c]
+        col_parts.append(cols)
+        dist_parts.append(dist)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return indptr, np.concatenate(col_parts), np.concatenate(dist_parts)
 
 
-def _symmetric_weights(n: int, rows, cols, w) -> sp.csr_matrix:
-    """``W = max(W_dir, W_dirᵀ)`` (union of edges, pygsp ``symmetrize(method='fill')``)."""
-    W = sp.csr_matrix((w, (rows, cols)), shape=(n, n))
-    W = W.maximum(W.T.tocsr())
-    W.sort_indices()
-    return W.tocsr()
+def _symmetrize(W_dir: sp.csr_matrix) -> sp.csr_matrix:
+    """``W = max(W_dir, W_dirᵀ)`` (union of edges, pygsp ``symmetrize(method='fill')``), CSR
+    with sorted indices; ``W_dir`` may have unsorted rows (scipy merges them in linear time)."""
+    W = W_dir.maximum(W_dir.T.tocsr())  # transposition: a linear counting sort
+    W.sort_indices()  # rows of ~k entries
+    return W
 
 
 @dataclass
@@ -337,7 +380,11 @@ def knn_graph(coords: np.ndarray, k: int, kernel_width: float | str = "mean", na
     if n == 1:  # a single vertex (tiny pooled level): no edges, L = 0
         return SphereGraph(coords, sp.csr_matrix((1, 1)), 0, float("nan"), "no edges (1 vertex)", name)
     k = min(int(k), n - 1)  # tiny levels (n <= k) become complete graphs
-    rows, cols, d = knn_edges(coords, k, tie_rtol=tie_rtol)
+    indptr, cols, d = _knn_csr(coords, k, tie_rtol=tie_rtol)
+
+    def symmetric(w):
+        return _symmetrize(sp.csr_matrix((w, cols, indptr), shape=(n, n)))
+
     d2 = d * d
     if kernel_width == "mean":
         t = float(d2.mean()) / 2
@@ -346,7 +393,7 @@ def knn_graph(coords: np.ndarray, k: int, kernel_width: float | str = "mean", na
         t = float(d.mean()) / 4
         rule = "pygsp NNGraph default: w = exp(-d^2/mean(d)), t = mean(d)/4"
     elif kernel_width == "inverse_distance":  # Khasanova & Frossard 2017; the ICLR SHREC'17 equiangular graph
-        W = _symmetric_weights(len(coords), rows, cols, 1.0 / np.maximum(d, 1e-12))
+        W = symmetric(1.0 / np.maximum(d, 1e-12))
         return SphereGraph(coords, W, int(k), float("nan"), "inverse distance w = 1/d", name)
     elif isinstance(kernel_width, str):
         raise ValueError(f"kernel_width must be a number t, 'mean', 'mean_distance' or 'inverse_distance', "
@@ -358,7 +405,7 @@ def knn_graph(coords: np.ndarray, k: int, kernel_width: float | str = "mean", na
         rule = "given t"
     w = np.exp(-d2 / (4 * t))
     del d, d2
-    W = _symmetric_weights(len(coords), rows, cols, w)
+    W = symmetric(w)
     return SphereGraph(coords, W, int(k), t, rule, name)
 
 
@@ -400,7 +447,7 @@ def healpix_graph_v1(nside: int, order: int | None = None, base_index: int = 0) 
     rows, cols = rows[keep], local[keep]
     d2 = np.sum((coords[rows] - coords[cols]) ** 2, axis=1)
     t = float(d2.mean()) / 2 if d2.size else 1.0  # a one-pixel block has no edges
-    W = _symmetric_weights(len(pix), rows, cols, np.exp(-d2 / (4 * t)))
+    W = _symmetrize(sp.csr_matrix((np.exp(-d2 / (4 * t)), (rows, cols)), shape=(len(pix), len(pix))))
     part = "" if order is None else f", order {order} block {base_index}"
     return SphereGraph(coords, W, 8, t, "V1: t = mean(d^2)/2 over HEALPix neighbours",
                        f"healpix V1 Nside={nside}{part}")
@@ -474,12 +521,17 @@ def largest_eigenvalue(L: sp.spmatrix, kind: str | None = None, method: str = "e
     if method != "eigsh":
         raise ValueError(f"unknown lmax method '{method}' (choose eigsh or bound)")
     from scipy.sparse.linalg import eigsh
+    from threadpoolctl import threadpool_limits
 
     n = L.shape[0]
     if n <= 64:
         return float(np.linalg.eigvalsh(L.toarray()).max()) * (1 + 2 * tol)
     v0 = np.random.default_rng(0).standard_normal(n)
-    lam = eigsh(L, k=1, which="LA", tol=tol, v0=v0, return_eigenvectors=False)[0]
+    # ARPACK makes many small dense BLAS calls: one thread is faster than two (5x at Nside 128
+    # on a shared 2-core machine), and the result no longer depends on the machine's thread
+    # count (threaded BLAS sums in another order: the last bits of λ_max moved)
+    with threadpool_limits(1, user_api="blas"):
+        lam = eigsh(L, k=1, which="LA", tol=tol, v0=v0, return_eigenvectors=False)[0]
     return float(lam) * (1 + 2 * tol)
 
 
