@@ -7,7 +7,8 @@
 Sections (one module each, ``reproduce/_speed_<name>.py`` with ``measure(quick, device)``):
 steerable (SteerableConv3d vs Conv3d), harmonic (HConv2d vs Conv2d), sphere (Chebyshev graph conv vs
 bare sparse matmuls and vs the deepsphere-pytorch algorithm, scaling with Nside, HEALPix graph build
-vs a bare k-NN query), cath (voxeliser and training throughput).
+vs a bare k-NN query), cath (voxeliser and training throughput), shrec17 (ray casting and voxelising,
+meshes per second).
 Ratios are time / floor: the peers (escnn, e3nn, deepsphere-pytorch) sit at about 1.0-1.16x.
 This is a benchmark, not a timed test: numbers depend on the machine and are written with it.
 """
@@ -29,7 +30,7 @@ from datamodules._common import atomic_write_text
 from reproduce.runner import tables as T
 from reproduce.runner.store import REPO_ROOT, code_version, machine
 
-SECTIONS = ("steerable", "harmonic", "sphere", "cath")
+SECTIONS = ("steerable", "harmonic", "sphere", "cath", "shrec17")
 FIRST_COLS = ["what", "time_ms", "floor_ms", "ratio"]
 
 

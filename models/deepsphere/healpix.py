@@ -1,4 +1,4 @@
-"""HEALPix face coordinates in NESTED order: a base-pixel patch as a square image.
+r"""HEALPix face coordinates in NESTED order: a base-pixel patch as a square image.
 
 Paper: Perraudin, Defferrard, Kacprzak, Sgier, Astron. & Comput. 27:130 (2019), §"Baselines"
 (the 2D ConvNet sees a partial map as an image); Górski et al. 2005, ApJ 622:759, §4 (NESTED

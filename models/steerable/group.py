@@ -116,16 +116,32 @@ def wigner_D(l: int, R: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=4096)
 def _wigner_D_cached(l: int, R_flat: tuple[float, ...]) -> torch.Tensor:
-    from scipy.linalg import expm
-
     R64 = torch.tensor(R_flat, dtype=torch.float64).view(3, 3)
     if abs(float(torch.det(R64)) - 1) > 1e-6:
         raise ValueError("wigner_D expects a proper rotation (det +1)")
     with _float64_default():
         alpha, beta, gamma = (float(t) for t in o3.matrix_to_angles(R64))
-        X = o3.so3_generators(l).to(torch.float64).numpy()
-    D = expm(alpha * X[1]) @ expm(beta * X[0]) @ expm(gamma * X[1])
-    return torch.from_numpy(D)
+    return wigner_D_angles(l, alpha, beta, gamma)
+
+
+def wigner_D_angles(l: int, alpha, beta, gamma) -> torch.Tensor:
+    """e3nn's ``D^l(α, β, γ) = exp(α X_y) exp(β X_x) exp(γ X_y)`` (``o3.wigner_D``, Y-X-Y Euler
+    angles, ``X = o3.so3_generators(l)``) in float64 through ``scipy.linalg.expm``, for angles of
+    any (broadcast) shape ``S``; returns ``(*S, 2l+1, 2l+1)`` float64 on the CPU.
+
+    >>> D = wigner_D_angles(2, torch.tensor([0.1, 0.2]), 0.3, 0.0)
+    >>> D.shape, bool(torch.allclose(D[0] @ D[0].T, torch.eye(5, dtype=torch.float64)))
+    (torch.Size([2, 5, 5]), True)
+    """
+    import numpy as np
+    from scipy.linalg import expm
+
+    a, b, g = np.broadcast_arrays(*(np.asarray(torch.as_tensor(t, dtype=torch.float64).detach().cpu(),
+                                               dtype=np.float64) for t in (alpha, beta, gamma)))
+    with _float64_default():
+        X = o3.so3_generators(int(l)).to(torch.float64).numpy()
+    ex = lambda t, G: expm(t[..., None, None] * G)  # noqa: E731  (batched over the angles)
+    return torch.from_numpy(np.ascontiguousarray(ex(a, X[1]) @ ex(b, X[0]) @ ex(g, X[1])))
 
 
 def irrep_D(Rs: Rs_t, R: torch.Tensor) -> torch.Tensor:
@@ -174,5 +190,5 @@ def resample_rotated(x: torch.Tensor, R: torch.Tensor, order: int = 3,
 
 __all__ = [
     "normalize_rs", "rs_dim", "rs_fields", "rs_str", "check_channels",
-    "wigner_D", "irrep_D", "rotate_field", "resample_rotated",
+    "wigner_D", "wigner_D_angles", "irrep_D", "rotate_field", "resample_rotated",
 ]

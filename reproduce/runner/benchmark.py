@@ -76,11 +76,12 @@ class Benchmark:
         return C.build(self.datamodule, run.cfg.get("data"), "data", **self.datamodule_args(ctx, run))
 
     def prepare_data(self, ctx: Context, runs: list[Run]) -> None:
-        """Write or validate the data once per distinct ``data`` section, before any training
-        (the datamodule's own ``prepare_data``: stand-in manifest, every split read)."""
+        """Write or validate the data once per distinct datamodule (``data`` section and
+        :meth:`datamodule_args`, e.g. a row's sampling), before any training (the datamodule's own
+        ``prepare_data``: stand-in manifest, every split read, caches filled)."""
         seen = set()
         for run in runs:
-            key = C.config_hash(run.cfg.get("data"))
+            key = C.config_hash([run.cfg.get("data"), self.datamodule_args(ctx, run)])
             if key in seen or self.datamodule is None:
                 continue
             seen.add(key)

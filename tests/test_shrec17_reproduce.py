@@ -1,0 +1,143 @@
+"""reproduce/shrec17.py end to end on a tiny stand-in: the smoke grid (DeepSphere on HEALPix and on the
+equiangular grid, the steerable CNN on voxels) through the runner; rows, tables and figure; the
+official result files are in the evaluate.js layout and score, read back, to the row's metrics; the
+table regenerates from the CSV alone; DDP over 2 gloo processes scores every test object once; bad
+settings are one error line, exit 2."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models import retrieval as R
+from reproduce.shrec17 import decode_maps, parse_input
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "reproduce" / "shrec17.py"
+TINY = ["data.stand_in_train=3", "data.stand_in_val=1", "data.stand_in_test=2"]  # models per synset (8 synsets)
+
+
+def run_shrec(*args, check=True, timeout=600):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env,
+                       timeout=timeout, cwd=ROOT)
+    if check and p.returncode != 0:
+        raise AssertionError(f"exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+def rows_of(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("shrec17")
+    run_shrec("--preset", "smoke", "--logger", "csv", "--results-dir", tmp / "res", "--runs-dir", tmp / "runs",
+              "--data-dir", tmp / "data", "--stand-in", *TINY)
+    return tmp, rows_of(tmp / "res" / "shrec17.csv")
+
+
+def test_smoke_rows_tables_and_figure(smoke):
+    tmp, rows = smoke
+    assert sorted((r["model"], r["setting_input"]) for r in rows) == [
+        ("ds_equiangular", "equiangular:64"), ("ds_healpix", "healpix:32"), ("esteves", "equiangular:64"),
+        ("s2cnn", "equiangular:64"), ("se3", "voxel:33")]
+    for r in rows:
+        assert r["data_source"] == "stand-in" and r["scored_split"] == "test"
+        assert int(r["scored_objects"]) == 16  # 8 synsets x 2 test models, augmentations summed per id
+        for k in ("micro_precision", "micro_recall", "micro_map", "macro_map", "f1_cls", "rotation_agreement"):
+            assert 0.0 <= float(r[k]) <= 1.0, k
+        assert float(r["infer_ms"]) > 0 and float(r["rotation_logit_error"]) >= 0
+        assert float(r["preprocess_meshes_per_s"]) > 0 and int(r["preprocess_meshes"]) > 0
+    by = {r["model"]: r for r in rows}
+    assert int(by["ds_healpix"]["params"]) == int(by["ds_equiangular"]["params"]) == 190_032 - 47 * 256
+    assert int(by["esteves"]["params"]) == 491_959 - 47 * 257  # FC(256 -> classes) with bias
+    assert int(by["s2cnn"]["params"]) == 99_108  # the cpu preset's narrowed S2CNN (50, 50) at b (12, 8)
+    assert by["ds_healpix"]["preprocess_backend"] in ("embree", "numpy")
+    maps = decode_maps(by["ds_healpix"]["example_maps"])
+    assert maps.shape == (4 * 6, 24, 48) and 0 <= maps.min() < maps.max() <= 1
+    assert not by["se3"].get("example_maps")  # voxel input: no spherical map to draw
+    md = (tmp / "res" / "shrec17.md").read_text()
+    assert "**Data: offline stand-in**" in md and "Preset: `smoke`" in md
+    assert "| DeepSphere, HEALPix Nside 32 | 80.7 | .686 | .428 | 190 k | 0.9 ms | 50 min |" in md
+    assert "| ↳ reproduced: DeepSphere, HEALPix |" in md and "| ↳ reproduced: 3D steerable CNN (voxels) |" in md
+    assert "| ↳ reproduced: Esteves et al. (spectral) |" in md and "| ↳ reproduced: S2CNN (spectral) |" in md
+    assert "| Tatsuma_ReVGG (SHREC'17) | – | .705 | .769 | .719 | .696 | .783 |" in md
+    assert "## Continuous rotations" in md and "## Preprocessing speed" in md
+    assert (tmp / "res" / "shrec17.png").stat().st_size > 5000
+    (tmp / "res" / "shrec17.md").unlink()
+    run_shrec("--preset", "smoke", "--table", "--results-dir", tmp / "res", *TINY)
+    assert (tmp / "res" / "shrec17.md").read_text() == md
+
+
+def test_result_files_score_to_the_row(smoke):
+    """The official layout: <run>/retrieval/<model>/test_perturbed/<queryId>, one id per line; read
+    back and scored against the stand-in's all.csv they give the row's numbers."""
+    tmp, rows = smoke
+    for r in rows:
+        folder = ROOT / r["run_dir"] / "retrieval" / r["model"] if not Path(r["run_dir"]).is_absolute() \
+            else Path(r["run_dir"]) / "retrieval" / r["model"]
+        lists = R.read_results(folder)
+        assert len(lists) == 16 and all(len(v) >= 1 for v in lists.values())
+        res = R.evaluate(lists, tmp / "data" / "all.csv", split="test")
+        for k in ("micro_map", "macro_map", "micro_ndcg", "micro_f1"):
+            assert res[k] == pytest.approx(float(r[k]), abs=1e-6), (r["model"], k)
+        summary = (folder.parent / f"{r['model']}.summary.csv").read_text().splitlines()
+        assert summary[0] == "class,P@N,R@N,F1@N,mAP,NDCG,dataset,method" and summary[1].startswith("microALL,")
+
+
+def test_ddp_two_processes_score_every_object_once(smoke, tmp_path):
+    tmp, _ = smoke
+    run_shrec("--preset", "smoke", "--logger", "none", "--only", "ds_healpix", "--cpu-procs", "2",
+              "--results-dir", tmp_path / "res", "--runs-dir", tmp_path / "runs", "--data-dir", tmp_path / "data",
+              "--stand-in", *TINY, "data.stand_in_test=3", "data.test_augmentations=1")
+    (row,) = rows_of(tmp_path / "res" / "shrec17.csv")
+    assert row["hardware"].endswith("2 DDP procs") and int(row["scored_objects"]) == 24
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("grid.rows=[{model: ds_healpix, setting: {input: 'voxel:33'}}]", "needs sphere input"),
+    ("grid.rows=[{model: se3, setting: {input: 'healpix:32'}}]", "needs voxel input"),
+    ("grid.rows=[{model: ds_healpix, setting: {input: 'cube:9'}}]", "must be healpix:NSIDE"),
+])
+def test_bad_rows_are_one_line_exit_2(tmp_path, setting, message):
+    p = run_shrec("--preset", "smoke", "--results-dir", tmp_path, "--runs-dir", tmp_path, setting, check=False)
+    assert p.returncode == 2 and message in p.stderr and p.stderr.count("\n") == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_parse_input():
+    assert parse_input("healpix:32") == {"input": "sphere", "sampling": "healpix:32"}
+    assert parse_input("voxel:64") == {"input": "voxel", "voxel_size": 64}
+
+
+def test_evaluate_on_class_folders(smoke, tmp_path):
+    """``--evaluate`` scores a trained checkpoint on the second input form, a folder per class of
+    ``.off`` files (ModelNet style, names unrelated to ids), in the class order of the checkpoint;
+    the result files go beside the run's own, not over them."""
+    import trimesh
+
+    tmp, rows = smoke
+    data = tmp / "data"
+    with open(data / "test.csv") as f:
+        test = list(csv.DictReader(f))
+    for r in test:
+        mesh = trimesh.load(data / "test_perturbed" / f"{r['id']}.obj", force="mesh")
+        (tmp_path / "folders" / r["synsetId"]).mkdir(parents=True, exist_ok=True)
+        mesh.export(tmp_path / "folders" / r["synsetId"] / f"shape_{r['modelId']}.off")
+    row = next(r for r in rows if r["model"] == "ds_healpix")
+    run_dir = Path(row["run_dir"]) if Path(row["run_dir"]).is_absolute() else ROOT / row["run_dir"]
+    before = sorted((run_dir / "retrieval").rglob("*"))
+    p = run_shrec("--evaluate", run_dir / "checkpoints" / "last.ckpt", "--data-dir", tmp_path / "folders")
+    out = __import__("json").loads(p.stdout.strip().splitlines()[-1])
+    assert out["scored_objects"] == len(test) == 16 and out["test_samples"] == 16 * 2
+    assert 0 <= out["micro_map"] <= 1 and "example_maps" not in out
+    assert sorted((run_dir / "retrieval").rglob("*")) == before
+    (evaluated,) = run_dir.glob("retrieval-evaluate-*")
+    assert len(R.read_results(evaluated / "ds_healpix")) == 16
