@@ -6,8 +6,9 @@
 
 Sections (one module each, ``reproduce/_speed_<name>.py`` with ``measure(quick, device)``):
 steerable (SteerableConv3d vs Conv3d), harmonic (HConv2d vs Conv2d), sphere (Chebyshev graph conv vs
-bare sparse matmuls, scaling with Nside), cath (voxeliser and training throughput), shrec17 (ray casting
-and voxelising, meshes per second).
+bare sparse matmuls and vs the deepsphere-pytorch algorithm, scaling with Nside, HEALPix graph build
+vs a bare k-NN query), cath (voxeliser and training throughput), shrec17 (ray casting and voxelising,
+meshes per second).
 Ratios are time / floor: the peers (escnn, e3nn, deepsphere-pytorch) sit at about 1.0-1.16x.
 This is a benchmark, not a timed test: numbers depend on the machine and are written with it.
 """

@@ -275,3 +275,18 @@ def test_batchnorm_on_vertex_layout():
     y = bn(x)
     torch.testing.assert_close(y.mean((0, 1)), torch.zeros(3, dtype=torch.float64), atol=1e-10, rtol=0)
     assert y.shape == x.shape
+
+
+def test_chebconv_weight_gradient_when_forward_kept_no_terms():
+    """θ frozen during the forward (no terms kept), then asked for a gradient: recomputed."""
+    from models.deepsphere.layers import _ChebConvFunction
+
+    torch.manual_seed(4)
+    conv = ChebConv(2, 4, K=3, laplacian=healpix_laplacian(4, k=8)).double()
+    x = torch.randn(2, 192, 2, dtype=torch.float64)
+    g = torch.randn(2, 192, 4, dtype=torch.float64)
+    (want,) = torch.autograd.grad(conv(x), (conv.weight,), g)
+    for vertex_major in (True, False):
+        y = _ChebConvFunction.apply(conv.laplacian, x, conv.weight, conv.bias, vertex_major, False)
+        (got,) = torch.autograd.grad(y, (conv.weight,), g)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)

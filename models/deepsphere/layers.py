@@ -186,6 +186,9 @@ class _ChebConvFunction(torch.autograd.Function):
         if f_in <= f_out:
             if need_x:
                 gx = _cheb_clenshaw(L, G, f_out, weight.transpose(1, 2))
+            if need_w and keep is None and K > 1:  # θ needed no gradient when the forward ran
+                keep = X.new_empty(K - 1, *X.shape)
+                _cheb_recursion(L, X, f_in, None, K, keep=keep)
             terms, others = X, keep
         else:
             U = G.new_empty(K - 1, *G.shape) if need_w and K > 1 else None
