@@ -287,7 +287,7 @@ def plot(view):
                     side.set_color(colour.get(grades[i], "k"))
                     side.set_linewidth(2)
     fig.suptitle(f"{LABELS.get(row['model'], row['model'])}, {row.get('setting_input', '')}, seed {row['seed']}: "
-                 "queries (left) and their top retrieved objects — ray-cast hit distance of one random orientation "
+                 "queries (left) and their top retrieved objects\nray-cast hit distance of one random orientation "
                  "(bright: surface near the enclosing sphere; dark: deep or no hit); frame colour = official grade "
                  "(3 same sub-synset … 0 other synset)",
                  fontsize=7)
