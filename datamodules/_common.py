@@ -174,3 +174,12 @@ def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def trainer_world(datamodule) -> tuple[int, int]:
+    """``(world size, global rank)`` of the Lightning trainer a datamodule is attached to
+    (``(1, 0)`` outside a trainer): what a datamodule needs to shard evaluation itself."""
+    t = getattr(datamodule, "trainer", None)
+    if t is None:
+        return 1, 0
+    return int(t.world_size), int(t.global_rank)

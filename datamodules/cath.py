@@ -71,7 +71,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import InputError, ensure_stand_in
+from datamodules._common import InputError, ensure_stand_in, trainer_world
 from datamodules.cath_pdb import (CATH_CLASSES, NPZ_KEYS, TEST_SPLITS, TRAIN_SPLITS, VAL_SPLITS, BuildSummary,
                                   build_dataset)
 from models.geometry import random_rotation, relative_error
@@ -388,14 +388,8 @@ class CathDataModule(pl.LightningDataModule):
         self.sets = {name: CathDataset(arrays, i) for name, i in self._select(arrays).items()}
         self.arrays = arrays
 
-    def _world(self) -> tuple[int, int]:
-        t = getattr(self, "trainer", None)
-        if t is None:
-            return 1, 0
-        return int(t.world_size), int(t.global_rank)
-
     def per_rank_batch(self) -> int:
-        world, _ = self._world()
+        world, _ = trainer_world(self)
         if self.batch_size % world:
             raise InputError(f"CATH: global batch {self.batch_size} is not divisible by the "
                              f"{world} DDP processes (data.batch_size)")
@@ -410,7 +404,7 @@ class CathDataModule(pl.LightningDataModule):
     def _eval_loader(self, name: str) -> DataLoader:
         ds = self.sets[name]
         self.scored[name] = 0
-        world, rank = self._world()
+        world, rank = trainer_world(self)
         sampler = None
         if world > 1:
             from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler

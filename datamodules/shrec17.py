@@ -131,7 +131,7 @@ import torch
 import trimesh
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import InputError, atomic_write_text, torch_generator
+from datamodules._common import InputError, atomic_write_text, torch_generator, trainer_world
 from models.geometry import random_rotation
 from models.retrieval import normalize_id
 
@@ -1251,12 +1251,6 @@ class Shrec17DataModule(pl.LightningDataModule):
             self.fixed_classes = names
 
     # -- loaders -------------------------------------------------------------------------------
-    def _world(self) -> tuple[int, int]:
-        t = getattr(self, "trainer", None)
-        if t is None:
-            return 1, 0
-        return int(t.world_size), int(t.global_rank)
-
     def train_dataloader(self) -> DataLoader:
         ds = self.datasets["train"]
         if len(ds) == 0:
@@ -1268,7 +1262,7 @@ class Shrec17DataModule(pl.LightningDataModule):
         ds = self.datasets[split]
         if len(ds) == 0:
             raise InputError(f"{BENCH}: {self.data_dir} has no {split} meshes")
-        world, rank = self._world()
+        world, rank = trainer_world(self)
         sampler = None
         if world > 1:
             from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler

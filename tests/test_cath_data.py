@@ -567,10 +567,10 @@ def test_datamodule_splits_reduction_and_batches(standin, monkeypatch):
     np.testing.assert_array_equal(reduce_indices(train, a.y, 4), dm.sets["train"].idx)
     x, y = dm.voxelize_batch(next(iter(dm.train_dataloader())), rotate=True)
     assert x.shape == (16, 1, 9, 9, 9) and y.shape == (16,)
-    monkeypatch.setattr(CathDataModule, "_world", lambda self: (2, 1))
+    monkeypatch.setattr("datamodules.cath.trainer_world", lambda dm: (2, 1))
     assert dm.per_rank_batch() == 8
     assert len(list(dm.test_dataloader().sampler)) == len(range(1, len(dm.sets["test"]), 2))
-    monkeypatch.setattr(CathDataModule, "_world", lambda self: (3, 0))
+    monkeypatch.setattr("datamodules.cath.trainer_world", lambda dm: (3, 0))
     with pytest.raises(InputError, match="not divisible by the 3 DDP processes"):
         dm.per_rank_batch()
     with pytest.raises(InputError, match="has 10 classes"):
