@@ -45,3 +45,11 @@ def test_run_then_table(tmp_path):
     (tmp_path / "scaling.md").unlink()
     p = subprocess.run(args[:4] + ["--table"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert p.returncode == 0 and (tmp_path / "scaling.md").read_text() == md
+
+
+def test_committed_table_is_the_render_of_its_csv(tmp_path):
+    """results/scaling.md is what its CSV renders to (regenerate: python reproduce/scaling.py --table)."""
+    import shutil
+    shutil.copy(ROOT / "results" / "scaling.csv", tmp_path / "scaling.csv")
+    S.render(S.read_csv(tmp_path / "scaling.csv"), tmp_path)
+    assert (tmp_path / "scaling.md").read_text() == (ROOT / "results" / "scaling.md").read_text()
