@@ -241,7 +241,34 @@ def so3_equatorial_grid(max_beta: float = 0.0, max_gamma: float = math.pi / 8, n
 
 
 # --------------------------------------------------------------------------- Cohen et al. 2018
-class S2Convolution(_Tables):
+class _Correlation(_Tables):
+    """What the S² → SO(3) and SO(3) → SO(3) correlations share: channel and bandwidth checks, the
+    Dirac-kernel weights ``(C_in, C_out, P)`` drawn ``U(−1, 1)`` with the fixed scale
+    ``√(3/(P·C_in))``, and the bias per output channel."""
+
+    def _bandwidths(self, in_channels: int, out_channels: int, bandwidth_in: int, bandwidth_out: int) -> tuple[int, int]:
+        who = type(self).__name__
+        b_in, _ = check_bandwidth(bandwidth_in, who=who)
+        b_out, _ = check_bandwidth(bandwidth_out, who=who)
+        if b_out > b_in:
+            raise ValueError(f"{who}: bandwidth_out ({b_out}) must not exceed bandwidth_in ({b_in})")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.bandwidth_in, self.bandwidth_out = b_in, b_out
+        self.bandwidth, self.lmax = b_in, b_out - 1
+        return b_in, b_out
+
+    def _weights(self, kernel_size: int, bias: bool) -> None:
+        self.kernel_size = int(kernel_size)
+        self.scaling = math.sqrt(3.0 / (self.kernel_size * self.in_channels))
+        self.kernel = nn.Parameter(torch.empty(self.in_channels, self.out_channels, self.kernel_size).uniform_(-1, 1))
+        self.bias = nn.Parameter(torch.zeros(self.out_channels)) if bias else None
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, bandwidth {self.bandwidth_in} -> {self.bandwidth_out}, "
+                f"kernel points={self.kernel_size}, bias={self.bias is not None}")
+
+
+class S2Convolution(_Correlation):
     """S² → SO(3) correlation (Paper: Cohen et al. 2018, "Correlation on the sphere and rotation
     group"; Fourier form: the generalised Fourier theorem of "Fast spherical correlation with G-FFT"):
 
@@ -263,25 +290,12 @@ class S2Convolution(_Tables):
     def __init__(self, in_channels: int, out_channels: int, bandwidth_in: int, bandwidth_out: int,
                  grid=None, bias: bool = True):
         super().__init__()
-        b_in, _ = check_bandwidth(bandwidth_in, who="S2Convolution")
-        b_out, _ = check_bandwidth(bandwidth_out, who="S2Convolution")
-        if b_out > b_in:
-            raise ValueError(f"S2Convolution: bandwidth_out ({b_out}) must not exceed bandwidth_in ({b_in})")
+        b_in, b_out = self._bandwidths(in_channels, out_channels, bandwidth_in, bandwidth_out)
         alpha, beta = _as64(*(s2_near_identity_grid() if grid is None else grid))
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.bandwidth_in, self.bandwidth_out = b_in, b_out
-        self.bandwidth, self.lmax = b_in, b_out - 1
         self.analysis = SphereAnalysis(b_in, b_out - 1)
         self.synthesis = SO3Synthesis(b_out, b_out - 1)
         self._put("Y", sphere_harmonics_padded(alpha, beta, b_out - 1))  # (P, L, M)
-        self.kernel_size = len(alpha)
-        self.scaling = math.sqrt(3.0 / (self.kernel_size * self.in_channels))
-        self.kernel = nn.Parameter(torch.empty(self.in_channels, self.out_channels, self.kernel_size).uniform_(-1, 1))
-        self.bias = nn.Parameter(torch.zeros(self.out_channels)) if bias else None
-
-    def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, bandwidth {self.bandwidth_in} -> {self.bandwidth_out}, "
-                f"kernel points={self.kernel_size}, bias={self.bias is not None}")
+        self._weights(len(alpha), bias)
 
     def kernel_coefficients(self) -> torch.Tensor:
         """``ψ̂^l_n = Σ_p w_p Y^l_n(x_p)``: ``(C_in, C_out, L, 2L-1)``."""
@@ -297,7 +311,7 @@ class S2Convolution(_Tables):
         return y if self.bias is None else y + self.bias[:, None, None, None]
 
 
-class SO3Convolution(_Tables):
+class SO3Convolution(_Correlation):
     """SO(3) → SO(3) correlation (Paper: Cohen et al. 2018, the same two sections):
 
     .. math::  [\\psi \\star f](R) = \\int_{SO(3)} \\psi(R^{-1}g) f(g)\\,dg, \\qquad
@@ -316,28 +330,15 @@ class SO3Convolution(_Tables):
     def __init__(self, in_channels: int, out_channels: int, bandwidth_in: int, bandwidth_out: int,
                  grid=None, bias: bool = True):
         super().__init__()
-        b_in, _ = check_bandwidth(bandwidth_in, who="SO3Convolution")
-        b_out, _ = check_bandwidth(bandwidth_out, who="SO3Convolution")
-        if b_out > b_in:
-            raise ValueError(f"SO3Convolution: bandwidth_out ({b_out}) must not exceed bandwidth_in ({b_in})")
+        b_in, b_out = self._bandwidths(in_channels, out_channels, bandwidth_in, bandwidth_out)
         alpha, beta, gamma = _as64(*(so3_near_identity_grid() if grid is None else grid))
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.bandwidth_in, self.bandwidth_out = b_in, b_out
-        self.bandwidth, self.lmax = b_in, b_out - 1
         self.analysis = SO3Analysis(b_in, b_out - 1)
         self.synthesis = SO3Synthesis(b_out, b_out - 1)
         D = wigner_padded(alpha, beta, gamma, b_out - 1)  # (P, L, M, M)
         L = b_out
         self._put("D", torch.cat([D[:, l, L - 1 - l: L + l, L - 1 - l: L + l].reshape(len(alpha), -1)
                                   for l in range(L)], dim=1))  # (P, Σ_l (2l+1)²), degree by degree
-        self.kernel_size = len(alpha)
-        self.scaling = math.sqrt(3.0 / (self.kernel_size * self.in_channels))
-        self.kernel = nn.Parameter(torch.empty(self.in_channels, self.out_channels, self.kernel_size).uniform_(-1, 1))
-        self.bias = nn.Parameter(torch.zeros(self.out_channels)) if bias else None
-
-    def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, bandwidth {self.bandwidth_in} -> {self.bandwidth_out}, "
-                f"kernel points={self.kernel_size}, bias={self.bias is not None}")
+        self._weights(len(alpha), bias)
 
     def kernel_coefficients(self) -> list[torch.Tensor]:
         """``ψ̃^l = Σ_p w_p D^l(g_p)`` for ``l < b_out``: a list of ``(C_in, C_out, 2l+1, 2l+1)``."""
