@@ -27,6 +27,7 @@ Writes results/shrec17.csv (one row per run), results/shrec17.md and results/shr
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import sys
 import time
@@ -325,6 +326,11 @@ REPORT = T.Report(
 # --------------------------------------------------------------------------- benchmark
 def checkpoint_classes(ckpt) -> list[str] | None:
     """The class order a checkpoint was trained with (its datamodule state), or None."""
+    return _checkpoint_classes(str(Path(ckpt).resolve()))
+
+
+@functools.lru_cache(maxsize=4)  # asked for by the config check and by the datamodule build: read once
+def _checkpoint_classes(ckpt: str) -> list[str] | None:
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     names = (state.get(Shrec17DataModule.__qualname__) or {}).get("class_names")
     return [str(c) for c in names] if names else None
