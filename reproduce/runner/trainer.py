@@ -39,6 +39,7 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     limit_val_batches: int | float | None = None
     precision: str | int | None = None      # GPUs only (CPU runs stay in float32)
+    tf32: bool = False                      # GPUs only: TF32 convolutions/matmuls (off: FP32 as the papers ran)
     ckpt_every_n_epochs: int = 1
     sync_batchnorm: bool = True             # GPU DDP only: torch has no SyncBatchNorm on CPU/gloo
     select: Literal["last"] | Select = "last"
@@ -56,6 +57,15 @@ class TrainerConfig:
 
 def trainer_config(cfg: dict) -> TrainerConfig:
     return build(TrainerConfig, cfg.get("trainer"), "trainer")
+
+
+def set_tf32(enabled: bool) -> None:
+    """TF32 for CUDA convolutions and matrix products. Off by default: the papers' numbers come from
+    FP32 training (2017-2019 GPUs had no TF32), while torch enables TF32 in cuDNN convolutions by
+    default on Ampere and later; ``trainer.tf32: true`` turns it on. No effect on CPU."""
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
+    torch.backends.cudnn.allow_tf32 = bool(enabled)
 
 
 def count_params(module) -> int:
@@ -223,6 +233,7 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     if bench.is_custom(run):
         return {**bench.custom_run(ctx, run, run_dir), "wall_s": round(elapsed.total(), 2)}
 
+    set_tf32(trainer_config(run.cfg).tf32)
     dm = bench.build_datamodule(ctx, run)
     backbone = bench.build_backbone(ctx, run)
     task = bench.build_task(ctx, run, backbone)
