@@ -9,7 +9,9 @@ with YAML values (``optim.lr=0.01``, ``grid.rows=[...]``), applied last.
 A config section becomes an object through :func:`build` (or is checked without building by
 :func:`check_args`): every key must be a parameter of the class and its value must fit the
 parameter's annotation, else an :class:`~datamodules._common.InputError` names the key and the
-expected type, before anything is trained.
+expected type, before anything is trained. Integers of the common count-like parameters must
+also reach their smallest valid value (:func:`minimum`: sizes and counts at least 1, seeds and
+``num_workers`` at least 0).
 
 >>> from dataclasses import dataclass
 >>> @dataclass
@@ -22,6 +24,10 @@ Data(size=17, lr=1.0)
 Traceback (most recent call last):
 ...
 datamodules._common.InputError: config data.size: expected int, got 'abc' (str)
+>>> build(Data, {"size": 0}, "data")
+Traceback (most recent call last):
+...
+datamodules._common.InputError: config data.size: expected an int >= 1, got 0
 >>> build(Data, {"sise": 3}, "data")
 Traceback (most recent call last):
 ...
@@ -291,6 +297,27 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def minimum(key: str) -> int | None:
+    """The smallest valid integer value of a parameter named ``key`` (None: no rule by name).
+    Sizes, batch sizes, counts (``num_*``) and ``max_*`` at least 1; seeds (``seed``,
+    ``*_seed``) and ``num_workers`` at least 0.
+
+    >>> [minimum(k) for k in ("batch_size", "test_batch_size", "size", "num_classes", "seed", "num_workers", "lr")]
+    [1, 1, 1, 1, 0, 0, None]
+    """
+    if key == "num_workers" or key == "seed" or key.endswith("_seed"):
+        return 0
+    if key == "size" or key.endswith("_size") or key.startswith(("num_", "max_")):
+        return 1
+    return None
+
+
+def _check_minimum(key: str, value: Any, where: str) -> None:
+    low = minimum(key)
+    if low is not None and isinstance(value, int) and not isinstance(value, bool) and value < low:
+        raise InputError(f"config {where}: expected an int >= {low}, got {value}")
+
+
 def _signature(target) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
     fn = target.__init__ if isinstance(target, type) else target
     sig = inspect.signature(fn)
@@ -323,6 +350,7 @@ def check_args(target, section: dict | None, where: str, given: dict | None = No
             raise InputError(f"config {where}.{key}: unknown key for {name}; valid keys: "
                              f"{', '.join(sorted(k for k in params if k not in given)) or 'none'}")
         kwargs[key] = coerce(value, hints.get(key), f"{where}.{key}")
+        _check_minimum(key, kwargs[key], f"{where}.{key}")
     for key, p in params.items():
         if p.default is inspect.Parameter.empty and key not in kwargs and key not in given:
             raise InputError(f"config {where}: missing key '{key}' "
