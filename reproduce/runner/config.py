@@ -172,12 +172,31 @@ def diff(base: dict, other: dict) -> list[tuple[str, Any, Any]]:
     """``(dotted key, value in base, value in other)`` for every leaf that differs, in the order
     of ``base`` then the keys only ``other`` has; a missing leaf is :data:`MISSING`.
 
+    A value that is a leaf on one side and a mapping on the other is one difference, whole:
+
     >>> diff({"data": {"size": 37, "zoom": 5}}, {"data": {"size": 17, "zoom": 5}, "x": 1})
     [('data.size', 37, 17), ('x', <missing>, 1)]
+    >>> diff({"t": {"select": "last"}}, {"t": {"select": {"metric": "val/map", "mode": "max"}}})
+    [('t.select', 'last', {'metric': 'val/map', 'mode': 'max'})]
     """
     a, b = flatten(base), flatten(other)
     keys = list(a) + [k for k in b if k not in a]
-    return [(k, a.get(k, MISSING), b.get(k, MISSING)) for k in keys if a.get(k, MISSING) != b.get(k, MISSING)]
+    out, done = [], set()
+    for k in keys:
+        # the shortest prefix of k that is a leaf on one side and a mapping on the other
+        parts = k.split(".")
+        whole = next((".".join(parts[:i]) for i in range(1, len(parts))
+                      if ".".join(parts[:i]) in a or ".".join(parts[:i]) in b), None)
+        if whole is None and (any(x.startswith(k + ".") for x in a) or any(x.startswith(k + ".") for x in b)):
+            whole = k
+        if whole is not None:
+            if whole not in done:
+                done.add(whole)
+                out.append((whole, get(base, whole, MISSING), get(other, whole, MISSING)))
+            continue
+        if a.get(k, MISSING) != b.get(k, MISSING):
+            out.append((k, a.get(k, MISSING), b.get(k, MISSING)))
+    return out
 
 
 class _Missing:
