@@ -151,8 +151,9 @@ def _group(ids: Sequence | np.ndarray, values: np.ndarray) -> tuple[list[str], n
 
 
 def sum_by_id(ids: Sequence | np.ndarray, scores: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Sum the rows of ``scores`` that share an id (test-time augmentations, as s2cnn sums its
-    logits over repeats). Returns the sorted distinct ids and their summed rows.
+    """Sum the rows of ``scores`` that share an id (test-time augmentations, as s2cnn ``test.py``
+    sums its model's log-softmax outputs over the repeats). Returns the sorted distinct ids and
+    their summed rows.
 
     >>> sum_by_id([3, 1, 3], [[1., 0], [0, 1], [2, 0]])
     (['000001', '000003'], array([[0., 1.],

@@ -88,6 +88,45 @@ FIGURE_QUERIES, FIGURE_TOP = 4, 5
 FIGURE_GRID = (24, 48)  # latitude x longitude cells of the stored input maps
 
 
+#: ``evaluation.scores``: what is summed over an object's test-time copies before the argmax and the
+#: ranking of the retrieval lists. ``logits`` (default); ``log_softmax``: s2cnn ``examples/shrec17/test.py``
+#: (its model ends in ``F.log_softmax``, test.py sums the outputs over the repeats); ``softmax``:
+#: deepsphere-tf1 ``run_eperiment_*.py`` (``model.probs`` averaged over the copies; with the same copy
+#: count per object the sum ranks identically).
+SCORES = ("logits", "log_softmax", "softmax")
+RETRIEVAL_MODES = ("class", "class+median")
+
+
+def evaluation_settings(cfg: dict) -> tuple[str, str]:
+    """``(retrieval mode, summed scores)`` of a run's ``evaluation`` section; a bad value is an
+    :class:`InputError` naming the key.
+
+    >>> evaluation_settings({"evaluation": {"scores": "softmax"}})
+    ('class', 'softmax')
+    """
+    ev = cfg.get("evaluation") or {}
+    mode, scores = str(ev.get("retrieval", "class")), str(ev.get("scores", "logits"))
+    if mode not in RETRIEVAL_MODES:
+        raise InputError(f"shrec17: evaluation.retrieval {mode!r} must be one of {', '.join(RETRIEVAL_MODES)}")
+    if scores not in SCORES:
+        raise InputError(f"shrec17: evaluation.scores {scores!r} must be one of {', '.join(SCORES)}")
+    return mode, scores
+
+
+def per_copy_scores(logits: np.ndarray, scores: str) -> np.ndarray:
+    """Per-copy scores of ``evaluation.scores`` from the logits ``(N, C)``.
+
+    >>> per_copy_scores(np.array([[0.0, np.log(3.0)]]), "softmax").round(2).tolist()
+    [[0.25, 0.75]]
+    """
+    z = torch.as_tensor(np.asarray(logits, dtype=np.float64))
+    if scores == "log_softmax":
+        return torch.log_softmax(z, dim=1).numpy()
+    if scores == "softmax":
+        return torch.softmax(z, dim=1).numpy()
+    return z.numpy()
+
+
 # --------------------------------------------------------------------------- inputs
 def parse_input(text: str) -> dict:
     """A grid row's ``setting.input`` → datamodule arguments: ``healpix:32`` / ``equiangular:64``
@@ -372,6 +411,7 @@ class Shrec17(Benchmark):
                 or need == "equiangular" and not inp["sampling"].startswith("equiangular"):
             raise InputError(f"config grid row {run.model}: model kind {kind!r} needs {need} input, "
                              f"setting.input is {run.setting['input']!r}")
+        evaluation_settings(run.cfg)
         super().check(ctx, run)
 
     def after_test(self, ctx, run, task, datamodule) -> dict:
@@ -384,9 +424,9 @@ class Shrec17(Benchmark):
         split = datamodule.test_split_name
         labels = datamodule.labels()
         ids_raw = out["ids"].numpy()
-        uids, scores = R.sum_by_id(ids_raw, out["logits"].numpy())
+        mode, kind = evaluation_settings(run.cfg)
+        uids, scores = R.sum_by_id(ids_raw, per_copy_scores(out["logits"].numpy(), kind))
         _, desc = R.mean_by_id(ids_raw, out["embeddings"].numpy())
-        mode = str(run.cfg.get("evaluation", {}).get("retrieval", "class"))
         lists = R.retrieval_lists(uids, scores, descriptors=desc, mode=mode)
         res = R.evaluate(lists, labels, split=split)
         index = {s: i for i, s in enumerate(datamodule.class_names)}

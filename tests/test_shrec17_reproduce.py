@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models import retrieval as R
@@ -105,11 +106,31 @@ def test_ddp_two_processes_score_every_object_once(smoke, tmp_path):
     ("grid.rows=[{model: ds_healpix, setting: {input: 'voxel:33'}}]", "needs sphere input"),
     ("grid.rows=[{model: se3, setting: {input: 'healpix:32'}}]", "needs voxel input"),
     ("grid.rows=[{model: ds_healpix, setting: {input: 'cube:9'}}]", "must be healpix:NSIDE"),
+    ("grid.rows=[{model: ds_healpix, setting: {input: 'healpix:32'}, overrides: {evaluation.scores: probs}}]",
+     "evaluation.scores 'probs' must be one of logits, log_softmax, softmax"),
+    ("evaluation.retrieval=median", "evaluation.retrieval 'median' must be one of class, class+median"),
 ])
 def test_bad_rows_are_one_line_exit_2(tmp_path, setting, message):
     p = run_shrec("--preset", "smoke", "--results-dir", tmp_path, "--runs-dir", tmp_path, setting, check=False)
     assert p.returncode == 2 and message in p.stderr and p.stderr.count("\n") == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_summed_scores_follow_the_reference():
+    """s2cnn test.py sums log-softmax outputs, deepsphere-tf1 averages softmax probabilities: the
+    argmax is that of the summed logits for log_softmax, but the ranking score is not."""
+    from reproduce.shrec17 import evaluation_settings, per_copy_scores
+    logits = np.array([[2.0, 0.0], [2.0, 1.9],    # object 1: two copies
+                       [1.0, 0.0], [1.0, 0.0]])   # object 2
+    ids = [1, 1, 2, 2]
+    sums = {k: R.sum_by_id(ids, per_copy_scores(logits, k))[1] for k in ("logits", "log_softmax", "softmax")}
+    assert all((v.argmax(1) == 0).all() for v in sums.values())
+    # both objects are predicted class 0; by summed logits object 1 ranks first (4 > 2), by summed
+    # log-probabilities object 2 does (its copies are more confident)
+    assert sums["logits"][0, 0] > sums["logits"][1, 0]
+    assert sums["log_softmax"][0, 0] < sums["log_softmax"][1, 0]
+    np.testing.assert_allclose(sums["softmax"].sum(1), [2.0, 2.0])
+    assert evaluation_settings({}) == ("class", "logits")
 
 
 def test_parse_input():
