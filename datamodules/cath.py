@@ -38,7 +38,8 @@ x, 1 (H) is y, 2 (W) is z. Training samples get a Haar-random rotation ``p ↦ R
 device), as in the reference (``--randomize-orientation``).
 
 Under DDP the global batch stays the paper's 16: each of W processes loads ``batch_size / W``
-records (W must divide the batch), and BatchNorm statistics are synchronised by the runner.
+records (W must divide the batch); torch BatchNorm statistics are synchronised by the runner (GPUs), the
+steerable net's equivariant batch norm is not (it sees ``batch_size / W`` records per process).
 Validation and test use a non-repeating distributed sampler so that every record is scored exactly
 once.
 

@@ -8,14 +8,15 @@ reduction); no table of values exists, so none is quoted.
 
     python reproduce/cath.py --preset smoke     # ~1-2 min: stand-in, 9³ grid, both models, x1/x4
     python reproduce/cath.py --preset cpu       # ~43 min on 2 cores: stand-in, 9³ grid, x1/x4/x16, 2 seeds
-    python reproduce/cath.py --gpus 4 --preset paper --data-dir /data/cath   # Figure 4, DDP
+    python reproduce/cath.py --gpus 1 --preset paper --data-dir /data/cath   # Figure 4, one GPU per run as the reference
     python reproduce/cath.py --preset cpu --table   # rewrite the table from results/cath.csv
 
 ``--data-dir`` holds ``cath_10arch_ca.npz`` (deepfold/cath_datasets; ``data.dataset=3class|20topo``
 with ``data.num_classes`` for its siblings); without it a stand-in is built from generated PDB files
 (``datamodules/cath_standin.py``) and tables say so. DDP (``--gpus N``, ``--cpu-procs N``): the
 global batch stays 16 — each of the N processes loads 16/N records per step (N must divide 16) and
-ResNet34's BatchNorm is synchronised on GPUs; validation/test score every record once.
+ResNet34's BatchNorm is synchronised on GPUs (the steerable net's equivariant batch norm is not, so its
+statistics cover 16/N records); validation/test score every record once.
 
 Writes results/cath.csv (one row per run), results/cath.md and results/cath.png (Figure 4).
 """

@@ -114,11 +114,14 @@ class ResNet34(nn.Module):
     strided block and after its shortcut. No activation after the residual sum.
     Global mean, ``Linear(256, classes)``.
 
-    The reference file (``networks/ResNet34``) could not be read; this layout is reconstructed
-    from the published facts (stages, kernels, pre-activation BN, no conv bias, average-pool
-    downsampling, ``--p-drop-conv 0.01``) and reproduces the published count exactly:
-    convolutions 15,825,632 + shortcuts 43,008 + BN 2 × 3,777 + linear 2,570. Whether the
-    stem sees a ReLU and whether dropout is element- or channel-wise does not change the count.
+    The layout was reconstructed from the published facts (stages, kernels, BN, no conv bias,
+    average-pool downsampling, ``--p-drop-conv 0.01``) and reproduces the published count exactly:
+    convolutions 15,825,632 + shortcuts 43,008 + BN 2 × 3,777 + linear 2,570. The reference
+    (se3cnn ``networks/ResNet34`` on ``arch_blocks.ResBlock``) orders each convolution
+    ``BN → Conv3d → Dropout3d [→ AvgPool] → ReLU`` (no ReLU after a block's last convolution), puts
+    ``BN → Conv 1×1 → Dropout3d`` on projection shortcuts, applies a ReLU after every residual sum
+    and initialises convolutions Xavier-normal; the same parameters, a different function (listed
+    in configs/cath/protocol.yaml).
 
     Layout shared with :class:`models.steerable.SE3ResNet34Small` (stage: blocks × convs per
     block): ``[stem, k=7] | [k=3] × 2 × 3 | × 2 × 4, stride 2 | × 2 × 6, stride 2 | × 2 × 3,

@@ -156,8 +156,10 @@ class EquivariantBatchNorm(nn.Module):
     statistics are invariant and the layer is equivariant in train and eval mode.
 
     Training uses the batch statistics and updates the running ones,
-    ``run ← (1 − momentum)·run + momentum·batch``; eval uses the running ones. As in se3cnn the
-    batch statistics are detached (no gradient flows through them). ``affine=False`` is the
+    ``run ← (1 − momentum)·run + momentum·batch``; eval uses the running ones. The batch statistics are detached (no
+    gradient flows through them); se3cnn's ``SE3BatchNorm`` / ``SE3BNConvolution`` detach only the
+    running-average update and back-propagate through the batch mean and norm (a deviation listed
+    in configs/cath/protocol.yaml). ``affine=False`` is the
     normalisation that se3cnn's ``SE3BNConvolution`` folds into the next convolution.
     """
 
