@@ -55,7 +55,7 @@ def test_smoke_ddp_two_processes_one_row_per_run_and_ranks_agree(tmp_path):
         assert (ROOT / r["run_dir"] / "done").is_file()
     assert {r["model"]: int(r["params"]) for r in rows} == {"resnet34": 15_878_764, "se3resnet34small": 143_560}
     md = (tmp_path / "res" / "cath.md").read_text()
-    assert "NOT the paper's data" in md and "Preset: `smoke`" in md and "(plotted only)" in md
+    assert "NOT the paper's data" in md and "Preset: `smoke`" in md and "65.7 ± 0.8 %" in md
     assert (tmp_path / "res" / "cath.png").stat().st_size > 1000
     manifest = json.loads((tmp_path / "data" / "STAND_IN.json").read_text())
     assert manifest["params"] == {"per_class": 10, "topologies": 12, "seed": 0}
@@ -112,8 +112,8 @@ def fake_rows(data_source: str = "stand-in") -> list[dict]:
 def test_table_and_figure_from_rows(tmp_path):
     cfg = C.load_preset("cath", "cpu")
     md = render_text(BENCH, cfg, fake_rows(), tmp_path)
-    assert "NOT the paper's data" in md and "40 domains each" in md and "No values are tabulated" in md
-    assert ("| ×4 (2^2) | 70 | ~0.50-0.65 (plotted only) | 35.0 ± 7.1 % (n=2) | 35.0 ± 7.1 % (n=2) "
+    assert "NOT the paper's data" in md and "40 domains each" in md and "plotted, not tabulated" in md
+    assert ("| ×4 (2^2) | 70 | 57.3 ± 1.2 % | 35.0 ± 7.1 % (n=2) | 61.8 ± 0.8 % | 35.0 ± 7.1 % (n=2) "
             "| 2.00 / 1.90 | 2.00 / 1.90 | 4.0 |") in md
     assert "15,878,764 | 15,878,764" in md and "143,560 | 143,560" in md
     assert "ln 10 ≈ 2.30" in md and "test splits 8-9" in md and "best validation accuracy" in md
