@@ -865,7 +865,14 @@ def _compute_task(task: dict) -> tuple[str, str | None, int, float]:
 
 
 def _pool_context():
-    return mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    """Worker processes started from a clean server process, never forked from this one: a fork of a
+    process whose torch/OpenMP threads hold a lock can hang in the child (seen with ``fork`` when the
+    pool follows training in the same process)."""
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])  # the server imports this module once; workers fork from it
+    return ctx
 
 
 @dataclass
