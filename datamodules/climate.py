@@ -2,7 +2,8 @@
 
 Paper: Defferrard, Milani, Gusset, Perraudin, ICLR 2020, §"Climate event segmentation" (after
 Mudigonda et al. 2017 and Jiang et al., UGSCNN, ICLR 2019); ClimateNet (Kashinath et al., GMD
-14:107, 2021). Facts: shared/reference/anchors-sphere.md §4.
+14:107, 2021). Data format, split and normalisation: maxjiang93/ugscnn
+``experiments/exp4_sphere_climate/`` and deepsphere/deepsphere-tf1 ``Experiments/Climate/``.
 
 Two published forms are read from ``--data-dir``:
 
@@ -86,14 +87,14 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules._common import InputError, atomic_write_text, ensure_stand_in
 
 BENCH = "climate"
-#: the 16 CAM5 fields, in the channel order of the UGSCNN npz files (anchors-sphere §4: inferred
-#: from the magnitudes of the published means and the ClimateNet variable order)
+#: the 16 CAM5 fields, in the channel order of the UGSCNN npz files (inferred from
+#: the magnitudes of the published means below and the variable order of andregraubner/ClimateNet)
 VARIABLES = ("TMQ", "U850", "V850", "UBOT", "VBOT", "QREFHT", "PS", "PSL", "T200", "T500", "PRECT",
              "TS", "TREFHT", "Z1000", "Z200", "ZBOT")
 LABEL_VAR = "LABELS"
 CLASSES = ("BG", "TC", "AR")  # 0, 1, 2 (deepsphere-pytorch logs ap[1] as TC, ap[2] as AR)
 #: per-channel mean of the UGSCNN level-5 data: maxjiang93/ugscnn exp4_sphere_climate loader.py
-#: (= deepsphere-tf1 Experiments/Climate/ClimateDataLoader.py); anchors-sphere.md §4
+#: (= deepsphere-tf1 Experiments/Climate/ClimateDataLoader.py)
 MEAN = np.array([26.160023, 0.98314494, 0.116573125, -0.45998842, 0.1930554, 0.010749293, 98356.03,
                  100982.02, 216.13145, 258.9456, 3.765611e-08, 288.82578, 288.03925, 342.4827,
                  12031.449, 63.435772], dtype=np.float64)
@@ -101,10 +102,10 @@ MEAN = np.array([26.160023, 0.98314494, 0.116573125, -0.45998842, 0.1930554, 0.0
 STD = np.array([17.04294, 8.164175, 5.6868863, 6.4967732, 5.4465833, 0.006383436, 7778.5957, 3846.1863,
                 9.791707, 14.35133, 1.8771327e-07, 19.866386, 19.094095, 624.22406, 679.5602, 4.2283397],
                dtype=np.float64)
-#: published class frequencies BG / TC / AR ([ICLR] §climate; anchors-sphere §4)
+#: published class frequencies BG / TC / AR ([ICLR] §climate)
 PUBLISHED_FREQUENCIES = (0.977, 0.001, 0.022)
 #: published balanced class weights BG / TC, AR: deepsphere-tf1 weighted run, sklearn
-#: ``compute_class_weight('balanced')`` on the UGSCNN training set ([ICLR] appendix; anchors §4)
+#: ``compute_class_weight('balanced')`` on the UGSCNN training set ([ICLR] appendix)
 PUBLISHED_CLASS_WEIGHTS = (0.34130685, 318.47388343, 14.93759951)
 N_ICO5 = 10242
 NPZ_PATTERN = re.compile(r"^data-\d{4}-\d{2}-\d{2}-\d{2}-.+-mesh\.npz$")

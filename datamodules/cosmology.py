@@ -3,8 +3,7 @@
 Paper: Perraudin, Defferrard, Kacprzak, Sgier, "DeepSphere: efficient spherical convolutional
 neural network with HEALPix sampling for cosmological applications", Astron. & Comput. 27:130
 (2019), §"Data" and §"Results"; reference code deepsphere-cosmo-tf1 (``data_preprocess.py``,
-``deepsphere/experiment_helper.py``, ``deepsphere/data.py``). Facts: shared/reference/
-anchors-sphere.md §3.
+``deepsphere/experiment_helper.py``, ``deepsphere/data.py``).
 
 Layout read from ``--data-dir`` (the layout of deepsphere-cosmo-tf1 after preprocessing)::
 

@@ -1,8 +1,10 @@
 """SHREC'17 3D shape classification and retrieval data (ShapeNet Core55, "perturbed" split).
 
 Papers: Cohen et al., Spherical CNNs (ICLR 2018) §5.3; Defferrard et al., DeepSphere (ICLR 2020)
-"3D objects recognition"; Weiler et al., 3D Steerable CNNs (NeurIPS 2018) §5.3. Facts:
-shared/reference/anchors-sphere.md §2 and anchors-steerable.md §1.3.
+"3D objects recognition"; Weiler et al., 3D Steerable CNNs (NeurIPS 2018) §5.3. Reference code:
+jonas-koehler/s2cnn ``examples/shrec17/`` (rays, channels, normalisation) and mariogeiger/se3cnn
+``examples/shrec17/`` (voxels); metrics: the official SHREC'17 evaluator (``Evaluator.js``,
+``Metrics.js``).
 
 **Layout read from** ``data_dir`` (the SHREC'17 download)::
 
@@ -139,7 +141,7 @@ BENCH = "shrec17"
 SPLITS = ("train", "val", "test")
 MESH_SUFFIXES = (".obj", ".off", ".ply")
 CSV_COLUMNS = ("id", "synsetId", "subSynsetId", "modelId", "split")
-#: s2cnn ``ProjectOnSphere`` per-channel normalisation (anchors-sphere §2)
+#: s2cnn ``ProjectOnSphere`` per-channel normalisation (s2cnn ``examples/shrec17/dataset.py``)
 CHANNEL_MEAN = (0.75, 0.59, 0.54, 0.52, 0.80, 0.51)
 CHANNEL_STD = (0.26, 0.50, 0.29, 0.19, 0.18, 0.25)
 #: the final radius of the preprocessed mesh (s2cnn rescales to 0.99 inside the unit sphere)
@@ -147,7 +149,7 @@ FINAL_RADIUS = 0.99
 #: bump when the cached numbers change meaning (part of the cache key)
 CACHE_VERSION = 1
 HINT = ("put the SHREC'17 files there (train_perturbed/, val_perturbed/, train.csv, val.csv; "
-        "anchors-sphere §2) or use --stand-in")
+        "as laid out by the s2cnn examples/shrec17 download) or use --stand-in")
 #: at most this many missing-file rows are named per split (the rest are counted)
 MAX_NAMED = 20
 #: the voxeliser splits triangles wider than this many grid cells (speed only: the result is exact)

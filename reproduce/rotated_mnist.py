@@ -47,13 +47,21 @@ from reproduce.runner import config as C
 from reproduce.runner import tables as T
 from reproduce.runner.grid import expand_grid
 
-#: published test error (%), its source, and published parameter count
+#: published test error (%), its source, and published parameter count. Cohen & Welling 2016
+#: (arXiv:1602.07576) Table 1, "Error rates on rotated MNIST": Z2CNN 5.03, P4CNNRotationPooling 3.21,
+#: P4CNN 2.28. The parameter counts 22k / 25k / 33k are those listed with Z2CNN, P4CNN and H-Net in
+#: the README of ZJULearning/DREN@4b903ac (Li et al. 2017, arXiv:1705.08623), not checked against
+#: H-Net Table 1; the H-Net's 22.8k is counted from the variables its reference code uses
+#: (danielewworrall/harmonicConvolutions@26fb490 MNIST-rot/mnist_model.py).
 PUBLISHED = {
-    "hnet": (1.69, "Worrall et al. 2017, Table 1", "33k [mem]; 22.8k used by the code [calc]"),
-    "cnn": (5.03, "[mem] Cohen & Welling 2016 (Z2CNN), quoted in H-Net Table 1", "22k [mem]"),
-    "cnn_aug": (2.28, "[mem] H-Net Table 1, unverified (same value as P4CNN)", "22k [mem]"),
-    "p4cnn": (2.28, "[mem] Cohen & Welling 2016, Table 1 (3.21 with rotation pooling "
-                    "after every layer)", "25k [mem]"),
+    "hnet": (1.69, "Worrall et al. 2017, Table 1",
+             "33k (DREN README; not checked against the paper); 22.8k used by the reference code"),
+    "cnn": (5.03, "Cohen & Welling 2016, Table 1 (Z2CNN)",
+            "22k (DREN README; not checked against the paper)"),
+    "cnn_aug": (2.28, "H-Net Table 1, value not checked against the paper (same value as P4CNN)",
+                "22k (not checked against the paper)"),
+    "p4cnn": (2.28, "Cohen & Welling 2016, Table 1 (3.21 with rotation pooling after every layer)",
+              "25k (DREN README; not checked against the paper)"),
 }
 LABELS = {"hnet": "H-Net (paper model)", "cnn": "CNN (Z2CNN)", "cnn_aug": "CNN + rotation augmentation",
           "p4cnn": "P4CNN (rotation pooling at the end)"}
@@ -222,8 +230,12 @@ REPORT = T.Report(
         "  interpolation error of the input itself and the approximate steerability of resampled\n"
         "  filters, so it is not zero even for an ideal model; \"prediction kept\" is the fraction of\n"
         "  digits whose predicted class survives that rotation.",
-        "Published rows marked [mem] are from the shared reference notes and unverified there; the\n"
-        "  paper's ablation figure gives no numbers, so only our curve is shown."],
+        "Published values: the CNN and P4CNN errors are Cohen & Welling 2016 (arXiv:1602.07576) Table 1;\n"
+        "  the H-Net error is Worrall et al. 2017 (arXiv:1612.04642); the CNN + augmentation error is\n"
+        "  attributed to H-Net Table 1 but was not checked against the paper. The published parameter\n"
+        "  counts are those listed in the README of ZJULearning/DREN@4b903ac (Li et al. 2017,\n"
+        "  arXiv:1705.08623), not checked against H-Net Table 1. The H-Net paper's ablation figure gives\n"
+        "  no numbers, so only our curve is shown."],
     headline=T.Headline("test error, H-Net (MNIST-rot)", "1.69 %",
                         lambda v: T.fmt_mean_std(errors(v.select(model="hnet", **MAIN)), digits=2)))
 

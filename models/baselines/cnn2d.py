@@ -42,7 +42,8 @@ class Z2CNN(nn.Module):
     """The conventional CNN of Cohen & Welling (``Z2CNN``): 7 valid convolutions, 3×3 then a
     final 4×4, 20 channels, each ``conv → BN → ReLU``; dropout ``p`` after layers 1, 3, 4, 5, 6;
     2×2 max-pooling after layer 2; the 4×4 top convolution maps 28×28 input to 1×1×10 logits
-    (spatial max, as in the reference). 21,750 parameters (the "22k" of H-Net Table 1 [mem])."""
+    (spatial max, as in the reference). 21,750 parameters (published "22k": listed for Z2CNN in the README of
+    ZJULearning/DREN@4b903ac, not checked against H-Net Table 1)."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, channels: int = 20,
                  dropout: float = 0.3):

@@ -90,8 +90,9 @@ class P4CNN(nn.Module):
     channels divided by √4 = 2 (10) to keep the parameter count, BN shared over the 4
     rotations of a channel (``BatchNorm3d``), ReLU, no dropout (commented out in the
     reference), 2×2 spatial max-pooling after layer 2, a 4×4 top ``P4ConvP4``, then max over
-    rotations and space → logits exactly invariant to quarter turns. 24,680 parameters (the
-    "25k" of H-Net Table 1 [mem])."""
+    rotations and space → logits exactly invariant to quarter turns. 24,680 parameters (published
+    "25k": listed for P4CNN in the README of ZJULearning/DREN@4b903ac, not checked against H-Net
+    Table 1)."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, channels: int = 10):
         super().__init__()
