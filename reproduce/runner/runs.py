@@ -1,4 +1,4 @@
-"""Run identity and layout (``shared/CONVENTIONS.md``).
+"""Run identity and layout (``docs/conventions.md``).
 
 A run is one cell of a benchmark's grid: a model, a setting of the grid axes, a seed, a preset
 and the resolved config of that cell. Its identity is a hash of all of these, and its folder is

@@ -3,7 +3,7 @@ where it came from. Used by the training grid and by the cross-cutting scripts
 (``equivariance_sphere``, ``speed``) alike.
 
 A results CSV has one row per finished run; its first columns are :data:`CSV_FIRST`
-(``shared/CONVENTIONS.md``), benchmark columns follow in the order they first appear. Every
+(``docs/conventions.md``), benchmark columns follow in the order they first appear. Every
 write goes through a temporary file and ``os.replace``: a reader never sees half a file.
 """
 from __future__ import annotations
@@ -69,7 +69,7 @@ def now() -> str:
 
 def provenance(preset: str, data_source: str, hardware_: str, version: str | None = None,
                started_at: str | None = None) -> dict:
-    """The provenance columns of a row (``CONVENTIONS.md``)."""
+    """The provenance columns of a row (``docs/conventions.md``)."""
     return {"preset": preset, "data_source": data_source, "hardware": hardware_,
             "code_version": version if version is not None else code_version(),
             "started_at": started_at or now()}
