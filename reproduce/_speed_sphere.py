@@ -12,8 +12,9 @@ vectors by a sparse matrix with ``O(N_pix)`` non-zeros. Measured here:
   matmul ``(N_pix·8, K·16) × (K·16, 32)``, run through autograd for the forward+backward floor
   (the backward of each product is one product with ``L̃ᵀ = L̃``, as in the layer). The floor
   works in the ``(V, B·F)`` layout (one transposed copy in, one concatenation) of
-  deepsphere-pytorch and of the ChebConv before issue #14; the layer now keeps ``x`` batch-major
-  on large graphs and mixes each term as it comes, so it can run below this "floor";
+  deepsphere-pytorch and of this package's first ChebConv (before its custom autograd function);
+  the layer now keeps ``x`` batch-major on large graphs and mixes each term as it comes, so it
+  can run below this "floor";
 * K = 3: the same layer against the **deepsphere-pytorch algorithm** (``cheb_conv`` of
   ``deepsphere/layers/chebyshev.py``), re-implemented here for timing only
   (:func:`deepsphere_pytorch_cheb_conv`; the package's PyPI sdist ``deepsphere==0.2.1`` does not

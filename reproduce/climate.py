@@ -56,7 +56,7 @@ LABELS = {"ds_weighted": "DeepSphere, weighted loss", "ds_unweighted": "DeepSphe
           "jiang_unweighted": "DeepSphere, Jiang architecture, non-weighted"}
 LOSSES = ("weighted", "unweighted")
 #: [ICLR] tab:climate (wider non-weighted: tab:climate:map) as (method, acc TC, AR, BG, mean, AP TC,
-#: AR, mAP, params, inference, training, the reproduced model shown below it); anchors-sphere §4
+#: AR, mAP, params, inference, training, the reproduced model shown below it)
 PUBLISHED = [
     ("Mudigonda et al. 2017 (different inputs)", "74", "65", "97", "78.67", "–", "–", "–", "–", "–", "–", None),
     ("Jiang et al. 2019, UGSCNN (paper)", "94", "93", "97", "94.67", "–", "–", "–", "330 k", "–", "–", None),

@@ -44,8 +44,8 @@ LABELS = {"deepsphere_fcn": "DeepSphere FCN", "deepsphere_cnn": "DeepSphere CNN"
           "deepsphere_fcn_k40": "DeepSphere FCN, V2 graph k = 40"}
 NOISES = [0.0, 0.5, 1.0, 1.5, 2.0]
 #: published test accuracy (%) per model and order at noise 0, 0.5, 1, 1.5, 2: deepsphere-cosmo-tf1
-#: results/**/*_results_list_sigma3*.npz = Perraudin et al. 2019 fig. result_order{1,2,4}
-#: (shared/reference/anchors-sphere.md §3)
+#: results/**/*_results_list_sigma3*.npz = Perraudin et al. 2019 fig. result_order{1,2,4} (read as
+#: figures.ipynb does: the last 15 rows for DeepSphere and the histogram SVM, the first 15 for the 2D net)
 PUBLISHED = {(m, o): acc for m, per_order in {
     "deepsphere_fcn": {1: [100, 100, 100, 100, 100], 2: [100, 100, 100, 99.6, 97.9], 4: [100, 99.8, 97.7, 92.5, 86.8]},
     "deepsphere_cnn": {1: [100, 100, 100, 99.6, 100], 2: [100, 100, 100, 99.1, 98.1], 4: [100, 99.7, 97.2, 91.2, 83.6]},

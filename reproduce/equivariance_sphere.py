@@ -50,7 +50,8 @@ from reproduce.runner.cli import quiet_libraries
 
 NAME = "equivariance_sphere"
 
-#: anchors-sphere.md §5: values stored in the ICLR figure's pickles ("V* - ||Lf||.pickle").
+#: values stored in the ICLR figure's pickles: deepsphere/paper-deepsphere-iclr2020
+#: ``figures/equivariance_error/V* - ||Lf||.pickle``.
 PUBLISHED = {
     ("v1", 64): {10: 0.664, 50: 0.334, 100: 0.236, 150: 0.156, 190: 0.151},
     ("knn8", 64): {10: 0.232, 50: 0.066, 100: 0.050, 150: 0.085, 190: 0.102},
@@ -247,7 +248,7 @@ REPORT = T.Report(
                           " min (signals, rotations and graph builds)"),
     sections=[T.Figure(f"{NAME}.png", plot, "equivariance error vs degree", before="", dpi=110,
                        after="\n\nFilled markers and lines: this run; hollow markers: published values "
-                             "(anchors-sphere.md §5, the ICLR figure's pickles).\n\n"),
+                             "(the ICLR figure's pickles, paper-deepsphere-iclr2020 `figures/equivariance_error/`).\n\n"),
               T.Text(per_nside), T.Text(graphs_and_rows)],
     notes=[published_ratio_note,
            "**Normalisation caveat.** The paper writes the error as E[(‖RLf − LRf‖/‖Lf‖)²]; the notebook that "
@@ -260,8 +261,8 @@ REPORT = T.Report(
            "Rotation angles are uniform in [0°, 360)³ with healpy's default Euler convention, as in the notebook "
            "(not Haar-uniform rotations). Seeds differ from the notebook's, so individual points differ by the "
            "sampling noise given in the `std` column / √n.",
-           "`map2alm` uses 3 iterations without pixel weights (healpy ≥ 1.15 would download pixel weights; this "
-           "machine is offline).",
+           "`map2alm` uses 3 iterations without pixel weights (healpy ≥ 1.15 downloads pixel weights; the suite "
+           "makes no network requests).",
            "k-NN graphs keep every neighbour tied with the k-th (relative tolerance 1e-9), symmetrised by union; the "
            "published code (pygsp) breaks ties arbitrarily. This changes a few edges per vertex on HEALPix and makes "
            "the graph exactly invariant to 90° rotations about the pole (tests/test_deepsphere_graph.py)."],

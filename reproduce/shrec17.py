@@ -54,9 +54,9 @@ from reproduce.runner import tables as T
 
 #: published rows: (method, F1 cls %, micro P@N, R@N, F1@N, mAP, NDCG, macro P@N, R@N, F1@N, mAP, NDCG,
 #: params, inference / object, training, source, reproduced model shown below it).
-#: anchors-sphere §8 ([S2P] Cohen et al. 2018 Table 2; [ICLR] tab:shrec17, tab:shrec17_retrieval; DeepSphere
-#: NDCG from deepsphere-tf1 experiments.md) and anchors-steerable §1.3 (Weiler et al. 2018; micro/macro from
-#: the PDO-s3DCNN README's SE3CNN row).
+#: [S2P] Cohen et al. 2018 Table 2; [ICLR] tab:shrec17, tab:shrec17_retrieval; DeepSphere NDCG from
+#: deepsphere-tf1 experiments.md; Weiler et al. 2018 (parameters and score: supplement p. 16; micro/macro
+#: P@N, R@N, mAP from the SE3CNN row of the shenzy08/PDO-s3DCNN README).
 PUBLISHED = [
     ("Tatsuma_ReVGG (SHREC'17)", "–", ".705", ".769", ".719", ".696", ".783", "–", "–", "–", "–", "–",
      "–", "–", "–", "Cohen 2018 T2", None),

@@ -56,8 +56,9 @@ from scipy.spatial import cKDTree
 
 LAPLACIANS = ("combinatorial", "normalized")
 
-#: Published optimal kernel widths σ per k and Nside (pygsp ``_OPTIMAL_KERNEL_WIDTHS``, ICLR
-#: ``figures/kernel_widths.py``; anchors-sphere.md §1). Kernel ``exp(−ln2·d²/σ²)``.
+#: Published optimal kernel widths σ per k and Nside (epfl-lts2/pygsp branch ``sphere-graphs``,
+#: ``pygsp/graphs/nngraphs/spherehealpix.py`` ``_OPTIMAL_KERNEL_WIDTHS``; deepsphere/
+#: paper-deepsphere-iclr2020 ``figures/kernel_widths.py``). Kernel ``exp(−ln2·d²/σ²)``.
 #: k = 40 and 60 stop at Nside 256; larger Nside are extrapolated (σ halves per doubling).
 OPTIMAL_SIGMA: dict[int, dict[int, float]] = {
     8: {32: 0.02500, 64: 0.01228, 128: 0.00614, 256: 0.00307, 512: 0.00154, 1024: 0.00077},

@@ -370,10 +370,10 @@ class IcosahedralPool(nn.Module):
 
         y_i = (x_i + Σ_{j ∈ N(i)} x_j) / (1 + |N(i)|),   i < n.
 
-    Where it comes from: the ICLR paper says "average pooling" (climate, anchors-sphere §4) without
+    Where it comes from: the ICLR paper says "average pooling" (climate section and appendix) without
     the rule; the deepsphere-tf1 ``models.py`` read (commit 06a1b67) has only the HEALPix /
     equiangular ``pool_average`` (mean over 4 consecutive NEST pixels), and deepsphere-pytorch
-    keeps the first ``n`` vertices (subsampling; anchors-sphere §1). This rule is our transfer of
+    keeps the first ``n`` vertices (subsampling, ``icosahedron_pool_unpool.py``). This rule is our transfer of
     the HEALPix neighbourhood average to the icosahedron: each coarse vertex is the centre
     of its fine 1-ring, and since the rule is defined by the mesh alone it commutes with every
     rotation of the icosahedral group (which permutes the vertices of each level and keeps the
@@ -409,7 +409,7 @@ class IcosahedralUnpool(nn.Module):
     along the coarse edge). ``"nearest"``: both copies of the coarse values, midpoints get the
     value of their first parent (not symmetric in the two parents, hence not equivariant).
     ``"ones"``: midpoints get the constant 1, the UGSCNN / deepsphere-pytorch unpooling
-    (anchors-sphere §1). ``(B, V_{l−1}, F) → (B, V_l, F)``.
+    (deepsphere-pytorch ``icosahedron_pool_unpool.py``). ``(B, V_{l−1}, F) → (B, V_l, F)``.
     """
 
     MODES = ("interp", "ones", "nearest")

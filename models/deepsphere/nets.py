@@ -189,8 +189,8 @@ class SphereClassifier(nn.Module):
     would end in a 55-map graph convolution; the published "190 k parameters" is this one):
     **190,032** parameters at 6 inputs and 55 classes (GC weights and biases 174,960, BN affine
     992, FC 14,080). Graphs: HEALPix ``graph="v1"`` (the 8 HEALPix neighbours, kernel
-    exp(−d²/(2·mean d²)), anchors-sphere §1; the paper's SHREC'17 setting) or k-NN; equiangular
-    k = 4 with w = 1/d (``kernel_width="inverse_distance"``, Khasanova & Frossard, [ICLR]
+    exp(−d²/(2·mean d²)) as deepsphere-cosmo-tf1 ``utils.healpix_weightmatrix`` computes it; the
+    paper's SHREC'17 setting) or k-NN; equiangular k = 4 with w = 1/d (``kernel_width="inverse_distance"``, Khasanova & Frossard, [ICLR]
     'Experiments'). Each level has its own graph (:func:`~.unet.sphere_levels`).
 
     Arguments: ``sampling`` (``"healpix:32"``, ``"equiangular:64"``, …), ``in_channels``,

@@ -1,7 +1,7 @@
 """DeepSphere U-Net for dense segmentation on the sphere (CAM5 climate events, TC / AR / BG).
 
 Paper: Defferrard, Milani, Gusset, Perraudin, ICLR 2020, §"Climate event segmentation" and
-appendix "Experimental details" (tab:climate; anchors-sphere.md §4); reference code
+appendix "Experimental details" (tab:climate); reference code
 deepsphere-tf1 ``experiments/climate/run_experiment_ico.py`` (``F = [32, 64, 128, 256, 512,
 512, 512]`` on levels ``[5, 5, 4, 3, 2, 1, 0]``, K = 4, average pooling, batch norm).
 
@@ -25,8 +25,8 @@ specified (in the deepsphere-tf1 ``models.py::_decoder`` read, commit 06a1b67, t
 each level is the *pooled* output of the encoder layer, one level coarser than the unpooled
 signal it is concatenated with, so that code cannot be followed literally).
 The "Jiang architecture" row (published **590 k**) uses UGSCNN's widths, ``feat = 8`` at level 5
-doubling per level ([UG] run.sh ``--feat 8``, anchors-sphere §4), ``((8,), (16,), (32,), (64,),
-(128,), (256,))`` (:data:`JIANG_ENCODER`; the exact widths of the DeepSphere variant are not in
+doubling per level (maxjiang93/ugscnn ``experiments/exp4_sphere_climate/run.sh`` ``--feat 8``),
+``((8,), (16,), (32,), (64,), (128,), (256,))`` (:data:`JIANG_ENCODER`; the exact widths of the DeepSphere variant are not in
 the sources read): **527,387** parameters here, 11 % fewer than published.
 
 Samplings (:func:`sphere_levels`): ``"ico:L"`` (levels ``L … L−D`` of the nested icosahedron,
@@ -67,7 +67,7 @@ from models.deepsphere.layers import (ChebConv, EquiangularPool, EquiangularUnpo
 PAPER_ENCODER: tuple[tuple[int, ...], ...] = ((32, 64), (128,), (256,), (512,), (512,), (512,))
 #: the "Jiang architecture" widths (UGSCNN U-Net, feat = 8 doubling per level, levels 5 … 0)
 JIANG_ENCODER: tuple[tuple[int, ...], ...] = ((8,), (16,), (32,), (64,), (128,), (256,))
-#: published parameter counts ([ICLR] tab:climate; anchors-sphere §4)
+#: published parameter counts ([ICLR] tab:climate)
 PUBLISHED_PARAMETERS = {"paper": 13_000_000, "jiang": 590_000}
 
 

@@ -15,8 +15,8 @@ rotation by π about the grid's x axis maps ``(θ, φ) → (π − θ, −φ)``;
 every grid (S² and SO(3)), so layers and pointwise nonlinearities are exactly equivariant to them
 whenever the shift is a whole number of samples at every bandwidth involved.
 
-Citations name the papers' sections by title: the PDFs are not in ``shared/papers`` and equation
-numbers were not checked, so none are given.
+Citations name the papers' sections by title: equation numbers were not checked against the
+papers, so none are given.
 
 >>> import torch
 >>> conv = SphericalConv(3, 5, bandwidth_in=4, bandwidth_out=2)          # with spectral pooling

@@ -100,8 +100,8 @@ class TetrisSE3Net(nn.Module):
 
 # --------------------------------------------------------------------------- SHREC'17
 class Shrec17SE3Net(nn.Module):
-    """The steerable CNN of the SHREC'17 experiment (§5.3; se3cnn ``examples/shrec17/model.py``,
-    anchors-steerable §1.3) on voxelised shapes, input ``(B, 1, n, n, n)`` (paper: n = 64).
+    """The steerable CNN of the SHREC'17 experiment (§5.3; se3cnn ``examples/shrec17/model.py``)
+    on voxelised shapes, input ``(B, 1, n, n, n)`` (paper: n = 64).
     Multiplicities per ``l = (0, 1, 2)``::
 
         (1) → (8, 4, 2) → (8, 4, 2) → (16, 8, 4) → (16, 8, 4) → (32, 16, 8) → (32, 16, 8)
