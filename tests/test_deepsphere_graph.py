@@ -1,6 +1,6 @@
 """DeepSphere graphs: samplings, k-NN ties, exact HEALPix rotation symmetry, Laplacians.
 
-The central check (issue #4 §1): the HEALPix k-NN graph commutes *exactly* with the pixel
+The central check: the HEALPix k-NN graph commutes *exactly* with the pixel
 permutation of a 90° rotation about the pole, ``L[perm][:, perm] = L`` (same sparsity pattern,
 weights equal to float64 rounding), while the same graph with arbitrary tie-breaking does not.
 """
@@ -110,7 +110,8 @@ def test_lanczos_lmax_on_a_larger_graph():
 
 
 def test_optimal_kernel_width_table_and_extrapolation():
-    # anchors-sphere.md §1: t at Nside 32 = 2.25e-4, 3.66e-4, 6.49e-4 for k = 8, 20, 40
+    # t = σ²/(4 ln 2) at Nside 32 = 2.25e-4, 3.66e-4, 6.49e-4 for k = 8, 20, 40 (σ from pygsp
+    # sphere-graphs _OPTIMAL_KERNEL_WIDTHS; conversion as in paper-deepsphere-iclr2020 figures/kernel_widths.py)
     for k, t_ref in ((8, 2.25e-4), (20, 3.66e-4), (40, 6.49e-4)):
         sigma, t, rule = G.optimal_kernel_width(k, 32)
         assert math.isclose(t, t_ref, rel_tol=5e-3) and "published" in rule

@@ -39,7 +39,8 @@ def invariant(_g, y):
 
 def test_parameter_counts_match_the_papers():
     """DeepSphere: ~190 k published ([ICLR] tab:shrec17); by hand K·Fin·Fout + Fout per GC, 2F per
-    BN, 256·55 for the bias-free FC. Steerable: 142,617 (anchors-steerable §1.3, the paper's 142k)."""
+    BN, 256·55 for the bias-free FC. Steerable: 142,617 (counted from se3cnn
+    examples/shrec17/model.py; the paper's 142k, Weiler et al. 2018 supplement p. 16)."""
     by_hand = sum(4 * a * b + b for a, b in [(6, 16), (16, 32), (32, 64), (64, 128), (128, 256)])
     by_hand += 2 * (16 + 32 + 64 + 128 + 256) + 256 * 55
     assert by_hand == 190_032

@@ -26,9 +26,9 @@ def n_params(net):
 
 
 def test_parameter_counts_match_the_paper():
-    assert n_params(TetrisSE3Net()) == 41198          # paper "41k", se3cnn [calc] 41,198
+    assert n_params(TetrisSE3Net()) == 41198          # paper "41k"; 41,198 counted from se3cnn examples/tetris.py
     assert n_params(TetrisSE3Net(lowpass=False)) == 41198
-    assert n_params(TetrisCNN()) == 6221832           # paper "~6M", [calc] ≈ 6.2M
+    assert n_params(TetrisCNN()) == 6221832           # paper "~6M"; ≈ 6.2M counted from se3cnn examples/tetris.py
     assert n_params(TetrisCNN(lowpass=False)) == 6221832
 
 
@@ -42,7 +42,7 @@ def test_structure_and_spatial_sizes_on_36_grid():
     plain = TetrisSE3Net(lowpass=False)
     assert [b.conv.stride for b in plain.blocks] == [1, 2, 2, 1]
     assert all(b.pool is None for b in plain.blocks)
-    # 36 -> 40 -> 22 -> 13 -> 17 (anchors §1.2), checked on shapes only (no heavy forward)
+    # 36 -> 40 -> 22 -> 13 -> 17 (se3cnn examples/tetris.py: size 5, padding 4, strides 1, 2, 2, 1), checked on shapes only (no heavy forward)
     n = 36
     for b in blocks:
         n = n + 2 * 4 - 5 + 1
