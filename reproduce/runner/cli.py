@@ -23,7 +23,7 @@ from datamodules._common import InputError, is_stand_in
 from reproduce.runner import config as C
 from reproduce.runner.benchmark import Benchmark, Context
 from reproduce.runner.grid import current_rows, expand_grid, list_grid, run_grid
-from reproduce.runner.runs import global_rank
+from reproduce.runner.runs import global_rank, set_launch
 from reproduce.runner.store import REPO_ROOT, code_version, hardware, read_rows
 from reproduce.runner.trainer import Interrupted, Launch, install_signal_handlers
 
@@ -231,6 +231,7 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     if args.evaluate and args.data_dir is None and bench.uses_data_dir:
         raise InputError("--evaluate needs --data-dir (the data to score the checkpoint on)")
     launch = Launch(gpus=args.gpus, num_nodes=args.num_nodes, cpu_procs=args.cpu_procs, logger=args.logger)
+    set_launch(launch.world, launch.world // launch.num_nodes)
     ctx = Context(cfg=cfg, preset=preset, launch=launch, data_dir=data_dir, generate=generate,
                   data_source="", hardware=hardware(args.gpus, args.num_nodes, args.cpu_procs),
                   results_dir=results_dir, runs_dir=Path(args.runs_dir).resolve(),

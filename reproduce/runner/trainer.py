@@ -14,6 +14,7 @@ checkpoint: the step it cut may be half done).
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import sys
@@ -28,7 +29,7 @@ from datamodules._common import atomic_write_text
 from reproduce.runner.checkpoints import (AtomicCheckpointIO, check_checkpoint, clean_temporaries, recover,
                                           resume_point)
 from reproduce.runner.config import build
-from reproduce.runner.runs import Run, global_rank
+from reproduce.runner.runs import Run, global_rank, launch_token
 from reproduce.runner.store import REPO_ROOT
 
 
@@ -344,6 +345,56 @@ def choose_resume(run: Run, run_dir: Path) -> Path | None:
     return resume
 
 
+#: how long ranks > 0 wait for rank 0's resume decision before saying so (it may wait for a run lock)
+RESUME_WAIT_NOTE_S = 60.0
+
+
+def shared_resume(run: Run, run_dir: Path, world: int) -> Path | None:
+    """The checkpoint every rank resumes from, decided by rank 0 alone (:func:`choose_resume`,
+    which may rename damaged files and restore ``last.ckpt.prev``); ranks > 0 never look at
+    the checkpoint folder while rank 0 changes it. The decision reaches them
+
+    * through the environment (``EB_RESUME_<run id>``) when Lightning's launcher starts them:
+      rank 0 decides before ``fit``, which is where Lightning starts the other processes;
+    * through ``resume.json`` in the run folder, tagged with the launch (:func:`runs.launch_token`)
+      when ``srun`` or torchrun started every rank at once: ranks > 0 wait for it.
+
+    Without either (ranks started some other way) ranks > 0 only read (:func:`resume_point`)."""
+    if world <= 1:
+        return choose_resume(run, run_dir)
+    key = f"EB_RESUME_{run.run_id}"
+    decision = run_dir / "resume.json"
+    token = launch_token()
+    if global_rank() == 0:
+        resume = choose_resume(run, run_dir)
+        value = str(resume) if resume is not None else ""
+        os.environ[key] = value  # inherited by the processes Lightning's launcher starts in fit
+        if token is not None:
+            atomic_write_text(decision, json.dumps({"launch": token, "resume": value}))
+        return resume
+    if key in os.environ:
+        value = os.environ[key]
+        return Path(value) if value else None
+    if token is not None:
+        t0, said = time.time(), False
+        while True:
+            try:
+                got = json.loads(decision.read_text())
+                if isinstance(got, dict) and got.get("launch") == token:
+                    return Path(got["resume"]) if got.get("resume") else None
+            except (OSError, ValueError):
+                pass
+            if not said and time.time() - t0 > RESUME_WAIT_NOTE_S:
+                print(f"[{run.benchmark}] rank {global_rank()}: waiting for rank 0 to decide where "
+                      f"{os.path.relpath(run_dir, REPO_ROOT)} resumes from", file=sys.stderr)
+                said = True
+            time.sleep(0.2)
+    resume, _ = resume_point(run_dir / "checkpoints", tuple(sorted(run_dir.glob("hpc_ckpt_*.ckpt"))))
+    if resume is not None and resume.name == "last.ckpt.prev":
+        resume = run_dir / "checkpoints" / "last.ckpt"  # rank 0 restores it under that name
+    return resume
+
+
 def tested_checkpoint(run: Run, run_dir: Path, selection: Select | None) -> Path | None:
     """The checkpoint the test loads: ``best.ckpt`` when a validation metric selects the model,
     else None (the trained weights in memory, which are ``last.ckpt``'s). A selected run without
@@ -386,7 +437,7 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     trainer = make_trainer(ctx.launch, run, run_dir, ctx.data_source,
                            [SaveElapsed(), *bench.callbacks(ctx, run)], stop=stop)
     last = run_dir / "checkpoints" / "last.ckpt"
-    resume = choose_resume(run, run_dir)
+    resume = shared_resume(run, run_dir, ctx.launch.world)
     try:
         trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
         final = final_train_metrics(trainer, run_dir)
