@@ -144,3 +144,32 @@ def test_rank_0_decides_sets_damaged_files_aside_and_hands_the_decision_on(launc
     launch_env(2, 2, LOCAL_RANK=1, WORLD_SIZE=2, NODE_RANK=0)
     monkeypatch.setenv(f"EB_RESUME_{run.run_id}", str(d / "checkpoints" / "last.ckpt"))
     assert shared_resume(run, d, 2) == d / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.slow
+def test_ddp_in_an_interactive_slurm_allocation_one_row_per_cell_and_ranks_agree(tmp_path):
+    """``salloc`` then ``--cpu-procs 2``: Lightning starts rank 1 itself, and it inherits
+    ``SLURM_PROCID=0``. Every rank used to believe it was rank 0 (rank 1 then waited forever for
+    the run lock that rank 0 held). Two cells, each run by both ranks."""
+    import csv
+    import os
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(root), "SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "bash",
+           "SLURM_JOB_ID": "4242", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
+    cmd = [sys.executable, str(root / "tests" / "data" / "boring_bench.py"), "--logger", "csv",
+           "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"),
+           "--data-dir", str(tmp_path / "data"), "--stand-in", "--preset", "smoke", "--cpu-procs", "2"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400, cwd=root)
+    assert p.returncode == 0, p.stderr[-3000:]
+    with open(tmp_path / "res" / "boring.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["model"] for r in rows) == ["mlp", "mlp_wide"]
+    for r in rows:
+        assert r["world_size"] == "2"
+        run_dir = Path(r["run_dir"]) if Path(r["run_dir"]).is_absolute() else root / r["run_dir"]
+        ranks = [json.loads((run_dir / f"rank{k}.json").read_text()) for k in (0, 1)]
+        assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=1e-6)
+        assert len(list((run_dir / "logs").glob("attempt*"))) == 1  # rank 1 started no log of its own
