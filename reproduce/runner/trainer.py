@@ -53,7 +53,7 @@ class TrainerConfig:
     precision: str | int | None = None      # GPUs only (CPU runs stay in float32)
     tf32: bool = False                      # GPUs only: TF32 convolutions/matmuls (off: FP32 as the papers ran)
     ckpt_every_n_epochs: int = 1
-    sync_batchnorm: bool = True             # GPU DDP only: torch has no SyncBatchNorm on CPU/gloo
+    sync_batchnorm: bool = True             # DDP: equivariant batch norms on any backend; torch's BatchNorm on GPUs only (no SyncBatchNorm on CPU/gloo)
     select: Literal["last"] | Select = "last"
 
     def __post_init__(self) -> None:
@@ -236,6 +236,33 @@ class StopOnSignal(Callback):
                 trainer.save_checkpoint(self.checkpoint, weights_only=False)
 
 
+def seed_rank(seed: int) -> None:
+    """Seed the global torch, numpy and ``random`` generators (not ``PL_GLOBAL_SEED``)."""
+    import random
+
+    import numpy as np
+    import torch
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class RankSeed(Callback):
+    """Under DDP, rank r's global generators are seeded with ``seed + r`` when ``fit`` sets up —
+    after the model was built from ``seed`` (the same initial weights everywhere) and before the
+    first batch — so dropout masks and augmentation draws (rotations) differ between the
+    processes, as they differ between the batches of one process, and are reproducible.
+    ``PL_GLOBAL_SEED``, the seed of Lightning's distributed sampler, stays the run seed: every
+    rank must shuffle alike to split the data. One process: nothing changes."""
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit" and trainer.world_size > 1:
+            seed_rank(self.seed + trainer.global_rank)
+
+
 class LastCheckpoint(ModelCheckpoint):
     """``last.ckpt`` every ``every_n_epochs`` epochs (at the end of the training epoch, after its
     validation and best-model update) and when training ends, whatever selects the tested model.
@@ -287,7 +314,17 @@ def make_trainer(launch: Launch, run: Run, run_dir: Path, data_source: str, call
     return pl.Trainer(accelerator=accelerator, devices=devices, num_nodes=launch.num_nodes,
                       strategy="ddp" if launch.world > 1 else "auto", logger=loggers or False,
                       plugins=[AtomicCheckpointIO()],
-                      callbacks=[*checkpoints, stop or StopOnSignal(), *(callbacks or [])], default_root_dir=str(run_dir), **kwargs)
+                      callbacks=[*checkpoints, stop or StopOnSignal(), RankSeed(run.seed), *(callbacks or [])],
+                      default_root_dir=str(run_dir), **kwargs)
+
+
+def prepare_ddp(task, t: TrainerConfig, launch: Launch) -> None:
+    """Under DDP with ``trainer.sync_batchnorm``: the equivariant batch norms all-reduce their
+    statistics (:func:`models.steerable.layers.sync_equivariant_batchnorm`, on any backend);
+    torch's batch norms are converted by Lightning, on GPUs only (see :func:`make_trainer`)."""
+    if launch.world > 1 and t.sync_batchnorm:
+        from models.steerable.layers import sync_equivariant_batchnorm
+        sync_equivariant_batchnorm(task)
 
 
 def final_train_metrics(trainer, run_dir: Path) -> dict:
@@ -428,6 +465,7 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     backbone = bench.build_backbone(ctx, run)
     task = bench.build_task(ctx, run, backbone)
     selection = trainer_config(run.cfg).selection
+    prepare_ddp(task, trainer_config(run.cfg), ctx.launch)
 
     class SaveElapsed(Callback):
         def on_train_epoch_end(self, trainer, pl_module):
