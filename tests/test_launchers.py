@@ -104,3 +104,29 @@ def test_launcher_options_are_checked_before_anything_runs(tmp_path, args, messa
     p = boring(tmp_path, *args, check=False)
     assert p.returncode == 2 and message in p.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_driver_stops_its_cells_and_the_rerun_resumes_them(tmp_path, sequential):
+    import signal
+    import time
+    env = {**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT), "EB_TEST_EPOCH_SLEEP": "0.5"}
+    p = subprocess.Popen([sys.executable, str(SCRIPT), *base(tmp_path), "--jobs", "2"], env=env, cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 200
+    while time.time() < deadline and len(list((tmp_path / "runs").rglob("checkpoints/last.ckpt"))) < 2:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=200)
+    assert p.returncode == 143, err[-2000:]
+    assert "stopped by SIGTERM" in err and "run the same command again to resume" in err
+    assert not (tmp_path / "res" / "boring.csv").exists()
+    for log in (tmp_path / "runs").rglob("logs/cell.log"):  # each cell saved its checkpoint and said so
+        assert "stopped by SIGTERM" in log.read_text()
+    p = boring(tmp_path, "--jobs", "2")
+    # resumed from the checkpoints saved at SIGTERM: the same runs (a resume mid-epoch draws other
+    # batches than an uninterrupted run, so the metrics are not compared)
+    assert [r[:5] for r in measured(tmp_path)] == [r[:5] for r in sequential]
+    logs = "".join(log.read_text() for log in (tmp_path / "runs").rglob("logs/cell.log"))
+    assert logs.count("resuming") == 2

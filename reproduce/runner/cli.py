@@ -1,8 +1,9 @@
 """The command line every ``reproduce/<benchmark>.py`` shares, and its entry point :func:`main`.
 
 Options: ``--preset --runs --seed --gpus --num-nodes --cpu-procs --data-dir --stand-in --logger
---results-dir --runs-dir --only --evaluate --list --table --max-epochs`` and ``key.sub=value``
-config overrides, plus the options a benchmark adds for its own commands
+--results-dir --runs-dir --only --evaluate --list --table --max-epochs``, the launcher options
+``--cell --launcher --jobs --partition --time --account --wait`` (:mod:`reproduce.runner.launchers`),
+``key.sub=value`` config overrides, plus the options a benchmark adds for its own commands
 (:meth:`~reproduce.runner.benchmark.Benchmark.add_arguments` / ``command``, run before anything else). Bad input raises :class:`datamodules._common.InputError`; :func:`main` prints
 one line ``error: …`` and returns 2 before anything is written to ``results/``.
 
@@ -67,7 +68,7 @@ def build_parser(bench: Benchmark, doc: str | None) -> argparse.ArgumentParser:
                    help="local: cells run at once (default 1, one after another); slurm: array "
                         "tasks running at once (default: no cap)")
     g.add_argument("--partition", default=None, help="slurm: partition")
-    g.add_argument("--time", default=None, help="slurm: time limit per cell (minutes, H:MM:SS or D-HH:MM:SS)")
+    g.add_argument("--time", default=None, help="slurm: time limit per cell (minutes, M:S, H:M:S or D-H:M:S as SLURM reads it)")
     g.add_argument("--account", default=None, help="slurm: account")
     g.add_argument("--wait", action="store_true",
                    help="slurm: wait for the cells and write the table (default: return once submitted; "

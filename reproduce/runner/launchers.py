@@ -66,26 +66,30 @@ def cell_command(bench, argv: list[str], run: Run) -> list[str]:
 
 
 def parse_time(text: str | None) -> int | None:
-    """``--time`` as minutes: ``90``, ``1:30:00`` or ``2-00:00:00`` (days-hours:minutes:seconds).
+    """``--time`` in SLURM's formats, as whole minutes (seconds rounded up): ``M``, ``M:S``,
+    ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``.
 
-    >>> parse_time("90"), parse_time("1:30:00"), parse_time("2-00:00:00"), parse_time(None)
-    (90, 90, 2880, None)
+    >>> [parse_time(t) for t in ("90", "30:00", "1:30:00", "2-00:00:00", "1-12", "0:0:30")]
+    [90, 30, 90, 2880, 2160, 1]
+    >>> parse_time(None) is None
+    True
     """
     if text is None:
         return None
     try:
-        days, _, rest = text.rpartition("-")
+        days, sep, rest = text.partition("-") if "-" in text else ("", "", text)
         parts = [int(p) for p in rest.split(":")]
-        if len(parts) == 1:
-            minutes = parts[0]
-        elif len(parts) in (2, 3):
-            h, m = parts[0], parts[1]
-            minutes = h * 60 + m + (1 if len(parts) == 3 and parts[2] else 0)
-        else:
+        if any(p < 0 for p in parts) or not 1 <= len(parts) <= 3:
             raise ValueError(text)
-        minutes += int(days) * 24 * 60 if days else 0
+        if sep:  # D-H, D-H:M, D-H:M:S
+            h, m, sec = (parts + [0, 0])[:3]
+            seconds = ((int(days) * 24 + h) * 60 + m) * 60 + sec
+        else:  # M, M:S, H:M:S
+            h, m, sec = parts if len(parts) == 3 else (0, *parts, 0)[:3]
+            seconds = (h * 60 + m) * 60 + sec
     except ValueError:
-        raise InputError(f"--time {text!r}: expected minutes, H:MM:SS or D-HH:MM:SS") from None
+        raise InputError(f"--time {text!r}: expected minutes, M:S, H:M:S or D-H:M:S (SLURM's formats)") from None
+    minutes = -(-seconds // 60)
     if minutes < 1:
         raise InputError(f"--time {text!r} must be at least one minute")
     return minutes
