@@ -40,6 +40,15 @@ def measured(tmp_path) -> list[tuple]:
         return sorted(tuple(r[k] for k in SAME) for r in csv.DictReader(f))
 
 
+def boring_module(monkeypatch):
+    """tests/data/boring_bench.py imported (its benchmark, for in-process calls of main)."""
+    spec = importlib.util.spec_from_file_location("boring_bench_for_launchers", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.fixture(scope="module")
 def sequential(tmp_path_factory):
     d = tmp_path_factory.mktemp("sequential")
@@ -53,6 +62,7 @@ def test_cell_argv_drops_the_driver_options_only():
     assert L.cell_argv(argv) == ["--preset", "smoke", "--only", "mlp", "x.y=1"]
 
 
+@pytest.mark.slow
 def test_cell_runs_exactly_that_cell_and_no_table(tmp_path, sequential):
     run_id = sequential[1][4]
     p = boring(tmp_path, "--cell", run_id)
@@ -76,10 +86,7 @@ def test_jobs_2_writes_the_rows_of_the_sequential_grid(tmp_path, sequential):
 @pytest.mark.slow
 def test_slurm_launcher_through_submitits_local_executor_writes_the_same_rows(tmp_path, sequential, monkeypatch):
     pytest.importorskip("submitit")
-    spec = importlib.util.spec_from_file_location("boring_bench_for_launchers", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, mod)
-    spec.loader.exec_module(mod)
+    mod = boring_module(monkeypatch)
     monkeypatch.setattr(L, "CLUSTER", "local")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -100,9 +107,10 @@ def test_slurm_launcher_through_submitits_local_executor_writes_the_same_rows(tm
     (["--partition", "gpu"], "--partition: only with --launcher slurm"),
     (["--launcher", "slurm", "--time", "ten"], "--time 'ten'"),
 ])
-def test_launcher_options_are_checked_before_anything_runs(tmp_path, args, message):
-    p = boring(tmp_path, *args, check=False)
-    assert p.returncode == 2 and message in p.stderr
+def test_launcher_options_are_checked_before_anything_runs(tmp_path, args, message, capsys, monkeypatch):
+    from reproduce.runner import main
+    assert main(boring_module(monkeypatch).BENCH, argv=[*base(tmp_path), *args]) == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 
 
