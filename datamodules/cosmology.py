@@ -592,8 +592,8 @@ class CosmologyDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         # batch_size is the global batch: each of W DDP processes loads batch_size / W
-        return DataLoader(self.train_set, batch_size=per_rank_batch(self, self.batch_size, "data.batch_per_order2 x order^2"),
-                          shuffle=True, drop_last=True, num_workers=self.num_workers)
+        batch = per_rank_batch(self, self.batch_size, "data.batch_per_order2 x order^2")
+        return DataLoader(self.train_set, batch_size=batch, shuffle=True, drop_last=True, num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=eval_batch(self, self.test_batch_size), num_workers=self.num_workers,

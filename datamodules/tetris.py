@@ -129,8 +129,8 @@ class TetrisDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         # one full batch of the 8 pieces per step: under DDP each of W processes loads 8 / W
-        return DataLoader(self.train_set, batch_size=per_rank_batch(self, len(PIECES), "tetris training batch (8 pieces)"),
-                          shuffle=False)
+        batch = per_rank_batch(self, len(PIECES), "tetris training batch (8 pieces)")
+        return DataLoader(self.train_set, batch_size=batch, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_set, batch_size=eval_batch(self, self.test_batch_size), shuffle=False,

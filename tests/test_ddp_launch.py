@@ -49,6 +49,7 @@ def launch_env(monkeypatch):
     # torchrun
     ({"RANK": 5, "LOCAL_RANK": 1, "WORLD_SIZE": 8, "SLURM_PROCID": 0, "SLURM_NTASKS": 1}, 8, 4, 5, "torchrun"),
     ({}, 1, 1, 0, "single"),
+    ({"NODE_RANK": 1}, 1, 1, 0, "single"),  # a variable left in the shell of a one-process run
 ])
 def test_rank_comes_from_the_launcher_not_from_leftover_slurm_variables(launch_env, env, world, per_node, rank,
                                                                         source):

@@ -68,7 +68,8 @@ def build_parser(bench: Benchmark, doc: str | None) -> argparse.ArgumentParser:
                    help="local: cells run at once (default 1, one after another); slurm: array "
                         "tasks running at once (default: no cap)")
     g.add_argument("--partition", default=None, help="slurm: partition")
-    g.add_argument("--time", default=None, help="slurm: time limit per cell (minutes, M:S, H:M:S or D-H:M:S as SLURM reads it)")
+    g.add_argument("--time", default=None,
+                   help="slurm: time limit per cell (minutes, M:S, H:M:S or D-H:M:S as SLURM reads it)")
     g.add_argument("--account", default=None, help="slurm: account")
     g.add_argument("--wait", action="store_true",
                    help="slurm: wait for the cells and write the table (default: return once submitted; "

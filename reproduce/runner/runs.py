@@ -95,7 +95,8 @@ def rank_source() -> tuple[int, str]:
     local, node = _env_int("LOCAL_RANK"), _env_int("NODE_RANK")
     if node is None:
         node = _env_int("GROUP_RANK")
-    if (local is not None and "WORLD_SIZE" in env) or (node is not None and node > 0):
+    several = _LAUNCH["world"] > 1 or (_env_int("WORLD_SIZE") or 1) > 1  # a leftover NODE_RANK of one process is no rank
+    if several and ((local is not None and "WORLD_SIZE" in env) or (node is not None and node > 0)):
         return (node or 0) * _LAUNCH["per_node"] + (local or 0), "lightning"
     procid, ntasks = _env_int("SLURM_PROCID"), _env_int("SLURM_NTASKS")
     if procid is not None and _LAUNCH["world"] > 1 and ntasks == _LAUNCH["world"]:

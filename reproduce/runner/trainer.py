@@ -53,7 +53,8 @@ class TrainerConfig:
     precision: str | int | None = None      # GPUs only (CPU runs stay in float32)
     tf32: bool = False                      # GPUs only: TF32 convolutions/matmuls (off: FP32 as the papers ran)
     ckpt_every_n_epochs: int = 1
-    sync_batchnorm: bool = True             # DDP: equivariant batch norms on any backend; torch's BatchNorm on GPUs only (no SyncBatchNorm on CPU/gloo)
+    # DDP: equivariant batch norms on any backend; torch's BatchNorm on GPUs only (no SyncBatchNorm on CPU/gloo)
+    sync_batchnorm: bool = True
     select: Literal["last"] | Select = "last"
 
     def __post_init__(self) -> None:
