@@ -9,6 +9,8 @@ derived from it::
         started_at         when its first attempt started (kept by resumptions); elapsed_s.txt
         checkpoints/last.ckpt, checkpoints/best.ckpt (when validation selects the model)
         logs/attempt<k>/metrics.csv  Lightning CSV log per (re)start;  wandb/
+        logs/cell.log, logs/slurm-<job>_<task>-rank<r>.log  a launcher's cell output (launchers.py)
+        resume.json        rank 0's resume decision for ranks that srun/torchrun started (DDP)
         row.json, done     written last: the run is finished
 """
 from __future__ import annotations
