@@ -207,6 +207,41 @@ def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def per_rank_batch(datamodule, batch_size: int, what: str) -> int:
+    """One DDP process's share of the global training batch ``batch_size`` (the paper's batch,
+    whatever the number of processes): ``batch_size / world``; an :class:`InputError` naming
+    ``what`` (the config key) when the processes cannot share it evenly.
+
+    >>> per_rank_batch(None, 46, "data.batch_size")
+    46
+    """
+    world, _ = trainer_world(datamodule)
+    if batch_size % world:
+        raise InputError(f"{what}: the global batch {batch_size} is not divisible by the {world} DDP "
+                         f"processes; choose a process count that divides it")
+    return batch_size // world
+
+
+def eval_batch(datamodule, batch_size: int) -> int:
+    """One DDP process's evaluation batch: ``batch_size / world`` rounded up (evaluation batches
+    change no metric, so they need not divide evenly)."""
+    world, _ = trainer_world(datamodule)
+    return max(1, -(-int(batch_size) // world))
+
+
+def eval_sampler(datamodule, dataset, what: str):
+    """None in one process; under DDP a sampler that hands every item of ``dataset`` to exactly
+    one process (Lightning's own distributed sampler pads the last round with repeated items, so
+    some would be scored twice). Process ``r`` of ``W`` scores items ``r, r + W, r + 2W, …``."""
+    world, rank = trainer_world(datamodule)
+    if world <= 1:
+        return None
+    if len(dataset) < world:
+        raise InputError(f"{what}: {len(dataset)} item(s) cannot be shared by {world} DDP processes")
+    from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+    return UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
+
+
 def trainer_world(datamodule) -> tuple[int, int]:
     """``(world size, global rank)`` of the Lightning trainer a datamodule is attached to
     (``(1, 0)`` outside a trainer): what a datamodule needs to shard evaluation itself."""

@@ -426,8 +426,8 @@ class CathDataModule(pl.LightningDataModule):
     # -- voxelisation on the device ------------------------------------------------------------
     def voxelize_batch(self, batch, rotate: bool):
         pos, mask, y = batch
-        # Haar rotations from the global CPU RNG (seeded per run by the runner; the same stream on
-        # every DDP rank, applied to different records), then moved to the batch's device
+        # Haar rotations from the global CPU RNG (seeded per run by the runner; under DDP rank r's
+        # stream is seeded with seed + r, reproduce.runner.trainer.RankSeed), then moved to the device
         rot = random_rotation(len(pos), dtype=pos.dtype).to(pos.device) if rotate else None
         x = voxelize(pos, mask, self.grid_size, self.bin_size, self.sigma, rot)
         return x, y

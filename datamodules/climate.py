@@ -84,7 +84,8 @@ import torch
 from scipy.spatial import cKDTree
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import InputError, atomic_write_text, ensure_stand_in
+from datamodules._common import (InputError, atomic_write_text, ensure_stand_in, eval_batch, eval_sampler,
+                                 per_rank_batch)
 
 BENCH = "climate"
 #: the 16 CAM5 fields, in the channel order of the UGSCNN npz files (inferred from
@@ -954,8 +955,12 @@ class ClimateDataModule(pl.LightningDataModule):
         return compute_class_weight("balanced", classes=np.arange(len(CLASSES)), y=y).tolist()
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.datasets[split], batch_size=self.batch_size if shuffle else self.test_batch_size,
-                          shuffle=shuffle, num_workers=self.num_workers)
+        ds = self.datasets[split]
+        if shuffle:  # batch_size is the global batch: each of W DDP processes loads batch_size / W
+            return DataLoader(ds, batch_size=per_rank_batch(self, self.batch_size, "data.batch_size"), shuffle=True,
+                              num_workers=self.num_workers)
+        return DataLoader(ds, batch_size=eval_batch(self, self.test_batch_size), shuffle=False,
+                          sampler=eval_sampler(self, ds, f"climate {split} set"), num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)

@@ -78,7 +78,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from datamodules._common import InputError, ensure_stand_in
+from datamodules._common import InputError, ensure_stand_in, eval_batch, eval_sampler, per_rank_batch
 
 BENCH = "cosmology"
 SPLIT_DIRS = {"train": "same_psd", "test": "same_psd_testing"}
@@ -590,14 +590,17 @@ class CosmologyDataModule(pl.LightningDataModule):
             yield _zero_unseen(add_noise(x, self.noise, rng), seen)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.num_workers)
+        # batch_size is the global batch: each of W DDP processes loads batch_size / W
+        batch = per_rank_batch(self, self.batch_size, "data.batch_per_order2 x order^2")
+        return DataLoader(self.train_set, batch_size=batch, shuffle=True, drop_last=True, num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.test_batch_size, num_workers=self.num_workers)
+        return DataLoader(self.val_set, batch_size=eval_batch(self, self.test_batch_size), num_workers=self.num_workers,
+                          sampler=eval_sampler(self, self.val_set, "cosmology validation set"))
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.test_set, batch_size=self.test_batch_size, num_workers=self.num_workers)
+        return DataLoader(self.test_set, batch_size=eval_batch(self, self.test_batch_size), num_workers=self.num_workers,
+                          sampler=eval_sampler(self, self.test_set, "cosmology test set"))
 
 
 #: stand-in folders whose manifest this process has verified: path → (params, file stamps)

@@ -76,7 +76,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules._common import InputError, ensure_stand_in, is_stand_in, sha256
+from datamodules._common import (InputError, ensure_stand_in, eval_batch, eval_sampler, is_stand_in, per_rank_batch,
+                                 sha256)
 from models.geometry import resample_image
 
 NAME = "rotated_mnist"
@@ -514,14 +515,18 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         drop = self.drop_last and len(self.train_set) > self.batch_size
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=drop,
+        # batch_size is the global batch: each of W DDP processes loads batch_size / W
+        return DataLoader(self.train_set, batch_size=per_rank_batch(self, self.batch_size, "data.batch_size"),
+                          shuffle=True, drop_last=drop,
                           collate_fn=_RotateCollate() if self.augment == "rotation" else None)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.test_batch_size, shuffle=False)
+        return DataLoader(self.val_set, batch_size=eval_batch(self, self.test_batch_size), shuffle=False,
+                          sampler=eval_sampler(self, self.val_set, "rotated MNIST validation set"))
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.test_set, batch_size=self.test_batch_size, shuffle=False)
+        return DataLoader(self.test_set, batch_size=eval_batch(self, self.test_batch_size), shuffle=False,
+                          sampler=eval_sampler(self, self.test_set, "rotated MNIST test set"))
 
 
 # --------------------------------------------------------------------------- CLI

@@ -133,7 +133,8 @@ import torch
 import trimesh
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import InputError, atomic_write_text, torch_generator, trainer_world
+from datamodules._common import (InputError, atomic_write_text, eval_batch, eval_sampler, per_rank_batch,
+                                 torch_generator)
 from models.geometry import random_rotation
 from models.retrieval import normalize_id
 
@@ -1264,21 +1265,17 @@ class Shrec17DataModule(pl.LightningDataModule):
         ds = self.datasets["train"]
         if len(ds) == 0:
             raise InputError(f"{BENCH}: {self.data_dir} has no training meshes")
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-                          drop_last=len(ds) > self.batch_size, persistent_workers=self.num_workers > 0)
+        # batch_size is the global batch: each of W DDP processes loads batch_size / W
+        return DataLoader(ds, batch_size=per_rank_batch(self, self.batch_size, "data.batch_size"), shuffle=True,
+                          num_workers=self.num_workers, drop_last=len(ds) > self.batch_size,
+                          persistent_workers=self.num_workers > 0)
 
     def _eval_loader(self, split: str) -> DataLoader:
         ds = self.datasets[split]
         if len(ds) == 0:
             raise InputError(f"{BENCH}: {self.data_dir} has no {split} meshes")
-        world, rank = trainer_world(self)
-        sampler = None
-        if world > 1:
-            from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-
-            sampler = UnrepeatedDistributedSampler(ds, num_replicas=world, rank=rank, shuffle=False)
-        return DataLoader(ds, batch_size=self.test_batch_size, shuffle=False, sampler=sampler,
-                          num_workers=self.num_workers)
+        return DataLoader(ds, batch_size=eval_batch(self, self.test_batch_size), shuffle=False,
+                          sampler=eval_sampler(self, ds, f"{BENCH} {split} set"), num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

@@ -31,7 +31,7 @@ import torch
 from scipy import ndimage
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules._common import InputError, torch_generator
+from datamodules._common import InputError, eval_batch, eval_sampler, per_rank_batch, torch_generator
 from models.geometry import lowpass, random_rotation, resample_volume
 
 #: cells of each piece in a 4³ grid (se3cnn examples/tetris.py)
@@ -128,8 +128,10 @@ class TetrisDataModule(pl.LightningDataModule):
         self.test_set = TensorDataset(torch.cat(xs), labels.repeat(self.test_sets))
 
     def train_dataloader(self) -> DataLoader:
-        # one full batch of 8 per step (per process under DDP the sampler splits it)
-        return DataLoader(self.train_set, batch_size=len(PIECES), shuffle=False)
+        # one full batch of the 8 pieces per step: under DDP each of W processes loads 8 / W
+        batch = per_rank_batch(self, len(PIECES), "tetris training batch (8 pieces)")
+        return DataLoader(self.train_set, batch_size=batch, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.test_set, batch_size=self.test_batch_size, shuffle=False)
+        return DataLoader(self.test_set, batch_size=eval_batch(self, self.test_batch_size), shuffle=False,
+                          sampler=eval_sampler(self, self.test_set, "tetris test set"))

@@ -133,6 +133,9 @@ class Task(pl.LightningModule):
         super().__init__()
         self.backbone = backbone
         self.optim = Optim.from_dict(optim)
+        # the loss of an epoch: the mean over its samples, summed over DDP processes before dividing
+        # (processes may score different numbers of evaluation samples); no state in checkpoints
+        self.mean_loss = nn.ModuleDict({f"{s}_": torchmetrics.MeanMetric() for s in ("val", "test")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
@@ -148,8 +151,13 @@ class Task(pl.LightningModule):
         x, y = batch[0], batch[1]
         out = self(x)
         loss = self.loss(out, y)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 sync_dist=True, batch_size=len(y))
+        if stage == "train":  # every process trains on equal batches: the mean of their means is exact
+            self.log(f"{stage}/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True,
+                     batch_size=len(y))
+        else:  # the sample-weighted mean over every process (their sums are all-reduced)
+            m = self.mean_loss[stage + "_"]
+            m.update(loss.detach(), len(y))
+            self.log(f"{stage}/loss", m, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.update_metrics(stage, out.detach(), y, batch)
         return loss
 
@@ -331,6 +339,31 @@ def retrieval_map(embeddings: torch.Tensor, labels: torch.Tensor, chunk: int = 1
     return float(aps.mean()) if len(aps) else float("nan")
 
 
+def gather_uneven(all_gather, t: torch.Tensor, world: int) -> torch.Tensor:
+    """Every process's rows of ``t`` (their numbers may differ), in the order of the dataset that
+    the evaluation sampler dealt out (:func:`datamodules._common.eval_sampler`: process r holds
+    items r, r + W, r + 2W, …). ``all_gather`` needs equal shapes, so each process pads its rows
+    to the longest count and the padding is dropped after the gather.
+
+    >>> parts = [torch.tensor([0., 2, 4]), torch.tensor([1., 3])]   # 5 items on 2 processes
+    >>> def fake_all_gather(t):  # what process 0 receives
+    ...     if t.ndim == 0:
+    ...         return torch.tensor([len(p) for p in parts])
+    ...     return torch.stack([torch.cat([p, p.new_zeros(len(t) - len(p))]) for p in parts])
+    >>> gather_uneven(fake_all_gather, parts[0], 2)
+    tensor([0., 1., 2., 3., 4.])
+    """
+    n = torch.tensor(len(t), device=t.device)
+    counts = [int(c) for c in all_gather(n).reshape(-1)]
+    longest = max(counts)
+    padded = torch.cat([t, t.new_zeros((longest - len(t), *t.shape[1:]))]) if len(t) < longest else t
+    rows = all_gather(padded).reshape(world, longest, *t.shape[1:])
+    out = t.new_empty((sum(counts), *t.shape[1:]))
+    for r, c in enumerate(counts):
+        out[r::world][:c] = rows[r, :c]
+    return out
+
+
 def triplet_semihard_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
     """Triplet loss with semi-hard negative mining (Schroff et al. 2015, FaceNet §3.2), as
     TensorFlow's ``triplet_semihard_loss`` that deepsphere-tf1 adds to the cross-entropy for
@@ -409,6 +442,7 @@ class Retrieve(Classify):
             return
         with torch.no_grad():
             emb = self.backbone.embed(batch[0]).detach() if hasattr(self.backbone, "embed") else out
+        self._own_ids = len(batch) > 2
         ids = batch[2] if len(batch) > 2 else torch.arange(len(y), device=y.device) + sum(len(k[2]) for k in self._kept)
         self._kept.append((emb, out, out.softmax(1), y, torch.as_tensor(ids, device=y.device)))
 
@@ -420,8 +454,10 @@ class Retrieve(Classify):
             return
         parts = [torch.cat(p) for p in zip(*self._kept)]
         if self.trainer is not None and self.trainer.world_size > 1:
-            parts = [self.all_gather(p).flatten(0, 1) for p in parts]
+            parts = [gather_uneven(self.all_gather, p, self.trainer.world_size) for p in parts]
         emb, logits, scores, labels, ids = parts
+        if not getattr(self, "_own_ids", True):  # positions in the test set
+            ids = torch.arange(len(labels), device=labels.device)
         self.test_outputs = {"embeddings": emb.cpu(), "logits": logits.cpu(), "scores": scores.cpu(),
                              "labels": labels.cpu(), "ids": ids.cpu()}
         self.log("test/map", retrieval_map(emb.cpu(), labels.cpu()), rank_zero_only=True)
@@ -429,4 +465,4 @@ class Retrieve(Classify):
 
 
 __all__ = ["Optim", "Schedule", "ParamGroup", "build_optimizer", "Task", "Classify", "Segment",
-           "Retrieve", "retrieval_map", "triplet_semihard_loss", "STAGES"]
+           "Retrieve", "retrieval_map", "gather_uneven", "triplet_semihard_loss", "STAGES"]

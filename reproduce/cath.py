@@ -186,7 +186,8 @@ REPORT = T.Report(
         "  weights, biases and the final linear layer are not penalised.",
         "DDP: the global batch stays 16 (16/N records per process). On GPUs ResNet34's BatchNorm is\n"
         "  synchronised (SyncBatchNorm; torch has none for CPU/gloo); the steerable net's equivariant batch norm\n"
-        "  uses per-process statistics (`models/steerable`), a deviation from the single-GPU reference when N > 1.",
+        "  all-reduces its statistics over the processes on any backend (`trainer.sync_batchnorm`), so its\n"
+        "  normalisation is that of the single-GPU reference's whole batch.",
         "The ResNet34 layout is reconstructed from the published facts (`models/baselines/cnn3d.py`); its count\n"
         "  matches the paper's 15,878,764."],
     headline=T.Headline("test acc, SE3ResNet34Small ×1 (Figure 4)", published("se3resnet34small", 1), lambda v: T.fmt_mean_std(

@@ -161,7 +161,15 @@ class EquivariantBatchNorm(nn.Module):
     running-average update and back-propagate through the batch mean and norm (a deviation listed
     in configs/cath/protocol.yaml). ``affine=False`` is the
     normalisation that se3cnn's ``SE3BNConvolution`` folds into the next convolution.
+
+    ``sync`` (set by :func:`sync_equivariant_batchnorm`; the runner does so under DDP when
+    ``trainer.sync_batchnorm`` is on): in training, the statistics are those of the global batch
+    of every DDP process — sums and counts all-reduced (any backend, gloo included), the mean
+    first, then the squared norms about it — so N processes normalise as one process would.
     """
+
+    #: all-reduce the batch statistics over the DDP processes (when a process group is running)
+    sync: bool = False
 
     def __init__(self, Rs, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True):
         super().__init__()
@@ -181,24 +189,66 @@ class EquivariantBatchNorm(nn.Module):
     def extra_repr(self) -> str:
         return f"{rs_str(self.Rs)}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
+    def _world(self) -> int:
+        if not self.sync or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+            return 1
+        return torch.distributed.get_world_size()
+
+    def _global_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean of every scalar channel, E|f|² of every field about those means) over the batches
+        of all processes: two all-reduces of sums and the global count."""
+        import torch.distributed as dist
+        B, n_sites = x.shape[0], x[0, 0].numel()
+        xd = x.detach()
+        sums, ix = [], 0
+        for m, l in self.Rs:
+            d = 2 * l + 1
+            if l == 0:
+                sums.append(xd[:, ix: ix + m].reshape(B, m, -1).double().sum(dim=(0, 2)))
+            ix += m * d
+        count = torch.tensor([float(B * n_sites)], device=x.device, dtype=torch.float64)
+        buf = torch.cat([*sums, count])
+        dist.all_reduce(buf)
+        total = buf[-1]
+        mean = (buf[:-1] / total).to(xd.dtype)
+        sq, ix, im = [], 0, 0
+        for m, l in self.Rs:
+            d = 2 * l + 1
+            f = xd[:, ix: ix + m * d].reshape(B, m, d, -1)
+            if l == 0:
+                f = f - mean[im: im + m].view(1, m, 1, 1)
+                im += m
+            sq.append(f.double().pow(2).sum(dim=2).sum(dim=(0, 2)))
+            ix += m * d
+        sq = torch.cat(sq)
+        dist.all_reduce(sq)
+        return mean, (sq / total).to(xd.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_channels(x, self.Rs, "EquivariantBatchNorm")
         B = x.shape[0]
         out = []
+        synced = self._global_stats(x) if self.training and self._world() > 1 else None
         ix = im = iv = 0
         new_mean, new_var = [], []
         for m, l in self.Rs:
             d = 2 * l + 1
             f = x[:, ix: ix + m * d].reshape(B, m, d, -1)
             if l == 0:
-                if self.training:
+                if synced is not None:
+                    mean = synced[0][im: im + m]
+                    new_mean.append(mean)
+                elif self.training:
                     mean = f.detach().mean(dim=(0, 2, 3))
                     new_mean.append(mean)
                 else:
                     mean = self.running_mean[im: im + m]
                 f = f - mean.view(1, m, 1, 1)
                 im += m
-            if self.training:
+            if synced is not None:
+                var = synced[1][iv: iv + m]
+                new_var.append(var)
+            elif self.training:
                 var = f.detach().pow(2).sum(dim=2).mean(dim=(0, 2))
                 new_var.append(var)
             else:
@@ -219,6 +269,16 @@ class EquivariantBatchNorm(nn.Module):
                     self.running_mean.mul_(1 - mom).add_(torch.cat(new_mean).to(self.running_mean), alpha=mom)
                 self.running_var.mul_(1 - mom).add_(torch.cat(new_var).to(self.running_var), alpha=mom)
         return out[0] if len(out) == 1 else torch.cat(out, dim=1)
+
+
+def sync_equivariant_batchnorm(module: nn.Module, on: bool = True) -> int:
+    """Switch the DDP all-reduce of every :class:`EquivariantBatchNorm` in ``module`` on (or
+    off); returns how many there are. torch's ``SyncBatchNorm`` conversion (Lightning's
+    ``sync_batchnorm``) only knows torch's own batch norms."""
+    layers = [m for m in module.modules() if isinstance(m, EquivariantBatchNorm)]
+    for m in layers:
+        m.sync = bool(on)
+    return len(layers)
 
 
 def _field_index(Rs) -> torch.Tensor:
@@ -391,6 +451,6 @@ def export_network(net: nn.Module) -> nn.Module:
 
 
 __all__ = [
-    "LowPass3d", "SteerableConv3d", "EquivariantBatchNorm", "CapsuleDropout",
+    "LowPass3d", "SteerableConv3d", "EquivariantBatchNorm", "sync_equivariant_batchnorm", "CapsuleDropout",
     "GatedBlock", "InvariantPool", "export_network",
 ]

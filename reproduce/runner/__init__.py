@@ -4,6 +4,7 @@
 * :mod:`~reproduce.runner.config` — presets, overrides, and the typed path config → object;
 * :mod:`~reproduce.runner.runs` — run identity and folder layout;
 * :mod:`~reproduce.runner.grid` — the resumable (model × setting × seed) grid;
+* :mod:`~reproduce.runner.launchers` — grid cells as jobs: local, ``--jobs K``, SLURM job arrays;
 * :mod:`~reproduce.runner.trainer` — Lightning trainer, loggers, model selection, fit and test;
 * :mod:`~reproduce.runner.evaluate` — ``--evaluate``: re-score a checkpoint;
 * :mod:`~reproduce.runner.store` — results CSVs and provenance (hardware, code version, time);

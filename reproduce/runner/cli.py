@@ -1,8 +1,9 @@
 """The command line every ``reproduce/<benchmark>.py`` shares, and its entry point :func:`main`.
 
 Options: ``--preset --runs --seed --gpus --num-nodes --cpu-procs --data-dir --stand-in --logger
---results-dir --runs-dir --only --evaluate --list --table --max-epochs`` and ``key.sub=value``
-config overrides, plus the options a benchmark adds for its own commands
+--results-dir --runs-dir --only --evaluate --list --table --max-epochs``, the launcher options
+``--cell --launcher --jobs --partition --time --account --wait`` (:mod:`reproduce.runner.launchers`),
+``key.sub=value`` config overrides, plus the options a benchmark adds for its own commands
 (:meth:`~reproduce.runner.benchmark.Benchmark.add_arguments` / ``command``, run before anything else). Bad input raises :class:`datamodules._common.InputError`; :func:`main` prints
 one line ``error: …`` and returns 2 before anything is written to ``results/``.
 
@@ -23,7 +24,7 @@ from datamodules._common import InputError, is_stand_in
 from reproduce.runner import config as C
 from reproduce.runner.benchmark import Benchmark, Context
 from reproduce.runner.grid import current_rows, expand_grid, list_grid, run_grid
-from reproduce.runner.runs import global_rank
+from reproduce.runner.runs import global_rank, set_launch
 from reproduce.runner.store import REPO_ROOT, code_version, hardware, read_rows
 from reproduce.runner.trainer import Interrupted, Launch, install_signal_handlers
 
@@ -56,6 +57,23 @@ def build_parser(bench: Benchmark, doc: str | None) -> argparse.ArgumentParser:
     p.add_argument("--table", action="store_true",
                    help="rewrite results/<benchmark>.md (and figures) from its CSV; train nothing")
     p.add_argument("--max-epochs", type=int, default=None, help="override trainer.max_epochs")
+    g = p.add_argument_group("launching the grid's cells (reproduce/runner/launchers.py)")
+    g.add_argument("--cell", default=None, metavar="RUN_ID",
+                   help="run exactly this cell of the grid (its run id: the hash in its run folder's "
+                        "name, see --list); what a launcher runs for each cell")
+    g.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                   help="local: cells on this machine (default); slurm: one job array through "
+                        "submitit, one task per cell")
+    g.add_argument("--jobs", type=int, default=1,
+                   help="local: cells run at once (default 1, one after another); slurm: array "
+                        "tasks running at once (default: no cap)")
+    g.add_argument("--partition", default=None, help="slurm: partition")
+    g.add_argument("--time", default=None,
+                   help="slurm: time limit per cell (minutes, M:S, H:M:S or D-H:M:S as SLURM reads it)")
+    g.add_argument("--account", default=None, help="slurm: account")
+    g.add_argument("--wait", action="store_true",
+                   help="slurm: wait for the cells and write the table (default: return once submitted; "
+                        "write it later with --table)")
     p.add_argument("overrides", nargs="*", help="config overrides, key.sub=value")
     bench.add_arguments(p)  # options of the benchmark's own commands (Benchmark.command)
     return p
@@ -170,6 +188,7 @@ def quiet_libraries() -> None:
 
 def main(bench: Benchmark, doc: str | None = None, argv: list[str] | None = None) -> int:
     args = build_parser(bench, doc).parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a cell command repeats
     quiet_libraries()
     install_signal_handlers()
     try:
@@ -219,6 +238,13 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         raise InputError("--gpus and --cpu-procs exclude each other")
     results_dir = results_dir_for(args, preset)
     runs = expand_grid(bench, cfg, args.seed, _only(args))
+    check_launcher_options(args)
+    if args.cell is not None and not args.table:
+        runs = [r for r in runs if r.run_id == args.cell]
+        if not runs:
+            raise InputError(f"--cell {args.cell} is not a run of the {bench.name}/{preset} grid"
+                             f"{' for --only ' + args.only if args.only else ''} (--list shows each run's "
+                             f"folder, which ends in seed<k>-<run id>)")
     if args.table:
         path = render_table(bench, cfg, results_dir, args.seed)
         print(f"[{bench.name}] table: {os.path.relpath(path, Path.cwd()) if path else 'none'}",
@@ -231,6 +257,7 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     if args.evaluate and args.data_dir is None and bench.uses_data_dir:
         raise InputError("--evaluate needs --data-dir (the data to score the checkpoint on)")
     launch = Launch(gpus=args.gpus, num_nodes=args.num_nodes, cpu_procs=args.cpu_procs, logger=args.logger)
+    set_launch(launch.world, launch.world // launch.num_nodes)
     ctx = Context(cfg=cfg, preset=preset, launch=launch, data_dir=data_dir, generate=generate,
                   data_source="", hardware=hardware(args.gpus, args.num_nodes, args.cpu_procs),
                   results_dir=results_dir, runs_dir=Path(args.runs_dir).resolve(),
@@ -247,12 +274,16 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     if global_rank() == 0:
         check_writable(ctx.results_dir, "--results-dir")
         check_writable(ctx.runs_dir, "--runs-dir")
+    if delegates(args, launch):
+        return drive_cells(bench, ctx, args, runs)
     if data_dir is not None:
         bench.prepare_data(ctx, runs)  # every rank; ensure_stand_in lets one write at a time
         ctx.data_source = "stand-in" if is_stand_in(data_dir) else "real"
     else:
         ctx.data_source = bench.default_data_source
     rows = run_grid(bench, ctx, runs)
+    if args.cell is not None:  # one cell of a launcher's grid: the driver (or --table) writes the table
+        return 0
     if ctx.is_rank_zero:
         path = render_table(bench, cfg, results_dir, args.seed)
         if args.logger == "wandb" and bench.report is not None:
@@ -261,3 +292,60 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         print(f"[{bench.name}] {len(rows)} runs; table: "
               f"{os.path.relpath(path, Path.cwd()) if path else 'none'}", file=sys.stderr)
     return 0
+
+
+def check_launcher_options(args: argparse.Namespace) -> None:
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.cell is not None and (args.jobs > 1 or args.launcher != "local"):
+        raise InputError("--cell runs one cell itself; --jobs and --launcher hand a grid's cells out")
+    slurm_only = [o for o, v in (("--partition", args.partition), ("--time", args.time),
+                                 ("--account", args.account), ("--wait", args.wait)) if v]
+    if slurm_only and args.launcher != "slurm":
+        raise InputError(f"{', '.join(slurm_only)}: only with --launcher slurm")
+    if args.launcher == "slurm":
+        from reproduce.runner.launchers import parse_time
+        parse_time(args.time)
+
+
+def delegates(args: argparse.Namespace, launch: Launch) -> bool:
+    """Whether this invocation hands its cells to a launcher (:mod:`reproduce.runner.launchers`)
+    instead of running them itself: with ``--launcher slurm`` or ``--jobs K > 1``, and with DDP
+    started here (each cell is then a command of its own, which Lightning re-executes for its
+    ranks). A cell command, ``--evaluate``/``--list``/``--table``, and ranks that ``srun`` or
+    torchrun started run in this process."""
+    from reproduce.runner.runs import rank_source
+    if args.cell is not None:
+        return False
+    return args.launcher == "slurm" or args.jobs > 1 or (launch.world > 1 and rank_source()[1] == "single")
+
+
+def drive_cells(bench: Benchmark, ctx: Context, args: argparse.Namespace, runs: list) -> int:
+    """The grid driver: each unfinished cell as ``--cell <run id>`` through the launcher, then
+    the table from the finished runs' rows (at once for local launchers and ``--wait``)."""
+    from reproduce.runner import launchers as L
+    from reproduce.runner.grid import resync
+    csv_path = ctx.results_dir / f"{bench.name}.csv"
+    resync(csv_path, runs, ctx.runs_dir, bench.name)
+    todo = [r for r in runs if L.finished_row(r.run_dir(ctx.runs_dir)) is None]
+    how = (f"--launcher slurm" if args.launcher == "slurm" else
+           f"{args.jobs} at once" if args.jobs > 1 else "one after another")
+    print(f"[{bench.name}] preset={ctx.preset} hardware={ctx.hardware}: {len(runs)} runs, "
+          f"{len(runs) - len(todo)} finished, {len(todo)} to do as cells ({how})", file=sys.stderr)
+    finished = True
+    status = 0
+    if todo and args.launcher == "slurm":
+        status, finished = L.run_slurm(bench, ctx, todo, args.argv, args)
+    elif todo:
+        if ctx.data_dir is not None:  # once here, not in every cell at the same time
+            bench.prepare_data(ctx, todo)
+        status = L.run_local(bench, ctx, todo, args.argv, args.jobs)
+    if finished:
+        rows = L.finished_rows(ctx, runs)
+        path = render_table(bench, ctx.cfg, ctx.results_dir, args.seed)
+        if args.logger == "wandb" and bench.report is not None:
+            from reproduce.runner.tables import wandb_tables
+            wandb_tables(bench, ctx.cfg, table_rows(bench, ctx.cfg, ctx.results_dir, args.seed), ctx.runs_dir)
+        print(f"[{bench.name}] {len(rows)} of {len(runs)} runs finished; table: "
+              f"{os.path.relpath(path, Path.cwd()) if path else 'none'}", file=sys.stderr)
+    return status

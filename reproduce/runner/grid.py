@@ -95,7 +95,7 @@ def finished_row(run_dir: Path) -> dict | None:
     if not done.is_file():
         return None
     row, why = read_row(run_dir)
-    if row is None:
+    if row is None and global_rank() == 0:  # ranks > 0 only read
         print(f"warning: {run_dir / 'row.json'} is unreadable ({why}); the run will be "
               f"tested again from its checkpoint", file=sys.stderr)
         done.unlink(missing_ok=True)
@@ -141,14 +141,17 @@ def run_grid(bench, ctx, runs: list[Run]) -> list[dict]:
               f"{len(runs)} runs, {len(runs) - len(todo)} finished, {len(todo)} to do",
               file=sys.stderr)
     skipped = []
+    # what is finished is read once, before any training: every DDP rank walks the grid on its
+    # own and must take the same runs, whatever another invocation finishes meanwhile
+    finished = [finished_row(run.run_dir(ctx.runs_dir)) for run in runs]
     for i, run in enumerate(runs):
         run_dir = run.run_dir(ctx.runs_dir)
-        row = finished_row(run_dir)
+        row = finished[i]
         if row is not None:
             rows.append(row)
             continue
         lock = RunLock(run_dir)
-        if ctx.is_rank_zero:
+        if ctx.is_rank_zero:  # ranks > 0 never take run locks
             # one process: skip a run that another live invocation holds; DDP ranks must stay in
             # step, so rank 0 waits for it instead
             if not lock.acquire(wait=ctx.launch.world > 1):
@@ -157,7 +160,10 @@ def run_grid(bench, ctx, runs: list[Run]) -> list[dict]:
                 skipped.append(run)
                 continue
         try:
-            row = finished_row(run_dir)  # finished by another process while we waited
+            # finished by another process while we waited: one process skips it; DDP ranks all
+            # decided from the folders as they found them, so rank 0 goes on in step with them
+            # (it resumes from that run's final checkpoint: only the test is repeated)
+            row = finished_row(run_dir) if ctx.launch.world == 1 else None
             if row is not None:
                 rows.append(row)
                 continue

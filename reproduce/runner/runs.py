@@ -9,6 +9,8 @@ derived from it::
         started_at         when its first attempt started (kept by resumptions); elapsed_s.txt
         checkpoints/last.ckpt, checkpoints/best.ckpt (when validation selects the model)
         logs/attempt<k>/metrics.csv  Lightning CSV log per (re)start;  wandb/
+        logs/cell.log, logs/slurm-<job>_<task>-rank<r>.log  a launcher's cell output (launchers.py)
+        resume.json        rank 0's resume decision for ranks that srun/torchrun started (DDP)
         row.json, done     written last: the run is finished
 """
 from __future__ import annotations
@@ -54,15 +56,72 @@ class Run:
             f"seed{self.seed}-{self.run_id}"
 
 
+#: processes per node and world size of this invocation (:func:`set_launch`, from its command line;
+#: the processes Lightning's launcher starts parse the same command line and set the same values)
+_LAUNCH = {"world": 1, "per_node": 1}
+
+
+def set_launch(world: int, per_node: int) -> None:
+    """Record how many processes this invocation runs (``--gpus``/``--cpu-procs`` × ``--num-nodes``),
+    so that :func:`global_rank` can tell an ``srun`` that started them from a leftover
+    ``SLURM_PROCID``."""
+    _LAUNCH.update(world=max(1, int(world)), per_node=max(1, int(per_node)))
+
+
+def _env_int(name: str) -> int | None:
+    try:
+        return int(os.environ[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def rank_source() -> tuple[int, str]:
+    """(this process's global rank, the launcher it was read from).
+
+    The rank comes from the launcher that started the process, never from leftovers:
+
+    * torchrun (and other ``torch.distributed`` launchers): ``RANK`` with ``WORLD_SIZE``;
+    * Lightning's own subprocess launcher: it sets ``LOCAL_RANK``, ``NODE_RANK`` and
+      ``WORLD_SIZE`` in the processes it starts (and ``LOCAL_RANK=0`` in itself); a node's first
+      process before it has started the others has only ``NODE_RANK`` (set by the user on node k);
+      rank = node rank × processes per node + local rank;
+    * ``srun``: ``SLURM_PROCID``, only when ``SLURM_NTASKS`` equals this invocation's world size.
+      Inside an interactive allocation every process inherits ``SLURM_PROCID=0`` (and
+      ``SLURM_NTASKS`` of the allocation), so with Lightning starting the ranks it is not a rank;
+    * else 0 (one process).
+    """
+    env = os.environ
+    rank = _env_int("RANK")
+    if rank is not None and "WORLD_SIZE" in env:
+        return rank, "torchrun"
+    local, node = _env_int("LOCAL_RANK"), _env_int("NODE_RANK")
+    if node is None:
+        node = _env_int("GROUP_RANK")
+    several = _LAUNCH["world"] > 1 or (_env_int("WORLD_SIZE") or 1) > 1  # a leftover NODE_RANK of one process is no rank
+    if several and ((local is not None and "WORLD_SIZE" in env) or (node is not None and node > 0)):
+        return (node or 0) * _LAUNCH["per_node"] + (local or 0), "lightning"
+    procid, ntasks = _env_int("SLURM_PROCID"), _env_int("SLURM_NTASKS")
+    if procid is not None and _LAUNCH["world"] > 1 and ntasks == _LAUNCH["world"]:
+        return procid, "srun"
+    return 0, "single"
+
+
 def global_rank() -> int:
-    """This process's rank under DDP (Lightning's or SLURM's variables), 0 otherwise."""
-    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        if var in os.environ:
-            try:
-                return int(os.environ[var])
-            except ValueError:
-                pass
-    return 0
+    """This process's rank under DDP (:func:`rank_source`), 0 otherwise."""
+    return rank_source()[0]
+
+
+def launch_token() -> str | None:
+    """An identifier that every rank of one launch shares and a later launch does not (``srun``:
+    job, step and restart count; torchrun: run id and restart count), or None when the ranks
+    are not started together by such a launcher."""
+    env = os.environ
+    source = rank_source()[1]
+    if source == "srun":
+        return "slurm-" + "-".join(env.get(k, "") for k in ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_RESTART_COUNT"))
+    if source == "torchrun" and "TORCHELASTIC_RUN_ID" in env:
+        return "torchrun-" + env["TORCHELASTIC_RUN_ID"] + "-" + env.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return None
 
 
 class RunLock:

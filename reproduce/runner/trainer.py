@@ -14,6 +14,7 @@ checkpoint: the step it cut may be half done).
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import sys
@@ -28,7 +29,7 @@ from datamodules._common import atomic_write_text
 from reproduce.runner.checkpoints import (AtomicCheckpointIO, check_checkpoint, clean_temporaries, recover,
                                           resume_point)
 from reproduce.runner.config import build
-from reproduce.runner.runs import Run, global_rank
+from reproduce.runner.runs import Run, global_rank, launch_token
 from reproduce.runner.store import REPO_ROOT
 
 
@@ -52,7 +53,8 @@ class TrainerConfig:
     precision: str | int | None = None      # GPUs only (CPU runs stay in float32)
     tf32: bool = False                      # GPUs only: TF32 convolutions/matmuls (off: FP32 as the papers ran)
     ckpt_every_n_epochs: int = 1
-    sync_batchnorm: bool = True             # GPU DDP only: torch has no SyncBatchNorm on CPU/gloo
+    # DDP: equivariant batch norms on any backend; torch's BatchNorm on GPUs only (no SyncBatchNorm on CPU/gloo)
+    sync_batchnorm: bool = True
     select: Literal["last"] | Select = "last"
 
     def __post_init__(self) -> None:
@@ -235,6 +237,33 @@ class StopOnSignal(Callback):
                 trainer.save_checkpoint(self.checkpoint, weights_only=False)
 
 
+def seed_rank(seed: int) -> None:
+    """Seed the global torch, numpy and ``random`` generators (not ``PL_GLOBAL_SEED``)."""
+    import random
+
+    import numpy as np
+    import torch
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class RankSeed(Callback):
+    """Under DDP, rank r's global generators are seeded with ``seed + r`` when ``fit`` sets up —
+    after the model was built from ``seed`` (the same initial weights everywhere) and before the
+    first batch — so dropout masks and augmentation draws (rotations) differ between the
+    processes, as they differ between the batches of one process, and are reproducible.
+    ``PL_GLOBAL_SEED``, the seed of Lightning's distributed sampler, stays the run seed: every
+    rank must shuffle alike to split the data. One process: nothing changes."""
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit" and trainer.world_size > 1:
+            seed_rank(self.seed + trainer.global_rank)
+
+
 class LastCheckpoint(ModelCheckpoint):
     """``last.ckpt`` every ``every_n_epochs`` epochs (at the end of the training epoch, after its
     validation and best-model update) and when training ends, whatever selects the tested model.
@@ -286,7 +315,17 @@ def make_trainer(launch: Launch, run: Run, run_dir: Path, data_source: str, call
     return pl.Trainer(accelerator=accelerator, devices=devices, num_nodes=launch.num_nodes,
                       strategy="ddp" if launch.world > 1 else "auto", logger=loggers or False,
                       plugins=[AtomicCheckpointIO()],
-                      callbacks=[*checkpoints, stop or StopOnSignal(), *(callbacks or [])], default_root_dir=str(run_dir), **kwargs)
+                      callbacks=[*checkpoints, stop or StopOnSignal(), RankSeed(run.seed), *(callbacks or [])],
+                      default_root_dir=str(run_dir), **kwargs)
+
+
+def prepare_ddp(task, t: TrainerConfig, launch: Launch) -> None:
+    """Under DDP with ``trainer.sync_batchnorm``: the equivariant batch norms all-reduce their
+    statistics (:func:`models.steerable.layers.sync_equivariant_batchnorm`, on any backend);
+    torch's batch norms are converted by Lightning, on GPUs only (see :func:`make_trainer`)."""
+    if launch.world > 1 and t.sync_batchnorm:
+        from models.steerable.layers import sync_equivariant_batchnorm
+        sync_equivariant_batchnorm(task)
 
 
 def final_train_metrics(trainer, run_dir: Path) -> dict:
@@ -344,6 +383,56 @@ def choose_resume(run: Run, run_dir: Path) -> Path | None:
     return resume
 
 
+#: how long ranks > 0 wait for rank 0's resume decision before saying so (it may wait for a run lock)
+RESUME_WAIT_NOTE_S = 60.0
+
+
+def shared_resume(run: Run, run_dir: Path, world: int) -> Path | None:
+    """The checkpoint every rank resumes from, decided by rank 0 alone (:func:`choose_resume`,
+    which may rename damaged files and restore ``last.ckpt.prev``); ranks > 0 never look at
+    the checkpoint folder while rank 0 changes it. The decision reaches them
+
+    * through the environment (``EB_RESUME_<run id>``) when Lightning's launcher starts them:
+      rank 0 decides before ``fit``, which is where Lightning starts the other processes;
+    * through ``resume.json`` in the run folder, tagged with the launch (:func:`runs.launch_token`)
+      when ``srun`` or torchrun started every rank at once: ranks > 0 wait for it.
+
+    Without either (ranks started some other way) ranks > 0 only read (:func:`resume_point`)."""
+    if world <= 1:
+        return choose_resume(run, run_dir)
+    key = f"EB_RESUME_{run.run_id}"
+    decision = run_dir / "resume.json"
+    token = launch_token()
+    if global_rank() == 0:
+        resume = choose_resume(run, run_dir)
+        value = str(resume) if resume is not None else ""
+        os.environ[key] = value  # inherited by the processes Lightning's launcher starts in fit
+        if token is not None:
+            atomic_write_text(decision, json.dumps({"launch": token, "resume": value}))
+        return resume
+    if key in os.environ:
+        value = os.environ[key]
+        return Path(value) if value else None
+    if token is not None:
+        t0, said = time.time(), False
+        while True:
+            try:
+                got = json.loads(decision.read_text())
+                if isinstance(got, dict) and got.get("launch") == token:
+                    return Path(got["resume"]) if got.get("resume") else None
+            except (OSError, ValueError):
+                pass
+            if not said and time.time() - t0 > RESUME_WAIT_NOTE_S:
+                print(f"[{run.benchmark}] rank {global_rank()}: waiting for rank 0 to decide where "
+                      f"{os.path.relpath(run_dir, REPO_ROOT)} resumes from", file=sys.stderr)
+                said = True
+            time.sleep(0.2)
+    resume, _ = resume_point(run_dir / "checkpoints", tuple(sorted(run_dir.glob("hpc_ckpt_*.ckpt"))))
+    if resume is not None and resume.name == "last.ckpt.prev":
+        resume = run_dir / "checkpoints" / "last.ckpt"  # rank 0 restores it under that name
+    return resume
+
+
 def tested_checkpoint(run: Run, run_dir: Path, selection: Select | None) -> Path | None:
     """The checkpoint the test loads: ``best.ckpt`` when a validation metric selects the model,
     else None (the trained weights in memory, which are ``last.ckpt``'s). A selected run without
@@ -377,6 +466,7 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     backbone = bench.build_backbone(ctx, run)
     task = bench.build_task(ctx, run, backbone)
     selection = trainer_config(run.cfg).selection
+    prepare_ddp(task, trainer_config(run.cfg), ctx.launch)
 
     class SaveElapsed(Callback):
         def on_train_epoch_end(self, trainer, pl_module):
@@ -386,7 +476,7 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     trainer = make_trainer(ctx.launch, run, run_dir, ctx.data_source,
                            [SaveElapsed(), *bench.callbacks(ctx, run)], stop=stop)
     last = run_dir / "checkpoints" / "last.ckpt"
-    resume = choose_resume(run, run_dir)
+    resume = shared_resume(run, run_dir, ctx.launch.world)
     try:
         trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
         final = final_train_metrics(trainer, run_dir)
