@@ -200,7 +200,7 @@ def install_signal_handlers() -> None:
     """SIGTERM → :func:`on_stop_signal`; SIGUSR1 too, except under SLURM, where Lightning's
     ``SLURMEnvironment`` installs its own (checkpoint ``hpc_ckpt_<n>.ckpt`` and requeue; it only
     does so when no handler is installed, so none is installed here)."""
-    from lightning_fabric.plugins.environments import SLURMEnvironment
+    from pytorch_lightning.plugins.environments import SLURMEnvironment
     if threading_main():
         signal.signal(signal.SIGTERM, on_stop_signal)
         if not SLURMEnvironment.detect():
