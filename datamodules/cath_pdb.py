@@ -10,7 +10,7 @@ between splits and every class in every split. The published file was made by
 Inputs
 ------
 * ``pdb_dir``: structure files, PDB (``.pdb``, ``.ent``, CATH ``dompdb`` files without extension),
-  mmCIF (``.cif``, ``.mmcif``) or BinaryCIF (``.bcif``; biopython's decoder, needs ``msgpack``), any
+  mmCIF (``.cif``, ``.mmcif``) or BinaryCIF (``.bcif``; decoded by biotite), any
   of them optionally gzipped. A domain ``1abcA01`` is looked up, in this order, as a file named after
   the domain (already cut to the domain: CATH ``dompdb``, boundaries are then not needed), after the
   chain (``1abcA``, ``1abc_A``, or a whole-chain SCOP/ASTRAL file ``d1abca_``), after the entry
@@ -364,44 +364,37 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 def _parse_bcif(path: Path):
-    """BinaryCIF through biopython's decoder (``Bio.PDB.binary_cif``), chains named by
-    ``auth_asym_id`` like :class:`~Bio.PDB.MMCIFParser` and CATH (biopython's BinaryCIFParser names
-    them by ``label_asym_id``: antibody chains H/L would read as A/B)."""
+    """BinaryCIF decoded by biotite (``biotite.structure.io.pdbx.BinaryCIFFile``), its
+    ``_atom_site`` table handed to biopython's :class:`~Bio.PDB.MMCIFParser` as mmCIF text, so a
+    BinaryCIF file reads exactly as its mmCIF twin (chains by ``auth_asym_id``, altlocs, insertion
+    codes, models). biotite rather than biopython's own decoder: biopython 1.88's
+    ``Bio.PDB.binary_cif`` fails on a column whose every value is masked (an all-``?``
+    ``pdbx_PDB_ins_code``, as in most wwPDB files: ``IndexError: index -1 is out of bounds``) and
+    names chains by ``label_asym_id``."""
+    from Bio.PDB import MMCIFParser
+
     try:
-        import msgpack
-        from Bio.PDB.binary_cif import BinaryCIFParser, _decode
-        from Bio.PDB.StructureBuilder import StructureBuilder
+        import biotite.structure.io.pdbx as pdbx
     except ImportError as e:
-        raise InputError(f"CATH: reading the BinaryCIF file {path} needs msgpack and biopython >= 1.84 "
-                         f"({e}); pip install msgpack 'biopython>=1.84'") from None
+        raise InputError(f"CATH: reading the BinaryCIF file {path} needs biotite ({e}); "
+                         f"pip install biotite") from None
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as f:
-        data = msgpack.unpack(f, use_list=True, raw=False)
-    columns = {f"{cat['name']}.{col['name']}": col for block in data["dataBlocks"]
-               for cat in block["categories"] for col in cat["columns"]}
-    if "_atom_site.auth_asym_id" in columns:
-        columns["_atom_site.label_asym_id"] = columns["_atom_site.auth_asym_id"]
-    parser = BinaryCIFParser()
-    models = _decode(columns["_atom_site.pdbx_PDB_model_num"])
-    chains = _decode(columns["_atom_site.label_asym_id"])
-    comps = _decode(columns["_atom_site.label_comp_id"])
-    residues = parser._get_residue_ids(columns)
-    atoms = parser._get_atoms(columns)
-    sb = StructureBuilder()
-    sb.init_structure(path.name)
-    model = chain = residue = None
-    for i, atom in enumerate(atoms):
-        if models[i] != model:
-            sb.init_model(len(sb.get_structure()), int(models[i]))
-            model, chain, residue = models[i], None, None
-        if chains[i] != chain:
-            sb.init_chain(str(chains[i]))
-            chain, residue = chains[i], None
-        if (residues[i], comps[i]) != residue:
-            sb.init_residue(str(comps[i]), residues[i][0], int(residues[i][1]), residues[i][2])
-            residue = (residues[i], comps[i])
-        sb.init_atom(**atom)
-    return sb.get_structure()
+        bcif = pdbx.BinaryCIFFile.read(f)
+    blocks = list(bcif.values())
+    if not blocks or "atom_site" not in blocks[0]:
+        raise KeyError("no _atom_site category")
+    site = blocks[0]["atom_site"]
+    columns = {}
+    for name in site.keys():
+        col = site[name]
+        mask = None if col.mask is None else col.mask.array
+        columns[name] = pdbx.CIFColumn(pdbx.CIFData(col.data.array.astype(str)), mask)
+    text = pdbx.CIFFile({"structure": pdbx.CIFBlock({"atom_site": pdbx.CIFCategory(columns)})})
+    buf = io.StringIO()
+    text.write(buf)
+    buf.seek(0)
+    return MMCIFParser(QUIET=True).get_structure(path.name, buf)
 
 
 def parse_structure(path: str | os.PathLike):
@@ -413,14 +406,13 @@ def parse_structure(path: str | os.PathLike):
     path = Path(path)
     _, fmt = _stem(path.name)
     if fmt == "bcif":
-        import msgpack
-
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return _parse_bcif(path)
-        except (msgpack.UnpackException, ValueError, KeyError, IndexError, TypeError, AssertionError,
-                EOFError, OSError, zlib.error) as e:
+        except InputError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure to decode the file makes it unreadable
             raise StructureError(f"unreadable BCIF file ({type(e).__name__}: {str(e)[:80]})") from None
     parser = MMCIFParser(QUIET=True) if fmt == "cif" else PDBParser(QUIET=True, PERMISSIVE=True)
     try:

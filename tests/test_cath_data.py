@@ -132,6 +132,65 @@ def test_bcif_chains_are_author_chains_and_bad_bcif_is_unreadable(tmp_path):
             read_ca(tmp_path / name, chain="A")
 
 
+def _biotite_bcif(pdb_gz: Path, out: Path, chain_map: dict[str, str] | None = None) -> Path:
+    """A wwPDB-style BinaryCIF file written by biotite (not by tests/bcif.py): ``_entry.id``, and
+    ``pdbx_PDB_ins_code`` / ``label_alt_id`` missing (``?``) in every row, encoded as wwPDB files do
+    (a StringArray of no strings, every index -1)."""
+    import warnings
+
+    import biotite.structure.io.pdb as bpdb
+    import biotite.structure.io.pdbx as pdbx
+
+    with gzip.open(pdb_gz, "rt") as f, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # biotite guesses elements of a PDB file without them
+        atoms = bpdb.PDBFile.read(f).get_structure(model=1, extra_fields=["occupancy", "b_factor"])
+    bcif = pdbx.BinaryCIFFile()
+    pdbx.set_structure(bcif, atoms)
+    bcif.block["entry"] = pdbx.BinaryCIFCategory({"id": pdb_gz.name[:4].upper()})
+    bcif = pdbx.compress(bcif)
+    site = bcif.block["atom_site"]
+    if chain_map:
+        site["auth_asym_id"] = pdbx.BinaryCIFColumn(
+            np.array([chain_map[c] for c in site["auth_asym_id"].as_array(str)]))
+    n = len(atoms)
+    for empty in ("pdbx_PDB_ins_code", "label_alt_id"):
+        no_strings = pdbx.StringArrayEncoding(
+            strings=np.array([], dtype="U1"),
+            data_encoding=[pdbx.RunLengthEncoding(), pdbx.ByteArrayEncoding()],
+            offset_encoding=[pdbx.ByteArrayEncoding()])
+        site[empty] = pdbx.BinaryCIFColumn(
+            pdbx.BinaryCIFData(np.full(n, "", dtype="U1"), [no_strings]),
+            pdbx.BinaryCIFData(np.full(n, pdbx.MaskValue.MISSING, dtype=np.uint8),
+                               [pdbx.RunLengthEncoding(), pdbx.ByteArrayEncoding()]))
+    bcif.write(out)
+    return out
+
+
+def test_bcif_written_by_biotite_with_all_masked_columns_reads_like_its_pdb(tmp_path):
+    """Most wwPDB BinaryCIF files have an all-masked ``pdbx_PDB_ins_code``; biopython 1.88's
+    decoder fails on it (IndexError), biotite, which reads them here, does not."""
+    import biotite.structure.io.pdbx as pdbx
+    from Bio.PDB.binary_cif import BinaryCIFParser
+
+    p = _biotite_bcif(PDB / "1ahsA.pdb.gz", tmp_path / "1ahs.bcif", {"A": "H"})
+    site = pdbx.BinaryCIFFile.read(p).block["atom_site"]
+    for empty in ("pdbx_PDB_ins_code", "label_alt_id"):  # the case: every value missing
+        assert (site[empty].mask.array == pdbx.MaskValue.MISSING).all()
+    try:
+        BinaryCIFParser().get_structure(None, str(p))
+        bio = None
+    except Exception as e:  # noqa: BLE001 - documents what the replaced decoder does
+        bio = type(e).__name__
+    xyz, resnum = read_ca(p, chain="H")  # author chain H (label chain A)
+    ref_xyz, ref_resnum = read_ca(PDB / "1ahsA.pdb.gz", chain="A")
+    assert resnum.tolist() == ref_resnum.tolist() and len(resnum) == REAL["1ahsA"][0]
+    np.testing.assert_allclose(xyz, ref_xyz, atol=1e-3)
+    assert bio in (None, "IndexError")  # biopython 1.88: IndexError, as on wwPDB files
+    with gzip.open(tmp_path / "1ahsH.bcif.gz", "wb") as f:  # gzipped works the same
+        f.write(p.read_bytes())
+    np.testing.assert_allclose(read_ca(tmp_path / "1ahsH.bcif.gz", chain="H")[0], ref_xyz, atol=1e-3)
+
+
 # --------------------------------------------------------------------------- CATH text formats
 def test_domain_list_and_boundary_formats():
     entries = read_domain_list(DATA / "cath" / "domains.txt")
