@@ -216,7 +216,8 @@ def test_implausible_channels_are_a_warning_naming_them(tmp_path, capsys):
     C.write_mesh_npz(tmp_path / "npz" / "data-2106-01-01-00-1-mesh.npz", data, np.zeros(162, int))
     C.read_mesh_npz(tmp_path / "npz" / "data-2106-01-01-00-1-mesh.npz", 162)
     err = capsys.readouterr().err
-    assert "QREFHT median 10.75 kg/kg" in err and "PS" not in err
+    # (published mean + 0.1 std) x 1000 = 11.39 "kg/kg", +1.78e3 std
+    assert "QREFHT median 11.39 kg/kg (+1.78e+03 std)" in err and "PS" not in err
 
 
 def test_library_warnings_of_an_ncep_file_are_silenced(tmp_path, capsys):
