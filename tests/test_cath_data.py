@@ -191,6 +191,61 @@ def test_bcif_written_by_biotite_with_all_masked_columns_reads_like_its_pdb(tmp_
     np.testing.assert_allclose(read_ca(tmp_path / "1ahsH.bcif.gz", chain="H")[0], ref_xyz, atol=1e-3)
 
 
+def test_real_wwpdb_bcif_reads_like_its_mmcif_twin():
+    """The _atom_site of wwPDB entry 1AKI as the wwPDB writes it (python-mmcif encoder: StringArray
+    columns masked in every row, masked integer label_seq_id on waters): the CA trace equals the
+    one of the same entry's mmCIF."""
+    import biotite.structure.io.pdbx as pdbx
+
+    bcif, cif = PDB / "bcif" / "1aki_atom_site.bcif.gz", PDB / "bcif" / "1aki_atom_site.cif.gz"
+    with gzip.open(bcif, "rb") as f:
+        site = pdbx.BinaryCIFFile.read(f).block["atom_site"]
+    for empty in ("pdbx_PDB_ins_code", "label_alt_id", "pdbx_formal_charge"):
+        assert (site[empty].mask.array != pdbx.MaskValue.PRESENT).all()
+    xyz, resnum = read_ca(bcif, chain="A")
+    ref_xyz, ref_resnum = read_ca(cif, chain="A")
+    assert len(resnum) == 129 and resnum.tolist() == ref_resnum.tolist() == list(range(1, 130))
+    np.testing.assert_allclose(xyz, ref_xyz, atol=1e-4)
+    np.testing.assert_allclose(xyz[0], [35.892, 21.073, -11.427], atol=1e-3)
+
+
+def test_bcif_encoded_by_biotite_itself_reads_like_its_mmcif(tmp_path):
+    """awkward.cif converted to BinaryCIF by biotite's own encoder (``pdbx.compress`` chooses the
+    encodings; masked '.' / '?' in label_alt_id, pdbx_PDB_ins_code and label_seq_id): altlocs,
+    insertion codes 52A/52B, MSE, ions, waters and a second model read as from the mmCIF."""
+    import biotite.structure.io.pdbx as pdbx
+
+    site = pdbx.CIFFile.read(str(PDB / "awkward.cif")).block["atom_site"]
+    columns = {}
+    for name in site.keys():
+        col = site[name]
+        values = col.as_array(str)
+        mask = None if col.mask is None else col.mask.array
+        present = values if mask is None else values[mask == pdbx.MaskValue.PRESENT]
+        for dtype in (np.int32, np.float32):  # typed columns, so that compress picks number encodings
+            try:
+                present.astype(dtype)
+                if dtype is np.int32 and any("." in v for v in present):
+                    continue
+            except ValueError:
+                continue
+            values = (values if mask is None else np.where(mask == pdbx.MaskValue.PRESENT, values, "0")).astype(dtype)
+            break
+        columns[name] = pdbx.BinaryCIFColumn(pdbx.BinaryCIFData(values),
+                                             None if mask is None else pdbx.BinaryCIFData(mask))
+    out = pdbx.compress(pdbx.BinaryCIFFile({"AWKW": pdbx.BinaryCIFBlock({"atom_site": pdbx.BinaryCIFCategory(columns)})}))
+    written = out.block["atom_site"]
+    assert written["label_seq_id"].mask is not None and written["pdbx_PDB_ins_code"].mask is not None
+    assert written["label_seq_id"].data.array.dtype.kind in "iu"  # an integer column with masked rows
+    out.write(tmp_path / "awkw.bcif")
+    for chain in "AB":
+        a, ra = read_ca(tmp_path / "awkw.bcif", chain=chain)
+        b, rb = read_ca(PDB / "awkward.cif", chain=chain)
+        assert ra.tolist() == rb.tolist()
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    assert read_ca(tmp_path / "awkw.bcif", chain="A")[1].tolist() == [1, 2, 52, 52, 52, 53, 54, 55]
+
+
 # --------------------------------------------------------------------------- CATH text formats
 def test_domain_list_and_boundary_formats():
     entries = read_domain_list(DATA / "cath" / "domains.txt")
