@@ -375,7 +375,8 @@ def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_mesh(v: np.ndarray, f: np.ndarray) -> None:
-    """:class:`BrokenMesh` unless the mesh has faces, finite vertices and a nonzero extent.
+    """:class:`BrokenMesh` unless the mesh has faces, finite vertices, face indices in range (a
+    ``.ply`` face list is checked here) and a nonzero extent.
 
     >>> check_mesh(np.zeros((3, 3)), np.array([[0, 1, 2]]))
     Traceback (most recent call last):
@@ -389,6 +390,11 @@ def check_mesh(v: np.ndarray, f: np.ndarray) -> None:
     bad = ~np.isfinite(v).all(1)
     if bad.any():
         raise BrokenMesh(f"{int(bad.sum())} of {len(v)} vertices are NaN or infinite")
+    out = (f < 0) | (f >= len(v))
+    if out.any():
+        row = int(np.nonzero(out.any(1))[0][0])
+        raise BrokenMesh(f"{int(out.any(1).sum())} face(s) index vertices out of range (face {row}: "
+                         f"{' '.join(map(str, f[row].tolist()))}; {len(v)} vertices, indices 0..{len(v) - 1})")
     used = v[np.unique(f)]
     if not (np.ptp(used, axis=0).max() > 0):
         raise BrokenMesh("zero extent (all vertices coincide)")

@@ -569,6 +569,24 @@ def test_truncated_meshes_written_by_trimesh_are_refused_naming_the_problem(tmp_
     assert not _cut(obj, 0.6).endswith(b"\n")
 
 
+def test_ply_face_indices_out_of_range_are_a_broken_mesh(tmp_path):
+    """trimesh-written .ply (ASCII and binary) whose face list names vertex 400 of 42 (or -1): a
+    BrokenMesh naming the face, never an IndexError or a wrapped index."""
+    m = trimesh.creation.icosphere(1)  # 42 vertices
+    lines = _exported(m, "ply", encoding="ascii").split(b"\n")
+    first_face = lines.index(b"end_header") + 1 + len(m.vertices)
+    lines[first_face] = b"3 0 1 400"
+    (tmp_path / "ascii.ply").write_bytes(b"\n".join(lines))
+    for name, bad in (("binary.ply", 400), ("negative.ply", -1)):
+        f = np.asarray(m.faces).copy()
+        f[3, 2] = bad
+        (tmp_path / name).write_bytes(_exported(trimesh.Trimesh(m.vertices, f, process=False, validate=False), "ply"))
+    for name, face in (("ascii.ply", "face 0: 0 1 400"), ("binary.ply", r"face 3: \d+ \d+ 400"),
+                       ("negative.ply", r"face 3: \d+ \d+ -1")):
+        with pytest.raises(S.BrokenMesh, match=rf"1 face\(s\) index vertices out of range \({face}; 42 vertices"):
+            S.read_mesh(tmp_path / name)
+
+
 def test_truncated_meshes_in_class_folders_are_skipped_with_one_line_each(tmp_path, capsys):
     d = tmp_path / "modelnet"
     for cls, m in (("chair", box_mesh((1, 2, 3))), ("table", trimesh.creation.icosphere(2))):
