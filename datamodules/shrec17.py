@@ -899,6 +899,10 @@ def index_shrec_split(data_dir: Path, split: str) -> SplitIndex:
     return SplitIndex(split, folder, lab, rows, items, missing)
 
 
+#: class ids named in full in an error before it is shortened
+MAX_NAMED_CLASSES = 12
+
+
 def index_folders(data_dir: Path, exclude: Sequence[Path] = ()) -> dict[str, SplitIndex]:
     """The folder-per-class layout (module docstring): ``{split: SplitIndex}`` of the splits that
     have files. Ids are 0, 1, ... over the sorted (split, class, path)."""
@@ -1293,6 +1297,17 @@ class Shrec17DataModule(pl.LightningDataModule):
             raise InputError(f"{BENCH}: {source} has {len(names)} synsets (classes), config data.num_classes "
                              f"is {self.num_classes}" + (" (the stand-in has 8)" if self.stand_in else ""))
         known = set(names)
+        if self.layout == "folders" and self.fixed_classes is not None:
+            unknown = sorted({r.synset for ix in index.values() for r in ix.rows} - known)
+            if unknown:
+                shown = ", ".join(names[:MAX_NAMED_CLASSES]) + (f", ... ({len(names)} in all)"
+                                                               if len(names) > MAX_NAMED_CLASSES else "")
+                raise InputError(
+                    f"{BENCH}: {self.data_dir}: class folder(s) {', '.join(repr(u) for u in unknown[:5])}"
+                    f"{' ...' if len(unknown) > 5 else ''} are not classes of the model; its {len(names)} "
+                    f"class ids are {shown}. Rename each class folder to the id of the class it holds "
+                    f"(e.g. {self.data_dir / names[0]}/), a folder per class; classes the data lacks may "
+                    f"be left out")
         for ix in index.values():
             bad = [r for r in ix.rows if r.synset not in known]
             if bad:
@@ -1368,6 +1383,12 @@ class Shrec17DataModule(pl.LightningDataModule):
                                            params, self.normalize) for s in self.splits}
         if self.test_split_name == "val":
             self.datasets["test"] = self.datasets["val"]
+
+    @property
+    def test_files(self) -> list[Path]:
+        """The mesh files of the scored split that were read and scored (broken ones left out,
+        each named when skipped); what ``--evaluate`` reports."""
+        return [it.path for it in self._usable.get(self.test_split_name, [])]
 
     # -- labels --------------------------------------------------------------------------------
     def labels(self, split: str | None = None) -> dict[str, tuple[str, str, str]]:

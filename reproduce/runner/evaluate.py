@@ -108,7 +108,7 @@ def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None) -> dict
     out = {"checkpoint": str(ckpt), "data_dir": str(ctx.data_dir), "data_source": ctx.data_source,
            **scored, **metrics}
     print(f"[{bench.name}] scored {scored.get('test_samples', '?')} test samples"
-          + (f" from {', '.join(scored['test_files'])}" if scored.get("test_files") else ""), file=sys.stderr)
+          + (f" from {_file_list(scored['test_files'])}" if scored.get("test_files") else ""), file=sys.stderr)
     print(json.dumps(out), flush=True)
     tag = config_hash([str(ctx.data_dir), list(overrides or [])], 8)
     path = run_dir / f"evaluate-{tag}.json"
@@ -117,6 +117,14 @@ def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None) -> dict
     except OSError as e:
         print(f"warning: the metrics above were not kept in {path} ({e.strerror or e})", file=sys.stderr)
     return out
+
+
+def _file_list(files: list[str], shown: int = 20) -> str:
+    """Every file, comma-separated, up to ``shown``; beyond, the first ``shown`` and the count
+    of the others (the JSON lists them all)."""
+    if len(files) <= shown:
+        return ", ".join(files)
+    return f"{', '.join(files[:shown])}, ... and {len(files) - shown} more ({len(files)} files, all in the JSON)"
 
 
 def _scored(dm) -> dict:
