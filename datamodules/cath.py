@@ -71,7 +71,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import InputError, ensure_stand_in, trainer_world
+from datamodules._common import ClassCountError, InputError, ensure_stand_in, trainer_world
 from datamodules.cath_pdb import (CATH_CLASSES, NPZ_KEYS, TEST_SPLITS, TRAIN_SPLITS, VAL_SPLITS, BuildSummary,
                                   build_dataset)
 from models.geometry import random_rotation, relative_error
@@ -372,8 +372,9 @@ class CathDataModule(pl.LightningDataModule):
     def _select(self, arrays: CathArrays) -> dict[str, np.ndarray]:
         """Record indices per stage (training reduced ×``reduction``), checked non-empty."""
         if len(arrays.label_set) != self.num_classes:
-            raise InputError(f"CATH: {self.path} has {len(arrays.label_set)} classes (field 'labels'), "
-                             f"config data.num_classes is {self.num_classes}")
+            raise ClassCountError(f"CATH: {self.path} has {len(arrays.label_set)} classes (field 'labels'), "
+                                  f"config data.num_classes is {self.num_classes}",
+                                  len(arrays.label_set), self.num_classes, str(self.path))
         idx = {name: arrays.split_indices(splits) for name, splits in self.splits.items()}
         idx["train"] = reduce_indices(idx["train"], arrays.y, self.reduction)
         for name, i in idx.items():

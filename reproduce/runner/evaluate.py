@@ -10,16 +10,25 @@ so an evaluation folder needs only the files it scores. A checkpoint or config t
 used is one ``error:`` line. The result (metrics, how many samples were scored, from where) is
 printed as JSON and kept in the run folder as ``evaluate-<hash>.json`` (a folder that cannot be
 written costs that copy only: one ``warning:`` line, the printed metrics stand, exit 0).
+
+What the checkpoint was trained on — its resolution, sampling and class count (the benchmark's
+``geometry_keys``, e.g. ``data.nside``, ``data.grid_size``, ``data.num_classes``) — is kept: an
+override that changes one, or data of another class count, is refused with one ``error:`` line
+("the checkpoint's head has 10 outputs, data has 3 classes") unless ``--allow-mismatch`` asks for
+it, and then each difference is said in one line. With fewer classes than the head has outputs,
+data class k is scored as the checkpoint's class k; more classes than outputs are always refused.
 """
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
-from datamodules._common import InputError, atomic_write_text, is_stand_in
+from datamodules._common import ClassCountError, InputError, atomic_write_text, is_stand_in
+from reproduce.runner import config as C
 from reproduce.runner.checkpoints import check_checkpoint
 from reproduce.runner.config import apply_overrides, config_hash, parse_override, set_dotted
 from reproduce.runner.runs import Run
@@ -77,23 +86,95 @@ def usable_checkpoint(ckpt, option: str) -> Path:
     return ckpt
 
 
-def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None) -> dict:
+MISMATCH_FLAG = "--allow-mismatch"
+
+
+def _head_message(outputs: int, classes: int, where: str = "") -> str:
+    return (f"the checkpoint's head has {outputs} output{'s' * (outputs != 1)}, data has {classes} "
+            f"class{'es' * (classes != 1)}" + (f" ({where})" if where else ""))
+
+
+def geometry_changes(bench, trained: dict, now: dict) -> list[tuple[str, object, object]]:
+    """``(key, checkpoint's value, value now)`` for every key of ``bench.geometry_keys`` (what
+    the checkpoint was trained on: resolution, sampling, class count) that ``now`` changes."""
+    out = []
+    for key in bench.geometry_keys:
+        old, new = C.get(trained, key, None), C.get(now, key, None)
+        if old != new:
+            out.append((key, old, new))
+    return out
+
+
+def check_geometry(bench, trained: dict, now: dict, allow: bool) -> int | None:
+    """Refuse (:class:`InputError`) a resolution, sampling or class count other than the
+    checkpoint's unless ``allow`` (``--allow-mismatch``), then say each in one line. Returns the
+    checkpoint's class count when the data's differs (the head keeps its outputs), else None."""
+    head = None
+    for key, old, new in geometry_changes(bench, trained, now):
+        if key == "data.num_classes":
+            _more_classes(int(old), int(new), f"data.num_classes={new}")
+            if not allow:
+                raise InputError(f"--evaluate: {_head_message(old, new, f'data.num_classes={new}')}; pass "
+                                 f"{MISMATCH_FLAG} to score them as the checkpoint's {_classes(0, int(new) - 1)}")
+            _allow_classes(bench, int(old), int(new))
+            head = int(old)
+            continue
+        if not allow:
+            raise InputError(f"--evaluate: {key}={new} differs from the checkpoint's {old} (what it was trained "
+                             f"on); pass {MISMATCH_FLAG} to evaluate with {key}={new} anyway")
+        print(f"[{bench.name}] {MISMATCH_FLAG}: evaluating with {key}={new}; the checkpoint was trained with "
+              f"{old}", file=sys.stderr)
+    return head
+
+
+def _classes(lo: int, hi: int) -> str:
+    return f"class {lo}" if lo == hi else f"classes {lo}-{hi}"
+
+
+def _more_classes(outputs: int, classes: int, where: str = "") -> None:
+    """More classes than outputs cannot be scored, asked or not."""
+    if classes > outputs:
+        raise InputError(f"--evaluate: {_head_message(outputs, classes, where)}: "
+                         f"{_classes(outputs, classes - 1)} of the data would have no output to be scored by")
+
+
+def _allow_classes(bench, outputs: int, classes: int) -> None:
+    _more_classes(outputs, classes)
+    print(f"[{bench.name}] {MISMATCH_FLAG}: {_head_message(outputs, classes)}; data class k (k = 0-{classes - 1}, "
+          f"in the data's order) is scored as the checkpoint's class k", file=sys.stderr)
+
+
+def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None, allow_mismatch: bool = False) -> dict:
     import pytorch_lightning as pl
     import torch
 
     ckpt = usable_checkpoint(ckpt, "--evaluate")
     run, run_dir = load_run(bench, ckpt, list(overrides or []))
+    trained, _ = load_run(bench, ckpt, [])
+    head = check_geometry(bench, trained.cfg, run.cfg, allow_mismatch)
     bench.check(ctx, run)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     dm = bench.build_datamodule(ctx, run)
-    dm.prepare_data()
+    try:
+        dm.prepare_data()
+    except ClassCountError as e:
+        outputs = int(C.get(trained.cfg, "data.num_classes", e.expected))
+        _more_classes(outputs, e.found, e.source)
+        if not allow_mismatch:
+            raise InputError(f"--evaluate: {_head_message(outputs, e.found, e.source)}; pass {MISMATCH_FLAG} "
+                             f"to score them as the checkpoint's {_classes(0, e.found - 1)}") from None
+        _allow_classes(bench, outputs, e.found)
+        head = outputs
+        dm = bench.build_datamodule(ctx, replace(run, cfg=set_dotted(run.cfg, {"data.num_classes": e.found})))
+        dm.prepare_data()
     ctx.data_source = (("stand-in" if is_stand_in(ctx.data_dir) else "real") if ctx.data_dir
                        else bench.default_data_source)
     dm_state = state.get(type(dm).__qualname__)
     if dm_state:
         dm.load_state_dict(dm_state)
-    backbone = bench.build_backbone(ctx, run)
-    task = bench.build_task(ctx, run, backbone)
+    model_run = run if head is None else replace(run, cfg=set_dotted(run.cfg, {"data.num_classes": head}))
+    backbone = bench.build_backbone(ctx, model_run)
+    task = bench.build_task(ctx, model_run, backbone)
     try:
         task.load_state_dict(state["state_dict"])
     except RuntimeError as e:
