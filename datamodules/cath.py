@@ -522,17 +522,25 @@ def build_summary_text(r: BuildSummary, domain_list: str, pdb_dir: str, max_radi
     ...                  unused_files=[("adk_open.pdb", "name 'adk_open' is not ...")])
     >>> print(build_summary_text(r, "list.txt", "pdb"))
     wrote o.npz: 20 records, 1 classes x 2, splits [2, 2, 2, 2, 2, 2, 2, 2, 2, 2]; report o.npz.report.tsv
-      skipped: 1 domain(s) with a structure file (0 by the 50 A rule), each named with its reason in the report
+      skipped: 1 domain(s) with a structure file (0 by the 50 A rule), each with its reason in the report: 1abcA00 (no CA atom)
+      usable but left out (0; class below --min-size or balancing): none
       domains of list.txt without a structure file (1): 2xyzA01
       unused entries of pdb (1): adk_open.pdb (name 'adk_open' is not ...)
     """
-    ids = ", ".join(r.unmatched[:PRINTED_IDS]) or "none"
-    if len(r.unmatched) > PRINTED_IDS:
-        ids += f", ... and {len(r.unmatched) - PRINTED_IDS} more (all named in {r.report})"
+    def named(items: list[str]) -> str:
+        text = ", ".join(items[:PRINTED_IDS]) or "none"
+        if len(items) > PRINTED_IDS:
+            text += f", ... and {len(items) - PRINTED_IDS} more (all named in {r.report})"
+        return text
+
+    ids = named(r.unmatched)
     lines = [f"wrote {r.out}: {r.n_records} records, {len(r.classes)} classes x {r.per_class}, "
              f"splits {r.split_sizes}; report {r.report}",
              f"  skipped: {len(r.skipped)} domain(s) with a structure file ({r.n_beyond_radius} by the "
-             f"{max_radius:g} A rule), each named with its reason in the report",
+             f"{max_radius:g} A rule), each with its reason in the report: "
+             + named([f"{d} ({why})" for d, _, why in r.skipped]),
+             f"  usable but left out ({len(r.left_out)}; class below --min-size or balancing): "
+             + named([d for d, _, _ in r.left_out]),
              f"  domains of {domain_list} without a structure file ({len(r.unmatched)}): {ids}",
              f"  unused entries of {pdb_dir} ({len(r.unused_files)}): "
              + ("; ".join(f"{n} ({why})" for n, why in r.unused_files) or "none"),

@@ -545,6 +545,8 @@ class BuildSummary:
     #: domains left out by the published 50 Å rule (also in ``skipped``)
     n_beyond_radius: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: usable domains the selection leaves out (class below min_size, balancing): (domain, file, reason)
+    left_out: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def balanced_selection(members: list[tuple[tuple, float, str]], quota: int) -> list[str]:
@@ -635,6 +637,7 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
 
     skipped: list[tuple[str, str, str]] = []
     usable: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    files_of: dict[str, str] = {}
     cache: dict[Path, object] = {}  # parsed structures (or the StructureError) of recent files
     n_beyond = 0
 
@@ -668,8 +671,10 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
     looked_for = ("<domain> (CATH dompdb), <pdb><chain>, <pdb>, pdb<pdb>, d<pdb><chain>_ (SCOP) with "
                   ".pdb/.ent/.cif/.bcif[.gz]")
 
+    left_out: list[tuple[str, str, str]] = []  # usable domains the selection leaves out (domain, file, reason)
+
     def write_report(lines: list[str]) -> None:
-        body = "".join(f"{d}\t{f}\t{r}\n" for d, f, r in skipped)
+        body = "".join(f"{d}\t{f}\t{r}\n" for d, f, r in skipped + left_out)
         body += "".join(f"{d}\t-\tno structure file (looked for {looked_for})\n" for d in unmatched)
         body += "".join(f"-\t{n}\tunused: {why}\n" for n, why in unused)
         head = lines + [f"skipped (domain with a file, not usable): {len(skipped)}, of them beyond the "
@@ -707,6 +712,7 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
                                                     f"the published {max_radius:g} A rule (domain left out)"))
             continue
         usable[e.domain_id] = (xyz - xyz.mean(0), resnum)
+        files_of[e.domain_id] = path.name
     cache.clear()
 
     if not usable:
@@ -770,14 +776,22 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
                     "res_indices": res_indices, "labels": labels, "split_start_indices": starts,
                     "domain_ids": np.array([d for _, _, d in records], dtype="S16")})
     not_selected = sorted(set(usable) - {d for _, _, d in records})
+    for d in not_selected:
+        c = entries[d].cath[:depth]
+        why = (f"usable, left out: {level} {_code(c)} has {counts[c]} usable domains, below min_size {min_size}"
+               if c not in classes else
+               f"usable, left out by the balanced selection: {level} {_code(c)} has {counts[c]} usable "
+               f"domains, {quota} are kept per class")
+        left_out.append((d, files_of[d], why))
     warn = [f"class {_code(c)} absent from split {s} (fewer sub-categories than splits)" for c, s in missing]
     write_report([f"built {out.name}: {n} domains, {len(classes)} classes x {quota}, level {level}, "
                   f"splits disjoint in {group_level}",
                   f"classes: {', '.join(_code(c) for c in classes)}",
                   f"usable domains per class: {counts}",
                   f"split sizes: {split_sizes}",
-                  f"usable but not selected (balancing / class below min_size): {len(not_selected)}",
+                  f"usable but left out (balancing / class below min_size, each named below): "
+                  f"{len(not_selected)}",
                   *(f"WARNING: {w}" for w in warn)])
     return BuildSummary(out=out, report=report, n_records=n, per_class=quota, classes=classes,
                         split_sizes=split_sizes, skipped=skipped, unmatched=unmatched, unused_files=unused,
-                        n_beyond_radius=n_beyond, warnings=warn)
+                        n_beyond_radius=n_beyond, warnings=warn, left_out=left_out)

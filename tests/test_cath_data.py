@@ -304,8 +304,13 @@ def test_build_real_chains_with_boundaries(tmp_path):
     assert split_of["1ahsA01"] != split_of["1ahsA02"] and split_of["1lpbA00"] != split_of["2cviA00"]
     assert a.label_set == [(1, 10), (2, 60)] and sorted(a.y.tolist()) == [0, 0, 1, 1]
     report = s.report.read_text()
-    assert "3a4r" not in report.split("domain\tfile\treason")[1]  # usable, only not selected
-    assert "usable but not selected (balancing / class below min_size): 1" in report
+    assert "usable but left out (balancing / class below min_size, each named below): 1" in report
+    (row,) = [ln for ln in report.split("domain\tfile\treason\n")[1].splitlines() if ln.startswith("3a4r")]
+    assert row.startswith("3a4rA00\t3a4rA.pdb.gz\tusable, left out: arch ") and "below min_size 2" in row
+    assert s.left_out == [tuple(row.split("\t"))]
+    from datamodules.cath import build_summary_text
+    text = build_summary_text(s, "domains.txt", "pdb")
+    assert "usable but left out (1; class below --min-size or balancing): 3a4rA00" in text
 
 
 def test_build_reports_skipped_and_rejects_wholly_unusable_input(tmp_path):
