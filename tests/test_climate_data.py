@@ -562,3 +562,28 @@ def test_resample_command_line(tmp_path, capsys):
     assert "holds no netCDF files" in capsys.readouterr().err
     with pytest.raises(InputError, match="unknown sampling 'ico'. Valid values are"):
         C.parse_sampling("ico")
+
+
+def test_ncep_file_through_the_command_line_gives_the_error_as_the_only_line(tmp_path):
+    """The same NCEP-like file read by a fresh interpreter (Python's default warning filters, which
+    show xarray's SerializationWarning): stderr is the one error line, nothing before it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = tmp_path / "ncep"
+    src.mkdir()
+    write_cam5_netcdf4(src / "air.sig995.nc", LAT, LON360, extra=[f"v{i}" for i in range(14)],
+                       fill_pairs=[f"v{i}" for i in range(14)])
+    code = "import xarray, warnings; warnings.simplefilter('default'); xarray.open_dataset(__import__('sys').argv[1])"
+    shown = subprocess.run([sys.executable, "-c", code, str(src / "air.sig995.nc")], capture_output=True, text=True,
+                           timeout=120)
+    assert "SerializationWarning" in shown.stderr  # what xarray says unasked on this file
+    p = subprocess.run([sys.executable, "-m", "datamodules.climate", "resample", "--src", str(src), "--out",
+                        str(tmp_path / "out"), "--sampling", "healpix:2"], capture_output=True, text=True,
+                       timeout=120, cwd=Path(__file__).resolve().parents[1],
+                       env={**os.environ, "PYTHONWARNINGS": "default"})
+    lines = [ln for ln in p.stderr.replace("\r", "\n").splitlines() if ln.strip() and "resample ->" not in ln]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"error: climate: {src / 'air.sig995.nc'}: missing variable(s) TMQ")
