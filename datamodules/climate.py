@@ -718,8 +718,18 @@ def resample_folder(src: str | os.PathLike, sampling: Sampling | str, out_dir: s
         raise InputError(f"{BENCH}: {src} holds no netCDF files (*.nc); {HINT}")
     sampling = parse_sampling(sampling) if isinstance(sampling, str) else sampling
     outs: list[Path] = []
+    before = {o.name: o.stat().st_mtime_ns for o in Path(out_dir).glob("*-mesh.npz")} if Path(out_dir).is_dir() else {}
     for p in tqdm(files, desc=f"resample -> {sampling.name}", unit="file", disable=not progress, leave=False):
         outs += resample_file(p, sampling, out_dir, require_labels)
+    first = open_cam5(files[0])
+    grid = (f"lat/lon {len(first.lat)}x{len(first.lon)}" if first.grid == "latlon"
+            else f"{len(first.lat)} ncol columns")
+    made = sum(1 for o in outs if before.get(o.name) != o.stat().st_mtime_ns)
+    how = ("kept on the files' own points" if sampling.kind == "native" else
+           "fields bilinear (lat/lon) or inverse-distance (columns), labels nearest neighbour")
+    _say_once(("resampled", str(src), sampling.name, made),
+              f"{BENCH}: {len(files)} netCDF file(s) of {src} (the first on {grid}) onto {sampling.name} ({how}): "
+              + (f"{made} sample(s) resampled into {out_dir}" if made else f"reused from {out_dir}"))
     names = [o.name for o in outs]
     dup = {n for n in names if names.count(n) > 1}
     if dup:

@@ -587,3 +587,17 @@ def test_ncep_file_through_the_command_line_gives_the_error_as_the_only_line(tmp
     lines = [ln for ln in p.stderr.replace("\r", "\n").splitlines() if ln.strip() and "resample ->" not in ln]
     assert p.returncode == 2 and len(lines) == 1, p.stderr
     assert lines[0].startswith(f"error: climate: {src / 'air.sig995.nc'}: missing variable(s) TMQ")
+
+
+def test_resampling_a_folder_is_said_in_one_line(tmp_path, capsys):
+    src = tmp_path / "nc"
+    src.mkdir()
+    for k in range(2):
+        write_cam5_netcdf4(src / f"data-2106-01-0{k + 1}-00-1.nc", LAT, LON360)
+    capsys.readouterr()
+    C.resample_folder(src, "healpix:2", tmp_path / "out", require_labels=False, progress=False)
+    C.resample_folder(src, "healpix:2", tmp_path / "out", require_labels=False, progress=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    head = (f"climate: 2 netCDF file(s) of {src} (the first on lat/lon {len(LAT)}x{len(LON360)}) onto healpix:2 "
+            f"(fields bilinear (lat/lon) or inverse-distance (columns), labels nearest neighbour): ")
+    assert err == [head + f"2 sample(s) resampled into {tmp_path / 'out'}", head + f"reused from {tmp_path / 'out'}"]
