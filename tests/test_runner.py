@@ -120,7 +120,8 @@ def test_evaluate_refuses_another_class_count_unless_asked(tmp_path):
     said = [ln for ln in p.stderr.splitlines() if "--allow-mismatch" in ln]
     assert said == ["[boring] --allow-mismatch: the checkpoint's head has 2 outputs, data has 1 class; data "
                     "class k (k = 0-0, in the data's order) is scored as the checkpoint's class k"], p.stderr
-    assert 0.0 <= json.loads(p.stdout.strip().splitlines()[-1])["test_acc"] <= 1.0
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert 0.0 <= out["test_acc"] <= 1.0 and out["allowed_mismatch"] == [said[0].split(": ", 1)[1]]
     msg = error(ev("one", "data.num_classes=1"))
     assert "the checkpoint's head has 2 outputs, data has 1 class (data.num_classes=1); pass --allow-mismatch" in msg
     p = run_boring(tmp_path, "--preset", "smoke", "--allow-mismatch", check=False)

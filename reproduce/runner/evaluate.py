@@ -105,25 +105,28 @@ def geometry_changes(bench, trained: dict, now: dict) -> list[tuple[str, object,
     return out
 
 
-def check_geometry(bench, trained: dict, now: dict, allow: bool) -> int | None:
+def check_geometry(bench, trained: dict, now: dict, allow: bool, said: list | None = None) -> int | None:
     """Refuse (:class:`InputError`) a resolution, sampling or class count other than the
     checkpoint's unless ``allow`` (``--allow-mismatch``), then say each in one line. Returns the
-    checkpoint's class count when the data's differs (the head keeps its outputs), else None."""
+    checkpoint's class count when the data's differs (the head keeps its outputs), else None;
+    the lines said are appended to ``said``."""
     head = None
+    said = [] if said is None else said
     for key, old, new in geometry_changes(bench, trained, now):
-        if key == "data.num_classes":
+        if key == "data.num_classes" and old is not None and new is not None:
             _more_classes(int(old), int(new), f"data.num_classes={new}")
             if not allow:
                 raise InputError(f"--evaluate: {_head_message(old, new, f'data.num_classes={new}')}; pass "
                                  f"{MISMATCH_FLAG} to score them as the checkpoint's {_classes(0, int(new) - 1)}")
-            _allow_classes(bench, int(old), int(new))
+            said.append(_allow_classes(bench, int(old), int(new)))
             head = int(old)
             continue
         if not allow:
             raise InputError(f"--evaluate: {key}={new} differs from the checkpoint's {old} (what it was trained "
                              f"on); pass {MISMATCH_FLAG} to evaluate with {key}={new} anyway")
-        print(f"[{bench.name}] {MISMATCH_FLAG}: evaluating with {key}={new}; the checkpoint was trained with "
-              f"{old}", file=sys.stderr)
+        said.append(f"[{bench.name}] {MISMATCH_FLAG}: evaluating with {key}={new}; the checkpoint was trained "
+                    f"with {old}")
+        print(said[-1], file=sys.stderr)
     return head
 
 
@@ -138,10 +141,12 @@ def _more_classes(outputs: int, classes: int, where: str = "") -> None:
                          f"{_classes(outputs, classes - 1)} of the data would have no output to be scored by")
 
 
-def _allow_classes(bench, outputs: int, classes: int) -> None:
+def _allow_classes(bench, outputs: int, classes: int) -> str:
     _more_classes(outputs, classes)
-    print(f"[{bench.name}] {MISMATCH_FLAG}: {_head_message(outputs, classes)}; data class k (k = 0-{classes - 1}, "
-          f"in the data's order) is scored as the checkpoint's class k", file=sys.stderr)
+    line = (f"[{bench.name}] {MISMATCH_FLAG}: {_head_message(outputs, classes)}; data class k (k = 0-{classes - 1}, "
+            f"in the data's order) is scored as the checkpoint's class k")
+    print(line, file=sys.stderr)
+    return line
 
 
 def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None, allow_mismatch: bool = False) -> dict:
@@ -151,7 +156,8 @@ def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None, allow_m
     ckpt = usable_checkpoint(ckpt, "--evaluate")
     run, run_dir = load_run(bench, ckpt, list(overrides or []))
     trained, _ = load_run(bench, ckpt, [])
-    head = check_geometry(bench, trained.cfg, run.cfg, allow_mismatch)
+    said: list[str] = []
+    head = check_geometry(bench, trained.cfg, run.cfg, allow_mismatch, said)
     bench.check(ctx, run)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     dm = bench.build_datamodule(ctx, run)
@@ -163,7 +169,7 @@ def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None, allow_m
         if not allow_mismatch:
             raise InputError(f"--evaluate: {_head_message(outputs, e.found, e.source)}; pass {MISMATCH_FLAG} "
                              f"to score them as the checkpoint's {_classes(0, e.found - 1)}") from None
-        _allow_classes(bench, outputs, e.found)
+        said.append(_allow_classes(bench, outputs, e.found))
         head = outputs
         dm = bench.build_datamodule(ctx, replace(run, cfg=set_dotted(run.cfg, {"data.num_classes": e.found})))
         dm.prepare_data()
@@ -187,7 +193,7 @@ def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None, allow_m
     metrics.update(bench.after_test(ctx, run, task, dm) or {})
     scored = _scored(dm)
     out = {"checkpoint": str(ckpt), "data_dir": str(ctx.data_dir), "data_source": ctx.data_source,
-           **scored, **metrics}
+           **({"allowed_mismatch": [ln.split(": ", 1)[1] for ln in said]} if said else {}), **scored, **metrics}
     print(f"[{bench.name}] scored {scored.get('test_samples', '?')} test samples"
           + (f" from {_file_list(scored['test_files'])}" if scored.get("test_files") else ""), file=sys.stderr)
     print(json.dumps(out), flush=True)
