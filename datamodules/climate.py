@@ -160,14 +160,16 @@ HINT = ("pass --data-dir <folder with data_5_all/*-mesh.npz (UGSCNN) or ClimateN
 
 # --------------------------------------------------------------------------- UGSCNN npz files
 def read_mesh_npz(path: str | os.PathLike, n_vertices: int | None = N_ICO5,
-                  require_labels: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                  require_labels: bool = True, plausible: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """One UGSCNN-layout file: ``data (16, V) float32`` (raw units) and the class per vertex
     ``(V,) int64`` (``None`` when the file has no ``labels`` and ``require_labels`` is False).
 
     Validation (an :class:`InputError` naming the file and the field): keys ``data`` and
     ``labels``; ``data`` floating point, shape ``(16, n_vertices)`` (``n_vertices=None``: any),
     finite; ``labels`` numeric, shape ``(3, V)``, every entry 0 or 1 and exactly one 1 per
-    vertex. Read with ``np.load(allow_pickle=False)``.
+    vertex. Read with ``np.load(allow_pickle=False)``. ``plausible``: the ranges of a file not
+    written by :func:`resample_file` are checked (:func:`check_plausible`; the datamodule checks
+    the first file of a folder, not every sample served).
     """
     path = Path(path)
     try:
@@ -193,7 +195,7 @@ def read_mesh_npz(path: str | os.PathLike, n_vertices: int | None = N_ICO5,
         ch = int(np.nonzero(bad.any(1))[0][0])
         raise InputError(f"{BENCH}: {path}: field 'data' has {int(bad.sum())} NaN/inf value(s) "
                          f"(first in channel {ch}, {VARIABLES[ch]})")
-    if not resampled:
+    if plausible and not resampled:
         check_plausible(path, data)
     if labels is None:
         if require_labels:
@@ -965,7 +967,7 @@ class MeshFiles(Dataset):
         return len(self.files)
 
     def __getitem__(self, i):
-        data, labels = read_mesh_npz(self.files[i], self.n_vertices)
+        data, labels = read_mesh_npz(self.files[i], self.n_vertices, plausible=False)
         return torch.from_numpy(normalize(data)), torch.from_numpy(labels)
 
 
@@ -1036,6 +1038,7 @@ class ClimateDataModule(pl.LightningDataModule):
             self.form = "npz"
             folder, names = npz_dir, sorted(p.name for p in npz_dir.iterdir() if NPZ_PATTERN.match(p.name))
             self._check_npz_sampling(folder / names[0])
+            read_mesh_npz(folder / names[0], self.num_vertices, require_labels=False)  # units: a range check
             lists = read_split_lists([npz_dir, npz_dir.parent])
         else:
             if not netcdf_files(self.data_dir):

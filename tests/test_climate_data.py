@@ -601,3 +601,24 @@ def test_resampling_a_folder_is_said_in_one_line(tmp_path, capsys):
     head = (f"climate: 2 netCDF file(s) of {src} (the first on lat/lon {len(LAT)}x{len(LON360)}) onto healpix:2 "
             f"(fields bilinear (lat/lon) or inverse-distance (columns), labels nearest neighbour): ")
     assert err == [head + f"2 sample(s) resampled into {tmp_path / 'out'}", head + f"reused from {tmp_path / 'out'}"]
+
+
+def test_npz_folder_in_wrong_units_is_said_once_by_the_datamodule(tmp_path, capsys):
+    """UGSCNN-layout files with PS in hPa: prepare_data says it in one warning line (the first file
+    of the folder is range-checked); the samples served are not checked again."""
+    d = tmp_path / "data_5_all"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(10):
+        data = (C.MEAN[:, None] + 0.3 * C.STD[:, None] * rng.standard_normal((16, 42))).astype(np.float32)
+        data[6] /= 100  # PS in hPa
+        C.write_mesh_npz(d / f"data-2106-01-{k + 1:02d}-00-1-mesh.npz", data, rng.integers(0, 3, 42))
+    capsys.readouterr()
+    dm = C.ClimateDataModule(tmp_path, sampling="ico:1")
+    dm.prepare_data()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"climate: warning: {d / 'data-2106-01-01-00-1-mesh.npz'}: "
+                                               f"implausible after normalisation") and "PS median" in err[0], err
+    dm.setup()
+    next(iter(dm.train_dataloader()))
+    assert capsys.readouterr().err == ""
