@@ -36,6 +36,15 @@ class InputError(ValueError):
     """Bad user input (data, config, CLI). The message is shown to the user verbatim."""
 
 
+class ClassCountError(InputError):
+    """The data hold ``found`` classes, the config says ``expected``: what ``--evaluate`` turns
+    into "the checkpoint's head has N outputs, data has M classes" (``source``: the file)."""
+
+    def __init__(self, message: str, found: int, expected: int, source: str = ""):
+        super().__init__(message)
+        self.found, self.expected, self.source = int(found), int(expected), str(source)
+
+
 def require_dir(path: str | os.PathLike, benchmark: str, hint: str = "") -> Path:
     """Return ``path`` as a Path, or raise a clear :class:`InputError` if it is not a directory."""
     p = Path(path)

@@ -72,7 +72,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import InputError, ensure_stand_in, trainer_world
+from datamodules._common import ClassCountError, InputError, ensure_stand_in, trainer_world
 from datamodules.cath_pdb import (CATH_CLASSES, NPZ_KEYS, TEST_SPLITS, TRAIN_SPLITS, VAL_SPLITS, BuildSummary,
                                   build_dataset)
 from models.geometry import random_rotation, relative_error
@@ -373,8 +373,9 @@ class CathDataModule(pl.LightningDataModule):
     def _select(self, arrays: CathArrays) -> dict[str, np.ndarray]:
         """Record indices per stage (training reduced ×``reduction``), checked non-empty."""
         if len(arrays.label_set) != self.num_classes:
-            raise InputError(f"CATH: {self.path} has {len(arrays.label_set)} classes (field 'labels'), "
-                             f"config data.num_classes is {self.num_classes}")
+            raise ClassCountError(f"CATH: {self.path} has {len(arrays.label_set)} classes (field 'labels'), "
+                                  f"config data.num_classes is {self.num_classes}",
+                                  len(arrays.label_set), self.num_classes, str(self.path))
         idx = {name: arrays.split_indices(splits) for name, splits in self.splits.items()}
         idx["train"] = reduce_indices(idx["train"], arrays.y, self.reduction)
         for name, i in idx.items():
@@ -522,17 +523,25 @@ def build_summary_text(r: BuildSummary, domain_list: str, pdb_dir: str, max_radi
     ...                  unused_files=[("adk_open.pdb", "name 'adk_open' is not ...")])
     >>> print(build_summary_text(r, "list.txt", "pdb"))
     wrote o.npz: 20 records, 1 classes x 2, splits [2, 2, 2, 2, 2, 2, 2, 2, 2, 2]; report o.npz.report.tsv
-      skipped: 1 domain(s) with a structure file (0 by the 50 A rule), each named with its reason in the report
+      skipped: 1 domain(s) with a structure file (0 by the 50 A rule), each with its reason in the report: 1abcA00 (no CA atom)
+      usable but left out (0; class below --min-size or balancing): none
       domains of list.txt without a structure file (1): 2xyzA01
       unused entries of pdb (1): adk_open.pdb (name 'adk_open' is not ...)
     """
-    ids = ", ".join(r.unmatched[:PRINTED_IDS]) or "none"
-    if len(r.unmatched) > PRINTED_IDS:
-        ids += f", ... and {len(r.unmatched) - PRINTED_IDS} more (all named in {r.report})"
+    def named(items: list[str]) -> str:
+        text = ", ".join(items[:PRINTED_IDS]) or "none"
+        if len(items) > PRINTED_IDS:
+            text += f", ... and {len(items) - PRINTED_IDS} more (all named in {r.report})"
+        return text
+
+    ids = named(r.unmatched)
     lines = [f"wrote {r.out}: {r.n_records} records, {len(r.classes)} classes x {r.per_class}, "
              f"splits {r.split_sizes}; report {r.report}",
              f"  skipped: {len(r.skipped)} domain(s) with a structure file ({r.n_beyond_radius} by the "
-             f"{max_radius:g} A rule), each named with its reason in the report",
+             f"{max_radius:g} A rule), each with its reason in the report: "
+             + named([f"{d} ({why})" for d, _, why in r.skipped]),
+             f"  usable but left out ({len(r.left_out)}; class below --min-size or balancing): "
+             + named([d for d, _, _ in r.left_out]),
              f"  domains of {domain_list} without a structure file ({len(r.unmatched)}): {ids}",
              f"  unused entries of {pdb_dir} ({len(r.unused_files)}): "
              + ("; ".join(f"{n} ({why})" for n, why in r.unused_files) or "none"),

@@ -10,7 +10,7 @@ between splits and every class in every split. The published file was made by
 Inputs
 ------
 * ``pdb_dir``: structure files, PDB (``.pdb``, ``.ent``, CATH ``dompdb`` files without extension),
-  mmCIF (``.cif``, ``.mmcif``) or BinaryCIF (``.bcif``; biopython's decoder, needs ``msgpack``), any
+  mmCIF (``.cif``, ``.mmcif``) or BinaryCIF (``.bcif``; decoded by biotite), any
   of them optionally gzipped. A domain ``1abcA01`` is looked up, in this order, as a file named after
   the domain (already cut to the domain: CATH ``dompdb``, boundaries are then not needed), after the
   chain (``1abcA``, ``1abc_A``, or a whole-chain SCOP/ASTRAL file ``d1abca_``), after the entry
@@ -364,44 +364,37 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 def _parse_bcif(path: Path):
-    """BinaryCIF through biopython's decoder (``Bio.PDB.binary_cif``), chains named by
-    ``auth_asym_id`` like :class:`~Bio.PDB.MMCIFParser` and CATH (biopython's BinaryCIFParser names
-    them by ``label_asym_id``: antibody chains H/L would read as A/B)."""
+    """BinaryCIF decoded by biotite (``biotite.structure.io.pdbx.BinaryCIFFile``), its
+    ``_atom_site`` table handed to biopython's :class:`~Bio.PDB.MMCIFParser` as mmCIF text, so a
+    BinaryCIF file reads exactly as its mmCIF twin (chains by ``auth_asym_id``, altlocs, insertion
+    codes, models). biotite rather than biopython's own decoder: biopython 1.88's
+    ``Bio.PDB.binary_cif`` fails on a column whose every value is masked (an all-``?``
+    ``pdbx_PDB_ins_code``, as in most wwPDB files: ``IndexError: index -1 is out of bounds``) and
+    names chains by ``label_asym_id``."""
+    from Bio.PDB import MMCIFParser
+
     try:
-        import msgpack
-        from Bio.PDB.binary_cif import BinaryCIFParser, _decode
-        from Bio.PDB.StructureBuilder import StructureBuilder
+        import biotite.structure.io.pdbx as pdbx
     except ImportError as e:
-        raise InputError(f"CATH: reading the BinaryCIF file {path} needs msgpack and biopython >= 1.84 "
-                         f"({e}); pip install msgpack 'biopython>=1.84'") from None
+        raise InputError(f"CATH: reading the BinaryCIF file {path} needs biotite ({e}); "
+                         f"pip install biotite") from None
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as f:
-        data = msgpack.unpack(f, use_list=True, raw=False)
-    columns = {f"{cat['name']}.{col['name']}": col for block in data["dataBlocks"]
-               for cat in block["categories"] for col in cat["columns"]}
-    if "_atom_site.auth_asym_id" in columns:
-        columns["_atom_site.label_asym_id"] = columns["_atom_site.auth_asym_id"]
-    parser = BinaryCIFParser()
-    models = _decode(columns["_atom_site.pdbx_PDB_model_num"])
-    chains = _decode(columns["_atom_site.label_asym_id"])
-    comps = _decode(columns["_atom_site.label_comp_id"])
-    residues = parser._get_residue_ids(columns)
-    atoms = parser._get_atoms(columns)
-    sb = StructureBuilder()
-    sb.init_structure(path.name)
-    model = chain = residue = None
-    for i, atom in enumerate(atoms):
-        if models[i] != model:
-            sb.init_model(len(sb.get_structure()), int(models[i]))
-            model, chain, residue = models[i], None, None
-        if chains[i] != chain:
-            sb.init_chain(str(chains[i]))
-            chain, residue = chains[i], None
-        if (residues[i], comps[i]) != residue:
-            sb.init_residue(str(comps[i]), residues[i][0], int(residues[i][1]), residues[i][2])
-            residue = (residues[i], comps[i])
-        sb.init_atom(**atom)
-    return sb.get_structure()
+        bcif = pdbx.BinaryCIFFile.read(f)
+    blocks = list(bcif.values())
+    if not blocks or "atom_site" not in blocks[0]:
+        raise KeyError("no _atom_site category")
+    site = blocks[0]["atom_site"]
+    columns = {}
+    for name in site.keys():
+        col = site[name]
+        mask = None if col.mask is None else col.mask.array
+        columns[name] = pdbx.CIFColumn(pdbx.CIFData(col.data.array.astype(str)), mask)
+    text = pdbx.CIFFile({"structure": pdbx.CIFBlock({"atom_site": pdbx.CIFCategory(columns)})})
+    buf = io.StringIO()
+    text.write(buf)
+    buf.seek(0)
+    return MMCIFParser(QUIET=True).get_structure(path.name, buf)
 
 
 def parse_structure(path: str | os.PathLike):
@@ -413,14 +406,13 @@ def parse_structure(path: str | os.PathLike):
     path = Path(path)
     _, fmt = _stem(path.name)
     if fmt == "bcif":
-        import msgpack
-
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return _parse_bcif(path)
-        except (msgpack.UnpackException, ValueError, KeyError, IndexError, TypeError, AssertionError,
-                EOFError, OSError, zlib.error) as e:
+        except InputError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure to decode the file makes it unreadable
             raise StructureError(f"unreadable BCIF file ({type(e).__name__}: {str(e)[:80]})") from None
     parser = MMCIFParser(QUIET=True) if fmt == "cif" else PDBParser(QUIET=True, PERMISSIVE=True)
     try:
@@ -553,6 +545,8 @@ class BuildSummary:
     #: domains left out by the published 50 Å rule (also in ``skipped``)
     n_beyond_radius: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: usable domains the selection leaves out (class below min_size, balancing): (domain, file, reason)
+    left_out: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def balanced_selection(members: list[tuple[tuple, float, str]], quota: int) -> list[str]:
@@ -643,6 +637,7 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
 
     skipped: list[tuple[str, str, str]] = []
     usable: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    files_of: dict[str, str] = {}
     cache: dict[Path, object] = {}  # parsed structures (or the StructureError) of recent files
     n_beyond = 0
 
@@ -676,8 +671,10 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
     looked_for = ("<domain> (CATH dompdb), <pdb><chain>, <pdb>, pdb<pdb>, d<pdb><chain>_ (SCOP) with "
                   ".pdb/.ent/.cif/.bcif[.gz]")
 
+    left_out: list[tuple[str, str, str]] = []  # usable domains the selection leaves out (domain, file, reason)
+
     def write_report(lines: list[str]) -> None:
-        body = "".join(f"{d}\t{f}\t{r}\n" for d, f, r in skipped)
+        body = "".join(f"{d}\t{f}\t{r}\n" for d, f, r in skipped + left_out)
         body += "".join(f"{d}\t-\tno structure file (looked for {looked_for})\n" for d in unmatched)
         body += "".join(f"-\t{n}\tunused: {why}\n" for n, why in unused)
         head = lines + [f"skipped (domain with a file, not usable): {len(skipped)}, of them beyond the "
@@ -715,6 +712,7 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
                                                     f"the published {max_radius:g} A rule (domain left out)"))
             continue
         usable[e.domain_id] = (xyz - xyz.mean(0), resnum)
+        files_of[e.domain_id] = path.name
     cache.clear()
 
     if not usable:
@@ -778,14 +776,22 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
                     "res_indices": res_indices, "labels": labels, "split_start_indices": starts,
                     "domain_ids": np.array([d for _, _, d in records], dtype="S16")})
     not_selected = sorted(set(usable) - {d for _, _, d in records})
+    for d in not_selected:
+        c = entries[d].cath[:depth]
+        why = (f"usable, left out: {level} {_code(c)} has {counts[c]} usable domains, below min_size {min_size}"
+               if c not in classes else
+               f"usable, left out by the balanced selection: {level} {_code(c)} has {counts[c]} usable "
+               f"domains, {quota} are kept per class")
+        left_out.append((d, files_of[d], why))
     warn = [f"class {_code(c)} absent from split {s} (fewer sub-categories than splits)" for c, s in missing]
     write_report([f"built {out.name}: {n} domains, {len(classes)} classes x {quota}, level {level}, "
                   f"splits disjoint in {group_level}",
                   f"classes: {', '.join(_code(c) for c in classes)}",
                   f"usable domains per class: {counts}",
                   f"split sizes: {split_sizes}",
-                  f"usable but not selected (balancing / class below min_size): {len(not_selected)}",
+                  f"usable but left out (balancing / class below min_size, each named below): "
+                  f"{len(not_selected)}",
                   *(f"WARNING: {w}" for w in warn)])
     return BuildSummary(out=out, report=report, n_records=n, per_class=quota, classes=classes,
                         split_sizes=split_sizes, skipped=skipped, unmatched=unmatched, unused_files=unused,
-                        n_beyond_radius=n_beyond, warnings=warn)
+                        n_beyond_radius=n_beyond, warnings=warn, left_out=left_out)

@@ -71,10 +71,12 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -114,20 +116,62 @@ SPLITS = ("train", "val", "test")
 SPLIT_FILES = {s: f"{s}_split.txt" for s in SPLITS}
 SPLIT_RATIOS = (0.7, 0.1, 0.2)
 MISSING_ABS = 1e30  # CESM/CAM fill convention (1e36): |x| >= this is missing
+#: the units of the 16 fields in CAM5 history files and ClimateNet (the units :data:`MEAN` /
+#: :data:`STD` are in; CESM CAM5 output field list, ClimateNet GMD 14:107 Table 1)
+UNITS = {"TMQ": "kg m-2", "U850": "m/s", "V850": "m/s", "UBOT": "m/s", "VBOT": "m/s", "QREFHT": "kg/kg",
+         "PS": "Pa", "PSL": "Pa", "T200": "K", "T500": "K", "PRECT": "m/s", "TS": "K", "TREFHT": "K",
+         "Z1000": "m", "Z200": "m", "ZBOT": "m"}
+_G0 = 9.80665  # standard gravity (WMO), geopotential m2 s-2 -> geopotential height m
+#: accepted spellings of each quantity's units (lower case, blanks, '*' and '^' removed) -> (factor,
+#: offset) onto the published unit: value_published = value * factor + offset
+_UNIT_SPELLINGS = {
+    "pressure": {**dict.fromkeys(("pa", "pascal", "pascals"), (1.0, 0.0)),
+                 **dict.fromkeys(("hpa", "mbar", "mb", "millibar", "millibars", "hectopascal", "hectopascals"),
+                                 (100.0, 0.0)),
+                 "kpa": (1000.0, 0.0)},
+    "temperature": {**dict.fromkeys(("k", "kelvin", "degk", "deg_k", "degreesk", "degrees_k", "degree_k"),
+                                    (1.0, 0.0)),
+                    **dict.fromkeys(("degc", "deg_c", "°c", "c", "celsius", "degreesc", "degrees_c",
+                                     "degree_c", "degree_celsius", "degrees_celsius"), (1.0, 273.15))},
+    "wind": {**dict.fromkeys(("m/s", "ms-1", "meters/second", "metres/second", "m/sec"), (1.0, 0.0)),
+             **dict.fromkeys(("km/h", "kmh-1", "km/hr"), (1 / 3.6, 0.0)),
+             **dict.fromkeys(("knots", "knot", "kt", "kts"), (1852 / 3600, 0.0))},
+    "precipitation": {**dict.fromkeys(("m/s", "ms-1", "meters/second", "metres/second"), (1.0, 0.0)),
+                      **dict.fromkeys(("mm/s", "mms-1", "kgm-2s-1", "kg/m2/s", "kg/m2s"), (1e-3, 0.0)),
+                      **dict.fromkeys(("mm/day", "mm/d", "mmday-1", "mmd-1"), (1e-3 / 86400, 0.0)),
+                      **dict.fromkeys(("mm/h", "mm/hr", "mmh-1", "mmhr-1"), (1e-3 / 3600, 0.0))},
+    "column water": {**dict.fromkeys(("kgm-2", "kg/m2", "mm"), (1.0, 0.0)), "cm": (10.0, 0.0)},
+    "mixing ratio": {**dict.fromkeys(("kg/kg", "kgkg-1", "1"), (1.0, 0.0)),
+                     **dict.fromkeys(("g/kg", "gkg-1"), (1e-3, 0.0))},
+    "height": {**dict.fromkeys(("m", "meter", "meters", "metre", "metres", "gpm"), (1.0, 0.0)),
+               "dam": (10.0, 0.0), "km": (1000.0, 0.0),
+               **dict.fromkeys(("m2s-2", "m2/s2"), (1 / _G0, 0.0))},
+}
+_QUANTITY = {"TMQ": "column water", "QREFHT": "mixing ratio", "PS": "pressure", "PSL": "pressure",
+             "PRECT": "precipitation", **dict.fromkeys(("U850", "V850", "UBOT", "VBOT"), "wind"),
+             **dict.fromkeys(("T200", "T500", "TS", "TREFHT"), "temperature"),
+             **dict.fromkeys(("Z1000", "Z200", "ZBOT"), "height")}
+#: a channel whose median, normalised by :data:`MEAN` / :data:`STD`, lies further than this many
+#: published standard deviations from 0 is reported as implausible (wrong units under the right
+#: name: PS in hPa gives −12.5, QREFHT in g/kg +1600, TS in °C −14, Z200 in dam −16; the medians of
+#: real CAM5 fields lie within ±1.5)
+PLAUSIBLE_MEDIAN = 8.0
 HINT = ("pass --data-dir <folder with data_5_all/*-mesh.npz (UGSCNN) or ClimateNet *.nc files> "
         "(see datamodules/climate.py), or --stand-in to generate the offline stand-in")
 
 
 # --------------------------------------------------------------------------- UGSCNN npz files
 def read_mesh_npz(path: str | os.PathLike, n_vertices: int | None = N_ICO5,
-                  require_labels: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                  require_labels: bool = True, plausible: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """One UGSCNN-layout file: ``data (16, V) float32`` (raw units) and the class per vertex
     ``(V,) int64`` (``None`` when the file has no ``labels`` and ``require_labels`` is False).
 
     Validation (an :class:`InputError` naming the file and the field): keys ``data`` and
     ``labels``; ``data`` floating point, shape ``(16, n_vertices)`` (``n_vertices=None``: any),
     finite; ``labels`` numeric, shape ``(3, V)``, every entry 0 or 1 and exactly one 1 per
-    vertex. Read with ``np.load(allow_pickle=False)``.
+    vertex. Read with ``np.load(allow_pickle=False)``. ``plausible``: the ranges of a file not
+    written by :func:`resample_file` are checked (:func:`check_plausible`; the datamodule checks
+    the first file of a folder, not every sample served).
     """
     path = Path(path)
     try:
@@ -137,6 +181,7 @@ def read_mesh_npz(path: str | os.PathLike, n_vertices: int | None = N_ICO5,
                 raise InputError(f"{BENCH}: {path}: no field 'data' (fields: {', '.join(sorted(keys)) or 'none'})")
             data = z["data"]
             labels = z["labels"] if "labels" in keys else None
+            resampled = "source" in keys  # written by resample_file from a netCDF file checked there
     except InputError:
         raise
     except Exception as e:  # BadZipFile, OSError, EOFError, ValueError (object arrays need pickle)
@@ -152,6 +197,8 @@ def read_mesh_npz(path: str | os.PathLike, n_vertices: int | None = N_ICO5,
         ch = int(np.nonzero(bad.any(1))[0][0])
         raise InputError(f"{BENCH}: {path}: field 'data' has {int(bad.sum())} NaN/inf value(s) "
                          f"(first in channel {ch}, {VARIABLES[ch]})")
+    if plausible and not resampled:
+        check_plausible(path, data)
     if labels is None:
         if require_labels:
             raise InputError(f"{BENCH}: {path}: no field 'labels' (fields: {', '.join(sorted(keys))})")
@@ -189,6 +236,79 @@ def write_mesh_npz(path: str | os.PathLike, data: np.ndarray, labels: np.ndarray
 def normalize(data: np.ndarray) -> np.ndarray:
     """``(x − mean) / std`` per channel with the published :data:`MEAN` / :data:`STD` (float32)."""
     return ((data - MEAN[:, None]) / STD[:, None]).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- units and ranges
+_ANNOUNCED: set[tuple] = set()
+
+
+def _say_once(key: tuple, line: str) -> None:
+    """One line on stderr per ``key`` in this process (a folder of files in the same units says it once)."""
+    if key not in _ANNOUNCED:
+        _ANNOUNCED.add(key)
+        print(line, file=sys.stderr)
+
+
+def _unit_key(text: str) -> str:
+    return re.sub(r"[\s*^]", "", str(text).lower())
+
+
+def unit_conversions(path: Path, attrs: dict[str, dict]) -> dict[str, tuple[float, float]]:
+    """``{variable: (factor, offset)}`` that bring each field into its published unit
+    (:data:`UNITS`) from the ``units`` attribute it carries (``attrs``: variable -> attributes).
+    A unit that is the published one (in any common spelling) needs nothing; a convertible one
+    (hPa, mbar, g/kg, °C, mm/day, dam, ...) is converted, said in one line per folder; an
+    unknown unit is an :class:`InputError` naming file, variable and unit; a field without a
+    ``units`` attribute is taken as published, said in one line per folder."""
+    out: dict[str, tuple[float, float]] = {}
+    converted, unitless = [], []
+    for v in VARIABLES:
+        raw = attrs.get(v, {}).get("units")
+        if raw is None or not str(raw).strip():
+            unitless.append(v)
+            continue
+        table = _UNIT_SPELLINGS[_QUANTITY[v]]
+        conv = table.get(_unit_key(raw))
+        if conv is None:
+            known = sorted({k for k in table})
+            raise InputError(f"{BENCH}: {path}: variable {v} has units '{raw}', not {UNITS[v]} and not "
+                             f"convertible to it (known {_QUANTITY[v]} units: {', '.join(known)})")
+        if conv != (1.0, 0.0):
+            out[v] = conv
+            converted.append((v, str(raw).strip()))
+    if converted:
+        groups: dict[str, list[str]] = {}
+        for v, u in converted:
+            groups.setdefault(f"{u} -> {UNITS[v]}", []).append(v)
+        what = "; ".join(f"{', '.join(vs)}: {k} ({_conversion_text(out[vs[0]])})" for k, vs in groups.items())
+        _say_once(("units", str(path.parent), tuple(converted)),
+                  f"{BENCH}: {path} (and every file of {path.parent} in these units): converted {what}")
+    if unitless:
+        _say_once(("unitless", str(path.parent), tuple(unitless)),
+                  f"{BENCH}: {path} (and every file of {path.parent} like it): no units attribute on "
+                  f"{', '.join(unitless)}; taken as the published {', '.join(sorted({UNITS[v] for v in unitless}))}")
+    return out
+
+
+def _conversion_text(conv: tuple[float, float]) -> str:
+    f, o = conv
+    return f"x{f:.6g}" + (f" + {o:g}" if o else "")
+
+
+def check_plausible(path: Path, data: np.ndarray, where: str = "") -> list[str]:
+    """Channels of raw fields ``(16, N)`` (NaN = missing) whose median lies more than
+    :data:`PLAUSIBLE_MEDIAN` published standard deviations from the published mean, each said in
+    one warning line (once per folder and channel set); returns their names. A field in other
+    units than its ``units`` attribute says (hPa marked Pa) is what this catches."""
+    med = np.nanmedian(data.reshape(len(VARIABLES), -1), axis=1)
+    z = (med - MEAN) / STD
+    bad = [i for i in range(len(VARIABLES)) if not abs(z[i]) <= PLAUSIBLE_MEDIAN]
+    if bad:
+        what = ", ".join(f"{VARIABLES[i]} median {med[i]:.4g} {UNITS[VARIABLES[i]]} ({z[i]:+.3g} std)" for i in bad)
+        _say_once(("range", str(path.parent), tuple(bad)),
+                  f"{BENCH}: warning: {path}{where}: implausible after normalisation (published mean "
+                  f"+- {PLAUSIBLE_MEDIAN:g} std): {what}; are the units right?")
+    return [VARIABLES[i] for i in bad]
 
 
 # --------------------------------------------------------------------------- samplings
@@ -263,6 +383,7 @@ class Cam5File:
     has_labels: bool
     variables: tuple[str, ...]
     times: tuple[str, ...] = ()
+    convert: dict = field(default_factory=dict)  # variable -> (factor, offset), see unit_conversions
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -280,7 +401,7 @@ class Cam5File:
     def read_step(self, t: int = 0, require_labels: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Fields ``(16, *shape)`` float64 (NaN where missing) and labels ``shape`` int64 (or
         None) of time step ``t``, in the reordered grid."""
-        with _open(self.path) as ds:
+        with _open(self.path) as ds, _quiet():
             fields = np.stack([self._values(ds[v], t, v) for v in VARIABLES])
             labels = None
             if self.has_labels:
@@ -300,6 +421,10 @@ class Cam5File:
             if np.isnan(fields[i]).all():
                 raise InputError(f"{BENCH}: {self.path}: variable {v} (step {t}) has no valid value "
                                  f"(all missing / _FillValue)")
+            if v in self.convert:
+                factor, offset = self.convert[v]
+                fields[i] = fields[i] * factor + offset
+        check_plausible(self.path, fields, f" (step {t})" if self.n_time > 1 else "")
         return fields, labels
 
     def _values(self, da, t: int, name: str) -> np.ndarray:
@@ -325,9 +450,21 @@ def _open(path: Path):
         raise InputError(f"{BENCH}: reading netCDF needs xarray and netCDF4 ({e}); "
                          f"pip install xarray netCDF4") from None
     try:
-        return xr.open_dataset(path, engine="netcdf4", mask_and_scale=True, decode_times=False)
+        with _quiet():
+            return xr.open_dataset(path, engine="netcdf4", mask_and_scale=True, decode_times=False)
     except Exception as e:  # OSError, ValueError from netCDF4 / xarray
         raise InputError(f"{BENCH}: {path}: unreadable netCDF ({type(e).__name__}: {e})") from None
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Library warnings off while a file is opened and decoded: xarray's SerializationWarning
+    (e.g. 'variable has multiple fill values', NCEP files give one per variable) and netCDF4's
+    would bury the one line this reader says about the file; what matters is checked and said
+    here (missing values, units, ranges)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def open_cam5(path: str | os.PathLike) -> Cam5File:
@@ -344,8 +481,10 @@ def open_cam5(path: str | os.PathLike) -> Cam5File:
             if c not in ds.variables:
                 raise InputError(f"{BENCH}: {path}: no coordinate variable '{c}' (the file has: "
                                  f"{', '.join(map(str, ds.variables))})")
-        lat = np.asarray(ds["lat"].values, dtype=np.float64)
-        lon = np.asarray(ds["lon"].values, dtype=np.float64)
+        convert = unit_conversions(path, {v: dict(ds[v].attrs) for v in VARIABLES})
+        with _quiet():
+            lat = np.asarray(ds["lat"].values, dtype=np.float64)
+            lon = np.asarray(ds["lon"].values, dtype=np.float64)
         n_time = int(ds.sizes.get("time", 1))
         times = _time_names(ds, n_time)
         has_labels = LABEL_VAR in ds.variables
@@ -354,7 +493,8 @@ def open_cam5(path: str | os.PathLike) -> Cam5File:
                 raise InputError(f"{BENCH}: {path}: unstructured file (dimension ncol) needs lat(ncol) and "
                                  f"lon(ncol), got lat{tuple(ds['lat'].dims)} and lon{tuple(ds['lon'].dims)}")
             _check_coords(path, lat, lon)
-            return Cam5File(path, "points", lat, lon % 360.0, None, None, n_time, has_labels, variables, times)
+            return Cam5File(path, "points", lat, lon % 360.0, None, None, n_time, has_labels, variables, times,
+                            convert)
         if ds["lat"].ndim != 1 or ds["lon"].ndim != 1:
             raise InputError(f"{BENCH}: {path}: lat and lon must be 1-D axes (dims (time, lat, lon)) or "
                              f"columns (dimension ncol); got lat{tuple(ds['lat'].dims)}, lon{tuple(ds['lon'].dims)}")
@@ -369,7 +509,7 @@ def open_cam5(path: str | os.PathLike) -> Cam5File:
     if len(lon_order) < 2:
         raise InputError(f"{BENCH}: {path}: fewer than 2 distinct longitudes")
     return Cam5File(path, "latlon", lat[lat_order], lon_mod[lon_order], lat_order, lon_order, n_time,
-                    has_labels, variables, times)
+                    has_labels, variables, times, convert)
 
 
 def _check_coords(path: Path, lat: np.ndarray, lon: np.ndarray) -> None:
@@ -387,7 +527,8 @@ def _time_names(ds, n_time: int) -> tuple[str, ...]:
     try:
         import xarray as xr
 
-        dec = xr.decode_cf(ds[["time"]].copy())["time"].values.reshape(-1)
+        with _quiet():
+            dec = xr.decode_cf(ds[["time"]].copy())["time"].values.reshape(-1)
         names = tuple(f"{t.year:04d}-{t.month:02d}-{t.day:02d}-{t.hour:02d}" if hasattr(t, "year")
                       else str(np.datetime_as_string(t, unit="h")).replace("T", "-") for t in dec)
         return names if len(names) == n_time else ()
@@ -581,8 +722,18 @@ def resample_folder(src: str | os.PathLike, sampling: Sampling | str, out_dir: s
         raise InputError(f"{BENCH}: {src} holds no netCDF files (*.nc); {HINT}")
     sampling = parse_sampling(sampling) if isinstance(sampling, str) else sampling
     outs: list[Path] = []
+    before = {o.name: o.stat().st_mtime_ns for o in Path(out_dir).glob("*-mesh.npz")} if Path(out_dir).is_dir() else {}
     for p in tqdm(files, desc=f"resample -> {sampling.name}", unit="file", disable=not progress, leave=False):
         outs += resample_file(p, sampling, out_dir, require_labels)
+    first = open_cam5(files[0])
+    grid = (f"lat/lon {len(first.lat)}x{len(first.lon)}" if first.grid == "latlon"
+            else f"{len(first.lat)} ncol columns")
+    made = sum(1 for o in outs if before.get(o.name) != o.stat().st_mtime_ns)
+    how = ("kept on the files' own points" if sampling.kind == "native" else
+           "fields bilinear (lat/lon) or inverse-distance (columns), labels nearest neighbour")
+    _say_once(("resampled", str(src), sampling.name, made),
+              f"{BENCH}: {len(files)} netCDF file(s) of {src} (the first on {grid}) onto {sampling.name} ({how}): "
+              + (f"{made} sample(s) resampled into {out_dir}" if made else f"reused from {out_dir}"))
     names = [o.name for o in outs]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -818,7 +969,7 @@ class MeshFiles(Dataset):
         return len(self.files)
 
     def __getitem__(self, i):
-        data, labels = read_mesh_npz(self.files[i], self.n_vertices)
+        data, labels = read_mesh_npz(self.files[i], self.n_vertices, plausible=False)
         return torch.from_numpy(normalize(data)), torch.from_numpy(labels)
 
 
@@ -889,6 +1040,7 @@ class ClimateDataModule(pl.LightningDataModule):
             self.form = "npz"
             folder, names = npz_dir, sorted(p.name for p in npz_dir.iterdir() if NPZ_PATTERN.match(p.name))
             self._check_npz_sampling(folder / names[0])
+            read_mesh_npz(folder / names[0], self.num_vertices, require_labels=False)  # units: a range check
             lists = read_split_lists([npz_dir, npz_dir.parent])
         else:
             if not netcdf_files(self.data_dir):

@@ -32,8 +32,11 @@ next to them); the two column keys then are an error, not silently unused. Every
 shape / Nside, ordering, finite values in observed pixels, at least one observed pixel; a bad
 file raises :class:`InputError` naming it.
 
-Partial sky. A pixel is *unobserved* where the map is ``healpy.UNSEEN`` (npz or FITS) or the
-mask column is ``≤ 0`` (whatever the map holds there, NaN included). Such pixels are honoured, not
+Partial sky. A pixel is *unobserved* where the map is ``healpy.UNSEEN`` (npz or FITS), the
+mask column is ``≤ 0``, or the mask file ``data.mask_file`` (a HEALPix FITS mask as WMAP's or
+Planck's, any ordering and Nside, :func:`read_mask`) is ``≤ 0`` there (whatever the map holds,
+NaN included). Conversions made while reading — RING files reordered to NESTED, a mask of another
+Nside degraded or upgraded — are said in one line each. Such pixels are honoured, not
 scored: a partial map (below) less than ``data.min_observed_fraction`` (default 0.5) observed is
 dropped, the count per split kept in the samples' ``dropped`` (and reported as the run's
 ``unseen_blocks_dropped_<split>`` columns); the normalising std is taken over observed pixels
@@ -69,6 +72,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
@@ -170,7 +174,8 @@ def _pick_column(spec: Column, names: Sequence[str], path: Path, key: str, exclu
                      f"{_columns_listing(names)}")
 
 
-def read_fits_map(path: Path, nside: int, column: Column = None, mask_column: Column = None) -> np.ndarray:
+def read_fits_map(path: Path, nside: int, column: Column = None, mask_column: Column = None,
+                  reordered: list | None = None) -> np.ndarray:
     """One map of the configured Nside from a HEALPix FITS file, NESTED, float32, ``UNSEEN32`` at
     unobserved pixels.
 
@@ -221,6 +226,8 @@ def read_fits_map(path: Path, nside: int, column: Column = None, mask_column: Co
     if ordering == "RING":  # to NESTED: pixel p of the NESTED map is pixel nest2ring(p) of the file
         idx = hp.nest2ring(nside, np.arange(len(m)))
         m, mask = m[idx], (None if mask is None else mask[idx])
+        if reordered is not None:
+            reordered.append(path)
     seen = ~hp.mask_bad(m)
     if mask is not None:
         seen &= mask > 0
@@ -260,15 +267,76 @@ def read_split(folder: Path, nside: int, smoothing_arcmin: float = 3, tokens: Se
     if not files:
         raise InputError(f"{BENCH}: {folder} holds neither {npz[0].name}/{npz[1].name} nor FITS maps "
                          f"(*.fits, *.fit, *.fts, optionally .gz); {HINT}")
-    maps, labels = [], []
+    maps, labels, reordered = [], [], []
     for p in files:
         lab = fits_label(p.name, tokens)
         if lab is None:
             raise InputError(f"{BENCH}: {p}: cannot tell the class from the file name (it must contain "
                              f"exactly one of {', '.join(tokens)}: config data.fits_class_tokens)")
-        maps.append(read_fits_map(p, nside, column, mask_column))
+        maps.append(read_fits_map(p, nside, column, mask_column, reordered))
         labels.append(lab)
+    if reordered:
+        say(f"{BENCH}: {folder}: {len(reordered)} of {len(files)} FITS map(s) RING-ordered (e.g. "
+            f"{reordered[0].name}), reordered to NESTED")
     return Split(np.stack(maps), np.array(labels, np.int64), "fits", tuple(files))
+
+
+def say(line: str) -> None:
+    """One line on stderr: a conversion made to the data as read (reordering, resolution, mask)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def read_mask(path: str | os.PathLike, nside: int) -> np.ndarray:
+    """A HEALPix mask file (as WMAP's and Planck's: the first column of the binary table in HDU 1,
+    ``ORDERING`` RING or NESTED, any Nside that is a power of 2) as ``(12·nside²,)`` bool NESTED,
+    True where observed (value ``> 0``, the HEALPix convention 1 = observed, 0 = masked; UNSEEN /
+    NaN = masked). Its conversions are said in one line each: RING reordered to NESTED; a finer
+    mask degraded (a pixel is observed only where every finer pixel is), a coarser one upgraded
+    (each pixel's sub-pixels take its value). A file that cannot be used raises :class:`InputError`."""
+    import healpy as hp
+    from astropy.io import fits
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{BENCH}: mask file {path} (config data.mask_file) does not exist")
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            if len(hdul) < 2 or not isinstance(hdul[1], fits.BinTableHDU):
+                raise InputError(f"{BENCH}: mask {path}: no binary table in HDU 1 (the HEALPix map layout)")
+            hdr = hdul[1].header
+            names = [str(n) for n in hdul[1].columns.names]
+            partial = (str(hdr.get("OBJECT", "")).strip().upper() == "PARTIAL"
+                       or str(hdr.get("INDXSCHM", "")).strip().upper() == "EXPLICIT")
+            ordering = str(hdr.get("ORDERING", "")).strip().upper()
+            if ordering not in ("NESTED", "RING"):
+                raise InputError(f"{BENCH}: mask {path}: ORDERING is '{ordering or 'missing'}', expected NESTED "
+                                 f"or RING")
+            m = hp.read_map(hdul, field=0, nest=None, dtype=np.float64, hdu=1, partial=partial)
+    except InputError:
+        raise
+    except Exception as e:  # astropy/healpy raise OSError, ValueError, TypeError, KeyError...
+        raise InputError(f"{BENCH}: mask {path}: unreadable FITS map ({type(e).__name__}: {e})") from None
+    column = names[1 if partial else 0] if names else "?"
+    if not hp.isnpixok(len(m)):
+        raise InputError(f"{BENCH}: mask {path}: {len(m)} pixels is no HEALPix map")
+    got = hp.npix2nside(len(m))
+    if ordering == "RING":
+        m = m[hp.nest2ring(got, np.arange(len(m)))]
+        say(f"{BENCH}: mask {path.name} (column {column}, Nside {got}): RING-ordered, reordered to NESTED")
+    seen = np.isfinite(m) & ~hp.mask_bad(m) & (m > 0)
+    if got > nside:
+        seen = seen.reshape(12 * nside * nside, -1).all(1)
+        say(f"{BENCH}: mask {path.name}: Nside {got} degraded to the maps' Nside {nside} (a pixel is observed "
+            f"only where all {(got // nside) ** 2} of its Nside-{got} pixels are)")
+    elif got < nside:
+        seen = np.repeat(seen, (nside // got) ** 2)
+        say(f"{BENCH}: mask {path.name}: Nside {got} upgraded to the maps' Nside {nside} (each pixel's "
+            f"{(nside // got) ** 2} sub-pixels take its value)")
+    if not seen.any():
+        raise InputError(f"{BENCH}: mask {path}: no observed pixel (every value is 0, negative, UNSEEN or NaN)")
+    say(f"{BENCH}: mask {path.name}: {100 * seen.mean():.1f} % of the sky observed; the maps' other pixels "
+        f"are unobserved")
+    return seen
 
 
 #: split name → (cache key, value): one dataset in memory per split (the paper's is ~3 GB)
@@ -277,8 +345,10 @@ _CACHE: dict[str, tuple] = {}
 
 def load_data(data_dir: str | os.PathLike, nside: int, smoothing_arcmin: float = 3,
               tokens: Sequence[str] = FITS_CLASS_TOKENS, *, splits: Sequence[str] = ("train", "test"),
-              column: Column = None, mask_column: Column = None) -> dict:
+              column: Column = None, mask_column: Column = None, mask_file: str | os.PathLike | None = None) -> dict:
     """The given splits, validated (cached in-process by folder, reader options and file stamps).
+    ``mask_file``: a HEALPix mask (:func:`read_mask`) applied to every map: its masked pixels are
+    unobserved.
 
     Returns ``{split: (maps, labels)}`` for each of ``splits``, plus ``"form"`` (``"npz"``,
     ``"fits"`` or ``"fits+npz"``), ``"files"`` (``{split: files read}``) and ``"unseen"``
@@ -289,15 +359,28 @@ def load_data(data_dir: str | os.PathLike, nside: int, smoothing_arcmin: float =
         raise InputError(f"{BENCH}: data directory {root} does not exist; {HINT}")
     out: dict = {"files": {}, "unseen": {}}
     forms = set()
+    mask_stamp = None
+    if mask_file is not None:
+        mp = Path(mask_file).expanduser().resolve()
+        mask_stamp = (str(mp), mp.stat().st_mtime_ns, mp.stat().st_size) if mp.is_file() else (str(mp),)
+    mask = None
     for split in splits:
         d = root / SPLIT_DIRS[split]
         stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(d.iterdir())) \
             if d.is_dir() else ()
-        key = (str(d), int(nside), float(smoothing_arcmin), tuple(tokens), column, mask_column, stamp)
+        key = (str(d), int(nside), float(smoothing_arcmin), tuple(tokens), column, mask_column, stamp, mask_stamp)
         if split in _CACHE and _CACHE[split][0] == key:
             s, unseen = _CACHE[split][1]
         else:
             s = read_split(d, nside, smoothing_arcmin, tokens, column, mask_column)
+            if mask_file is not None:
+                if mask is None:
+                    mask = read_mask(mask_file, nside)
+                s.maps[:, ~mask] = UNSEEN32
+                empty = [i for i in range(len(s.maps)) if not (s.maps[i] != UNSEEN32).any()]
+                if empty:
+                    raise InputError(f"{BENCH}: {s.files[min(empty[0], len(s.files) - 1)]}: no observed pixel "
+                                     f"left under the mask {mask_file}")
             counts = np.bincount(s.labels, minlength=2)
             if (counts == 0).any():
                 raise InputError(f"{BENCH}: {d}: no maps of class {int(np.argmin(counts)) + 1} "
@@ -496,7 +579,8 @@ class CosmologyDataModule(pl.LightningDataModule):
                  batch_per_order2: int = 16, test_batch_size: int = 64,
                  stand_in_maps: StandInMaps = StandInMaps(), num_workers: int = 0,
                  fits_column: int | str | None = None, fits_mask_column: int | str | None = None,
-                 min_observed_fraction: float = 0.5, require_train: bool = True):
+                 min_observed_fraction: float = 0.5, require_train: bool = True,
+                 mask_file: str | None = None):
         super().__init__()
         if num_classes != 2:
             raise InputError(f"{BENCH}: num_classes must be 2, got {num_classes}")
@@ -511,6 +595,7 @@ class CosmologyDataModule(pl.LightningDataModule):
         self.fits_column, self.fits_mask_column = fits_column, fits_mask_column
         self.min_observed = float(min_observed_fraction)
         self.require_train = bool(require_train)
+        self.mask_file = None if mask_file in (None, "") else Path(mask_file).expanduser()
         self.samples: dict | None = None
         self.test_files: tuple[Path, ...] = ()  # set by setup: the files of the test samples
         self._train_std: float | None = None    # restored by load_state_dict
@@ -532,7 +617,7 @@ class CosmologyDataModule(pl.LightningDataModule):
 
     def _load(self, splits: Sequence[str] = ("train", "test")) -> dict:
         return load_data(self.data_dir, self.nside, self.smoothing_arcmin, self.tokens, splits=splits,
-                         column=self.fits_column, mask_column=self.fits_mask_column)
+                         column=self.fits_column, mask_column=self.fits_mask_column, mask_file=self.mask_file)
 
     def setup(self, stage: str | None = None) -> None:
         """The samples of every split; for ``stage == "test"`` with a restored std, of the test

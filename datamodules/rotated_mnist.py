@@ -14,7 +14,9 @@ file                                                        rows      use
 Each row is 785 whitespace-separated floats: 784 pixels in [0, 1] (a 28×28 image, row-major)
 then the label 0–9 (written as a float). Every digit is rotated by an angle drawn uniformly
 from [0, 2π). A train/valid file with another row count (the stand-in) is split in the same
-proportion, ``n_train = round(N·10/12)``.
+proportion, ``n_train = round(N·10/12)``. Outside a stand-in folder, a published file name holding
+another row count than the published file (12,000 / 50,000; e.g. a download cut at a row
+boundary) is one warning line naming the file and both counts (:func:`check_published_rows`).
 
 Reading is :func:`read_amat` (one line at a time, so a bad row is named by file and line); a
 parsed file is cached next to it as ``.<name>.<size>-<mtime_ns>.npz`` (float32 pixels, int64
@@ -283,11 +285,31 @@ def check_dir(data_dir: str | os.PathLike) -> None:
         raise InputError(f"{NAME}: missing {', '.join(str(d / n) for n in missing)}; {HINT}")
 
 
-def check_amat(path: str | os.PathLike) -> None:
+def check_amat(path: str | os.PathLike) -> int:
     """Raise :class:`InputError` unless ``path`` is a readable ``.amat`` file: read by
     :func:`read_amat`, so a file is parsed once (writing its cache) and later checks load and
-    verify that cache (rebuilt if it does not load or is stale)."""
-    read_amat(path)
+    verify that cache (rebuilt if it does not load or is stale). Returns its row count."""
+    return len(read_amat(path)[1])
+
+
+#: rows of the published files (Larochelle et al. 2007: 12,000 train/valid, 50,000 test)
+PUBLISHED_ROWS = {FILES["train_valid"]: SPLIT_SIZES[0] + SPLIT_SIZES[1], FILES["test"]: SPLIT_SIZES[2]}
+_WARNED_ROWS: set[tuple[str, int]] = set()
+
+
+def check_published_rows(path: str | os.PathLike, n: int) -> bool:
+    """One warning line (once per file and count) when a published file name holds another
+    number of rows than the published file (a file cut at a row boundary reads as a smaller
+    data set; a stand-in folder has its own sizes and is not checked). Returns True if warned."""
+    path = Path(path)
+    expected = PUBLISHED_ROWS.get(path.name)
+    if expected is None or n == expected or is_stand_in(path.parent) or (str(path), n) in _WARNED_ROWS:
+        return False
+    _WARNED_ROWS.add((str(path), n))
+    what = (f"short of the published file's {expected:,} (cut short or partly copied?)" if n < expected
+            else f"more than the published file's {expected:,}")
+    log.warning(f"warning: {NAME}: {path} has {n:,} rows, {what}; it is used as it is")
+    return True
 
 
 # --------------------------------------------------------------------------- writing / stand-in
@@ -469,13 +491,15 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
             if not test_file.is_file():
                 raise InputError(f"{NAME}: missing {test_file}; scoring a checkpoint needs the MNIST-rot "
                                  f"test file in the folder given by --data-dir (or data.test_dir)")
-            check_amat(test_file)
+            check_published_rows(test_file, check_amat(test_file))
             return
         check_dir(self.data_dir)
         tv = self.data_dir / FILES["train_valid"]
         n = len(read_amat(tv)[1])
+        check_published_rows(tv, n)
         self._check_train_size(n if self.combine_train_val else check_train_valid_rows(n, tv))
-        check_amat(self.test_dir / FILES["test"])
+        test_file = self.test_dir / FILES["test"]
+        check_published_rows(test_file, check_amat(test_file))
 
     def _check_train_size(self, available: int) -> None:
         if self.train_size is not None and self.train_size > available:

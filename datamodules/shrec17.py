@@ -25,7 +25,10 @@ naming the file and the reason. A split with nothing usable left is an
 
 Mesh files: ``.obj`` is read by :func:`read_obj` (face corners ``a/b/c``, ``a//c``, ``a/b`` reduced to
 the vertex index, the s2cnn ``_fix``; negative indices; polygons fan-triangulated as obj2voxel
-does), ``.off`` and ``.ply`` through ``trimesh.load(..., force="mesh", process=False)``.
+does), ``.off`` by :func:`read_off`, ``.ply`` through ``trimesh.load(..., force="mesh", process=False)``.
+The counts a header declares are checked (OFF vertices and faces, PLY elements), and an ``.obj``
+whose last line stops without a line end is refused: a file cut short is a broken mesh, never a
+smaller one.
 
 **Folder-per-class layout** (e.g. ModelNet, for evaluating a trained model on other meshes):
 ``<data_dir>/<class>/<name>.obj|.off|.ply``, or with ``train/``, ``val/``, ``test/`` sub-folders
@@ -121,6 +124,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -168,7 +172,8 @@ def read_obj(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     Only ``v`` and ``f`` lines are used. A face corner ``a``, ``a/b``, ``a//c`` or ``a/b/c`` is the
     vertex ``a`` (1-based; negative = relative to the vertices read so far); a polygon of k ≥ 3
     corners becomes the fan ``(0, i, i+1)``; faces of fewer corners are ignored. Problems raise
-    :class:`BrokenMesh` with the line number.
+    :class:`BrokenMesh` with the line number: an index out of range, an unreadable number, and a
+    last ``v``/``vn``/``vt``/``f`` line without a line end (a file cut short; .obj declares no counts).
 
     >>> import tempfile
     >>> p = Path(tempfile.mkdtemp()) / "q.obj"
@@ -182,9 +187,14 @@ def read_obj(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if b"\0" in raw[:4096]:
         raise BrokenMesh("not a text .obj file (binary content)")
     text = raw.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    last = lines[-1].split()[:1] if lines else []
+    if not raw.endswith((b"\n", b"\r")) and last and last[0] in ("v", "vn", "vt", "f"):
+        raise BrokenMesh(f"line {len(lines)}, the last, stops without a line end: the file looks cut "
+                         f"short (if it is complete, end it with a newline)")
     verts: list[tuple[float, float, float]] = []
     tris: list[tuple[int, int, int]] = []
-    for ln, line in enumerate(text.splitlines(), 1):
+    for ln, line in enumerate(lines, 1):
         line = line.strip()
         if len(line) < 2 or line[0] not in "vf" or line[1] not in " \t":
             continue
@@ -212,15 +222,143 @@ def read_obj(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return v, f
 
 
+_OFF_KEYWORD = re.compile(r"^(ST)?C?N?(4?)(n?)OFF(.*)$")
+
+
+def read_off(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and triangles of a text ``.off`` file (``OFF``, ``COFF``, ``NOFF``, ``STOFF``: the
+    first three numbers of a vertex line are used), polygons fan-triangulated as in :func:`read_obj`.
+    The counts the header declares are checked: fewer vertex or complete face lines than declared
+    (a file cut short), a face line with fewer indices than it announces, an index out of range
+    and an unreadable number raise :class:`BrokenMesh` naming the problem. ModelNet's glitch
+    (counts on the ``OFF`` line, ``OFF490 518 0``) and ``#`` comments are accepted.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "q.off"
+    >>> _ = p.write_text("OFF\\n4 2 0\\n0 0 0\\n1 0 0\\n1 1 0\\n0 1 0\\n3 0 1 2\\n")
+    >>> read_off(p)
+    Traceback (most recent call last):
+    ...
+    datamodules.shrec17.BrokenMesh: the header declares 2 faces, the file holds 1 complete face line(s): it looks cut short
+    """
+    raw = Path(path).read_bytes()
+    if not raw.strip():
+        raise BrokenMesh("empty file")
+    if b"\0" in raw[:4096]:
+        raise BrokenMesh("not a text .off file (binary content; binary OFF is not read)")
+    rows = [(ln, line.split("#", 1)[0].split())
+            for ln, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1)]
+    rows = [(ln, tok) for ln, tok in rows if tok]
+    if not rows:
+        raise BrokenMesh("empty file")
+    m = _OFF_KEYWORD.match(rows[0][1][0])
+    if not m:
+        raise BrokenMesh(f"line {rows[0][0]}: no OFF header (first word {rows[0][1][0][:20]!r})")
+    if m.group(2) or m.group(3):
+        raise BrokenMesh(f"line {rows[0][0]}: {rows[0][1][0]} (4-D or n-D OFF) is not a 3-D mesh")
+    head = ([m.group(4)] if m.group(4) else []) + rows[0][1][1:]
+    if "BINARY" in (t.upper() for t in head):
+        raise BrokenMesh("binary OFF is not read (write it as text OFF, .obj or .ply)")
+    body = rows[1:]
+    if not head:
+        if not body:
+            raise BrokenMesh("the header has no vertex and face counts")
+        (ln, head), body = body[0], body[1:]
+    else:
+        ln = rows[0][0]
+    try:
+        nv, nf = int(head[0]), int(head[1])
+    except (ValueError, IndexError):
+        raise BrokenMesh(f"line {ln}: expected the counts 'vertices faces edges', got {' '.join(head)[:40]!r}") from None
+    if nv < 0 or nf < 0:
+        raise BrokenMesh(f"line {ln}: negative counts {nv} {nf}")
+    if len(body) < nv:
+        raise BrokenMesh(f"the header declares {nv} vertices, the file holds {len(body)} vertex line(s) "
+                         f"and no faces: it looks cut short")
+    try:
+        v = np.array([tok[:3] for _, tok in body[:nv]], dtype=np.float64)
+    except ValueError:
+        bad = next(ln for ln, tok in body[:nv] if len(tok) < 3 or not _floats(tok[:3]))
+        raise BrokenMesh(f"line {bad}: unreadable vertex") from None
+    tris: list[tuple[int, int, int]] = []
+    complete = 0
+    for ln, tok in body[nv:nv + nf]:
+        try:
+            k = int(tok[0])
+            idx = [int(t) for t in tok[1:1 + k]]
+        except ValueError:
+            raise BrokenMesh(f"line {ln}: unreadable face {' '.join(tok)[:60]!r}") from None
+        if len(idx) < k:
+            break  # announced more indices than the line holds: a cut line (reported below)
+        for i in idx:
+            if not 0 <= i < nv:
+                raise BrokenMesh(f"line {ln}: face index {i} out of range ({nv} vertices)")
+        tris.extend((idx[0], idx[i], idx[i + 1]) for i in range(1, k - 1))
+        complete += 1
+    if complete < nf:
+        raise BrokenMesh(f"the header declares {nf} faces, the file holds {complete} complete face "
+                         f"line(s): it looks cut short")
+    return v.reshape(-1, 3), np.asarray(tris, dtype=np.int64).reshape(-1, 3)
+
+
+def _floats(tokens: list[str]) -> bool:
+    try:
+        [float(t) for t in tokens]
+    except ValueError:
+        return False
+    return True
+
+
+def check_ply_counts(path: Path, v: np.ndarray, f: np.ndarray) -> None:
+    """:class:`BrokenMesh` when a ``.ply`` file holds fewer records than its header declares
+    (trimesh refuses a short binary body but reads a short ASCII body as a smaller mesh): the
+    vertex count must match; in ASCII files every element needs its declared number of lines
+    and every face line the indices it announces."""
+    with open(path, "rb") as fh:
+        header = []
+        for _ in range(10000):
+            line = fh.readline()
+            if not line:
+                return  # trimesh read it, so this does not happen; nothing to check against
+            words = line.decode("ascii", errors="replace").split()
+            header.append(words)
+            if words[:1] == ["end_header"]:
+                break
+        body = fh.read()
+    fmt = next((w[1] for w in header if w[:1] == ["format"] and len(w) > 1), "")
+    elements = [(w[1], int(w[2])) for w in header if w[:1] == ["element"] and len(w) > 2 and w[2].isdigit()]
+    declared = dict(elements)
+    if "vertex" in declared and declared["vertex"] != len(v):
+        raise BrokenMesh(f"the header declares {declared['vertex']} vertices, {len(v)} were read")
+    if fmt != "ascii":
+        return
+    lines = [ln for ln in body.decode("utf-8", errors="replace").splitlines() if ln.strip()]
+    start = 0
+    for name, count in elements:
+        block = lines[start:start + count]
+        complete = len(block)
+        if name == "face" and block:
+            last = block[-1].split()
+            if not last[0].isdigit() or len(last) < 1 + int(last[0]):
+                complete -= 1
+        if complete < count:
+            raise BrokenMesh(f"the header declares {count} {name} records, the file holds {complete} "
+                             f"complete line(s): it looks cut short")
+        start += count
+
+
 def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices and triangles of an ``.obj`` (:func:`read_obj`), ``.off`` or ``.ply`` (trimesh,
-    ``process=False``), checked by :func:`check_mesh`; :class:`BrokenMesh` with the reason."""
+    """Vertices and triangles of an ``.obj`` (:func:`read_obj`), ``.off`` (:func:`read_off`) or
+    ``.ply`` (trimesh, ``process=False``, then :func:`check_ply_counts`), checked by
+    :func:`check_mesh`; :class:`BrokenMesh` with the reason."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise BrokenMesh("empty file")
         if path.suffix.lower() == ".obj":
             v, f = read_obj(path)
+        elif path.suffix.lower() == ".off":
+            v, f = read_off(path)
         else:
             try:
                 m = trimesh.load(str(path), file_type=path.suffix.lower()[1:], force="mesh", process=False)
@@ -232,6 +370,7 @@ def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
                 raise BrokenMesh("no faces")
             v = np.asarray(m.vertices, dtype=np.float64).reshape(-1, 3)
             f = np.asarray(m.faces, dtype=np.int64).reshape(-1, 3)
+            check_ply_counts(path, v, f)
     except OSError as e:
         raise BrokenMesh(f"unreadable ({e.strerror or e})") from None
     check_mesh(v, f)
@@ -239,7 +378,8 @@ def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_mesh(v: np.ndarray, f: np.ndarray) -> None:
-    """:class:`BrokenMesh` unless the mesh has faces, finite vertices and a nonzero extent.
+    """:class:`BrokenMesh` unless the mesh has faces, finite vertices, face indices in range (a
+    ``.ply`` face list is checked here) and a nonzero extent.
 
     >>> check_mesh(np.zeros((3, 3)), np.array([[0, 1, 2]]))
     Traceback (most recent call last):
@@ -253,6 +393,11 @@ def check_mesh(v: np.ndarray, f: np.ndarray) -> None:
     bad = ~np.isfinite(v).all(1)
     if bad.any():
         raise BrokenMesh(f"{int(bad.sum())} of {len(v)} vertices are NaN or infinite")
+    out = (f < 0) | (f >= len(v))
+    if out.any():
+        row = int(np.nonzero(out.any(1))[0][0])
+        raise BrokenMesh(f"{int(out.any(1).sum())} face(s) index vertices out of range (face {row}: "
+                         f"{' '.join(map(str, f[row].tolist()))}; {len(v)} vertices, indices 0..{len(v) - 1})")
     used = v[np.unique(f)]
     if not (np.ptp(used, axis=0).max() > 0):
         raise BrokenMesh("zero extent (all vertices coincide)")
@@ -757,6 +902,10 @@ def index_shrec_split(data_dir: Path, split: str) -> SplitIndex:
     return SplitIndex(split, folder, lab, rows, items, missing)
 
 
+#: class ids named in full in an error before it is shortened
+MAX_NAMED_CLASSES = 12
+
+
 def index_folders(data_dir: Path, exclude: Sequence[Path] = ()) -> dict[str, SplitIndex]:
     """The folder-per-class layout (module docstring): ``{split: SplitIndex}`` of the splits that
     have files. Ids are 0, 1, ... over the sorted (split, class, path)."""
@@ -1158,6 +1307,17 @@ class Shrec17DataModule(pl.LightningDataModule):
             raise InputError(f"{BENCH}: {source} has {len(names)} synsets (classes), config data.num_classes "
                              f"is {self.num_classes}" + (" (the stand-in has 8)" if self.stand_in else ""))
         known = set(names)
+        if self.layout == "folders" and self.fixed_classes is not None:
+            unknown = sorted({r.synset for ix in index.values() for r in ix.rows} - known)
+            if unknown:
+                shown = ", ".join(names[:MAX_NAMED_CLASSES]) + (f", ... ({len(names)} in all)"
+                                                               if len(names) > MAX_NAMED_CLASSES else "")
+                raise InputError(
+                    f"{BENCH}: {self.data_dir}: class folder(s) {', '.join(repr(u) for u in unknown[:5])}"
+                    f"{' ...' if len(unknown) > 5 else ''} are not classes of the model; its {len(names)} "
+                    f"class ids are {shown}. Rename each class folder to the id of the class it holds "
+                    f"(e.g. {self.data_dir / names[0]}/), a folder per class; classes the data lacks may "
+                    f"be left out")
         for ix in index.values():
             bad = [r for r in ix.rows if r.synset not in known]
             if bad:
@@ -1233,6 +1393,12 @@ class Shrec17DataModule(pl.LightningDataModule):
                                            params, self.normalize) for s in self.splits}
         if self.test_split_name == "val":
             self.datasets["test"] = self.datasets["val"]
+
+    @property
+    def test_files(self) -> list[Path]:
+        """The mesh files of the scored split that were read and scored (broken ones left out,
+        each named when skipped); what ``--evaluate`` reports."""
+        return [it.path for it in self._usable.get(self.test_split_name, [])]
 
     # -- labels --------------------------------------------------------------------------------
     def labels(self, split: str | None = None) -> dict[str, tuple[str, str, str]]:

@@ -199,6 +199,8 @@ class Cath(Benchmark):
     datamodule = CathDataModule
     models = {"se3": SE3ResNet34Small, "cnn": ResNet34}
     report = REPORT
+    #: the voxel grid (resolution) and the class count a checkpoint was trained on (--evaluate keeps them)
+    geometry_keys = ("data.num_classes", "data.grid_size", "data.bin_size", "data.sigma")
 
     def datamodule_args(self, ctx, run) -> dict:
         return {**super().datamodule_args(ctx, run), "reduction": int(run.setting.get("reduction", 1))}

@@ -211,6 +211,8 @@ class Cosmology(Benchmark):
     datamodule = CosmologyDataModule
     models = {"deepsphere": deepsphere_classifier, "cnn2d": FlatPatchConvNet, "svm": LinearSVMBaseline}
     report = REPORT
+    #: the HEALPix resolution and class count a checkpoint was trained on (--evaluate keeps them)
+    geometry_keys = ("data.num_classes", "data.nside")
 
     def grid(self, cfg):
         """The product model × order × noise (``grid.product``), then the explicit ``grid.rows``."""

@@ -381,6 +381,9 @@ class Shrec17(Benchmark):
     models = {"deepsphere": SphereClassifier, "se3": Shrec17SE3Net, "esteves": EstevesSphericalCNN, "s2cnn": S2CNN}
     task = Retrieve
     report = REPORT
+    #: the class count and voxel grid options a checkpoint was trained on (--evaluate keeps them;
+    #: the sampling / voxel size is the run's setting, which --evaluate takes from the checkpoint)
+    geometry_keys = ("data.num_classes", "data.voxel_double", "data.voxel_fit")
 
     def datamodule_args(self, ctx, run) -> dict:
         # data.seed (not the run seed) draws the augmentations: every run and model of an input shares its cache

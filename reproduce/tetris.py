@@ -213,6 +213,8 @@ class Tetris(Benchmark):
     datamodule = TetrisDataModule
     models = {"se3": TetrisSE3Net, "cnn": TetrisCNN, "mass": MassOnlyClassifier}
     report = REPORT
+    #: the voxel grid and class count a checkpoint was trained on (--evaluate keeps them)
+    geometry_keys = ("data.num_classes", "data.size", "data.zoom", "data.geometry")
 
     def datamodule_args(self, ctx, run) -> dict:
         return {"seed": run.seed}

@@ -1,4 +1,4 @@
-"""A small BinaryCIF writer for test fixtures (the reader under test is biopython's decoder).
+"""A small BinaryCIF writer for test fixtures (the reader under test decodes with biotite).
 
 BinaryCIF (molstar/BinaryCIF ``encoding.md``, version 0.3): a MessagePack map ``{version, encoder,
 dataBlocks: [{header, categories: [{name, rowCount, columns: [{name, data, mask}]}]}]}``; each

@@ -132,6 +132,120 @@ def test_bcif_chains_are_author_chains_and_bad_bcif_is_unreadable(tmp_path):
             read_ca(tmp_path / name, chain="A")
 
 
+def _biotite_bcif(pdb_gz: Path, out: Path, chain_map: dict[str, str] | None = None) -> Path:
+    """A wwPDB-style BinaryCIF file written by biotite (not by tests/bcif.py): ``_entry.id``, and
+    ``pdbx_PDB_ins_code`` / ``label_alt_id`` missing (``?``) in every row, encoded as wwPDB files do
+    (a StringArray of no strings, every index -1)."""
+    import warnings
+
+    import biotite.structure.io.pdb as bpdb
+    import biotite.structure.io.pdbx as pdbx
+
+    with gzip.open(pdb_gz, "rt") as f, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # biotite guesses elements of a PDB file without them
+        atoms = bpdb.PDBFile.read(f).get_structure(model=1, extra_fields=["occupancy", "b_factor"])
+    bcif = pdbx.BinaryCIFFile()
+    pdbx.set_structure(bcif, atoms)
+    bcif.block["entry"] = pdbx.BinaryCIFCategory({"id": pdb_gz.name[:4].upper()})
+    bcif = pdbx.compress(bcif)
+    site = bcif.block["atom_site"]
+    if chain_map:
+        site["auth_asym_id"] = pdbx.BinaryCIFColumn(
+            np.array([chain_map[c] for c in site["auth_asym_id"].as_array(str)]))
+    n = len(atoms)
+    for empty in ("pdbx_PDB_ins_code", "label_alt_id"):
+        no_strings = pdbx.StringArrayEncoding(
+            strings=np.array([], dtype="U1"),
+            data_encoding=[pdbx.RunLengthEncoding(), pdbx.ByteArrayEncoding()],
+            offset_encoding=[pdbx.ByteArrayEncoding()])
+        site[empty] = pdbx.BinaryCIFColumn(
+            pdbx.BinaryCIFData(np.full(n, "", dtype="U1"), [no_strings]),
+            pdbx.BinaryCIFData(np.full(n, pdbx.MaskValue.MISSING, dtype=np.uint8),
+                               [pdbx.RunLengthEncoding(), pdbx.ByteArrayEncoding()]))
+    bcif.write(out)
+    return out
+
+
+def test_bcif_written_by_biotite_with_all_masked_columns_reads_like_its_pdb(tmp_path):
+    """Most wwPDB BinaryCIF files have an all-masked ``pdbx_PDB_ins_code``; biopython 1.88's
+    decoder fails on it (IndexError), biotite, which reads them here, does not."""
+    import biotite.structure.io.pdbx as pdbx
+    from Bio.PDB.binary_cif import BinaryCIFParser
+
+    p = _biotite_bcif(PDB / "1ahsA.pdb.gz", tmp_path / "1ahs.bcif", {"A": "H"})
+    site = pdbx.BinaryCIFFile.read(p).block["atom_site"]
+    for empty in ("pdbx_PDB_ins_code", "label_alt_id"):  # the case: every value missing
+        assert (site[empty].mask.array == pdbx.MaskValue.MISSING).all()
+    try:
+        BinaryCIFParser().get_structure(None, str(p))
+        bio = None
+    except Exception as e:  # noqa: BLE001 - documents what the replaced decoder does
+        bio = type(e).__name__
+    xyz, resnum = read_ca(p, chain="H")  # author chain H (label chain A)
+    ref_xyz, ref_resnum = read_ca(PDB / "1ahsA.pdb.gz", chain="A")
+    assert resnum.tolist() == ref_resnum.tolist() and len(resnum) == REAL["1ahsA"][0]
+    np.testing.assert_allclose(xyz, ref_xyz, atol=1e-3)
+    assert bio in (None, "IndexError")  # biopython 1.88: IndexError, as on wwPDB files
+    with gzip.open(tmp_path / "1ahsH.bcif.gz", "wb") as f:  # gzipped works the same
+        f.write(p.read_bytes())
+    np.testing.assert_allclose(read_ca(tmp_path / "1ahsH.bcif.gz", chain="H")[0], ref_xyz, atol=1e-3)
+
+
+def test_real_wwpdb_bcif_reads_like_its_mmcif_twin():
+    """The _atom_site of wwPDB entry 1AKI as the wwPDB writes it (python-mmcif encoder: StringArray
+    columns masked in every row, masked integer label_seq_id on waters): the CA trace equals the
+    one of the same entry's mmCIF."""
+    import biotite.structure.io.pdbx as pdbx
+
+    bcif, cif = PDB / "bcif" / "1aki_atom_site.bcif.gz", PDB / "bcif" / "1aki_atom_site.cif.gz"
+    with gzip.open(bcif, "rb") as f:
+        site = pdbx.BinaryCIFFile.read(f).block["atom_site"]
+    for empty in ("pdbx_PDB_ins_code", "label_alt_id", "pdbx_formal_charge"):
+        assert (site[empty].mask.array != pdbx.MaskValue.PRESENT).all()
+    xyz, resnum = read_ca(bcif, chain="A")
+    ref_xyz, ref_resnum = read_ca(cif, chain="A")
+    assert len(resnum) == 129 and resnum.tolist() == ref_resnum.tolist() == list(range(1, 130))
+    np.testing.assert_allclose(xyz, ref_xyz, atol=1e-4)
+    np.testing.assert_allclose(xyz[0], [35.892, 21.073, -11.427], atol=1e-3)
+
+
+def test_bcif_encoded_by_biotite_itself_reads_like_its_mmcif(tmp_path):
+    """awkward.cif converted to BinaryCIF by biotite's own encoder (``pdbx.compress`` chooses the
+    encodings; masked '.' / '?' in label_alt_id, pdbx_PDB_ins_code and label_seq_id): altlocs,
+    insertion codes 52A/52B, MSE, ions, waters and a second model read as from the mmCIF."""
+    import biotite.structure.io.pdbx as pdbx
+
+    site = pdbx.CIFFile.read(str(PDB / "awkward.cif")).block["atom_site"]
+    columns = {}
+    for name in site.keys():
+        col = site[name]
+        values = col.as_array(str)
+        mask = None if col.mask is None else col.mask.array
+        present = values if mask is None else values[mask == pdbx.MaskValue.PRESENT]
+        for dtype in (np.int32, np.float32):  # typed columns, so that compress picks number encodings
+            try:
+                present.astype(dtype)
+                if dtype is np.int32 and any("." in v for v in present):
+                    continue
+            except ValueError:
+                continue
+            values = (values if mask is None else np.where(mask == pdbx.MaskValue.PRESENT, values, "0")).astype(dtype)
+            break
+        columns[name] = pdbx.BinaryCIFColumn(pdbx.BinaryCIFData(values),
+                                             None if mask is None else pdbx.BinaryCIFData(mask))
+    out = pdbx.compress(pdbx.BinaryCIFFile({"AWKW": pdbx.BinaryCIFBlock({"atom_site": pdbx.BinaryCIFCategory(columns)})}))
+    written = out.block["atom_site"]
+    assert written["label_seq_id"].mask is not None and written["pdbx_PDB_ins_code"].mask is not None
+    assert written["label_seq_id"].data.array.dtype.kind in "iu"  # an integer column with masked rows
+    out.write(tmp_path / "awkw.bcif")
+    for chain in "AB":
+        a, ra = read_ca(tmp_path / "awkw.bcif", chain=chain)
+        b, rb = read_ca(PDB / "awkward.cif", chain=chain)
+        assert ra.tolist() == rb.tolist()
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    assert read_ca(tmp_path / "awkw.bcif", chain="A")[1].tolist() == [1, 2, 52, 52, 52, 53, 54, 55]
+
+
 # --------------------------------------------------------------------------- CATH text formats
 def test_domain_list_and_boundary_formats():
     entries = read_domain_list(DATA / "cath" / "domains.txt")
@@ -190,8 +304,13 @@ def test_build_real_chains_with_boundaries(tmp_path):
     assert split_of["1ahsA01"] != split_of["1ahsA02"] and split_of["1lpbA00"] != split_of["2cviA00"]
     assert a.label_set == [(1, 10), (2, 60)] and sorted(a.y.tolist()) == [0, 0, 1, 1]
     report = s.report.read_text()
-    assert "3a4r" not in report.split("domain\tfile\treason")[1]  # usable, only not selected
-    assert "usable but not selected (balancing / class below min_size): 1" in report
+    assert "usable but left out (balancing / class below min_size, each named below): 1" in report
+    (row,) = [ln for ln in report.split("domain\tfile\treason\n")[1].splitlines() if ln.startswith("3a4r")]
+    assert row.startswith("3a4rA00\t3a4rA.pdb.gz\tusable, left out: arch ") and "below min_size 2" in row
+    assert s.left_out == [tuple(row.split("\t"))]
+    from datamodules.cath import build_summary_text
+    text = build_summary_text(s, "domains.txt", "pdb")
+    assert "usable but left out (1; class below --min-size or balancing): 3a4rA00" in text
 
 
 def test_build_reports_skipped_and_rejects_wholly_unusable_input(tmp_path):

@@ -137,6 +137,108 @@ def test_missing_variable_names_the_file_and_lists_what_it_has(tmp_path):
     assert "the file has: TMQ, U850" in msg and "LABELS" in msg
 
 
+def write_cam5_netcdf4(path, lat, lon, units=None, scale=None, extra=None, fill_pairs=()):
+    """A CAM5-like file written with netCDF4 directly (not xarray): fields at their published
+    mean + 0.5 std x smooth(lat, lon), each with a ``units`` attribute (``units``: variable ->
+    unit overriding the published one, ``scale``: variable -> (factor, offset) applied to the
+    values written); ``fill_pairs``: variables given both ``_FillValue`` and a different
+    ``missing_value``, as NCEP reanalysis files do."""
+    import netCDF4
+
+    units, scale = dict(units or {}), dict(scale or {})
+    LON, LAT_ = np.meshgrid(lon, lat)
+    base = smooth(LAT_, LON)
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("time", 1)
+        nc.createDimension("lat", len(lat))
+        nc.createDimension("lon", len(lon))
+        for name, values, attrs in (("lat", lat, {"units": "degrees_north"}),
+                                    ("lon", lon, {"units": "degrees_east"})):
+            var = nc.createVariable(name, "f8", (name,))
+            var[:] = values
+            var.setncatts(attrs)
+        for i, v in enumerate(extra or C.VARIABLES):
+            a = C.MEAN[i % 16] + 0.5 * C.STD[i % 16] * base
+            f, o = scale.get(v, (1.0, 0.0))
+            kw = {"fill_value": np.float32(-9.96921e36)} if v in fill_pairs else {}
+            var = nc.createVariable(v, "f4", ("time", "lat", "lon"), **kw)
+            var[0] = (a * f + o).astype(np.float32)
+            var.units = units.get(v, C.UNITS.get(v, "1"))
+            if v in fill_pairs:
+                var.missing_value = np.float32(32766)
+    return path
+
+
+def test_units_other_than_published_are_converted_with_one_line(tmp_path, capsys):
+    """PS / PSL in hPa, QREFHT in g/kg, TS in degC, Z200 in dam (netCDF4-written): converted and
+    said once; the fields equal those of the same file in the published units."""
+    (tmp_path / "pub").mkdir()
+    ref = write_cam5_netcdf4(tmp_path / "pub" / "a.nc", LAT, LON360)
+    other = {"PS": "hPa", "PSL": "mbar", "QREFHT": "g kg-1", "TS": "degC", "Z200": "dam"}
+    scale = {"PS": (0.01, 0), "PSL": (0.01, 0), "QREFHT": (1000, 0), "TS": (1, -273.15), "Z200": (0.1, 0)}
+    (tmp_path / "other").mkdir()
+    for k in range(2):
+        write_cam5_netcdf4(tmp_path / "other" / f"b{k}.nc", LAT, LON360, units=other, scale=scale)
+    capsys.readouterr()
+    a, _ = C.open_cam5(ref).read_step(0, require_labels=False)
+    assert capsys.readouterr().err == ""  # published units, plausible values: nothing to say
+    for k in range(2):
+        b, _ = C.open_cam5(tmp_path / "other" / f"b{k}.nc").read_step(0, require_labels=False)
+        np.testing.assert_allclose(b, a, rtol=2e-6, atol=1e-6)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err  # one line for the folder
+    assert "b0.nc" in err[0] and "PS: hPa -> Pa (x100)" in err[0] and "QREFHT: g kg-1 -> kg/kg (x0.001)" in err[0]
+    assert "TS: degC -> K (x1 + 273.15)" in err[0] and "Z200: dam -> m (x10)" in err[0]
+
+
+def test_unknown_units_are_refused_naming_file_variable_and_unit(tmp_path):
+    p = write_cam5_netcdf4(tmp_path / "psi.nc", LAT, LON360, units={"PS": "psi"})
+    with pytest.raises(InputError, match=r"psi\.nc: variable PS has units 'psi', not Pa and not convertible") as e:
+        C.open_cam5(p)
+    assert "hpa" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_implausible_channels_are_a_warning_naming_them(tmp_path, capsys):
+    """hPa written under 'Pa' (the units check cannot see it): the range check after
+    normalisation names PS and PSL with their medians; plausible channels are not named."""
+    p = write_cam5_netcdf4(tmp_path / "hpa.nc", LAT, LON360, scale={"PS": (0.01, 0), "PSL": (0.01, 0)})
+    capsys.readouterr()
+    C.open_cam5(p).read_step(0, require_labels=False)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("climate: warning:") and "hpa.nc" in err[0]
+    assert "PS median 1011 Pa (-12.5 std)" in err[0] and "PSL median 1023 Pa (-26 std)" in err[0]
+    assert "TMQ" not in err[0] and "QREFHT" not in err[0]
+    assert C.check_plausible(p, C.MEAN[:, None] + C.STD[:, None] * np.array([[-7.9, 7.9]])) == []
+    # a UGSCNN npz file with QREFHT in g/kg
+    data = (C.MEAN[:, None] + 0.1 * C.STD[:, None] * np.ones((16, 162))).astype(np.float32)
+    data[5] *= 1000
+    (tmp_path / "npz").mkdir()
+    C.write_mesh_npz(tmp_path / "npz" / "data-2106-01-01-00-1-mesh.npz", data, np.zeros(162, int))
+    C.read_mesh_npz(tmp_path / "npz" / "data-2106-01-01-00-1-mesh.npz", 162)
+    err = capsys.readouterr().err
+    # (published mean + 0.1 std) x 1000 = 11.39 "kg/kg", +1.78e3 std
+    assert "QREFHT median 11.39 kg/kg (+1.78e+03 std)" in err and "PS" not in err
+
+
+def test_library_warnings_of_an_ncep_file_are_silenced(tmp_path, capsys):
+    """An NCEP-reanalysis-like file (netCDF4-written; _FillValue and a different missing_value on
+    every variable, which xarray warns about once per variable, no CAM5 fields): no warning, and
+    the one error line names what is missing."""
+    import warnings
+
+    p = write_cam5_netcdf4(tmp_path / "air.sig995.nc", LAT, LON360, extra=[f"v{i}" for i in range(14)],
+                           fill_pairs=[f"v{i}" for i in range(14)])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        xr.open_dataset(p).close()  # what xarray says unasked
+        assert len(seen) >= 14
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError, match=r"air\.sig995\.nc: missing variable\(s\) TMQ"):
+            C.open_cam5(p)
+    assert seen == [] and capsys.readouterr().err == ""
+
+
 def test_bad_labels_are_an_error(tmp_path):
     p = write_nc(tmp_path / "l.nc", LAT, LON360)
     with xr.open_dataset(p) as ds:
@@ -460,3 +562,63 @@ def test_resample_command_line(tmp_path, capsys):
     assert "holds no netCDF files" in capsys.readouterr().err
     with pytest.raises(InputError, match="unknown sampling 'ico'. Valid values are"):
         C.parse_sampling("ico")
+
+
+def test_ncep_file_through_the_command_line_gives_the_error_as_the_only_line(tmp_path):
+    """The same NCEP-like file read by a fresh interpreter (Python's default warning filters, which
+    show xarray's SerializationWarning): stderr is the one error line, nothing before it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = tmp_path / "ncep"
+    src.mkdir()
+    write_cam5_netcdf4(src / "air.sig995.nc", LAT, LON360, extra=[f"v{i}" for i in range(14)],
+                       fill_pairs=[f"v{i}" for i in range(14)])
+    code = "import xarray, warnings; warnings.simplefilter('default'); xarray.open_dataset(__import__('sys').argv[1])"
+    shown = subprocess.run([sys.executable, "-c", code, str(src / "air.sig995.nc")], capture_output=True, text=True,
+                           timeout=120)
+    assert "SerializationWarning" in shown.stderr  # what xarray says unasked on this file
+    p = subprocess.run([sys.executable, "-m", "datamodules.climate", "resample", "--src", str(src), "--out",
+                        str(tmp_path / "out"), "--sampling", "healpix:2"], capture_output=True, text=True,
+                       timeout=120, cwd=Path(__file__).resolve().parents[1],
+                       env={**os.environ, "PYTHONWARNINGS": "default"})
+    lines = [ln for ln in p.stderr.replace("\r", "\n").splitlines() if ln.strip() and "resample ->" not in ln]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"error: climate: {src / 'air.sig995.nc'}: missing variable(s) TMQ")
+
+
+def test_resampling_a_folder_is_said_in_one_line(tmp_path, capsys):
+    src = tmp_path / "nc"
+    src.mkdir()
+    for k in range(2):
+        write_cam5_netcdf4(src / f"data-2106-01-0{k + 1}-00-1.nc", LAT, LON360)
+    capsys.readouterr()
+    C.resample_folder(src, "healpix:2", tmp_path / "out", require_labels=False, progress=False)
+    C.resample_folder(src, "healpix:2", tmp_path / "out", require_labels=False, progress=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    head = (f"climate: 2 netCDF file(s) of {src} (the first on lat/lon {len(LAT)}x{len(LON360)}) onto healpix:2 "
+            f"(fields bilinear (lat/lon) or inverse-distance (columns), labels nearest neighbour): ")
+    assert err == [head + f"2 sample(s) resampled into {tmp_path / 'out'}", head + f"reused from {tmp_path / 'out'}"]
+
+
+def test_npz_folder_in_wrong_units_is_said_once_by_the_datamodule(tmp_path, capsys):
+    """UGSCNN-layout files with PS in hPa: prepare_data says it in one warning line (the first file
+    of the folder is range-checked); the samples served are not checked again."""
+    d = tmp_path / "data_5_all"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(10):
+        data = (C.MEAN[:, None] + 0.3 * C.STD[:, None] * rng.standard_normal((16, 42))).astype(np.float32)
+        data[6] /= 100  # PS in hPa
+        C.write_mesh_npz(d / f"data-2106-01-{k + 1:02d}-00-1-mesh.npz", data, rng.integers(0, 3, 42))
+    capsys.readouterr()
+    dm = C.ClimateDataModule(tmp_path, sampling="ico:1")
+    dm.prepare_data()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"climate: warning: {d / 'data-2106-01-01-00-1-mesh.npz'}: "
+                                               f"implausible after normalisation") and "PS median" in err[0], err
+    dm.setup()
+    next(iter(dm.train_dataloader()))
+    assert capsys.readouterr().err == ""

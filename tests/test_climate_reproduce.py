@@ -154,6 +154,37 @@ def test_predict_bad_input_is_one_error_line(smoke, tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
 
 
+def test_predict_checks_every_file_first_and_names_all_failures(smoke, tmp_path, capsys):
+    """A folder of one good file and three bad ones (a variable missing, units that cannot be
+    converted, not netCDF): one error naming the three, a line each, and nothing written."""
+    tmp, rows = smoke
+    ckpt = ROOT / rows[0]["checkpoint"]
+    src = write_one_standin(tmp_path / "sd")
+    inp = tmp_path / "in"
+    inp.mkdir()
+    with xr.open_dataset(src, decode_times=False) as ds:
+        ds = ds.load()
+    ds.to_netcdf(inp / "a_good.nc")
+    ds.drop_vars("PSL").to_netcdf(inp / "b_nopsl.nc")
+    bad = ds.copy()
+    bad["PRECT"].attrs["units"] = "inch/day"
+    bad.to_netcdf(inp / "c_inches.nc")
+    (inp / "d_text.nc").write_text("not netCDF\n")
+    capsys.readouterr()
+    assert main(BENCH, argv=["--predict", str(ckpt), "--data-dir", str(inp), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "error: --predict: 3 of 4 input files cannot be segmented; nothing was written:", err
+    assert len(err) == 4 and all(line.startswith("  climate: ") for line in err[1:]), err
+    assert "b_nopsl.nc: missing variable(s) PSL" in err[1]
+    assert "c_inches.nc: variable PRECT has units 'inch/day'" in err[2]
+    assert "d_text.nc: unreadable netCDF" in err[3]
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    for name in ("b_nopsl.nc", "c_inches.nc", "d_text.nc"):
+        (inp / name).unlink()
+    assert main(BENCH, argv=["--predict", str(ckpt), "--data-dir", str(inp), "--out", str(tmp_path / "o")]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a_good.nc"]
+
+
 def test_evaluate_rescores_a_checkpoint_without_recomputing_weights(smoke):
     """``--evaluate`` rebuilds the weighted run from its checkpoint's config and scores the same test
     split to the same numbers, test/loss included: the class weights are not recomputed from the data

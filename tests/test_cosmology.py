@@ -338,6 +338,62 @@ def test_ring_file_is_read_as_nest_same_pixels_as_its_nest_twin(tmp_path):
     assert ((x == UNSEEN32) == (mask == 0)).all()
 
 
+def _band_mask(nside: int, nest: bool) -> np.ndarray:
+    """A WMAP-like galactic cut: 0 within |z| < 0.3 of the equator, 1 elsewhere."""
+    z = hp.pix2vec(nside, np.arange(12 * nside ** 2), nest=nest)[2]
+    return (np.abs(z) >= 0.3).astype(np.int16)
+
+
+def test_mask_file_of_another_nside_and_ordering_is_applied_and_said(stand_in, tmp_path, capsys):
+    """data.mask_file: a RING mask at Nside 32 (column TEMPERATURE, as WMAP's analysis masks) on
+    Nside-16 maps is reordered and degraded (observed where all 4 finer pixels are), a NESTED Nside-8
+    one upgraded; each conversion is one line; the masked pixels are unobserved in every map."""
+    fine = _write(tmp_path / "wmap_like_mask.fits", _band_mask(2 * NSIDE, nest=False), nest=False,
+                  column_names=["TEMPERATURE"], dtype=np.int16)
+    capsys.readouterr()
+    dm = CosmologyDataModule(stand_in, nside=NSIDE, order=1, mask_file=str(fine))
+    dm.prepare_data()
+    err = capsys.readouterr().err.strip().splitlines()
+    expect = hp.ud_grade(_band_mask(2 * NSIDE, nest=False).astype(float), NSIDE, order_in="RING",
+                         order_out="NESTED") == 1  # independent: the mean of the 4 finer pixels is 1
+    assert err[0] == (f"cosmology: mask wmap_like_mask.fits (column TEMPERATURE, Nside {2 * NSIDE}): "
+                      f"RING-ordered, reordered to NESTED")
+    assert err[1].startswith(f"cosmology: mask wmap_like_mask.fits: Nside {2 * NSIDE} degraded to the maps' "
+                             f"Nside {NSIDE} (a pixel is observed only where all 4")
+    assert err[2] == (f"cosmology: mask wmap_like_mask.fits: {100 * expect.mean():.1f} % of the sky observed; "
+                      f"the maps' other pixels are unobserved") and len(err) == 3
+    data = load_data(stand_in, NSIDE, mask_file=fine)
+    for split in ("train", "test"):
+        maps = data[split][0]
+        assert ((maps != UNSEEN32) == expect[None]).all()
+        assert data["unseen"][split] == len(maps) * int((~expect).sum())
+    dm.setup("fit")
+    assert dm.samples["seen_train"] is not None  # the partial-sky rule now applies
+    coarse = _write(tmp_path / "coarse.fits", _band_mask(NSIDE // 2, nest=True), nest=True, dtype=np.int16)
+    capsys.readouterr()
+    data = load_data(stand_in, NSIDE, mask_file=coarse)
+    up = hp.ud_grade(_band_mask(NSIDE // 2, nest=True).astype(float), NSIDE, order_in="NESTED",
+                     order_out="NESTED") > 0
+    assert ((data["test"][0] != UNSEEN32) == up[None]).all()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "Nside 8 upgraded to the maps' Nside 16 (each pixel's 4 sub-pixels take its value)" in err[0]
+    with pytest.raises(InputError, match=r"mask file .*nowhere\.fits \(config data.mask_file\) does not exist"):
+        load_data(stand_in, NSIDE, mask_file=tmp_path / "nowhere.fits")
+    _write(tmp_path / "zero.fits", np.zeros(12 * NSIDE ** 2), dtype=np.int16)
+    with pytest.raises(InputError, match=r"zero\.fits: no observed pixel"):
+        load_data(stand_in, NSIDE, mask_file=tmp_path / "zero.fits")
+
+
+def test_ring_folder_is_reordered_in_one_line(tmp_path, capsys):
+    for i, m in enumerate(_maps(n=3)):
+        _write(tmp_path / f"r{i}_0p26.fits", hp.reorder(m, n2r=True), nest=False)
+    _write(tmp_path / "n_0p31.fits", _maps(seed=1, n=1)[0])
+    capsys.readouterr()
+    read_split(tmp_path, NSIDE)
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"cosmology: {tmp_path}: 3 of 4 FITS map(s) RING-ordered (e.g. r0_0p26.fits), reordered to NESTED"]
+
+
 def test_gz_fit_suffixes_extra_header_cards_and_partial_sky_files(tmp_path):
     m1, m2 = _maps(n=2)
     d = tmp_path / "same_psd"
@@ -698,3 +754,23 @@ def test_evaluate_on_a_test_only_folder_uses_the_checkpoints_std(tmp_path, capsy
     rc, out = evaluate(bare, data)  # with the training split there, the std is computed from it
     assert rc == 0, out.err[-2000:]
     assert json.loads(out.out.strip().splitlines()[-1])["test_acc"] == pytest.approx(float(row["test_acc"]), abs=1e-6)
+
+
+def test_evaluate_keeps_the_checkpoints_nside_unless_asked(capsys):
+    """--evaluate with data.nside other than the checkpoint's: refused naming both values; with
+    --allow-mismatch, said in one line."""
+    from reproduce.cosmology import BENCH
+    from reproduce.runner import config as C
+    from reproduce.runner.evaluate import check_geometry
+
+    trained = C.load_preset("cosmology", "smoke")
+    now = C.apply_overrides(trained, ["data.nside=512"])
+    old = C.get(trained, "data.nside")
+    with pytest.raises(InputError, match=rf"--evaluate: data.nside=512 differs from the checkpoint's {old} "
+                                         r"\(what it was trained on\); pass --allow-mismatch"):
+        check_geometry(BENCH, trained, now, allow=False)
+    assert check_geometry(BENCH, trained, trained, allow=False) is None
+    capsys.readouterr()
+    assert check_geometry(BENCH, trained, now, allow=True) is None
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"[cosmology] --allow-mismatch: evaluating with data.nside=512; the checkpoint was trained with {old}"]

@@ -238,7 +238,10 @@ def test_unusable_cache_in_prepare_data_is_rebuilt_not_a_traceback(standin, tmp_
         _truncate(cp)
     with caplog.at_level(logging.WARNING, logger="datamodules.rotated_mnist"):
         RotatedMNISTDataModule(d).prepare_data()
-    assert len(caplog.records) == 2 and all("rebuilt it from" in r.getMessage() for r in caplog.records)
+    cache = [r.getMessage() for r in caplog.records if "parse cache" in r.getMessage()]
+    assert len(cache) == 2 and all("rebuilt it from" in m for m in cache)
+    # the copy has no stand-in manifest: its row counts are compared with the published files'
+    assert sum("short of the published file's" in r.getMessage() for r in caplog.records) == 2
 
 
 def test_datamodule_subsets_augmentation_and_test_dir(standin, tmp_path):
@@ -465,3 +468,39 @@ def test_paper_hnet_optimiser_follows_run_mnist(tmp_path):
         lr_sched.step()
     assert len(ours) == 200 and ours == pytest.approx(reference, rel=1e-12)
     assert ours[50] == pytest.approx(0.0076) and ours[51] == pytest.approx(0.00076)
+
+
+def test_published_file_names_with_fewer_rows_are_a_warning(tmp_path, caplog):
+    """A test file of 50,000 rows cut at a row boundary (here 7 rows) still parses: one warning
+    naming it and both counts, once; a stand-in folder with its own sizes says nothing; a subprocess
+    shows the line on stderr."""
+    import logging
+    import subprocess
+    import sys
+
+    write_amat(tmp_path / FILES["test"], np.full((7, 784), 0.25), np.arange(7) % 10)
+    write_amat(tmp_path / FILES["train_valid"], np.full((12, 784), 0.5), np.arange(12) % 10)
+    with caplog.at_level(logging.WARNING, logger="datamodules.rotated_mnist"):
+        RotatedMNISTDataModule(tmp_path, test_only=True).prepare_data()
+        RotatedMNISTDataModule(tmp_path, test_only=True).prepare_data()  # said once
+        msgs = [r.getMessage() for r in caplog.records]
+        assert msgs == [f"warning: rotated_mnist: {tmp_path / FILES['test']} has 7 rows, short of the published "
+                        f"file's 50,000 (cut short or partly copied?); it is used as it is"]
+        caplog.clear()
+        RotatedMNISTDataModule(tmp_path, train_size=None).prepare_data()
+        assert [r.getMessage() for r in caplog.records] == [
+            f"warning: rotated_mnist: {tmp_path / FILES['train_valid']} has 12 rows, short of the published "
+            f"file's 12,000 (cut short or partly copied?); it is used as it is"]
+        caplog.clear()
+        stand_in = tmp_path / "standin"
+        RotatedMNISTDataModule(stand_in, stand_in=True, stand_in_digits=300).prepare_data()
+        assert caplog.records == []
+    code = ("from datamodules.rotated_mnist import RotatedMNISTDataModule as D; "
+            f"D({str(tmp_path / 'other')!r}, test_only=True).prepare_data()")
+    (tmp_path / "other").mkdir()
+    write_amat(tmp_path / "other" / FILES["test"], np.full((3, 784), 0.25), np.arange(3))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert p.returncode == 0 and p.stderr.strip().splitlines() == [
+        f"warning: rotated_mnist: {tmp_path / 'other' / FILES['test']} has 3 rows, short of the published "
+        f"file's 50,000 (cut short or partly copied?); it is used as it is"], p.stderr

@@ -83,6 +83,51 @@ def test_evaluate_rescore_checkpoint_on_other_data(tmp_path):
     assert 0.0 <= out["test_acc"] <= 1.0 and out["data_dir"] == str(other)
 
 
+def test_evaluate_refuses_another_class_count_unless_asked(tmp_path):
+    """A 2-output checkpoint on data of 3 classes: refused whatever is asked; on data of 1 class:
+    refused naming both counts, scored with --allow-mismatch, which says so in one line; an
+    override of data.num_classes is refused the same way."""
+    run_boring(tmp_path, "--preset", "smoke", "--only", "mlp")
+    ckpt = next((tmp_path / "runs").rglob("best.ckpt"))
+    rng = np.random.default_rng(1)
+    for name, classes in (("three", 3), ("one", 1)):
+        (tmp_path / name).mkdir()
+        y = rng.integers(0, classes, 64)
+        np.savez(tmp_path / name / "blobs.npz", x=rng.normal(size=(64, 8)) + 1.5 * y[:, None], y=y)
+
+    def ev(folder, *extra):  # the data as they are (no --stand-in)
+        cmd = [sys.executable, str(SCRIPT), "--logger", "none", "--preset", "smoke", "--evaluate", str(ckpt),
+               "--data-dir", str(tmp_path / folder), "--results-dir", str(tmp_path / "res"),
+               "--runs-dir", str(tmp_path / "runs"), *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT,
+                              env={**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1"})
+
+    def error(p):
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: --evaluate: "), p.stderr
+        return lines[0]
+
+    npz = tmp_path / "three" / "blobs.npz"
+    for extra in ((), ("--allow-mismatch",)):
+        assert error(ev("three", *extra)) == (f"error: --evaluate: the checkpoint's head has 2 outputs, data has "
+                                              f"3 classes ({npz}): class 2 of the data would have no output "
+                                              f"to be scored by")
+    msg = error(ev("one"))
+    assert "the checkpoint's head has 2 outputs, data has 1 class (" in msg
+    assert msg.endswith("pass --allow-mismatch to score them as the checkpoint's class 0")
+    p = ev("one", "--allow-mismatch")
+    assert p.returncode == 0, p.stderr[-2000:]
+    said = [ln for ln in p.stderr.splitlines() if "--allow-mismatch" in ln]
+    assert said == ["[boring] --allow-mismatch: the checkpoint's head has 2 outputs, data has 1 class; data "
+                    "class k (k = 0-0, in the data's order) is scored as the checkpoint's class k"], p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert 0.0 <= out["test_acc"] <= 1.0 and out["allowed_mismatch"] == [said[0].split(": ", 1)[1]]
+    msg = error(ev("one", "data.num_classes=1"))
+    assert "the checkpoint's head has 2 outputs, data has 1 class (data.num_classes=1); pass --allow-mismatch" in msg
+    p = run_boring(tmp_path, "--preset", "smoke", "--allow-mismatch", check=False)
+    assert p.returncode == 2 and "--allow-mismatch goes with --evaluate CKPT" in p.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--preset", "huge"], "unknown preset 'huge'"),
     (["--preset", "smoke", "--only", "nope"], "unknown model(s) nope"),

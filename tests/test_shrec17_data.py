@@ -65,7 +65,7 @@ def test_obj_face_syntaxes_polygons_and_negative_indices(tmp_path):
                           [0, 2, 3], [0, 3, 4], [0, 4, 1]]
 
 
-def test_off_and_ply_are_read_through_trimesh(tmp_path):
+def test_off_and_ply_are_read(tmp_path):
     off = tmp_path / "q.off"
     off.write_text("OFF\n5 2 0\n0 0 0\n1 0 0\n1 1 0\n0 1 0\n0 0 1\n4 0 1 2 3\n3 0 1 4\n")
     v, f = S.read_mesh(off)
@@ -518,6 +518,92 @@ def test_folder_per_class_layout(tmp_path):
     assert fm.class_names == ["a", "b", "c"] and len(fm.datasets["test"]) == 3
     with pytest.raises(InputError, match="no training meshes"):
         fm.train_dataloader()
+
+
+def _cut(data: bytes, frac: float, at_line_end: bool = False) -> bytes:
+    """The first ``frac`` of a file, optionally backed up to the last line end before it."""
+    n = int(len(data) * frac)
+    if at_line_end:
+        n = data.rindex(b"\n", 0, n) + 1
+    elif data[n - 1:n] == b"\n":
+        n -= 1
+    return data[:n]
+
+
+def _exported(m, file_type, **kw) -> bytes:
+    out = m.export(file_type=file_type, **kw)
+    return out.encode() if isinstance(out, str) else out
+
+
+def test_truncated_meshes_written_by_trimesh_are_refused_naming_the_problem(tmp_path):
+    """Files written by trimesh, then cut short: the counts the header declares are checked (OFF,
+    PLY), an .obj that stops inside a line is refused; a complete file of each kind reads."""
+    m = trimesh.creation.icosphere(3)  # 642 vertices, 1280 faces
+    off, obj = _exported(m, "off"), _exported(m, "obj")
+    ply_ascii = _exported(m, "ply", encoding="ascii")
+    for name, data in (("whole.off", off), ("whole.obj", obj), ("whole.ply", ply_ascii)):
+        (tmp_path / name).write_bytes(data)
+        v, f = S.read_mesh(tmp_path / name)
+        assert v.shape == (642, 3) and f.shape == (1280, 3)
+    # OFF cut inside its face block, inside a line and at a line end
+    face_start = off.index(b"\n3 ") + 1
+    frac = (face_start + 0.66 * (len(off) - face_start)) / len(off)
+    cases = {
+        "mid_line.off": (_cut(off, frac), r"declares 1280 faces, the file holds \d+ complete face line"),
+        "line_end.off": (_cut(off, frac, at_line_end=True), r"declares 1280 faces, the file holds \d+ complete"),
+        "vertices.off": (_cut(off, 0.2), r"declares 642 vertices, the file holds \d+ vertex line"),
+        "sixty.obj": (_cut(obj, 0.6), r"stops without a line end: the file looks cut short"),
+        "sixty.ply": (_cut(ply_ascii, 0.6), r"declares 1280 face records, the file holds \d+ complete"),
+        "line_end.ply": (_cut(ply_ascii, 0.9, at_line_end=True), r"declares 1280 face records"),
+        "vertices.ply": (_cut(ply_ascii, 0.1, at_line_end=True), r"declares 642 vertices, \d+ were read|"
+                                                                  r"declares 642 vertex records"),
+        "binary.ply": (_cut(_exported(m, "ply"), 0.6), r"unreadable .ply"),
+        "range.off": (b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 3\n", r"line 6: face index 3 out of range"),
+    }
+    for name, (data, reason) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(S.BrokenMesh, match=reason):
+            S.read_mesh(tmp_path / name)
+    # the 60 % .obj, when it happens to end at a line end, has faces in range: nothing to detect
+    # in .obj (no counts); ending it inside a line is what a cut usually does
+    assert not _cut(obj, 0.6).endswith(b"\n")
+
+
+def test_ply_face_indices_out_of_range_are_a_broken_mesh(tmp_path):
+    """trimesh-written .ply (ASCII and binary) whose face list names vertex 400 of 42 (or -1): a
+    BrokenMesh naming the face, never an IndexError or a wrapped index."""
+    m = trimesh.creation.icosphere(1)  # 42 vertices
+    lines = _exported(m, "ply", encoding="ascii").split(b"\n")
+    first_face = lines.index(b"end_header") + 1 + len(m.vertices)
+    lines[first_face] = b"3 0 1 400"
+    (tmp_path / "ascii.ply").write_bytes(b"\n".join(lines))
+    for name, bad in (("binary.ply", 400), ("negative.ply", -1)):
+        f = np.asarray(m.faces).copy()
+        f[3, 2] = bad
+        (tmp_path / name).write_bytes(_exported(trimesh.Trimesh(m.vertices, f, process=False, validate=False), "ply"))
+    for name, face in (("ascii.ply", "face 0: 0 1 400"), ("binary.ply", r"face 3: \d+ \d+ 400"),
+                       ("negative.ply", r"face 3: \d+ \d+ -1")):
+        with pytest.raises(S.BrokenMesh, match=rf"1 face\(s\) index vertices out of range \({face}; 42 vertices"):
+            S.read_mesh(tmp_path / name)
+
+
+def test_truncated_meshes_in_class_folders_are_skipped_with_one_line_each(tmp_path, capsys):
+    d = tmp_path / "modelnet"
+    for cls, m in (("chair", box_mesh((1, 2, 3))), ("table", trimesh.creation.icosphere(2))):
+        (d / cls).mkdir(parents=True)
+        for k in range(2):
+            m.export(d / cls / f"{cls}_{k}.off")
+    sph = _exported(trimesh.creation.icosphere(2), "off")
+    (d / "table" / "table_cut.off").write_bytes(_cut(sph, 0.8, at_line_end=True))
+    (d / "table" / "table_cut.obj").write_bytes(_cut(_exported(trimesh.creation.icosphere(2), "obj"), 0.6))
+    dm = S.Shrec17DataModule(d, num_classes=2, sampling="healpix:1", progress=False)
+    dm.prepare_data()
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "skipped" in ln]
+    assert len(lines) == 2, lines
+    assert sum("table_cut.off" in ln and "declares 320 faces" in ln for ln in lines) == 1
+    assert sum("table_cut.obj" in ln and "cut short" in ln for ln in lines) == 1
+    dm.setup()
+    assert len(dm.datasets["test"]) == 4
 
 
 # ------------------------------------------------------------------ errors

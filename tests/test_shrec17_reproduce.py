@@ -162,3 +162,48 @@ def test_evaluate_on_class_folders(smoke, tmp_path):
     assert sorted((run_dir / "retrieval").rglob("*")) == before
     (evaluated,) = run_dir.glob("retrieval-evaluate-*")
     assert len(R.read_results(evaluated / "ds_healpix")) == 16
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory):
+    """One smoke run (DeepSphere on HEALPix) on the tiny stand-in: its checkpoint and data."""
+    tmp = tmp_path_factory.mktemp("shrec17_one")
+    run_shrec("--preset", "smoke", "--logger", "none", "--results-dir", tmp / "res", "--runs-dir", tmp / "runs",
+              "--data-dir", tmp / "data", "--stand-in", *TINY,
+              "grid.rows=[{model: ds_healpix, setting: {input: 'healpix:32'}}]")
+    (ckpt,) = (tmp / "runs").rglob("last.ckpt")
+    return tmp, ckpt
+
+
+def test_evaluate_class_folders_named_otherwise_names_the_ids_and_the_hint_works(one_run, tmp_path):
+    """Class folders named 'chair', 'lamp', 'table': one error naming the checkpoint's 8 class ids
+    and how to name the folders; renamed so (3 of the 8 classes), --evaluate scores them and
+    prints the files it scored."""
+    import json
+
+    import trimesh
+
+    tmp, ckpt = one_run
+    with open(tmp / "data" / "test.csv") as f:
+        test = list(csv.DictReader(f))
+    ids = sorted({r["synsetId"] for r in test})
+    words = {ids[3]: "chair", ids[5]: "lamp", ids[7]: "table"}
+    for r in test:
+        if r["synsetId"] in words:
+            d = tmp_path / "named" / words[r["synsetId"]]
+            d.mkdir(parents=True, exist_ok=True)
+            trimesh.load(tmp / "data" / "test_perturbed" / f"{r['id']}.obj", force="mesh").export(
+                d / f"{words[r['synsetId']]}_{r['modelId']}.off")
+    p = run_shrec("--evaluate", ckpt, "--data-dir", tmp_path / "named", "--logger", "none", check=False)
+    err = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and err[-1].startswith("error: shrec17: ") and len(err) == 1, err
+    assert "class folder(s) 'chair', 'lamp', 'table' are not classes of the model" in err[-1]
+    assert f"its 8 class ids are {', '.join(ids)}" in err[-1] and "Rename each class folder to the id" in err[-1]
+    for synset, word in words.items():
+        (tmp_path / "named" / word).rename(tmp_path / "named" / synset)
+    p = run_shrec("--evaluate", ckpt, "--data-dir", tmp_path / "named", "--logger", "none")
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    scored = sorted(str(q) for q in (tmp_path / "named").rglob("*.off"))
+    assert out["scored_objects"] == len(scored) == 6 and sorted(out["test_files"]) == scored
+    line = next(ln for ln in p.stderr.splitlines() if "[shrec17] scored" in ln)
+    assert line.split("scored ")[1].startswith("12 test samples from ") and all(s in line for s in scored)

@@ -64,6 +64,9 @@ class Benchmark:
     #: dotted config values ``--evaluate`` sets on the checkpoint's config before the command
     #: line's overrides (e.g. score the whole test split whatever the training run scored)
     evaluate_defaults: ClassVar[dict] = {}
+    #: dotted config keys that fix what a checkpoint was trained on (resolution, sampling, class
+    #: count): ``--evaluate`` refuses to change them unless ``--allow-mismatch`` asks for it
+    geometry_keys: ClassVar[tuple[str, ...]] = ("data.num_classes",)
 
     # -- data ----------------------------------------------------------------------------------
     def datamodule_args(self, ctx: Context, run: Run) -> dict:

@@ -53,6 +53,9 @@ def build_parser(bench: Benchmark, doc: str | None) -> argparse.ArgumentParser:
     p.add_argument("--only", default=None, help="comma-separated models to run")
     p.add_argument("--evaluate", default=None, metavar="CKPT",
                    help="re-score a saved checkpoint on --data-dir (no training)")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="with --evaluate: score data of another resolution, sampling or class count than "
+                        "the checkpoint's (each difference is said in one line); refused without it")
     p.add_argument("--list", action="store_true", help="print the grid and each run's state")
     p.add_argument("--table", action="store_true",
                    help="rewrite results/<benchmark>.md (and figures) from its CSV; train nothing")
@@ -254,6 +257,8 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         raise InputError(f"nothing to run: the grid of {bench.name}/{preset} is empty"
                          + (f" for --only {args.only}" if args.only else ""))
     data_dir, generate = resolve_data_dir(bench, args, preset)
+    if args.allow_mismatch and not args.evaluate:
+        raise InputError("--allow-mismatch goes with --evaluate CKPT")
     if args.evaluate and args.data_dir is None and bench.uses_data_dir:
         raise InputError("--evaluate needs --data-dir (the data to score the checkpoint on)")
     launch = Launch(gpus=args.gpus, num_nodes=args.num_nodes, cpu_procs=args.cpu_procs, logger=args.logger)
@@ -267,7 +272,7 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         return 0
     if args.evaluate:
         from reproduce.runner.evaluate import evaluate
-        evaluate(bench, ctx, Path(args.evaluate), args.overrides)
+        evaluate(bench, ctx, Path(args.evaluate), args.overrides, allow_mismatch=args.allow_mismatch)
         return 0
     for run in runs:
         bench.check(ctx, run)

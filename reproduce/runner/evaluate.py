@@ -10,16 +10,25 @@ so an evaluation folder needs only the files it scores. A checkpoint or config t
 used is one ``error:`` line. The result (metrics, how many samples were scored, from where) is
 printed as JSON and kept in the run folder as ``evaluate-<hash>.json`` (a folder that cannot be
 written costs that copy only: one ``warning:`` line, the printed metrics stand, exit 0).
+
+What the checkpoint was trained on — its resolution, sampling and class count (the benchmark's
+``geometry_keys``, e.g. ``data.nside``, ``data.grid_size``, ``data.num_classes``) — is kept: an
+override that changes one, or data of another class count, is refused with one ``error:`` line
+("the checkpoint's head has 10 outputs, data has 3 classes") unless ``--allow-mismatch`` asks for
+it, and then each difference is said in one line. With fewer classes than the head has outputs,
+data class k is scored as the checkpoint's class k; more classes than outputs are always refused.
 """
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
-from datamodules._common import InputError, atomic_write_text, is_stand_in
+from datamodules._common import ClassCountError, InputError, atomic_write_text, is_stand_in
+from reproduce.runner import config as C
 from reproduce.runner.checkpoints import check_checkpoint
 from reproduce.runner.config import apply_overrides, config_hash, parse_override, set_dotted
 from reproduce.runner.runs import Run
@@ -77,23 +86,101 @@ def usable_checkpoint(ckpt, option: str) -> Path:
     return ckpt
 
 
-def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None) -> dict:
+MISMATCH_FLAG = "--allow-mismatch"
+
+
+def _head_message(outputs: int, classes: int, where: str = "") -> str:
+    return (f"the checkpoint's head has {outputs} output{'s' * (outputs != 1)}, data has {classes} "
+            f"class{'es' * (classes != 1)}" + (f" ({where})" if where else ""))
+
+
+def geometry_changes(bench, trained: dict, now: dict) -> list[tuple[str, object, object]]:
+    """``(key, checkpoint's value, value now)`` for every key of ``bench.geometry_keys`` (what
+    the checkpoint was trained on: resolution, sampling, class count) that ``now`` changes."""
+    out = []
+    for key in bench.geometry_keys:
+        old, new = C.get(trained, key, None), C.get(now, key, None)
+        if old != new:
+            out.append((key, old, new))
+    return out
+
+
+def check_geometry(bench, trained: dict, now: dict, allow: bool, said: list | None = None) -> int | None:
+    """Refuse (:class:`InputError`) a resolution, sampling or class count other than the
+    checkpoint's unless ``allow`` (``--allow-mismatch``), then say each in one line. Returns the
+    checkpoint's class count when the data's differs (the head keeps its outputs), else None;
+    the lines said are appended to ``said``."""
+    head = None
+    said = [] if said is None else said
+    for key, old, new in geometry_changes(bench, trained, now):
+        if key == "data.num_classes" and old is not None and new is not None:
+            _more_classes(int(old), int(new), f"data.num_classes={new}")
+            if not allow:
+                raise InputError(f"--evaluate: {_head_message(old, new, f'data.num_classes={new}')}; pass "
+                                 f"{MISMATCH_FLAG} to score them as the checkpoint's {_classes(0, int(new) - 1)}")
+            said.append(_allow_classes(bench, int(old), int(new)))
+            head = int(old)
+            continue
+        if not allow:
+            raise InputError(f"--evaluate: {key}={new} differs from the checkpoint's {old} (what it was trained "
+                             f"on); pass {MISMATCH_FLAG} to evaluate with {key}={new} anyway")
+        said.append(f"[{bench.name}] {MISMATCH_FLAG}: evaluating with {key}={new}; the checkpoint was trained "
+                    f"with {old}")
+        print(said[-1], file=sys.stderr)
+    return head
+
+
+def _classes(lo: int, hi: int) -> str:
+    return f"class {lo}" if lo == hi else f"classes {lo}-{hi}"
+
+
+def _more_classes(outputs: int, classes: int, where: str = "") -> None:
+    """More classes than outputs cannot be scored, asked or not."""
+    if classes > outputs:
+        raise InputError(f"--evaluate: {_head_message(outputs, classes, where)}: "
+                         f"{_classes(outputs, classes - 1)} of the data would have no output to be scored by")
+
+
+def _allow_classes(bench, outputs: int, classes: int) -> str:
+    _more_classes(outputs, classes)
+    line = (f"[{bench.name}] {MISMATCH_FLAG}: {_head_message(outputs, classes)}; data class k (k = 0-{classes - 1}, "
+            f"in the data's order) is scored as the checkpoint's class k")
+    print(line, file=sys.stderr)
+    return line
+
+
+def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None, allow_mismatch: bool = False) -> dict:
     import pytorch_lightning as pl
     import torch
 
     ckpt = usable_checkpoint(ckpt, "--evaluate")
     run, run_dir = load_run(bench, ckpt, list(overrides or []))
+    trained, _ = load_run(bench, ckpt, [])
+    said: list[str] = []
+    head = check_geometry(bench, trained.cfg, run.cfg, allow_mismatch, said)
     bench.check(ctx, run)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     dm = bench.build_datamodule(ctx, run)
-    dm.prepare_data()
+    try:
+        dm.prepare_data()
+    except ClassCountError as e:
+        outputs = int(C.get(trained.cfg, "data.num_classes", e.expected))
+        _more_classes(outputs, e.found, e.source)
+        if not allow_mismatch:
+            raise InputError(f"--evaluate: {_head_message(outputs, e.found, e.source)}; pass {MISMATCH_FLAG} "
+                             f"to score them as the checkpoint's {_classes(0, e.found - 1)}") from None
+        said.append(_allow_classes(bench, outputs, e.found))
+        head = outputs
+        dm = bench.build_datamodule(ctx, replace(run, cfg=set_dotted(run.cfg, {"data.num_classes": e.found})))
+        dm.prepare_data()
     ctx.data_source = (("stand-in" if is_stand_in(ctx.data_dir) else "real") if ctx.data_dir
                        else bench.default_data_source)
     dm_state = state.get(type(dm).__qualname__)
     if dm_state:
         dm.load_state_dict(dm_state)
-    backbone = bench.build_backbone(ctx, run)
-    task = bench.build_task(ctx, run, backbone)
+    model_run = run if head is None else replace(run, cfg=set_dotted(run.cfg, {"data.num_classes": head}))
+    backbone = bench.build_backbone(ctx, model_run)
+    task = bench.build_task(ctx, model_run, backbone)
     try:
         task.load_state_dict(state["state_dict"])
     except RuntimeError as e:
@@ -106,9 +193,9 @@ def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None) -> dict
     metrics.update(bench.after_test(ctx, run, task, dm) or {})
     scored = _scored(dm)
     out = {"checkpoint": str(ckpt), "data_dir": str(ctx.data_dir), "data_source": ctx.data_source,
-           **scored, **metrics}
+           **({"allowed_mismatch": [ln.split(": ", 1)[1] for ln in said]} if said else {}), **scored, **metrics}
     print(f"[{bench.name}] scored {scored.get('test_samples', '?')} test samples"
-          + (f" from {', '.join(scored['test_files'])}" if scored.get("test_files") else ""), file=sys.stderr)
+          + (f" from {_file_list(scored['test_files'])}" if scored.get("test_files") else ""), file=sys.stderr)
     print(json.dumps(out), flush=True)
     tag = config_hash([str(ctx.data_dir), list(overrides or [])], 8)
     path = run_dir / f"evaluate-{tag}.json"
@@ -117,6 +204,14 @@ def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None) -> dict
     except OSError as e:
         print(f"warning: the metrics above were not kept in {path} ({e.strerror or e})", file=sys.stderr)
     return out
+
+
+def _file_list(files: list[str], shown: int = 20) -> str:
+    """Every file, comma-separated, up to ``shown``; beyond, the first ``shown`` and the count
+    of the others (the JSON lists them all)."""
+    if len(files) <= shown:
+        return ", ".join(files)
+    return f"{', '.join(files[:shown])}, ... and {len(files) - shown} more ({len(files)} files, all in the JSON)"
 
 
 def _scored(dm) -> dict:

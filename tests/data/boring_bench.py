@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules._common import InputError, ensure_stand_in
+from datamodules._common import ClassCountError, InputError, ensure_stand_in
 from reproduce.runner import Benchmark, main
 from reproduce.runner import tables as T
 
@@ -30,6 +30,7 @@ class BlobData(pl.LightningDataModule):
                  num_classes: int = 2, samples: int = 256):
         super().__init__()
         self.data_dir, self.stand_in, self.batch_size, self.samples = Path(data_dir), stand_in, batch_size, samples
+        self.num_classes = int(num_classes)
 
     def _write(self, d: Path) -> None:
         rng = np.random.default_rng(0)
@@ -44,6 +45,11 @@ class BlobData(pl.LightningDataModule):
         f = self.data_dir / "blobs.npz"
         if not f.is_file():
             raise InputError(f"boring: missing {f}")
+        with np.load(f, allow_pickle=False) as z:
+            found = len(np.unique(z["y"]))
+        if found != self.num_classes:
+            raise ClassCountError(f"boring: {f} has {found} classes, config data.num_classes is {self.num_classes}",
+                                  found, self.num_classes, str(f))
 
     def setup(self, stage=None):
         with np.load(self.data_dir / "blobs.npz", allow_pickle=False) as z:
