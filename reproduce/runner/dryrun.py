@@ -33,6 +33,7 @@ import json
 import math
 import statistics
 import sys
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -147,6 +148,7 @@ class CellCost:
     batch: int = 0                 # the preset's training batch B
     measured_batch: int = 0        # the batch n that ran
     n_train: int = 0               # training samples per epoch the projection assumes (published set)
+    build_s: float = math.nan      # building the backbone and task (graphs, kernel bases, tables)
     first_step_s: float = math.nan
     step_s: float = math.nan       # median of the timed steps at n
     peak_mb: float = math.nan      # peak memory during a timed step (CUDA: allocated; CPU: resident set)
@@ -165,7 +167,7 @@ def _cost_key(bench, ctx, run: Run, spec: InputSpec) -> str:
     noise levels): measured once."""
     return C.config_hash([run.cfg.get("model"), run.cfg.get("task"), run.cfg.get("optim"),
                           run.cfg.get("trainer", {}).get("gradient_clip_val"), bench.model_args(ctx, run),
-                          asdict(spec)])
+                          [spec.x, spec.y, spec.classes, spec.batch, spec.ids]])
 
 
 def build_task(bench, ctx, run: Run):
@@ -186,8 +188,10 @@ def measure(bench, ctx, run: Run, spec: InputSpec, n: int, device: str, reps: in
     tcfg = trainer_config(run.cfg)
     set_tf32(tcfg.tf32)
     torch.manual_seed(run.seed)
+    t0 = time.perf_counter()
     backbone, task = build_task(bench, ctx, run)
     task.to(device).train()
+    build_s = time.perf_counter() - t0
     opt = task.configure_optimizers()["optimizer"]
     batch = synthetic_batch(spec, n, device, run.seed)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16 if "bf16" in str(tcfg.precision) else torch.float16)
@@ -212,11 +216,10 @@ def measure(bench, ctx, run: Run, spec: InputSpec, n: int, device: str, reps: in
         timed = [timed_peak(step, device) for _ in range(max(1, reps))]
     params = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
     del task, backbone, opt, batch
-    if device == "cuda":
-        torch.cuda.empty_cache()
+    _free(device)
     peak = max(t[1] for t in timed)
     base = min(t[2] for t in timed)
-    return {"params": int(params), "first_step_s": first, "step_s": statistics.median(t[0] for t in timed),
+    return {"params": int(params), "build_s": build_s, "first_step_s": first, "step_s": statistics.median(t[0] for t in timed),
             "peak_mb": peak, "step_mb": max(peak - base, 0.0), "base_mb": base}
 
 
@@ -229,8 +232,12 @@ def cell_runs(runs: list[Run]) -> list[tuple[Run, int]]:
 
 
 def dry_run(bench, ctx, runs: list[Run], batch: int = 2, device: str = "cpu", reps: int = 1,
-            on_cell: Callable[[CellCost], None] | None = None) -> list[CellCost]:
-    """Measure every cell of ``runs`` (see the module docstring); ``batch`` 0 = the preset's batch."""
+            on_cell: Callable[[CellCost], None] | None = None, deadline: float | None = None,
+            cost_s: float = 0.0) -> list[CellCost]:
+    """Measure every cell of ``runs`` (see the module docstring); ``batch`` 0 = the preset's batch.
+
+    ``deadline`` (a :func:`time.monotonic` time): a cell is not started (status ``skipped``) when the
+    time left is below the dearest measurement so far (``cost_s`` before the first)."""
     if bench.name not in INPUTS:
         raise InputError(f"{bench.name}: no declared input shape for --dry-run (reproduce/runner/dryrun.py INPUTS)")
     seen: dict[str, CellCost] = {}
@@ -248,30 +255,54 @@ def dry_run(bench, ctx, runs: list[Run], batch: int = 2, device: str = "cpu", re
                 else math.ceil(spec.n_train / spec.batch)
             c.steps_per_run = int(trainer_config(run.cfg).max_epochs) * per_epoch
             key = _cost_key(bench, ctx, run, spec) + f"-{n}"
-            if key in seen:
+            if key not in seen and deadline is not None and time.monotonic() + cost_s > deadline:
+                c.status, c.note = "skipped", f"budget: {max(deadline - time.monotonic(), 0):.0f} s left, a cell costs ~{cost_s:.0f} s"
+            elif key in seen:
                 prev = seen[key]
                 c.status, c.note = "same", f"network, input and optimiser as {prev.model} {prev.setting}"
-                for k in ("params", "first_step_s", "step_s", "peak_mb", "step_mb", "peak_mb_at_batch"):
+                for k in ("params", "measured_batch", "build_s", "first_step_s", "step_s", "peak_mb", "step_mb",
+                          "peak_mb_at_batch"):
                     setattr(c, k, getattr(prev, k))
             else:
-                try:
-                    m = measure(bench, ctx, run, spec, n, device, reps)
-                except Exception as e:  # an out-of-memory or a build failure is this cell's result, said
-                    if not _oom(e):
-                        raise
-                    c.status, c.note = "error", f"out of memory at batch {n}"
+                t0, oom = time.monotonic(), []
+                while True:  # out of memory: halve the batch (the projection stays linear in it)
+                    try:
+                        m = measure(bench, ctx, run, spec, n, device, reps)
+                        break
+                    except Exception as e:
+                        if not _oom(e):
+                            raise
+                        _free(device)
+                        oom.append(n)
+                        if n == 1:
+                            m = None
+                            break
+                        n = max(1, n // 2)
+                c.measured_batch = n
+                if m is None:
+                    c.status, c.note = "error", "out of memory at batch 1"
                 else:
-                    for k in ("params", "first_step_s", "step_s", "peak_mb", "step_mb"):
+                    c.note = f"out of memory at batch {', '.join(map(str, oom))}" if oom else ""
+                    for k in ("params", "build_s", "first_step_s", "step_s", "peak_mb", "step_mb"):
                         setattr(c, k, m[k])
                     c.peak_mb_at_batch = m["base_mb"] + m["step_mb"] * spec.batch / n
                     seen[key] = c
-            c.step_s_at_batch = c.step_s * spec.batch / n
+                cost_s = max(cost_s, time.monotonic() - t0)
+            c.step_s_at_batch = c.step_s * spec.batch / c.measured_batch
             c.run_h = c.steps_per_run * c.step_s_at_batch / 3600
             c.cell_h = c.run_h * n_runs
         out.append(c)
         if on_cell:
             on_cell(c)
     return out
+
+
+def _free(device: str) -> None:
+    import gc
+    gc.collect()
+    if device == "cuda":
+        import torch
+        torch.cuda.empty_cache()
 
 
 def _oom(e: Exception) -> bool:
@@ -281,7 +312,7 @@ def _oom(e: Exception) -> bool:
 
 # --------------------------------------------------------------------------- reporting
 COLUMNS = ["benchmark", "model", "setting", "runs", "device", "status", "note", "params", "batch",
-           "measured_batch", "n_train", "first_step_s", "step_s", "peak_mb", "step_mb", "peak_mb_at_batch",
+           "measured_batch", "n_train", "build_s", "first_step_s", "step_s", "peak_mb", "step_mb", "peak_mb_at_batch",
            "steps_per_run", "step_s_at_batch", "run_h", "cell_h", "input_shape", "input_source"]
 
 
@@ -289,7 +320,7 @@ def fmt_line(c: CellCost) -> str:
     head = f"[{c.benchmark}] dry-run {c.model} {c.setting} ×{c.runs}"
     if c.status == "custom":
         return f"{head}: not a gradient step"
-    if c.status == "error":
+    if c.status in ("error", "skipped"):
         return f"{head}: {c.note}"
     same = f" ({c.note})" if c.status == "same" else ""
     return (f"{head}: input {c.input_shape}, step {c.step_s:.3g} s at batch {c.measured_batch} "
