@@ -53,10 +53,11 @@ def load_bench(name: str):
     return importlib.import_module(f"reproduce.{name}").BENCH
 
 
-def measure_steps(preset: str, device: str, deadline: float, log) -> list[tuple[bool, D.CellCost]]:
+def measure_steps(preset: str, device: str, deadline: float, log,
+                  benchmarks=BENCHMARKS) -> list[tuple[bool, D.CellCost]]:
     """(tf32, cell) for every cell of every benchmark's preset, TF32 off then on per benchmark."""
     out, cost = [], 0.0
-    for name in BENCHMARKS:
+    for name in benchmarks:
         bench = load_bench(name)
         for tf32 in (False, True):
             cfg = C.apply_overrides(C.load_preset(name, preset, bench.config_root), [f"trainer.tf32={str(tf32).lower()}"])
@@ -117,11 +118,12 @@ def budget_md(rows: list[tuple[bool, D.CellCost]], preset: str, hardware: str) -
     return "\n".join(lines) + "\n"
 
 
-def tetris_cells(out: Path, preset: str, device: str, deadline: float, projected: dict[str, float], log) -> list[dict]:
+def tetris_cells(out: Path, preset: str, device: str, deadline: float, projected: dict[str, float], log,
+                 limit: int | None = None) -> list[dict]:
     """Tetris cells, models in turn seed by seed, while the budget lasts (see the module docstring)."""
     cfg = C.load_preset("tetris", preset)
     models = [r["model"] for r in cfg["grid"]["rows"]]
-    order = [(m, s) for s in range(int(cfg["grid"]["runs"])) for m in models]
+    order = [(m, s) for s in range(int(cfg["grid"]["runs"])) for m in models][:limit]
     cmd0 = [sys.executable, str(REPO_ROOT / "reproduce" / "tetris.py"), "--preset", preset, "--logger", "csv",
             "--runs-dir", str(out / "tetris" / "runs"), "--results-dir", str(out / "tetris" / "results"),
             "--runs", "1"] + (["--gpus", "1"] if device == "cuda" else [])
@@ -162,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     p.add_argument("--tiny", action="store_true", help="the smoke presets (small sizes) instead of paper")
     p.add_argument("--write-results", action="store_true", help="write results/gpu_budget.md (else into --out)")
+    p.add_argument("--benchmarks", default=",".join(BENCHMARKS),
+                   help=f"comma-separated benchmarks to measure (default: all, {','.join(BENCHMARKS)})")
+    p.add_argument("--max-tetris-cells", type=int, default=None, metavar="N",
+                   help="run at most N Tetris cells (default: as many as the budget holds; 0: none)")
     args = p.parse_args(argv)
     try:
         return run(args)
@@ -176,6 +182,12 @@ def run(args) -> int:
     deadline = start + args.budget_s
     if args.budget_s <= 0:
         raise InputError(f"--budget-s must be positive, got {args.budget_s}")
+    benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    bad = [b for b in benchmarks if b not in BENCHMARKS]
+    if bad or not benchmarks:
+        raise InputError(f"--benchmarks {args.benchmarks!r}: expected some of {', '.join(BENCHMARKS)}")
+    if args.max_tetris_cells is not None and args.max_tetris_cells < 0:
+        raise InputError(f"--max-tetris-cells must be 0 or more, got {args.max_tetris_cells}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda: no CUDA device is visible (use --device cpu --tiny for the CPU check)")
     out = Path(args.out).resolve()
@@ -188,13 +200,13 @@ def run(args) -> int:
         print(line, flush=True)
         log_lines.append(line)
 
-    steps = measure_steps(preset, args.device, deadline, log)
+    steps = measure_steps(preset, args.device, deadline, log, benchmarks)
     write_steps(out / "steps.csv", steps)
     budget = REPO_ROOT / "results" / "gpu_budget.md" if args.write_results else out / "gpu_budget.md"
     atomic_write_text(budget, budget_md(steps, preset, hardware))
     log(f"wrote {budget}")
     projected = {c.model: c.run_h * 3600 for t, c in steps if not t and c.benchmark == "tetris" and c.status == "ok"}
-    cells = tetris_cells(out, preset, args.device, deadline, projected, log)
+    cells = tetris_cells(out, preset, args.device, deadline, projected, log, args.max_tetris_cells)
     buf = io.StringIO()
     w = csv.DictWriter(buf, ["model", "seed", "wall_s", "rc", "projected_train_s", "last_line"], lineterminator="\n")
     w.writeheader()
