@@ -9,7 +9,9 @@ exit code 2, so they must say *which file* and *what is wrong*, and what to do.
 parameters that generated it, a description for tables, and the sha256 of every file written
 (as torchvision declares its files). :func:`ensure_stand_in` is the one freshness mechanism:
 reuse when parameters and file hashes match, regenerate when the parameters differ, refuse a
-folder whose files changed or that holds files of someone else.
+folder whose files changed or that holds files of someone else. A write that a kill cut short is
+started again: ``.STAND_IN.writing`` is created before the first file and removed after the
+manifest, so a folder holding it holds only an unfinished stand-in.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +29,7 @@ import torch
 
 STAND_IN_MARKER = "STAND_IN.txt"   # marker of stand-ins written before the manifest (regenerated)
 MANIFEST = "STAND_IN.json"
+WRITING = ".STAND_IN.writing"      # present while a stand-in is written (a kill leaves it behind)
 
 
 class InputError(ValueError):
@@ -113,8 +117,33 @@ def _stamp(root: Path) -> tuple:
                  for p in sorted(root.rglob("*")) if p.is_file()) if root.is_dir() else ()
 
 
+def _leftover_temporaries(d: Path) -> list[Path]:
+    """Temporary files (``.<name>.tmp<pid>``, :func:`atomic_write_text`) a killed writer left."""
+    import re
+    return [p for p in d.iterdir() if p.is_file() and re.fullmatch(r"\..+\.tmp\d+", p.name)] if d.is_dir() else []
+
+
+def _clear(d: Path) -> None:
+    """Remove everything in ``d`` (an unfinished stand-in, written by this function)."""
+    import shutil
+    for p in d.iterdir():
+        if p.name == WRITING:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
 def _ensure_stand_in(d: Path, benchmark: str, params: dict, write: Callable[[Path], object],
                      description: str) -> bool:
+    if (d / WRITING).is_file():  # a writer was killed: what it wrote is incomplete, start again
+        print(f"{benchmark}: the stand-in in {d} was not finished (interrupted); writing it again",
+              file=sys.stderr)
+        _clear(d)
+        (d / WRITING).unlink()
+    for tmp in _leftover_temporaries(d):
+        tmp.unlink()
     m = stand_in_manifest(d)
     if m is not None and m.get("params") == _normal(params):
         bad = [f for f, h in m["files"].items() if not (d / f).is_file() or sha256(d / f) != h]
@@ -133,11 +162,13 @@ def _ensure_stand_in(d: Path, benchmark: str, params: dict, write: Callable[[Pat
         raise InputError(f"{benchmark}: --stand-in would write into {d}, which holds other files; "
                          f"choose an empty folder (or drop --stand-in to read them as the published data)")
     d.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(d / WRITING, json.dumps(_normal(params), sort_keys=True) + "\n")
     write(d)
     files = {f: sha256(d / f) for f in _files(d)}
     manifest = {"benchmark": benchmark, "params": _normal(params), "description": description.strip(),
                 "files": files, "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     atomic_write_text(d / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    (d / WRITING).unlink()
     return True
 
 

@@ -1,10 +1,16 @@
 """Tetris: 8 three-dimensional tetrominoes under arbitrary rotations (Weiler et al. 2018, §5.1).
 
-Protocol of the reference code (se3cnn ``examples/tetris.py``; shared/reference/anchors-steerable.md §1.2):
+Protocol of the reference code (se3cnn @ afd027c ``examples/image/tetris.py``, ``get_volumes`` and ``experiment``):
 
-* the 8 pieces are sets of cells of a 4³ grid, zoomed ×``zoom`` by nearest neighbour and padded to an
-  ``n``³ grid (paper: zoom 5 → 20³ padded to 36³; we use an odd ``n`` — 37 — so that the strided layers
-  sample a grid symmetric under the 24 cube rotations, which keeps exact-equivariance checks exact);
+* the 8 pieces are sets of cells of a 4³ grid, enlarged to ``4·zoom`` voxels per axis and padded to an
+  ``n``³ grid. ``geometry="zoom"`` (the reference, and every preset's default) enlarges them as se3cnn's
+  ``get_volumes`` does, with ``scipy.ndimage.zoom(voxels, zoom, order=0)``: nearest neighbour with the
+  first and last voxel centres on the first and last cell centres, so the four cells of an axis become
+  unequal slabs (4, 6, 6, 4 voxels at zoom 5; 2, 4, 4, 2 at zoom 3) and the pieces have different
+  volumes (320, 352, 400, 448 or 480 voxels at zoom 5). Total mass is rotation invariant, so it alone
+  separates 5 groups of the 8 pieces (the ``mass_only`` row of the table measures how far that goes).
+  ``geometry="uniform"`` repeats every cell exactly ``zoom`` times (all pieces 4·zoom³ voxels; an ablation);
+* the grid is 36³ in the reference (pad 8 around 20³); the piece block sits at ``(n - 4·zoom) // 2``;
 * a rotation is Haar-uniform on SO(3) (:func:`models.geometry.random_rotation`, a normalised
   Gaussian quaternion drawn from a ``torch.Generator`` seeded by (run seed, stream)) applied about
   the grid centre by :func:`models.geometry.resample_volume` (``scipy.ndimage.affine_transform``,
@@ -22,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from scipy import ndimage
 from torch.utils.data import DataLoader, TensorDataset
 
 from datamodules._common import InputError, torch_generator
@@ -41,9 +48,23 @@ PIECES: dict[str, list[tuple[int, int, int]]] = {
 CLASSES = list(PIECES)
 
 
-def piece_volumes(zoom: int, size: int) -> np.ndarray:
-    """The 8 pieces as (8, size, size, size) float64 arrays: 4³ cells zoomed ×zoom, centred."""
+GEOMETRIES = ("zoom", "uniform")
+
+
+def piece_volumes(zoom: int, size: int, geometry: str = "zoom") -> np.ndarray:
+    """The 8 pieces as (8, size, size, size) float64 arrays: 4³ cells enlarged ×zoom (see the module
+    docstring for the two ``geometry`` rules), block at ``(size - 4·zoom) // 2`` on every axis.
+
+    >>> [int(v.sum()) for v in piece_volumes(5, 36)]
+    [400, 480, 400, 320, 352, 352, 400, 448]
+    >>> sorted({int(v.sum()) for v in piece_volumes(5, 36, geometry="uniform")})
+    [500]
+    """
+    if geometry not in GEOMETRIES:
+        raise InputError(f"tetris: data.geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
     inner = 4 * zoom
+    if zoom < 1:
+        raise InputError(f"tetris: data.zoom must be at least 1, got {zoom}")
     if size < inner:
         raise InputError(f"tetris: grid size {size} is smaller than the zoomed pieces ({inner})")
     lo = (size - inner) // 2
@@ -52,7 +73,10 @@ def piece_volumes(zoom: int, size: int) -> np.ndarray:
         vox = np.zeros((4, 4, 4))
         for c in cells:
             vox[c] = 1.0
-        vox = vox.repeat(zoom, 0).repeat(zoom, 1).repeat(zoom, 2)
+        if geometry == "zoom":
+            vox = ndimage.zoom(vox, zoom, order=0)
+        else:
+            vox = vox.repeat(zoom, 0).repeat(zoom, 1).repeat(zoom, 2)
         out[i, lo:lo + inner, lo:lo + inner, lo:lo + inner] = vox
     return out
 
@@ -67,24 +91,33 @@ def rotated_set(pieces: np.ndarray, generator: torch.Generator, scale: float) ->
 class TetrisDataModule(pl.LightningDataModule):
     """Train on the 8 pieces rotated once (full batch), test on ``test_sets`` rotated sets."""
 
-    def __init__(self, zoom: int = 5, size: int = 37, test_sets: int = 100, lowpass_scale: float = 2.0,
-                 seed: int = 0, test_batch_size: int = 32, num_classes: int = 8):
+    def __init__(self, zoom: int = 5, size: int = 36, test_sets: int = 100, lowpass_scale: float = 2.0,
+                 seed: int = 0, test_batch_size: int = 32, num_classes: int = 8, geometry: str = "zoom"):
         super().__init__()
         if num_classes != len(PIECES):
             raise InputError(f"tetris: num_classes must be {len(PIECES)}, got {num_classes}")
         self.zoom, self.size, self.test_sets = int(zoom), int(size), int(test_sets)
         self.scale, self.seed, self.test_batch_size = float(lowpass_scale), int(seed), int(test_batch_size)
+        self.geometry = str(geometry)
+        piece_volumes(self.zoom, self.size, self.geometry)  # bad zoom / size / geometry: error before training
+        if self.test_sets < 1 or self.test_batch_size < 1:
+            raise InputError(f"tetris: data.test_sets and data.test_batch_size must be at least 1, "
+                             f"got {self.test_sets} and {self.test_batch_size}")
         self.train_set = self.test_set = None
 
-    def canonical(self) -> torch.Tensor:
+    def pieces(self, size: int | None = None) -> np.ndarray:
+        """The 8 unrotated, unblurred pieces (8, n, n, n) float64 on an ``size``³ grid (default: the data's)."""
+        return piece_volumes(self.zoom, size or self.size, self.geometry)
+
+    def canonical(self, size: int | None = None) -> torch.Tensor:
         """The 8 unrotated, low-passed pieces (8, 1, n, n, n) float32 — for equivariance checks."""
-        vols = piece_volumes(self.zoom, self.size)
+        vols = self.pieces(size)
         return torch.from_numpy(np.stack([lowpass(v, self.scale) for v in vols])).float()[:, None]
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        pieces = piece_volumes(self.zoom, self.size)
+        pieces = self.pieces()
         labels = torch.arange(len(PIECES))
         train_gen = torch_generator(self.seed, 0)
         x = torch.from_numpy(rotated_set(pieces, train_gen, self.scale)).float()[:, None]

@@ -9,12 +9,12 @@ and the optimiser recipe of the config's ``optim`` section (:class:`Optim`)::
       name: adam            # adam | adamw | sgd
       lr: 1.0e-3
       weight_decay: 0.0
-      l1: 0.0               # λ1·Σ|w| on conv / norm weights, as a gradient term (CATH recipe)
-      l2: 0.0               # λ2·Σw² on the same weights
+      l1: 0.0               # gradient term λ1·sign(w) on convolution weights (CATH recipe)
+      l2: 0.0               # gradient term λ2·w on the same weights (= loss (λ2/2)·Σw²)
       schedule:             # constant | step | exp | exp_after | multistep
         kind: constant
       param_groups:         # optional learning-rate multipliers by parameter-name substring
-        - {match: phase, lr_mult: 7.8}
+        - {match: bias, lr_mult: 0.01}
 
 Every stage runs :meth:`Task._step`: ``out = backbone(x)``, ``loss(out, y)``, then the task's
 metrics. Metric keys: ``<stage>/loss`` and, per task, ``<stage>/acc`` (Classify, Retrieve),
@@ -164,23 +164,32 @@ class Task(pl.LightningModule):
 
     # -- L1/L2 as gradient terms -----------------------------------------------------------------
     def _penalised(self) -> list[nn.Parameter]:
-        """Weights that L1/L2 act on: every ``weight`` of the backbone except those of ``nn.Linear``
-        layers (se3cnn ``--lamb_conv_weight_*`` and ``--lamb_bn_weight_*``; its softmax-layer and
-        bias penalties are 0). Steerable kernel weights are 1-D vectors, so this goes by name and
-        owner, not by ``dim``."""
+        """Weights that L1/L2 act on: the ``weight`` of every convolution of the backbone
+        (``nn.Conv*d`` / ``nn.ConvTranspose*d``, and the steerable kernels' ``SteerableKernel``
+        weights). se3cnn's CATH script gives only its convolution weights a penalty: the
+        ``--lamb_bn_weight_*`` flags it is run with never reach a parameter group
+        (``get_param_groups`` reads ``lamb_normalization_weight_*``), and its linear, softmax,
+        bias and activation-bias penalties are 0. Steerable kernel weights are 1-D vectors, so
+        this goes by owner type, not by ``dim``."""
         if not hasattr(self, "_penalised_cache"):
+            from models.steerable.kernels import SteerableKernel  # e3nn import: only when penalised
+            conv_types = (nn.modules.conv._ConvNd, SteerableKernel)
             out = []
             for name, p in self.backbone.named_parameters():
                 owner = self.backbone.get_submodule(name.rsplit(".", 1)[0]) if "." in name else self.backbone
-                if p.requires_grad and name.endswith("weight") and not isinstance(owner, nn.Linear):
+                if p.requires_grad and name.endswith("weight") and isinstance(owner, conv_types):
                     out.append(p)
+            if not out:
+                raise ValueError(f"optim.l1/l2 is set but {type(self.backbone).__name__} has no "
+                                 f"convolution weights to penalise")
             self._penalised_cache = out
         return self._penalised_cache
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        """Adds the gradient ``λ1·sign(w) + 2λ2·w`` of ``λ1·Σ|w| + λ2·Σw²`` before each optimiser
-        step (as se3cnn's ``optimizers_L1L2.Adam`` does): the same update as a loss term, without an
-        autograd graph over every weight."""
+        """Adds ``λ1·sign(w) + λ2·w`` to the gradient of every convolution weight before each
+        optimiser step, as se3cnn's ``optimizers_L1L2.Adam`` does inside its step
+        (``grad.add_(lamb_L1, p.sign())``, ``grad.add_(lamb_L2, p)``): the gradient of
+        ``λ1·Σ|w| + (λ2/2)·Σw²``, without an autograd graph over every weight."""
         l1, l2 = self.optim.l1, self.optim.l2
         if not (l1 or l2):
             return
@@ -191,7 +200,7 @@ class Task(pl.LightningModule):
                 if l1:
                     p.grad.add_(torch.sign(p), alpha=l1)
                 if l2:
-                    p.grad.add_(p, alpha=2 * l2)
+                    p.grad.add_(p, alpha=l2)
 
     def configure_optimizers(self):
         opt = build_optimizer(list(self.backbone.named_parameters()), self.optim)

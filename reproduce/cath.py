@@ -154,16 +154,17 @@ REPORT = T.Report(
         steps_note,
         "Paper: 50³ × 2 Å, σ 1 Å, 711 domains per class, ×1…×16 with 100 × factor epochs (lr constant for\n"
         "  40 × factor epochs, then × .94/.97/.985/.992/.996 per epoch), Adam, batch 16; ResNet34 lr 5e-4,\n"
-        "  L1 = L2 = 1e-7…1e-5, dropout 0.01…0.015; SE3ResNet34Small lr 0.1, L1 = L2 = 3.16e-9…1e-7,\n"
-        "  capsule dropout 0.1 (se3cnn `final_run.py`; the paper's 10^-8.5 is the code's 3.16e-9).",
+        "  L1 = L2 = 1e-7…1e-5, dropout 0.01…0.015; SE3ResNet34Small lr 0.1, L1 = L2 = 1e-8…1e-7,\n"
+        "  capsule dropout 0.1 (se3cnn `final_run.py`).",
         "The published plot has no error bars and no tabulated values: we state its range instead of\n"
         "  inventing numbers. Parameter counts match the paper exactly.",
         "Reduced training sets: the reference's `cath_10arch_ca_reducedx*.npz` files are not published; we keep\n"
         "  ⌈n/factor⌉ records per class of the training splits, a fixed subset (seed 0) shared by both models.",
         "Model selection: best validation accuracy (Lightning checkpoint); the reference also skips a burn-in\n"
         "  of 40 × factor epochs and keeps a 5-checkpoint window average, which we do not.",
-        "L1/L2 act on every convolution and normalisation weight (reference: `lamb_conv_weight_*`,\n"
-        "  `lamb_bn_weight_*`), not on biases or the final linear layer.",
+        "L1/L2 act on the convolution weights only, as the gradient terms λ1·sign(w) + λ2·w of se3cnn's\n"
+        "  `optimizers_L1L2.Adam`; its `--lamb_bn_weight_*` flags never reach a parameter group, so normalisation\n"
+        "  weights, biases and the final linear layer are not penalised.",
         "DDP: the global batch stays 16 (16/N records per process). On GPUs ResNet34's BatchNorm is\n"
         "  synchronised (SyncBatchNorm; torch has none for CPU/gloo); the steerable net's equivariant batch norm\n"
         "  uses per-process statistics (`models/steerable`), a deviation from the single-GPU reference when N > 1.",

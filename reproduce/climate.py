@@ -13,7 +13,7 @@ of the same maps (the "any sampling" claim, measured).
     python reproduce/climate.py --preset cpu      # ~30-40 min on 2 cores: stand-in at ico:4 (configs/climate/cpu.yaml)
     python reproduce/climate.py --preset paper --gpus 1 --data-dir <folder with data_5_all/ and *_split.txt>
     python reproduce/climate.py --preset cpu --table   # rewrite the tables from results/climate.csv
-    python reproduce/climate.py --predict runs/climate/.../checkpoints/best.ckpt --data-dir IN --out OUT
+    python reproduce/climate.py --predict runs/climate/.../checkpoints/last.ckpt --data-dir IN --out OUT
 
 ``--data-dir``: the UGSCNN npz files (``climate_sphere_l5.zip``) or ClimateNet / CAM5 netCDF files,
 resampled once onto the row's sampling (datamodules/climate.py). Without it an offline stand-in is
@@ -105,6 +105,17 @@ def reproduced(rows: list[dict], model: str) -> list[str]:
                str(len(rows))])
 
 
+def selection_text(cfg: dict, note: bool = False) -> str:
+    """Which weights the table's rows were tested with (the preset's ``trainer.select``)."""
+    sel = C.get(cfg, "trainer.select", "last")
+    if sel == {"metric": "val/map", "mode": "max"}:
+        return "the checkpoint with the best validation mAP (TC, AR)" if note else \
+            "checkpoint with the best validation mAP"
+    if isinstance(sel, dict):
+        return f"the checkpoint with the best validation {sel.get('metric')} ({sel.get('mode', 'max')})"
+    return "the final model (as deepsphere-tf1, which tests its latest checkpoint)" if note else "the final model"
+
+
 def iclr_table(view) -> str:
     samp = main_sampling(view.cfg)
     rows = view.select(setting_sampling=samp)
@@ -121,7 +132,7 @@ def iclr_table(view) -> str:
             "Test set, in %: per-class accuracy = recall (correct sites of the class / its true sites), mean "
             "accuracy = its mean over TC, AR, BG; AP per class over the whole test set, mAP = mean of the TC and "
             "AR APs; IoU (ClimateNet's metric) only reproduced. Reproduced: mean ± std over runs (the `runs` "
-            "column), checkpoint with the best validation mAP; inference = forward pass of one map (batch 1) on "
+            f"column), {selection_text(view.cfg)}; inference = forward pass of one map (batch 1) on "
             "this hardware; training = wall time per run.\n\n" + T.md_table(HEAD, body) + "\n")
 
 
@@ -231,8 +242,8 @@ REPORT = T.Report(
               T.Figure("climate.png", plot, "one test map: input TMQ, true and predicted TC/AR masks")],
     notes=[
         stand_in_note,
-        "Model selection: the checkpoint with the best validation mAP (TC, AR) is tested. Inputs are normalised "
-        "with the published UGSCNN per-channel mean / std on every sampling.",
+        lambda v: (f"Model selection: {selection_text(v.cfg, note=True)} is tested. Inputs are normalised "
+                   "with the published UGSCNN per-channel mean / std on every sampling."),
         "Parameters: the paper net has 10,486,787 parameters here against the published 13 M, the Jiang "
         "architecture 527,387 against 590 k (models/deepsphere/unet.py says why); reduced presets narrow "
         "them (their `params` column).",

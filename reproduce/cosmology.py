@@ -238,8 +238,8 @@ class Cosmology(Benchmark):
     def task_args(self, ctx, run, backbone) -> dict:
         args = super().task_args(ctx, run, backbone)
         reg = getattr(backbone, "l2_reg", 0.0)
-        if reg:  # cosmo-tf1 cnn2d.loss: reg · Σ ½‖W‖² / n_weights  ==  l2 · Σ ‖W‖² with l2 = reg / (2n)
-            args["optim"] = {**args["optim"], "l2": reg / (2 * backbone.num_weights())}
+        if reg:  # cosmo-tf1 cnn2d.loss: reg · Σ ½‖W‖² / n_weights, gradient (reg / n)·W = optim.l2 · W
+            args["optim"] = {**args["optim"], "l2": reg / backbone.num_weights()}
         return args
 
     def is_custom(self, run) -> bool:

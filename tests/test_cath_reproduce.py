@@ -135,17 +135,42 @@ def test_class_count_chance_level_and_file_come_from_the_config(tmp_path):
     assert fig.axes[0].get_title().startswith("CATH classes, preset cpu (published data)")
 
 
-def test_penalty_is_the_gradient_of_l1_l2_on_conv_and_norm_weights():
+def test_penalty_is_the_se3cnn_gradient_on_convolution_weights_only():
+    """se3cnn optimizers_L1L2.Adam adds lamb_L1·sign(w) + lamb_L2·w to the gradient (not 2·lamb_L2·w),
+    and only its convolution weights carry a penalty: the --lamb_bn_weight_* flags of final_run.py never
+    reach get_param_groups (it reads lamb_normalization_weight_*), linear / bias penalties are 0."""
+    from models.steerable.layers import SteerableConv3d
+
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv3d(1, 2, 3), nn.BatchNorm3d(2), nn.Flatten(), nn.LazyLinear(3))
+    net = nn.Sequential(nn.Conv3d(1, 2, 3), nn.BatchNorm3d(2),
+                        SteerableConv3d([(2, 0)], [(1, 0), (1, 1)], 3, padding=1),
+                        nn.Flatten(), nn.LazyLinear(3))
     x = torch.randn(4, 1, 5, 5, 5)
     net(x)
-    task = Classify(net, 3, {"l1": 0.3, "l2": 0.2})
-    loss = net(x).square().mean()
-    loss.backward()
+    l1, l2 = 0.3, 0.2
+    task = Classify(net, 3, {"l1": l1, "l2": l2})
+    net(x).square().mean().backward()
     grads = {n: p.grad.clone() for n, p in net.named_parameters()}
     task.on_before_optimizer_step(None)
-    penalised = {"0.weight", "1.weight"}
+    penalised = {"0.weight", "2.kernel.weight"}
+    assert penalised <= {n for n, _ in net.named_parameters()}
     for n, p in net.named_parameters():
-        extra = 0.3 * torch.sign(p) + 0.4 * p if n in penalised else torch.zeros_like(p)
+        # the gradient of l1·Σ|w| + (l2/2)·Σw² by autograd (no weight is exactly 0 here)
+        w = p.detach().clone().requires_grad_(True)
+        (l1 * w.abs().sum() + l2 / 2 * w.square().sum()).backward()
+        extra = w.grad if n in penalised else torch.zeros_like(p)
         torch.testing.assert_close(p.grad, grads[n] + extra)
+    with pytest.raises(ValueError, match="no convolution weights"):
+        Classify(nn.Linear(2, 3), 3, {"l2": 1e-3})._penalised()
+
+
+def test_cath_nets_penalise_every_convolution_weight_and_nothing_else():
+    from models.baselines import ResNet34
+    from models.steerable import SE3ResNet34Small
+    from models.steerable.kernels import SteerableKernel
+
+    for net, conv in ((ResNet34(), nn.Conv3d), (SE3ResNet34Small(), SteerableKernel)):
+        got = {id(p) for p in Classify(net, 10, {"l2": 1e-8})._penalised()}
+        want = {id(m.weight) for m in net.modules() if isinstance(m, conv)}
+        assert got == want and len(want) > 30
+        assert not {id(m.weight) for m in net.modules() if isinstance(m, nn.BatchNorm3d)} & got

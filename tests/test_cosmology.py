@@ -516,10 +516,10 @@ def test_config_entries_build_the_models_and_the_l2_term(tmp_path):
     assert isinstance(nets["cnn2d_cnn"], FlatPatchConvNet) and nets["cnn2d_cnn"].side == NSIDE
     assert isinstance(nets["svm_psd"], LinearSVMBaseline) and nets["svm_psd"].psd_iter == 0
     assert {m for m, r in runs.items() if BENCH.is_custom(r)} == {"svm_psd", "svm_hist"}
-    # cosmo-tf1: reg·Σ½‖W‖²/n_weights with reg = 3 is optim.l2 = 3 / (2 n_weights); DeepSphere: none
+    # cosmo-tf1: reg·Σ½‖W‖²/n_weights with reg = 3 has gradient (3 / n_weights)·W = optim.l2·W; DeepSphere: none
     net = nets["cnn2d_fcn"]
     optim = BENCH.task_args(ctx, runs["cnn2d_fcn"], net)["optim"]
-    assert optim["l2"] == pytest.approx(3 / (2 * net.num_weights())) and optim["lr"] == 2e-3
+    assert optim["l2"] == pytest.approx(3 / net.num_weights()) and optim["lr"] == 2e-3
     assert BENCH.build_task(ctx, runs["deepsphere_fcn"], nets["deepsphere_fcn"]).optim.l2 == 0
     bad = runs["cnn2d_fcn"]
     bad.cfg["model"]["kind"] = "cnn3d"

@@ -235,3 +235,42 @@ def test_laplacian_cache_and_clear():
     for x, y in ((a.crow_indices(), b.crow_indices()), (a.col_indices(), b.col_indices()),
                  (a.values(), b.values())):
         assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize("nside, order", [(2, None), (16, 1)])
+def test_reference_rescaling_spectrum_bounds(nside, order):
+    """deepsphere-cosmo-tf1 ``chebyshev5``: ``rescale_L(L, lmax=1.02·λ_max, scale=0.75)`` is
+    ``L̃ = 1.5·L/(1.02·λ_max) − I``: the normalised Laplacian's eigenvalue 0 maps to −1 and λ_max to
+    1.5/1.02 − 1 = 0.470588…, exactly (Lanczos to machine precision; 48 and 256 vertices cover both
+    the dense and the ARPACK branch of the eigenvalue)."""
+    g = G.healpix_graph_v1(nside, order)
+    L = G.laplacian(g.W, "normalized")
+    lam_true = np.linalg.eigvalsh(L.toarray()).max()
+    op, lam = G.chebyshev_operator(g.W, "normalized", "auto", lmax_factor=1.02, spectrum_scale=0.75)
+    assert lam == pytest.approx(1.02 * lam_true, rel=1e-12)
+    ev = np.linalg.eigvalsh(op.to_dense().numpy())
+    assert ev.min() == pytest.approx(-1.0, abs=1e-12)
+    assert ev.max() == pytest.approx(1.5 / 1.02 - 1.0, abs=1e-12)
+    assert 1.5 / 1.02 - 1.0 == pytest.approx(0.4705882352941, abs=1e-12)
+    # the operator itself: 2·0.75·L/(1.02·λ_max) − I, entry by entry
+    want = 1.5 / (1.02 * lam_true) * L.toarray() - np.eye(L.shape[0])
+    np.testing.assert_allclose(op.to_dense().numpy(), want, rtol=0, atol=1e-12)
+    # the default maps onto [−1, 1] (λ_max estimated from above by a factor 1 + 2·tol = 1.002)
+    ev0 = np.linalg.eigvalsh(G.chebyshev_operator(g.W, "normalized")[0].to_dense().numpy())
+    assert ev0.min() == pytest.approx(-1.0, abs=1e-12) and 0.995 < ev0.max() <= 1.0
+
+
+def test_reference_rescaling_reaches_the_classifier_and_rejects_bad_values():
+    from models.deepsphere.nets import deepsphere_classifier
+
+    net = deepsphere_classifier("fcn", nside=8, channels=(4,), K=3, graph="v1", order=1,
+                                lmax_factor=1.02, spectrum_scale=0.75)
+    ev = np.linalg.eigvalsh(net.blocks[0]["conv"].laplacian.to_dense().double().numpy())
+    assert ev.max() == pytest.approx(1.5 / 1.02 - 1.0, abs=1e-6)  # float32 operator in the layer
+    default = deepsphere_classifier("fcn", nside=8, channels=(4,), K=3, graph="v1", order=1)
+    assert np.linalg.eigvalsh(default.blocks[0]["conv"].laplacian.to_dense().double().numpy()).max() > 0.99
+    W = G.healpix_graph_v1(2).W
+    with pytest.raises(ValueError, match="lmax_factor"):
+        G.chebyshev_operator(W, "normalized", lmax_factor=0.0)
+    with pytest.raises(ValueError, match="scale"):
+        G.chebyshev_operator(W, "normalized", lmax_factor=1.02, spectrum_scale=-1.0)

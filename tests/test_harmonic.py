@@ -3,6 +3,8 @@ definition), C-ReLU / magnitude BN / mean pooling, the MNIST-rot HNet — exact 
 (each order-m map rotates and picks up e^{imθ}), invariant logits, finite gradients at zero input,
 with negative controls; the 45° (resampled) error is measured and only compared with a CNN's."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ import torch.nn.functional as F
 
 from models.harmonic import (CReLU, HBatchNorm, HConv2d, HMeanPool2d, HNet, MagnitudeHead,
                              from_complex, ring_basis, rotate_features, to_complex)
+from models.harmonic.layers import default_n_angles
 from tests.equivariance import assert_equivariant
 
 TURNS = (1, 2, 3)
@@ -187,3 +190,25 @@ def test_speed_section_quick():
     assert "HConv2d" in title and len(rows) >= 3
     for r in rows:
         assert {"what", "time_ms", "floor_ms", "ratio"} <= set(r) and r["ratio"] > 0
+
+
+def test_reference_parameterisation_is_the_unnormalised_basis_with_its_initial_std():
+    """harmonic_network_ops: get_filters sums the ring samples with an unnormalised DFT (N × our
+    ring_basis), get_weights draws std_mult·√(2 / (rings·in·out)) with conv2d's stddev 0.4."""
+    torch.manual_seed(0)
+    ref = HConv2d(32, 32, 5, n_rings=4, init="reference")
+    fan = HConv2d(32, 32, 5, n_rings=4)
+    n = default_n_angles(5)
+    torch.testing.assert_close(ref.basis, fan.basis * n)
+    want = 0.4 * math.sqrt(2 / (4 * 32 * 32))
+    assert ref.radial.std().item() == pytest.approx(want, rel=0.05)
+    assert abs(fan.radial.std().item() - want) > 0.2 * want   # the other scale really differs
+    with torch.no_grad():                                      # same filter family: R_ref = R_fan / N
+        fan.radial.copy_(ref.radial * n)
+        fan.phase.copy_(ref.phase)
+    torch.testing.assert_close(ref.weight(), fan.weight())
+    net = HNet(init="reference")
+    assert sum(p.numel() for p in net.parameters()) == 22826
+    assert all(m.init == "reference" for m in net.modules() if isinstance(m, HConv2d))
+    with pytest.raises(ValueError, match="init must be"):
+        HConv2d(2, 2, 5, init="he")

@@ -437,3 +437,31 @@ def test_evaluate_datamodule_needs_only_the_test_file_and_has_no_state(tmp_path)
         RotatedMNISTDataModule(tmp_path).prepare_data()
     with pytest.raises(InputError, match=f"missing {tmp_path / 'nope' / FILES['test']}"):
         RotatedMNISTDataModule(tmp_path, test_only=True, test_dir=tmp_path / "nope").prepare_data()
+
+
+def test_paper_hnet_optimiser_follows_run_mnist(tmp_path):
+    """run_mnist.py trains epoch 0 at 0.0076 and, at the end of epoch e (0-based), sets the next
+    epoch's lr to 0.0076 * 0.1 ** (e // 50) (Python 2 integer division): ÷10 from epochs 51, 101, 151.
+    Its phase preconditioner scales variables whose name contains 'psi'; the phases of its MNIST
+    model are named 'phase<layer>_<m>', so every H-Net parameter (phases included) gets the plain
+    Adam step at the same lr."""
+    cfg = C.load_preset("rotated_mnist", "paper")
+    run = next(r for r in expand_grid(BENCH, cfg) if r.model == "hnet")
+    ctx = _ctx(tmp_path, cfg)
+    task = BENCH.build_task(ctx, run, BENCH.build_backbone(ctx, run))
+    sched = task.configure_optimizers()
+    opt, lr_sched = sched["optimizer"], sched["lr_scheduler"]["scheduler"]
+    assert sched["lr_scheduler"]["interval"] == "epoch" and len(opt.param_groups) == 1
+    assert any(".phase" in n for n, _ in task.backbone.named_parameters())
+    assert not task.optim.param_groups and task.optim.l1 == task.optim.l2 == 0
+    reference, lr = [], 0.0076
+    for epoch in range(run.cfg["trainer"]["max_epochs"]):
+        reference.append(lr)
+        lr = 0.0076 * 0.1 ** (epoch // 50)
+    ours = []
+    for _ in range(run.cfg["trainer"]["max_epochs"]):
+        ours.append(opt.param_groups[0]["lr"])
+        opt.step()
+        lr_sched.step()
+    assert len(ours) == 200 and ours == pytest.approx(reference, rel=1e-12)
+    assert ours[50] == pytest.approx(0.0076) and ours[51] == pytest.approx(0.00076)

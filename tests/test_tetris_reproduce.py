@@ -16,14 +16,17 @@ def test_tetris_smoke_writes_rows_table_and_plot(tmp_path):
                        env={**os.environ, "EB_NO_PROGRESS": "1"})
     assert p.returncode == 0, p.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "res" / "tetris.csv")))
-    assert {r["model"] for r in rows} == {"steerable", "cnn"}
+    assert {r["model"] for r in rows} == {"steerable", "cnn", "mass_only"}
     by = {r["model"]: r for r in rows}
+    # the mass-only row is fitted without Lightning; at zoom 2 all pieces weigh the same (chance level)
+    assert float(by["mass_only"]["final_train_acc"]) == 1.0 and not by["mass_only"]["checkpoint"]
     assert int(by["steerable"]["params"]) == 41198 and int(by["cnn"]["params"]) == 6221832
     # the trained steerable net is exactly invariant to cube rotations (float64); the CNN is not
     assert float(by["steerable"]["equivariance_error_cube"]) < 1e-10
     assert float(by["cnn"]["equivariance_error_cube"]) > 1e-4
     md = (tmp_path / "res" / "tetris.md").read_text()
     assert "99 ± 2 %" in md and "27 ± 7 %" in md and "Preset: `smoke`" in md
+    assert "total mass only" in md
     assert (tmp_path / "res" / "tetris.png").stat().st_size > 1000
 
 

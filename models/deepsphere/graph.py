@@ -23,7 +23,11 @@ Conventions, as math:
   ``w = exp(−d²/(2·mean d²))`` (the V1 rule, "half the average squared distance").
 * Laplacians: combinatorial ``L = D − W``; normalised ``L = I − D^{-1/2} W D^{-1/2}``
   (both symmetric positive semi-definite).
-* Chebyshev rescaling: ``L̃ = 2L/λ_max − I`` so that the spectrum lies in ``[−1, 1]``.
+* Chebyshev rescaling: ``L̃ = 2L/λ_max − I`` so that the spectrum lies in ``[−1, 1]``; with
+  ``lmax_factor = f`` and ``spectrum_scale = s``, ``L̃ = 2s·L/(f·λ_max) − I`` with ``λ_max``
+  the Lanczos value itself, spectrum ``[−1, 2s/f − 1]`` (deepsphere-cosmo-tf1
+  ``models.chebyshev5``: ``rescale_L(L, lmax=1.02·λ_max, scale=0.75)``, i.e. ``[−1, 0.4706]``;
+  deepsphere-tf1 ``utils.build_laplacians``: ``f = 1.02``, ``s = 1``).
 * HEALPix pixels are in NESTED order; a *partial* sphere of order ``o`` (``o`` a power of 2,
   ``o ≤ Nside``) is one of the ``12·o²`` contiguous NEST blocks of ``(Nside/o)²`` pixels: the
   pixels under base pixel ``base_index`` of the order-``o`` tessellation (1/12, 1/48, 1/192 of
@@ -527,7 +531,8 @@ def largest_eigenvalue(L: sp.spmatrix, kind: str | None = None, method: str = "e
     """An upper estimate of ``λ_max(L)``.
 
     ``"eigsh"``: Lanczos (``scipy.sparse.linalg.eigsh``, deterministic start vector), times
-    ``1 + 2·tol`` so that it bounds the true value (deepsphere-pytorch ``prepare_laplacian``).
+    ``1 + 2·tol`` so that it bounds the true value (deepsphere-pytorch ``prepare_laplacian``);
+    ``tol=0``: to machine precision, no margin (scipy's default, what deepsphere-tf1 calls).
     ``"bound"``: 2 for the normalised Laplacian; ``2·max_i d_i`` (Gershgorin) for the
     combinatorial one (``kind`` must be given).
     """
@@ -554,10 +559,13 @@ def largest_eigenvalue(L: sp.spmatrix, kind: str | None = None, method: str = "e
     return float(lam) * (1 + 2 * tol)
 
 
-def rescale_laplacian(L: sp.spmatrix, lmax: float) -> sp.csr_matrix:
-    """``L̃ = 2L/λ_max − I`` (Defferrard et al. 2016; ASCOM eq. for the Chebyshev basis)."""
+def rescale_laplacian(L: sp.spmatrix, lmax: float, scale: float = 1.0) -> sp.csr_matrix:
+    """``L̃ = 2·scale·L/λ_max − I`` (Defferrard et al. 2016; ASCOM eq. for the Chebyshev basis;
+    ``scale`` < 1 is deepsphere-cosmo-tf1 ``utils.rescale_L``'s ``scale``)."""
     n = L.shape[0]
-    out = (2.0 / float(lmax)) * sp.csr_matrix(L) - sp.identity(n, dtype=L.dtype, format="csr")
+    if not float(scale) > 0:
+        raise ValueError(f"spectrum scale must be > 0, got {scale}")
+    out = (2.0 * float(scale) / float(lmax)) * sp.csr_matrix(L) - sp.identity(n, dtype=L.dtype, format="csr")
     out = out.tocsr()
     out.sort_indices()
     return out
@@ -591,21 +599,47 @@ def to_torch_sparse(M: sp.spmatrix, dtype=None):
                                        check_invariants=False)
 
 
-def chebyshev_operator(W: sp.spmatrix, kind: str = "normalized", lmax: float | str = "auto"):
-    """``L̃ = 2L/λ_max − I`` from a weight matrix, as a ``torch.sparse_csr`` float64 tensor,
-    and the ``λ_max`` used."""
+def reference_lmax(L: sp.spmatrix, kind: str, lmax: float | str, factor: float) -> float:
+    """``factor · λ_max`` as deepsphere-cosmo-tf1 / deepsphere-tf1 compute it:
+    ``1.02 * eigsh(L, k=1, which='LM')`` — Lanczos to machine precision (``tol=0``), without the
+    ``1 + 2·tol`` margin of :func:`largest_eigenvalue`. ``lmax``: ``"auto"`` / ``"eigsh"``
+    (``"auto"``: the bound above 2²⁰ vertices, as :func:`resolve_lmax`), ``"bound"`` or a number."""
+    if not float(factor) > 0:
+        raise ValueError(f"lmax_factor must be > 0, got {factor}")
+    if isinstance(lmax, str):
+        method = ("eigsh" if L.shape[0] <= 2 ** 20 else "bound") if lmax == "auto" else lmax
+        if method == "eigsh":
+            lam = largest_eigenvalue(L, kind, method="eigsh", tol=0.0)
+        else:
+            lam = largest_eigenvalue(L, kind, method=method)
+        lam = lam if lam > 0 else 2.0
+    else:
+        lam = float(lmax)
+        if not lam > 0:
+            raise ValueError(f"lmax must be > 0, got {lmax}")
+    return float(factor) * lam
+
+
+def chebyshev_operator(W: sp.spmatrix, kind: str = "normalized", lmax: float | str = "auto",
+                       lmax_factor: float | None = None, spectrum_scale: float = 1.0):
+    """``L̃ = 2·s·L/λ − I`` from a weight matrix, as a ``torch.sparse_csr`` float64 tensor, and the
+    ``λ`` used. Default (``lmax_factor=None``, ``s = 1``): ``λ`` = :func:`resolve_lmax`, spectrum in
+    ``[−1, 1]``. ``lmax_factor = f``: ``λ = f·λ_max`` (:func:`reference_lmax`), spectrum in
+    ``[−1, 2s/f − 1]`` — the cosmology reference's ``f = 1.02``, ``s = 0.75`` gives ``[−1, 0.4706]``."""
     import torch
 
     L = laplacian(W, kind)
-    lam = resolve_lmax(L, kind, lmax)
-    return to_torch_sparse(rescale_laplacian(L, lam), torch.float64), lam
+    lam = resolve_lmax(L, kind, lmax) if lmax_factor is None else reference_lmax(L, kind, lmax, lmax_factor)
+    return to_torch_sparse(rescale_laplacian(L, lam, spectrum_scale), torch.float64), lam
 
 
 @functools.lru_cache(maxsize=32)
 def healpix_laplacian(nside: int, k: int = 8, order: int | None = None, base_index: int = 0,
                       kind: str = "normalized", graph: str = "knn",
-                      kernel_width: float | str = "optimal", lmax: float | str = "auto"):
-    """Cached rescaled Laplacian ``L̃`` (``torch.sparse_csr``, float64) of a HEALPix graph.
+                      kernel_width: float | str = "optimal", lmax: float | str = "auto",
+                      lmax_factor: float | None = None, spectrum_scale: float = 1.0):
+    """Cached rescaled Laplacian ``L̃`` (``torch.sparse_csr``, float64) of a HEALPix graph
+    (``lmax``, ``lmax_factor``, ``spectrum_scale``: :func:`chebyshev_operator`).
 
     ``graph="knn"`` (ICLR V2, ``k`` neighbours) or ``"v1"`` (Perraudin et al., ``k`` ignored).
     Cached per argument tuple in-process, so building a model twice is cheap; call
@@ -617,7 +651,7 @@ def healpix_laplacian(nside: int, k: int = 8, order: int | None = None, base_ind
         g = healpix_graph_v1(nside, order, base_index)
     else:
         raise ValueError(f"unknown HEALPix graph '{graph}' (choose knn or v1)")
-    op, _ = chebyshev_operator(g.W, kind, lmax)
+    op, _ = chebyshev_operator(g.W, kind, lmax, lmax_factor, spectrum_scale)
     return op
 
 

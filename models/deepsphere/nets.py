@@ -50,6 +50,9 @@ class _DeepSphereBase(nn.Module):
         graph: ``"knn"`` (ICLR V2) or ``"v1"`` (Perraudin et al., 8 HEALPix neighbours).
         kernel_width: ``"optimal"``, ``"mean"`` or a number ``t`` (see :mod:`.graph`).
         lmax: ``"auto"``, ``"eigsh"``, ``"bound"`` or a number (see :func:`.graph.resolve_lmax`).
+        lmax_factor, spectrum_scale: ``None``, 1 (default): ``L̃ = 2L/λ_max − I``, spectrum
+            ``[−1, 1]``; deepsphere-cosmo-tf1 ``chebyshev5``: 1.02, 0.75, ``L̃ = 1.5·L/(1.02·λ_max) − I``,
+            spectrum ``[−1, 0.4706]`` (:func:`.graph.chebyshev_operator`).
         pool: ``"max"`` (paper) or ``"avg"``.
     """
 
@@ -57,7 +60,8 @@ class _DeepSphereBase(nn.Module):
                  channels: Sequence[int] = (16, 32, 64, 64, 64), K: int = 5, k: int = 8,
                  order: int | None = None, base_index: int = 0, laplacian: str = "normalized",
                  graph: str = "knn", kernel_width: float | str = "optimal",
-                 lmax: float | str = "auto", pool: str = "max"):
+                 lmax: float | str = "auto", pool: str = "max", lmax_factor: float | None = None,
+                 spectrum_scale: float = 1.0):
         super().__init__()
         channels = [int(c) for c in channels]
         nside = int(nside)
@@ -72,7 +76,9 @@ class _DeepSphereBase(nn.Module):
         self.in_channels, self.num_classes = int(in_channels), int(num_classes)
         self.nsides = [nside >> i for i in range(len(channels) + 1)]
         self._graph_args = dict(k=int(k), order=order, base_index=self.base_index, kind=laplacian,
-                                graph=graph, kernel_width=kernel_width, lmax=lmax)
+                                graph=graph, kernel_width=kernel_width, lmax=lmax,
+                                lmax_factor=None if lmax_factor is None else float(lmax_factor),
+                                spectrum_scale=float(spectrum_scale))
         layers = []
         fin = self.in_channels
         for i, fout in enumerate(channels):
@@ -89,7 +95,8 @@ class _DeepSphereBase(nn.Module):
     def level_laplacian(self, nside: int) -> torch.Tensor:
         a = self._graph_args
         return healpix_laplacian(nside, a["k"], a["order"], a["base_index"], a["kind"],
-                                 a["graph"], a["kernel_width"], a["lmax"])
+                                 a["graph"], a["kernel_width"], a["lmax"], a["lmax_factor"],
+                                 a["spectrum_scale"])
 
     def num_vertices(self, nside: int | None = None) -> int:
         nside = self.nside if nside is None else nside
@@ -145,7 +152,8 @@ def deepsphere_classifier(head: Literal["fcn", "cnn"] = "fcn", nside: int = 1024
                           k: int = 8, order: int | None = None, base_index: int = 0,
                           laplacian: str = "normalized", graph: str = "knn",
                           kernel_width: float | str = "optimal", lmax: float | str = "auto",
-                          pool: str = "max") -> DeepSphereFCN | DeepSphereCNN:
+                          pool: str = "max", lmax_factor: float | None = None,
+                          spectrum_scale: float = 1.0) -> DeepSphereFCN | DeepSphereCNN:
     """:class:`DeepSphereFCN` (``head="fcn"``) or :class:`DeepSphereCNN` (``head="cnn"``), with
     the arguments of the trunk spelled out (see :class:`_DeepSphereBase`): the typed entry point
     a config entry ``{kind: deepsphere, head: …}`` is checked against and built with.
@@ -158,7 +166,8 @@ def deepsphere_classifier(head: Literal["fcn", "cnn"] = "fcn", nside: int = 1024
     cls = DeepSphereFCN if head == "fcn" else DeepSphereCNN
     return cls(nside=nside, in_channels=in_channels, num_classes=num_classes, channels=channels, K=K, k=k,
                order=order, base_index=base_index, laplacian=laplacian, graph=graph,
-               kernel_width=kernel_width, lmax=lmax, pool=pool)
+               kernel_width=kernel_width, lmax=lmax, pool=pool, lmax_factor=lmax_factor,
+               spectrum_scale=spectrum_scale)
 
 
 # --------------------------------------------------------------------------- SHREC'17

@@ -169,19 +169,25 @@ class HConv2d(nn.Module):
         phase: learn ``β`` (the reference's last layer has ``phase=False``).
         real_input: the input is a real order-0 image ``(B, C, H, W)``.
         n_angles: polar samples per ring, a multiple of 4 (:func:`default_n_angles`).
-        init_gain: the radial weights are drawn ``N(0, gain² / fan_in)`` with ``fan_in`` the
-            summed energy of the assembled filters feeding one real output (He-style, so that
-            ``Var Re y ≈ gain²·Var x``). The reference draws ``0.4·√(2 / (rings·in·out))`` on its
-            unnormalised basis instead; with Adam the parameter scale sets the relative step
-            ``lr/σ``, and this He-style scale trained faster in our short CPU runs.
+        init: ``"fan_in"`` draws the radial weights ``N(0, init_gain² / fan_in)`` with ``fan_in``
+            the summed energy of the assembled filters feeding one real output (He-style, so that
+            ``Var Re y ≈ gain²·Var x``), on the basis with the 1/N of :func:`ring_basis`.
+            ``"reference"`` is the reference's parameterisation (``harmonic_network_ops``
+            ``get_weights`` / ``get_filters``): the basis without 1/N (its DFT is unnormalised, so
+            the basis is N × :func:`ring_basis`) and radial weights ``N(0, (0.4·√(2 / (rings·in·out)))²)``
+            (``std_mult`` 0.4, the ``conv2d`` default its MNIST model uses). The two give the same
+            family of filters; under Adam the parameter scale sets the relative step ``lr/σ``.
+        init_gain: the gain of ``"fan_in"``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5,
                  in_orders: Sequence[int] = (0, 1), out_orders: Sequence[int] = (0, 1),
                  n_rings: int | None = None, phase: bool = True, real_input: bool = False,
                  padding: int | None = None, n_angles: int | None = None,
-                 bandwidth: float = BANDWIDTH, init_gain: float = math.sqrt(2.0)):
+                 bandwidth: float = BANDWIDTH, init_gain: float = math.sqrt(2.0), init: str = "fan_in"):
         super().__init__()
+        if init not in ("fan_in", "reference"):
+            raise ValueError(f"HConv2d: init must be 'fan_in' or 'reference', got {init!r}")
         if kernel_size % 2 != 1:
             raise ValueError(f"HConv2d: kernel_size must be odd, got {kernel_size}")
         n_angles = default_n_angles(kernel_size) if n_angles is None else int(n_angles)
@@ -201,6 +207,8 @@ class HConv2d(nn.Module):
         basis = torch.stack([ring_basis(kernel_size, m, self.n_rings, n_angles, bandwidth)
                              for m in self.filter_orders])                  # (na, rings, k, k)
         # (na, 1, 1, rings, 2·k·k): real parts then imaginary parts, ready to broadcast
+        if init == "reference":  # the reference's unnormalised DFT over the N ring samples
+            basis = basis * n_angles
         flat = torch.cat([basis.real.flatten(2), basis.imag.flatten(2)], dim=2)
         self.register_buffer("basis", flat.float()[:, None, None], persistent=False)
 
@@ -213,7 +221,11 @@ class HConv2d(nn.Module):
         fan = np.mean([sum(float(energy[idx[abs(o - i)]]) for i in self.in_orders)
                        for o in self.out_orders])
         fan *= in_channels * self.n_rings * (0.5 if real_input else 1.0)
-        self._init_std = float(init_gain) / math.sqrt(max(fan, 1e-12))
+        self.init = init
+        if init == "reference":  # get_weights: std_mult · √(2 / prod([n_rings, in, out]))
+            self._init_std = 0.4 * math.sqrt(2.0 / (self.n_rings * in_channels * out_channels))
+        else:
+            self._init_std = float(init_gain) / math.sqrt(max(fan, 1e-12))
         self.reset_parameters()
 
         # block layout: for output (order a, part p) and input (order b, part q) the source filter

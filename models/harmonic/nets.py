@@ -34,18 +34,20 @@ class HNet(nn.Module):
     map, so the logits are exactly invariant to quarter turns of the input (see the exactness
     condition in :mod:`models.harmonic.layers`). 22,826 parameters for the default (radial
     18,496, phases 3,984, C-ReLU biases 112, BN 224, class biases 10), the reference's "used"
-    count. ``features()`` returns the last equivariant map (before the head) for tests.
+    count. ``init`` is :class:`HConv2d`'s parameterisation of the radial weights (``"reference"``:
+    the reference's unnormalised basis and ``0.4·√(2 / (rings·in·out))`` initial std).
+    ``features()`` returns the last equivariant map (before the head) for tests.
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1,
                  channels: Sequence[int] = (8, 16, 32), kernel_size: int = 5, n_rings: int = 4,
                  max_order: int = 1, bn_momentum: float = 0.01, eps: float = 1e-4,
-                 n_angles: int | None = None):
+                 n_angles: int | None = None, init: str = "fan_in"):
         super().__init__()
         orders = tuple(range(int(max_order) + 1))
         self.orders = orders
         c1, c2, c3 = (int(c) for c in channels)
-        kw = dict(kernel_size=kernel_size, n_rings=n_rings, n_angles=n_angles)
+        kw = dict(kernel_size=kernel_size, n_rings=n_rings, n_angles=n_angles, init=init)
         layers: list[nn.Module] = [
             HConv2d(in_channels, c1, in_orders=(0,), out_orders=orders, real_input=True, **kw),
             CReLU(c1, orders, eps),

@@ -4,18 +4,42 @@ Lightning's default writer serialises to a temporary location and then copies ov
 in place, so a kill or ``ENOSPC`` during that copy leaves a truncated ``last.ckpt`` and no good
 one. :class:`AtomicCheckpointIO` writes ``.<name>.tmp<pid>`` *beside* the target (same
 filesystem), fsyncs it, keeps the previous file as ``<name>.prev`` and only then renames the new
-one into place: at every moment one of ``last.ckpt`` / ``last.ckpt.prev`` is complete.
-:func:`resume_point` verifies them (a full ``weights_only`` load) in that order.
+one into place: at every moment one of ``<name>`` / ``<name>.prev`` / the complete temporary
+file is a good checkpoint. :func:`recover` puts a write that a kill interrupted right (the
+complete temporary file finished into place, else ``<name>.prev`` restored); :func:`resume_point`
+verifies the candidates (a full ``weights_only`` load). A write that fails (full disk, read-only
+folder) raises :class:`CheckpointWriteError`, an ``OSError`` naming the file.
 """
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+#: ``.<name>.tmp<pid>``: a write of ``<name>`` in progress (or interrupted)
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp\d+$")
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, read-only or vanished folder)."""
+
+
+def _why_write_failed(e: BaseException, folder: Path) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    try:  # torch reports a failed write as "RuntimeError: [enforce fail at inline_container.cc] ..."
+        free = shutil.disk_usage(folder).free
+        if free < 64 << 20:
+            return f"no space left on the device ({free >> 20} MiB free)"
+    except OSError:
+        pass
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'write failed'}"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -25,13 +49,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as f:
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
+        except (OSError, RuntimeError) as e:
+            tmp.unlink(missing_ok=True)
+            raise CheckpointWriteError(f"cannot write checkpoint {path}: "
+                                       f"{_why_write_failed(e, path.parent)}") from e
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -45,39 +73,82 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.close(fd)
 
 
-def check_checkpoint(path: str | os.PathLike) -> str | None:
-    """None when ``path`` is a complete, weights-only-loadable Lightning checkpoint, else why not."""
+def inspect_checkpoint(path: str | os.PathLike) -> tuple[str | None, int]:
+    """(None when ``path`` is a complete, weights-only-loadable Lightning checkpoint, else why
+    not; its ``global_step``, -1 when unknown)."""
     path = Path(path)
     if not path.is_file():
-        return "missing"
+        return "missing", -1
     if path.stat().st_size == 0:
-        return "empty file"
+        return "empty file", -1
     if not zipfile.is_zipfile(path):
-        return "not a torch zip archive (truncated or another format)"
+        return "not a torch zip archive (truncated or another format)", -1
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every reason a checkpoint cannot be loaded
-        return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'unreadable'}"
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'unreadable'}", -1
     if not isinstance(state, dict) or "state_dict" not in state:
-        return "not a Lightning checkpoint (no state_dict)"
-    return None
+        return "not a Lightning checkpoint (no state_dict)", -1
+    step = state.get("global_step", -1)
+    return None, int(step) if isinstance(step, int) else -1
 
 
-def resume_point(ckpt_dir: Path) -> tuple[Path | None, dict[Path, str]]:
-    """The checkpoint to resume from (``last.ckpt``, else ``last.ckpt.prev``; None: start the
-    run from scratch), and each damaged candidate passed over with the reason."""
-    damaged = {}
-    for cand in (Path(ckpt_dir) / "last.ckpt", Path(ckpt_dir) / "last.ckpt.prev"):
+def check_checkpoint(path: str | os.PathLike) -> str | None:
+    """None when ``path`` is a complete, weights-only-loadable Lightning checkpoint, else why not."""
+    return inspect_checkpoint(path)[0]
+
+
+def recover(ckpt_dir: Path) -> list[str]:
+    """Put right the checkpoint writes a kill interrupted in ``ckpt_dir``; returns what was done.
+
+    * a temporary file whose target is missing was killed between the two renames of
+      :class:`AtomicCheckpointIO` (or before the only one): it is complete, so it is renamed into
+      place; any other temporary file is half-written and removed;
+    * a ``<name>.prev`` whose ``<name>`` is still missing (no complete temporary file, or the
+      target was set aside as damaged) is restored as ``<name>``.
+    """
+    d = Path(ckpt_dir)
+    done: list[str] = []
+    if not d.is_dir():
+        return done
+    for tmp in sorted(d.iterdir()):
+        m = TEMPORARY.match(tmp.name)
+        if m is None or not tmp.is_file():
+            continue
+        target = d / m["name"]
+        if not target.exists() and check_checkpoint(tmp) is None:
+            os.replace(tmp, target)
+            done.append(f"finished the interrupted write of {target.name}")
+        else:
+            tmp.unlink(missing_ok=True)
+    for prev in sorted(d.glob("*.prev")):
+        target = prev.with_name(prev.name[: -len(".prev")])
+        if not target.exists():
+            os.replace(prev, target)
+            done.append(f"restored {target.name} from {prev.name}")
+    return done
+
+
+def resume_point(ckpt_dir: Path, extra: tuple[Path, ...] = ()) -> tuple[Path | None, dict[Path, str]]:
+    """The checkpoint to resume from (None: start the run from scratch), and each damaged
+    candidate passed over with the reason. Candidates: ``last.ckpt``, ``last.ckpt.prev`` and
+    ``extra`` (e.g. Lightning's SLURM ``hpc_ckpt_<n>.ckpt``, saved before a requeue); among the
+    ones that load, the furthest trained (``global_step``) wins, ``last.ckpt`` on a tie."""
+    damaged: dict[Path, str] = {}
+    best: tuple[int, Path] | None = None
+    for cand in (Path(ckpt_dir) / "last.ckpt", Path(ckpt_dir) / "last.ckpt.prev", *extra):
         if not cand.exists():
             continue
-        why = check_checkpoint(cand)
-        if why is None:
-            return cand, damaged
-        damaged[cand] = why
-    return None, damaged
+        why, step = inspect_checkpoint(cand)
+        if why is not None:
+            damaged[cand] = why
+        elif best is None or step > best[0]:
+            best = (step, cand)
+    return (best[1] if best else None), damaged
 
 
 def clean_temporaries(ckpt_dir: Path) -> None:
-    """Remove half-written checkpoints left by a killed writer."""
+    """Remove half-written checkpoints left by a killed writer (complete ones are kept by
+    :func:`recover`, which runs first)."""
     for tmp in Path(ckpt_dir).glob(".*.tmp*"):
         tmp.unlink(missing_ok=True)

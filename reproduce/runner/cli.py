@@ -6,6 +6,12 @@ Options: ``--preset --runs --seed --gpus --num-nodes --cpu-procs --data-dir --st
 config overrides, plus the options a benchmark adds for its own commands
 (:meth:`~reproduce.runner.benchmark.Benchmark.add_arguments` / ``command``, run before anything else). Bad input raises :class:`datamodules._common.InputError`; :func:`main` prints
 one line ``error: …`` and returns 2 before anything is written to ``results/``.
+
+Exit status: 0 done; 2 bad input (before any run folder exists); 1 a file that cannot be written
+or read while running (full disk, read-only folder: one ``error:`` line naming it); 128 + the
+signal when stopped by one — 130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1 (outside SLURM) — with one line
+saying the grid is incomplete and that the same command resumes it (SIGTERM and SIGUSR1 save a
+``last.ckpt`` first; under SLURM, Lightning's requeue on SIGUSR1 is left as it is).
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from reproduce.runner.benchmark import Benchmark, Context
 from reproduce.runner.grid import current_rows, expand_grid, list_grid, run_grid
 from reproduce.runner.runs import global_rank
 from reproduce.runner.store import REPO_ROOT, code_version, hardware, read_rows
-from reproduce.runner.trainer import Launch
+from reproduce.runner.trainer import Interrupted, Launch, install_signal_handlers
 
 
 def build_parser(bench: Benchmark, doc: str | None) -> argparse.ArgumentParser:
@@ -66,7 +72,8 @@ def build_parser(bench: Benchmark, doc: str | None) -> argparse.ArgumentParser:
 def resolve_config(bench: Benchmark, args: argparse.Namespace) -> dict:
     preset = args.preset or ("paper" if args.gpus else "cpu")
     cfg = C.load_preset(bench.name, preset, bench.config_root)
-    cfg = C.apply_overrides(cfg, args.overrides)
+    # --evaluate applies the overrides to the checkpoint's own config (evaluate.load_run)
+    cfg = C.apply_overrides(cfg, [] if args.evaluate else args.overrides)
     if args.runs is not None:
         if args.runs < 1:
             raise InputError("--runs must be at least 1")
@@ -160,20 +167,41 @@ def quiet_libraries() -> None:
     import warnings
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    # "Received SIGTERM": the runner's own line says what a signal did
+    logging.getLogger("pytorch_lightning.trainer.connectors.signal_connector").setLevel(logging.WARNING)
     for message in (r".*isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning internals
                     r"You defined a `validation_step` but have no `val_dataloader`",  # protocols without validation
-                    r"The number of training batches \(\d+\) is smaller than the logging interval"):
+                    r"The number of training batches \(\d+\) is smaller than the logging interval",
+                    r"Checkpoint directory .* exists and is not empty"):  # a resumed run's own checkpoints
         warnings.filterwarnings("ignore", message=message)
 
 
 def main(bench: Benchmark, doc: str | None = None, argv: list[str] | None = None) -> int:
     args = build_parser(bench, doc).parse_args(argv)
     quiet_libraries()
+    install_signal_handlers()
     try:
         return _main(bench, args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (Interrupted, KeyboardInterrupt) as e:
+        stop = e if isinstance(e, Interrupted) else Interrupted(2)
+        print(interrupted_line(bench, stop), file=sys.stderr)
+        return stop.exit_code
+    except OSError as e:  # a full disk, a read-only folder: the file and the reason, no traceback
+        print(f"error: {e.filename}: {e.strerror}" if e.filename and e.strerror else f"error: {e}",
+              file=sys.stderr)
+        return 1
+
+
+def interrupted_line(bench: Benchmark, e: Interrupted) -> str:
+    """One line: which signal, how far the grid got, what was saved, how to resume."""
+    name = "Ctrl-C" if e.signum == 2 else e.args[0]
+    grid = (f"the grid is incomplete ({e.finished} of {e.total} runs finished)" if e.total is not None
+            else "the command did not finish")
+    saved = (f"; saved {os.path.relpath(e.checkpoint, Path.cwd())}" if e.checkpoint is not None else "")
+    return f"[{bench.name}] stopped by {name}: {grid}{saved}; run the same command again to resume"
 
 
 def _main(bench: Benchmark, args: argparse.Namespace) -> int:
@@ -184,6 +212,14 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     preset = cfg["preset"]
     if args.gpus < 0:
         raise InputError(f"--gpus must be 0 or more, got {args.gpus}")
+    if args.seed < 0 or args.seed > 2**32 - 1:
+        raise InputError(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
+    if args.gpus:
+        import torch
+        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if found < args.gpus:
+            raise InputError(f"--gpus {args.gpus}: this machine has {found} CUDA GPU(s) visible to torch "
+                             f"{torch.__version__}; drop --gpus to run on the CPU")
     for name, val in (("--cpu-procs", args.cpu_procs), ("--num-nodes", args.num_nodes)):
         if val < 1:
             raise InputError(f"{name} must be at least 1, got {val}")

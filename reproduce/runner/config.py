@@ -9,7 +9,9 @@ with YAML values (``optim.lr=0.01``, ``grid.rows=[...]``), applied last.
 A config section becomes an object through :func:`build` (or is checked without building by
 :func:`check_args`): every key must be a parameter of the class and its value must fit the
 parameter's annotation, else an :class:`~datamodules._common.InputError` names the key and the
-expected type, before anything is trained.
+expected type, before anything is trained. Integers of the common count-like parameters must
+also reach their smallest valid value (:func:`minimum`: sizes and counts at least 1, seeds and
+``num_workers`` at least 0).
 
 >>> from dataclasses import dataclass
 >>> @dataclass
@@ -22,6 +24,10 @@ Data(size=17, lr=1.0)
 Traceback (most recent call last):
 ...
 datamodules._common.InputError: config data.size: expected int, got 'abc' (str)
+>>> build(Data, {"size": 0}, "data")
+Traceback (most recent call last):
+...
+datamodules._common.InputError: config data.size: expected an int >= 1, got 0
 >>> build(Data, {"sise": 3}, "data")
 Traceback (most recent call last):
 ...
@@ -166,12 +172,31 @@ def diff(base: dict, other: dict) -> list[tuple[str, Any, Any]]:
     """``(dotted key, value in base, value in other)`` for every leaf that differs, in the order
     of ``base`` then the keys only ``other`` has; a missing leaf is :data:`MISSING`.
 
+    A value that is a leaf on one side and a mapping on the other is one difference, whole:
+
     >>> diff({"data": {"size": 37, "zoom": 5}}, {"data": {"size": 17, "zoom": 5}, "x": 1})
     [('data.size', 37, 17), ('x', <missing>, 1)]
+    >>> diff({"t": {"select": "last"}}, {"t": {"select": {"metric": "val/map", "mode": "max"}}})
+    [('t.select', 'last', {'metric': 'val/map', 'mode': 'max'})]
     """
     a, b = flatten(base), flatten(other)
     keys = list(a) + [k for k in b if k not in a]
-    return [(k, a.get(k, MISSING), b.get(k, MISSING)) for k in keys if a.get(k, MISSING) != b.get(k, MISSING)]
+    out, done = [], set()
+    for k in keys:
+        # the shortest prefix of k that is a leaf on one side and a mapping on the other
+        parts = k.split(".")
+        whole = next((".".join(parts[:i]) for i in range(1, len(parts))
+                      if ".".join(parts[:i]) in a or ".".join(parts[:i]) in b), None)
+        if whole is None and (any(x.startswith(k + ".") for x in a) or any(x.startswith(k + ".") for x in b)):
+            whole = k
+        if whole is not None:
+            if whole not in done:
+                done.add(whole)
+                out.append((whole, get(base, whole, MISSING), get(other, whole, MISSING)))
+            continue
+        if a.get(k, MISSING) != b.get(k, MISSING):
+            out.append((k, a.get(k, MISSING), b.get(k, MISSING)))
+    return out
 
 
 class _Missing:
@@ -291,6 +316,27 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def minimum(key: str) -> int | None:
+    """The smallest valid integer value of a parameter named ``key`` (None: no rule by name).
+    Sizes, batch sizes, counts (``num_*``) and ``max_*`` at least 1; seeds (``seed``,
+    ``*_seed``) and ``num_workers`` at least 0.
+
+    >>> [minimum(k) for k in ("batch_size", "test_batch_size", "size", "num_classes", "seed", "num_workers", "lr")]
+    [1, 1, 1, 1, 0, 0, None]
+    """
+    if key == "num_workers" or key == "seed" or key.endswith("_seed"):
+        return 0
+    if key == "size" or key.endswith("_size") or key.startswith(("num_", "max_")):
+        return 1
+    return None
+
+
+def _check_minimum(key: str, value: Any, where: str) -> None:
+    low = minimum(key)
+    if low is not None and isinstance(value, int) and not isinstance(value, bool) and value < low:
+        raise InputError(f"config {where}: expected an int >= {low}, got {value}")
+
+
 def _signature(target) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
     fn = target.__init__ if isinstance(target, type) else target
     sig = inspect.signature(fn)
@@ -323,6 +369,7 @@ def check_args(target, section: dict | None, where: str, given: dict | None = No
             raise InputError(f"config {where}.{key}: unknown key for {name}; valid keys: "
                              f"{', '.join(sorted(k for k in params if k not in given)) or 'none'}")
         kwargs[key] = coerce(value, hints.get(key), f"{where}.{key}")
+        _check_minimum(key, kwargs[key], f"{where}.{key}")
     for key, p in params.items():
         if p.default is inspect.Parameter.empty and key not in kwargs and key not in given:
             raise InputError(f"config {where}: missing key '{key}' "

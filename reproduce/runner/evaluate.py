@@ -3,11 +3,13 @@ format, without training.
 
 The run's own resolved config (``config.yaml`` beside ``checkpoints/``) rebuilds the datamodule,
 backbone and task — not the command line's preset — with the benchmark's ``evaluate_defaults``
-and then the command line's ``key=value`` overrides applied on top (e.g. ``data.test_dir=...``). State the datamodule saved in the
+and then the command line's ``key=value`` overrides applied on top (e.g. ``data.test_dir=...``;
+the model's keys as ``model.<key>`` or ``models.<id>.<key>``, checked like a training run's). State the datamodule saved in the
 checkpoint (e.g. training normalisation statistics, Lightning's ``state_dict`` hook) is restored,
 so an evaluation folder needs only the files it scores. A checkpoint or config that cannot be
 used is one ``error:`` line. The result (metrics, how many samples were scored, from where) is
-printed as JSON and kept in the run folder as ``evaluate-<hash>.json``.
+printed as JSON and kept in the run folder as ``evaluate-<hash>.json`` (a folder that cannot be
+written costs that copy only: one ``warning:`` line, the printed metrics stand, exit 0).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import yaml
 
 from datamodules._common import InputError, atomic_write_text, is_stand_in
 from reproduce.runner.checkpoints import check_checkpoint
-from reproduce.runner.config import config_hash, parse_override, set_dotted
+from reproduce.runner.config import apply_overrides, config_hash, parse_override, set_dotted
 from reproduce.runner.runs import Run
 
 
@@ -37,9 +39,7 @@ def load_run(bench, ckpt: Path, overrides: list[str]) -> tuple[Run, Path]:
         if meta.get("benchmark") != bench.name:
             raise InputError(f"--evaluate: {ckpt} is a '{meta.get('benchmark')}' checkpoint, not {bench.name}")
         cfg = set_dotted(meta["config"], bench.evaluate_defaults)
-        for text in overrides:
-            keys, value = parse_override(text)
-            cfg = set_dotted(cfg, {".".join(keys): value})
+        cfg = apply_overrides(cfg, [_model_key(text, str(meta["model_name"])) for text in overrides])
         run = Run(bench.name, str(meta["model_name"]), dict(meta["setting"] or {}), int(meta["seed"]),
                   str(meta["preset"]), cfg)
     except InputError:
@@ -48,6 +48,21 @@ def load_run(bench, ckpt: Path, overrides: list[str]) -> tuple[Run, Path]:
         raise InputError(f"--evaluate: {meta_path} is not a run config this runner wrote "
                          f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
     return run, run_dir
+
+
+def _model_key(text: str, model: str) -> str:
+    """A run's config holds its model's entry as ``model``: ``models.<model>.<key>=v`` (as the
+    presets spell it) is ``model.<key>=v``; another model's entry is an error."""
+    keys, _ = parse_override(text)
+    if keys[0] != "models":
+        return text
+    if len(keys) < 3:
+        raise InputError(f"--evaluate: override '{text}' must name a key of the model, "
+                         f"e.g. models.{model}.<key>=value or model.<key>=value")
+    if keys[1] != model:
+        raise InputError(f"--evaluate: override '{text}' is for model '{keys[1]}', but the checkpoint "
+                         f"is a '{model}' run (use models.{model}.<key> or model.<key>)")
+    return "model." + text.split(".", 2)[2]
 
 
 def usable_checkpoint(ckpt, option: str) -> Path:
@@ -94,9 +109,13 @@ def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None) -> dict
            **scored, **metrics}
     print(f"[{bench.name}] scored {scored.get('test_samples', '?')} test samples"
           + (f" from {', '.join(scored['test_files'])}" if scored.get("test_files") else ""), file=sys.stderr)
+    print(json.dumps(out), flush=True)
     tag = config_hash([str(ctx.data_dir), list(overrides or [])], 8)
-    atomic_write_text(run_dir / f"evaluate-{tag}.json", json.dumps(out, indent=1))
-    print(json.dumps(out))
+    path = run_dir / f"evaluate-{tag}.json"
+    try:
+        atomic_write_text(path, json.dumps(out, indent=1))
+    except OSError as e:
+        print(f"warning: the metrics above were not kept in {path} ({e.strerror or e})", file=sys.stderr)
     return out
 
 

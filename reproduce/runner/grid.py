@@ -17,9 +17,9 @@ import yaml
 from datamodules._common import InputError, atomic_write_text
 from reproduce.runner import config as C
 from reproduce.runner.checkpoints import resume_point
-from reproduce.runner.runs import Run, RunLock
+from reproduce.runner.runs import Run, RunLock, global_rank
 from reproduce.runner.store import REPO_ROOT, now, upsert_row, upsert_rows
-from reproduce.runner.trainer import fit_and_test
+from reproduce.runner.trainer import Interrupted, fit_and_test
 
 
 def expand_grid(bench, cfg: dict, seed: int = 0, only: list[str] | None = None) -> list[Run]:
@@ -76,6 +76,17 @@ def current_rows(rows: list[dict], preset: str, grid: list[Run]) -> list[dict]:
     return out
 
 
+def read_row(run_dir: Path) -> tuple[dict | None, str | None]:
+    """(the row in ``row.json``, None) or (None, why it cannot be read); no side effects."""
+    try:
+        row = json.loads((run_dir / "row.json").read_text())
+        if not isinstance(row, dict) or "run_id" not in row:
+            raise ValueError("not a row")
+        return row, None
+    except (OSError, ValueError) as e:
+        return None, type(e).__name__
+
+
 def finished_row(run_dir: Path) -> dict | None:
     """The row of a finished run (``done`` + a readable ``row.json``), else None. A ``done`` whose
     ``row.json`` is unreadable is withdrawn, with one line saying so: the run is then re-tested
@@ -83,16 +94,28 @@ def finished_row(run_dir: Path) -> dict | None:
     done = run_dir / "done"
     if not done.is_file():
         return None
-    try:
-        row = json.loads((run_dir / "row.json").read_text())
-        if not isinstance(row, dict) or "run_id" not in row:
-            raise ValueError("not a row")
-        return row
-    except (OSError, ValueError) as e:
-        print(f"warning: {run_dir / 'row.json'} is unreadable ({type(e).__name__}); the run will be "
+    row, why = read_row(run_dir)
+    if row is None:
+        print(f"warning: {run_dir / 'row.json'} is unreadable ({why}); the run will be "
               f"tested again from its checkpoint", file=sys.stderr)
         done.unlink(missing_ok=True)
-        return None
+    return row
+
+
+def started_at(run_dir: Path) -> str:
+    """When the run was first started (``started_at`` in its folder, written by its first
+    attempt and kept by every resumption)."""
+    path = run_dir / "started_at"
+    try:
+        stamp = path.read_text().strip()
+        if stamp:
+            return stamp
+    except OSError:
+        pass
+    stamp = now()
+    if global_rank() == 0:
+        atomic_write_text(path, stamp + "\n")
+    return stamp
 
 
 def resync(csv_path: Path, runs: list[Run], runs_dir: Path, name: str) -> None:
@@ -139,6 +162,9 @@ def run_grid(bench, ctx, runs: list[Run]) -> list[dict]:
                 rows.append(row)
                 continue
             rows.append(_train(bench, ctx, run, i, len(runs), csv_path))
+        except Interrupted as e:
+            e.finished, e.total = len(rows), len(runs)
+            raise
         finally:
             lock.release()
     if skipped and ctx.is_rank_zero:
@@ -155,7 +181,7 @@ def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(
             {"benchmark": run.benchmark, "model_name": run.model, "setting": run.setting,
              "seed": run.seed, "preset": run.preset, "config": run.cfg}, sort_keys=False))
-    started = now()
+    started = started_at(run_dir)
     metrics = fit_and_test(bench, ctx, run)
     row = {"model": run.model, "setting": run.setting_str, "seed": run.seed,
            "preset": run.preset, "data_source": ctx.data_source, "hardware": ctx.hardware,
@@ -171,9 +197,11 @@ def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
 
 
 def run_state(run_dir: Path) -> str:
-    """done, resumable (a checkpoint that loads), damaged (checkpoints that do not), or todo."""
+    """done, retest (``done`` but ``row.json`` unreadable), resumable (a checkpoint that loads),
+    damaged (checkpoints that do not), or todo."""
     if (run_dir / "done").is_file():
-        return "done"
+        why = read_row(run_dir)[1]
+        return "done" if why is None else f"retest (row.json unreadable: {why})"
     ckpt, damaged = resume_point(run_dir / "checkpoints")
     if ckpt is not None:
         return "resumable" if ckpt.name == "last.ckpt" else "resumable (from last.ckpt.prev; last.ckpt damaged)"

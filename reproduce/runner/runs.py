@@ -6,6 +6,7 @@ derived from it::
 
     <runs-dir>/<benchmark>/<preset>/<model>/<setting>/seed<k>-<hash>/
         config.yaml        resolved config of this run
+        started_at         when its first attempt started (kept by resumptions); elapsed_s.txt
         checkpoints/last.ckpt, checkpoints/best.ckpt (when validation selects the model)
         logs/attempt<k>/metrics.csv  Lightning CSV log per (re)start;  wandb/
         row.json, done     written last: the run is finished

@@ -175,7 +175,8 @@ def first_int(key: str, where: dict | None = None) -> Cell:
 
 def max_text(key: str, where: dict | None = None) -> Cell:
     """The largest text of a column (for preformatted numbers such as ``7.53e-15``)."""
-    return lambda rows, k, v: max((r.get(key, "") for r in _where(rows, where)), default="–")
+    return lambda rows, k, v: max((r[key] for r in _where(rows, where) if r.get(key) not in (None, "")),
+                                  default="–")
 
 
 def mean_of(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = None) -> Cell:

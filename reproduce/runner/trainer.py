@@ -3,19 +3,30 @@ fit (or resume) then test, and the metrics that go into the run's row.
 
 ``trainer.select`` says which weights are tested: ``last`` (the final model) or
 ``{metric: val/map, mode: max}`` (the checkpoint with the best value of a validation metric).
+
+Whatever the selection, ``checkpoints/last.ckpt`` is written every ``trainer.ckpt_every_n_epochs``
+epochs and when training ends (:class:`LastCheckpoint`), so a kill loses at most that many epochs;
+``best.ckpt`` is written whenever the selection metric improves. SIGTERM (and SIGUSR1 outside
+SLURM) stop training at the next batch boundary with a ``last.ckpt`` of that point
+(:class:`StopOnSignal`), and the run raises :class:`Interrupted`; Ctrl-C raises it too (no
+checkpoint: the step it cut may be half done).
 """
 from __future__ import annotations
 
 import csv
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+
 from datamodules._common import atomic_write_text
-from reproduce.runner.checkpoints import AtomicCheckpointIO, clean_temporaries, resume_point
+from reproduce.runner.checkpoints import (AtomicCheckpointIO, check_checkpoint, clean_temporaries, recover,
+                                          resume_point)
 from reproduce.runner.config import build
 from reproduce.runner.runs import Run, global_rank
 from reproduce.runner.store import REPO_ROOT
@@ -145,9 +156,104 @@ class Launch:
         return (self.gpus or max(1, self.cpu_procs)) * self.num_nodes
 
 
-def make_trainer(launch: Launch, run: Run, run_dir: Path, data_source: str, callbacks: list | None = None):
+class Interrupted(Exception):
+    """Training or testing stopped by a signal; ``checkpoint`` is the ``last.ckpt`` saved then
+    (None when none was), ``finished``/``total`` the grid's runs (set by the grid)."""
+
+    def __init__(self, signum: int, checkpoint: Path | None = None):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.checkpoint = int(signum), checkpoint
+        self.finished: int | None = None
+        self.total: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process ended by it (SIGINT 130,
+        SIGTERM 143, SIGUSR1 138)."""
+        return 128 + self.signum
+
+
+#: the signal that stopped Lightning, when it was not SIGTERM itself (SIGUSR1 is forwarded as one)
+_FORWARDED: list[int] = []
+
+
+def on_stop_signal(signum, frame) -> None:
+    """Handler of SIGTERM (and SIGUSR1 outside SLURM) for the whole invocation. Inside a
+    Lightning ``fit``/``test`` Lightning's own handler runs first and stops at the next batch
+    boundary (:class:`StopOnSignal` saves the checkpoint): nothing to do here. Outside it the
+    run has nothing unsaved, so :class:`Interrupted` is raised at once."""
+    current = signal.getsignal(signal.SIGTERM)
+    if signum == signal.SIGTERM:
+        if current is not on_stop_signal:
+            return  # Lightning's handler (which calls this one after its own) is in charge
+        raise Interrupted(signum)
+    if current is not on_stop_signal and callable(current):
+        _FORWARDED.append(int(signum))
+        current(signal.SIGTERM, frame)  # Lightning's graceful stop
+        return
+    raise Interrupted(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM → :func:`on_stop_signal`; SIGUSR1 too, except under SLURM, where Lightning's
+    ``SLURMEnvironment`` installs its own (checkpoint ``hpc_ckpt_<n>.ckpt`` and requeue; it only
+    does so when no handler is installed, so none is installed here)."""
+    from lightning_fabric.plugins.environments import SLURMEnvironment
+    if threading_main():
+        signal.signal(signal.SIGTERM, on_stop_signal)
+        if not SLURMEnvironment.detect():
+            signal.signal(signal.SIGUSR1, on_stop_signal)
+
+
+def threading_main() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+class StopOnSignal(Callback):
+    """Records why Lightning stopped (SIGTERM → ``SIGTERMException``, Ctrl-C →
+    ``KeyboardInterrupt``) and, on SIGTERM during ``fit``, saves ``last.ckpt`` at that batch
+    boundary so that the rerun continues from there."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.checkpoint: Path | None = None
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        from pytorch_lightning.trainer.states import TrainerFn
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+        if isinstance(exception, KeyboardInterrupt):
+            self.signum = signal.SIGINT
+            return
+        if not isinstance(exception, SIGTERMException):
+            return
+        self.signum = _FORWARDED.pop() if _FORWARDED else signal.SIGTERM
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            last = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, LastCheckpoint)]
+            if last:
+                self.checkpoint = Path(last[0].dirpath) / "last.ckpt"
+                trainer.save_checkpoint(self.checkpoint, weights_only=False)
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every ``every_n_epochs`` epochs (at the end of the training epoch, after its
+    validation and best-model update) and when training ends, whatever selects the tested model.
+    (Lightning's ``save_last=True`` writes it only alongside a top-k save: never during training
+    with ``save_top_k=0``, and only in improving epochs with a monitored metric.)"""
+
+    def __init__(self, dirpath: str, every_n_epochs: int):
+        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1, save_last=False,
+                         every_n_epochs=every_n_epochs, save_on_train_epoch_end=True,
+                         enable_version_counter=False)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if not trainer.fast_dev_run and self._last_global_step_saved != trainer.global_step:
+            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def make_trainer(launch: Launch, run: Run, run_dir: Path, data_source: str, callbacks: list | None = None,
+                 stop: StopOnSignal | None = None):
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
 
     t = trainer_config(run.cfg)
@@ -159,10 +265,12 @@ def make_trainer(launch: Launch, run: Run, run_dir: Path, data_source: str, call
     if launch.logger == "wandb":
         loggers.append(wandb_logger(run, run_dir, data_source))
     sel = t.selection
-    ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
-                           monitor=sel.metric if sel else None, mode=sel.mode if sel else "max",
-                           save_last=True, save_top_k=1 if sel else 0,
-                           every_n_epochs=t.ckpt_every_n_epochs, enable_version_counter=False)
+    ckpt_dir = str(run_dir / "checkpoints")
+    checkpoints = [LastCheckpoint(ckpt_dir, t.ckpt_every_n_epochs)]
+    if sel:  # listed first: trainer.checkpoint_callback is the selecting one
+        checkpoints.insert(0, ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=sel.metric,
+                                              mode=sel.mode, save_last=False, save_top_k=1,
+                                              every_n_epochs=1, enable_version_counter=False))
     accelerator, devices = ("gpu", launch.gpus) if launch.gpus else ("cpu", max(1, launch.cpu_procs))
     kwargs: dict[str, Any] = dict(
         max_epochs=t.max_epochs, gradient_clip_val=t.gradient_clip_val,
@@ -178,7 +286,7 @@ def make_trainer(launch: Launch, run: Run, run_dir: Path, data_source: str, call
     return pl.Trainer(accelerator=accelerator, devices=devices, num_nodes=launch.num_nodes,
                       strategy="ddp" if launch.world > 1 else "auto", logger=loggers or False,
                       plugins=[AtomicCheckpointIO()],
-                      callbacks=[ckpt, *(callbacks or [])], default_root_dir=str(run_dir), **kwargs)
+                      callbacks=[*checkpoints, stop or StopOnSignal(), *(callbacks or [])], default_root_dir=str(run_dir), **kwargs)
 
 
 def final_train_metrics(trainer, run_dir: Path) -> dict:
@@ -202,30 +310,61 @@ def final_train_metrics(trainer, run_dir: Path) -> dict:
 
 
 def choose_resume(run: Run, run_dir: Path) -> Path | None:
-    """The verified checkpoint to resume from (:func:`checkpoints.resume_point`); damaged ones
-    are renamed ``*.damaged`` (rank 0) and said, never silently trained over."""
+    """The verified checkpoint to resume from (:func:`checkpoints.resume_point`), after
+    :func:`checkpoints.recover` has put right a write that a kill interrupted. Damaged
+    checkpoints are renamed ``*.damaged`` (rank 0) and said, never silently trained over; a
+    fallback to ``last.ckpt.prev`` restores it as ``last.ckpt`` (the run keeps a ``last.ckpt``).
+    Lightning's SLURM requeue checkpoints (``hpc_ckpt_<n>.ckpt`` in the run folder) are
+    candidates too: the furthest trained one wins."""
     ckpt_dir = run_dir / "checkpoints"
     rank0 = global_rank() == 0
+    tag = f"[{run.benchmark}]"
+    rel = os.path.relpath(run_dir, REPO_ROOT)
     if rank0:
+        for note in recover(ckpt_dir):
+            print(f"{tag} {rel}: {note}", file=sys.stderr)
         clean_temporaries(ckpt_dir)
-    resume, damaged = resume_point(ckpt_dir)
+    hpc = tuple(sorted(run_dir.glob("hpc_ckpt_*.ckpt")))
+    resume, damaged = resume_point(ckpt_dir, hpc)
     if rank0:
         for path, why in damaged.items():
-            print(f"[{run.benchmark}] {path} is damaged ({why})", file=sys.stderr)
+            print(f"{tag} {path} is damaged ({why})", file=sys.stderr)
             os.replace(path, path.with_name(path.name + ".damaged"))
-        rel = os.path.relpath(run_dir, REPO_ROOT)
-        if resume is not None:
-            print(f"[{run.benchmark}] resuming {rel} from {resume.name}", file=sys.stderr)
+        last = ckpt_dir / "last.ckpt"
+        if resume is not None and resume.name == "last.ckpt.prev" and not last.exists():
+            os.replace(resume, last)
+            print(f"{tag} resuming {rel} from last.ckpt.prev (restored as last.ckpt)", file=sys.stderr)
+            resume = last
+        elif resume is not None:
+            print(f"{tag} resuming {rel} from {resume.name}", file=sys.stderr)
         elif damaged:
-            print(f"[{run.benchmark}] no usable checkpoint in {rel}; restarting the run from scratch",
-                  file=sys.stderr)
+            print(f"{tag} no usable checkpoint in {rel}; restarting the run from scratch", file=sys.stderr)
+    elif resume is not None and resume.name == "last.ckpt.prev":
+        resume = ckpt_dir / "last.ckpt"  # rank 0 has renamed it (it launched this rank after)
     return resume
 
 
+def tested_checkpoint(run: Run, run_dir: Path, selection: Select | None) -> Path | None:
+    """The checkpoint the test loads: ``best.ckpt`` when a validation metric selects the model,
+    else None (the trained weights in memory, which are ``last.ckpt``'s). A selected run without
+    a usable ``best.ckpt`` (restored by :func:`checkpoints.recover` where a kill cut its write)
+    is tested on its last weights, and the line printed says so."""
+    if selection is None:
+        return None
+    best = run_dir / "checkpoints" / "best.ckpt"
+    why = check_checkpoint(best)
+    if why is None:
+        return best
+    if global_rank() == 0:
+        print(f"[{run.benchmark}] warning: {best} is {why}; testing the last weights instead of the "
+              f"{selection.metric}-selected ones", file=sys.stderr)
+    return None
+
+
 def fit_and_test(bench, ctx, run: Run) -> dict:
-    """Fit (or resume) and test one run; returns its metric columns."""
+    """Fit (or resume) and test one run; returns its metric columns. A signal that stops it
+    raises :class:`Interrupted` (:class:`StopOnSignal` saved ``last.ckpt`` on SIGTERM)."""
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import Callback
 
     run_dir = run.run_dir(ctx.runs_dir)
     elapsed = Elapsed(run_dir)
@@ -243,15 +382,21 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
         def on_train_epoch_end(self, trainer, pl_module):
             elapsed.save()
 
+    stop = StopOnSignal()
     trainer = make_trainer(ctx.launch, run, run_dir, ctx.data_source,
-                           [SaveElapsed(), *bench.callbacks(ctx, run)])
+                           [SaveElapsed(), *bench.callbacks(ctx, run)], stop=stop)
     last = run_dir / "checkpoints" / "last.ckpt"
     resume = choose_resume(run, run_dir)
-    trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
-    final = final_train_metrics(trainer, run_dir)
-    best = run_dir / "checkpoints" / "best.ckpt"
-    ckpt = str(best) if (selection and best.is_file()) else None
-    results = trainer.test(task, datamodule=dm, ckpt_path=ckpt, verbose=False)
+    try:
+        trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
+        final = final_train_metrics(trainer, run_dir)
+        ckpt = tested_checkpoint(run, run_dir, selection)
+        results = trainer.test(task, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, verbose=False)
+    except SystemExit:  # Lightning ends a SIGTERM with SIGTERMException, Ctrl-C with sys.exit(1)
+        if stop.signum is None:
+            raise
+        elapsed.save()
+        raise Interrupted(stop.signum, stop.checkpoint) from None
     metrics = {k.replace("/", "_"): round(float(v), 6) for k, v in (results[0] if results else {}).items()}
     metrics.update(final)
     metrics.update(bench.after_test(ctx, run, task, dm) or {})
@@ -260,4 +405,3 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     metrics["checkpoint"] = os.path.relpath(ckpt or last, REPO_ROOT) if (ckpt or last.is_file()) else ""
     finish_wandb(trainer, metrics)
     return metrics
-

@@ -97,6 +97,25 @@ class Kill(pl.Callback):
             os._exit(17)
 
 
+if os.environ.get("EB_TEST_KILL_IN_RENAME"):
+    # ``EB_TEST_KILL_IN_RENAME=best.ckpt``: SIGKILL between the two renames of a checkpoint write
+    # (the old file just moved to ``best.ckpt.prev``, the complete new one not yet in place)
+    import signal
+
+    from reproduce.runner import checkpoints as _checkpoints
+
+    class _KillBetweenRenames:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def replace(self, src, dst):
+            os.replace(src, dst)
+            if Path(dst).name == os.environ["EB_TEST_KILL_IN_RENAME"] + ".prev":
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    _checkpoints.os = _KillBetweenRenames()
+
+
 REPORT = T.Report(
     title="boring", reproduces="nothing",
     sections=[T.Table(rows="model", columns=[T.Col("model", T.label({})),
