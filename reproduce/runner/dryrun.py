@@ -158,16 +158,38 @@ class CellCost:
     step_s_at_batch: float = math.nan
     run_h: float = math.nan
     cell_h: float = math.nan
+    tf32: bool = False             # trainer.tf32 of the figures above (the preset's; CUDA only)
+    alt_step_s: float = math.nan   # the same step with TF32 the other way (``alt_tf32``), NaN if not measured
+    alt_peak_mb: float = math.nan
+    alt_cell_h: float = math.nan
     input_shape: str = ""
     input_source: str = ""
 
 
+class OutOfTime(Exception):
+    """Raised (e.g. by a timer signal) to stop a measurement at the end of a time budget."""
+
+
+def _shape_only(obj):
+    """A config with every float replaced by whether it is zero: learning rates, dropout rates,
+    penalties and spectrum scales do not change what a step costs, sizes (integers) do."""
+    if isinstance(obj, dict):
+        return {k: _shape_only(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_shape_only(v) for v in obj]
+    if isinstance(obj, float):
+        return "0.0" if obj == 0 else "float"
+    return obj
+
+
 def _cost_key(bench, ctx, run: Run, spec: InputSpec) -> str:
-    """Cells with equal networks, inputs and optimisation cost the same per step (e.g. cosmology's
-    noise levels): measured once."""
-    return C.config_hash([run.cfg.get("model"), run.cfg.get("task"), run.cfg.get("optim"),
-                          run.cfg.get("trainer", {}).get("gradient_clip_val"), bench.model_args(ctx, run),
-                          [spec.x, spec.y, spec.classes, spec.batch, spec.ids]])
+    """Cells with equal networks, inputs and optimisation cost the same per step (cosmology's noise
+    levels, CATH's reductions): measured once. Float values count only as zero or not
+    (:func:`_shape_only`)."""
+    t = run.cfg.get("trainer", {})
+    return C.config_hash(_shape_only([run.cfg.get("model"), run.cfg.get("task"), run.cfg.get("optim"),
+                                      t.get("gradient_clip_val"), t.get("precision"), t.get("tf32"),
+                                      bench.model_args(ctx, run), [spec.x, spec.y, spec.classes, spec.batch, spec.ids]]))
 
 
 def build_task(bench, ctx, run: Run):
@@ -180,8 +202,10 @@ def build_task(bench, ctx, run: Run):
     return backbone, C.build(bench.task or Classify, run.cfg.get("task"), "task", **args)
 
 
-def measure(bench, ctx, run: Run, spec: InputSpec, n: int, device: str, reps: int = 1) -> dict:
-    """Build the cell and run ``1 + reps`` optimiser steps on ``n`` synthetic samples."""
+def measure(bench, ctx, run: Run, spec: InputSpec, n: int, device: str, reps: int = 1,
+            alt_tf32: bool = False) -> dict:
+    """Build the cell and run ``1 + reps`` optimiser steps on ``n`` synthetic samples; with
+    ``alt_tf32``, ``1 + reps`` more with ``trainer.tf32`` the other way (the same network)."""
     import torch
     from reproduce._timing import timed_peak
 
@@ -212,15 +236,25 @@ def measure(bench, ctx, run: Run, spec: InputSpec, n: int, device: str, reps: in
 
     with warnings.catch_warnings():  # self.log without a trainer: nothing to log to, by design
         warnings.filterwarnings("ignore", message=r".*self\.log\(\).*")
-        first, _, _ = timed_peak(step, device)
-        timed = [timed_peak(step, device) for _ in range(max(1, reps))]
+        try:
+            first, _, _ = timed_peak(step, device)
+            timed = [timed_peak(step, device) for _ in range(max(1, reps))]
+            alt = []
+            if alt_tf32:
+                set_tf32(not tcfg.tf32)
+                timed_peak(step, device)  # the other mode may choose other kernels: not timed
+                alt = [timed_peak(step, device) for _ in range(max(1, reps))]
+        finally:
+            set_tf32(tcfg.tf32)
     params = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
     del task, backbone, opt, batch
     _free(device)
     peak = max(t[1] for t in timed)
     base = min(t[2] for t in timed)
     return {"params": int(params), "build_s": build_s, "first_step_s": first, "step_s": statistics.median(t[0] for t in timed),
-            "peak_mb": peak, "step_mb": max(peak - base, 0.0), "base_mb": base}
+            "peak_mb": peak, "step_mb": max(peak - base, 0.0), "base_mb": base,
+            "alt_step_s": statistics.median(t[0] for t in alt) if alt else math.nan,
+            "alt_peak_mb": max(t[1] for t in alt) if alt else math.nan}
 
 
 def cell_runs(runs: list[Run]) -> list[tuple[Run, int]]:
@@ -233,17 +267,18 @@ def cell_runs(runs: list[Run]) -> list[tuple[Run, int]]:
 
 def dry_run(bench, ctx, runs: list[Run], batch: int = 2, device: str = "cpu", reps: int = 1,
             on_cell: Callable[[CellCost], None] | None = None, deadline: float | None = None,
-            cost_s: float = 0.0) -> list[CellCost]:
+            cost_s: float = 0.0, alt_tf32: bool = False) -> list[CellCost]:
     """Measure every cell of ``runs`` (see the module docstring); ``batch`` 0 = the preset's batch.
 
     ``deadline`` (a :func:`time.monotonic` time): a cell is not started (status ``skipped``) when the
-    time left is below the dearest measurement so far (``cost_s`` before the first)."""
+    time left is below the dearest measurement so far (``cost_s`` before the first). A measurement
+    interrupted by :class:`OutOfTime` is ``skipped`` too, and so is every later one."""
     if bench.name not in INPUTS:
         raise InputError(f"{bench.name}: no declared input shape for --dry-run (reproduce/runner/dryrun.py INPUTS)")
     seen: dict[str, CellCost] = {}
-    out = []
+    out, stopped = [], False
     for run, n_runs in cell_runs(runs):
-        c = CellCost(bench.name, run.model, run.setting_str, n_runs, device)
+        c = CellCost(bench.name, run.model, run.setting_str, n_runs, device, tf32=bool(trainer_config(run.cfg).tf32))
         if bench.is_custom(run):
             c.status, c.note = "custom", "not a gradient step"
         else:
@@ -255,19 +290,25 @@ def dry_run(bench, ctx, runs: list[Run], batch: int = 2, device: str = "cpu", re
                 else math.ceil(spec.n_train / spec.batch)
             c.steps_per_run = int(trainer_config(run.cfg).max_epochs) * per_epoch
             key = _cost_key(bench, ctx, run, spec) + f"-{n}"
-            if key not in seen and deadline is not None and time.monotonic() + cost_s > deadline:
+            if key not in seen and stopped:
+                c.status, c.note = "skipped", "the time budget ended"
+            elif key not in seen and deadline is not None and time.monotonic() + cost_s > deadline:
                 c.status, c.note = "skipped", f"budget: {max(deadline - time.monotonic(), 0):.0f} s left, a cell costs ~{cost_s:.0f} s"
             elif key in seen:
                 prev = seen[key]
                 c.status, c.note = "same", f"network, input and optimiser as {prev.model} {prev.setting}"
                 for k in ("params", "measured_batch", "build_s", "first_step_s", "step_s", "peak_mb", "step_mb",
-                          "peak_mb_at_batch"):
+                          "peak_mb_at_batch", "alt_step_s", "alt_peak_mb"):
                     setattr(c, k, getattr(prev, k))
             else:
                 t0, oom = time.monotonic(), []
                 while True:  # out of memory: halve the batch (the projection stays linear in it)
                     try:
-                        m = measure(bench, ctx, run, spec, n, device, reps)
+                        m = measure(bench, ctx, run, spec, n, device, reps, alt_tf32)
+                        break
+                    except OutOfTime:
+                        _free(device)
+                        m, stopped = None, True
                         break
                     except Exception as e:
                         if not _oom(e):
@@ -279,11 +320,14 @@ def dry_run(bench, ctx, runs: list[Run], batch: int = 2, device: str = "cpu", re
                             break
                         n = max(1, n // 2)
                 c.measured_batch = n
-                if m is None:
+                if m is None and stopped:
+                    c.status, c.note = "skipped", "stopped at the end of the time budget"
+                elif m is None:
                     c.status, c.note = "error", "out of memory at batch 1"
                 else:
                     c.note = f"out of memory at batch {', '.join(map(str, oom))}" if oom else ""
-                    for k in ("params", "build_s", "first_step_s", "step_s", "peak_mb", "step_mb"):
+                    for k in ("params", "build_s", "first_step_s", "step_s", "peak_mb", "step_mb", "alt_step_s",
+                              "alt_peak_mb"):
                         setattr(c, k, m[k])
                     c.peak_mb_at_batch = m["base_mb"] + m["step_mb"] * spec.batch / n
                     seen[key] = c
@@ -291,6 +335,7 @@ def dry_run(bench, ctx, runs: list[Run], batch: int = 2, device: str = "cpu", re
             c.step_s_at_batch = c.step_s * spec.batch / c.measured_batch
             c.run_h = c.steps_per_run * c.step_s_at_batch / 3600
             c.cell_h = c.run_h * n_runs
+            c.alt_cell_h = c.alt_step_s * spec.batch / c.measured_batch * c.steps_per_run * n_runs / 3600
         out.append(c)
         if on_cell:
             on_cell(c)
@@ -313,7 +358,8 @@ def _oom(e: Exception) -> bool:
 # --------------------------------------------------------------------------- reporting
 COLUMNS = ["benchmark", "model", "setting", "runs", "device", "status", "note", "params", "batch",
            "measured_batch", "n_train", "build_s", "first_step_s", "step_s", "peak_mb", "step_mb", "peak_mb_at_batch",
-           "steps_per_run", "step_s_at_batch", "run_h", "cell_h", "input_shape", "input_source"]
+           "steps_per_run", "step_s_at_batch", "run_h", "cell_h", "tf32", "alt_step_s", "alt_peak_mb", "alt_cell_h",
+           "input_shape", "input_source"]
 
 
 def fmt_line(c: CellCost) -> str:
@@ -323,14 +369,39 @@ def fmt_line(c: CellCost) -> str:
     if c.status in ("error", "skipped"):
         return f"{head}: {c.note}"
     same = f" ({c.note})" if c.status == "same" else ""
-    return (f"{head}: input {c.input_shape}, step {c.step_s:.3g} s at batch {c.measured_batch} "
+    alt = "" if c.alt_step_s != c.alt_step_s else \
+        f"; TF32 {'off' if c.tf32 else 'on'}: step {c.alt_step_s:.3g} s, peak {c.alt_peak_mb:.0f} MiB → {c.alt_cell_h:.3g} h"
+    return (f"{head}: input {c.input_shape}, build {c.build_s:.3g} s, step {c.step_s:.3g} s at batch {c.measured_batch} "
             f"(first {c.first_step_s:.3g} s), peak {c.peak_mb:.0f} MiB (+{c.step_mb:.0f} in the step, "
             f"~{c.peak_mb_at_batch:.0f} at batch {c.batch}); {c.n_train} samples/epoch, {c.steps_per_run} steps/run × {c.runs} runs "
-            f"→ {c.cell_h:.3g} h{same}")
+            f"→ {c.cell_h:.3g} h{alt}{same}")
 
 
-def total_hours(cells: list[CellCost]) -> float:
-    return sum(c.cell_h for c in cells if c.status in ("ok", "same") and c.cell_h == c.cell_h)
+def total_hours(cells: list[CellCost], alt: bool = False) -> float:
+    """Projected hours of the measured cells (``alt``: with TF32 the other way)."""
+    return sum(h for c in cells if c.status in ("ok", "same") and (h := c.alt_cell_h if alt else c.cell_h) == h)
+
+
+def measured_on(device: str) -> str:
+    """The hardware in words: the GPU's name, or ``2 CPU cores (x86_64), 1 thread``."""
+    import platform
+
+    import torch
+    from reproduce.runner.store import cpu_cores, machine
+    if device == "cuda":
+        return machine(device)
+    k, t = cpu_cores(), torch.get_num_threads()
+    return (f"{k} CPU core{'s' * (k != 1)} ({platform.processor() or platform.machine()}), "
+            f"{t} thread{'s' * (t != 1)}")
+
+
+def _finite(obj):
+    """NaN → None, so that the JSON files are strict JSON (``null`` where nothing was measured)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
 def summary(cells: list[CellCost], preset: str, hardware: str) -> dict:
@@ -351,19 +422,19 @@ def write(out_dir: Path, name: str, cells: list[CellCost], preset: str, hardware
         w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(c).items()})
     paths = [out_dir / f"{name}.csv", out_dir / f"{name}.json"]
     atomic_write_text(paths[0], buf.getvalue())
-    atomic_write_text(paths[1], json.dumps(summary(cells, preset, hardware), indent=1, allow_nan=True) + "\n")
+    atomic_write_text(paths[1], json.dumps(_finite(summary(cells, preset, hardware)), indent=1, allow_nan=False) + "\n")
     return paths
 
 
 def main(bench, ctx, runs: list[Run], batch: int, out_dir: str | None) -> int:
     """The ``--dry-run`` command: one line per cell on stdout, the table's total, optional files."""
     import torch
-    from reproduce.runner.store import machine
     device = "cuda" if ctx.launch.gpus and torch.cuda.is_available() else "cpu"
-    hardware = machine(device)
+    hardware = measured_on(device)
     cells = dry_run(bench, ctx, runs, batch, device, on_cell=lambda c: print(fmt_line(c), flush=True))
     print(f"[{bench.name}] dry-run {ctx.preset}: {len(cells)} cells, projected {total_hours(cells):.3g} h of "
-          f"training on {hardware} (linear in the batch; training steps only)", flush=True)
+          f"training on one {'GPU' if device == 'cuda' else 'process'}, measured on {hardware} "
+          f"(linear in the batch; training steps only)", flush=True)
     if out_dir:
         for p in write(Path(out_dir), f"{bench.name}-{ctx.preset}-dryrun", cells, ctx.preset, hardware):
             print(f"[{bench.name}] wrote {p}", file=sys.stderr)
