@@ -5,8 +5,11 @@ Per cell (model × setting; the seeds of a cell share its network) the backbone 
 task are built from the config exactly as a run builds them, and ``1 + reps`` optimiser steps
 (``training_step`` → ``backward`` → gradient clipping → the task's L1/L2 hook → ``step``) run on a
 synthetic batch of ``n`` samples: the first step pays lazy set-up and is reported apart, the
-others are timed (median) with their peak memory. Nothing is written under ``--runs-dir`` or
-``--results-dir``; no logger, no checkpoint, no data is read or generated.
+others are timed (median) with their peak memory; with ``alt_tf32`` (``reproduce/gpu_check.py``)
+the same network then steps with ``trainer.tf32`` the other way. Cells whose network, input and
+optimiser differ only in float values (learning rates, dropout, penalties, noise levels) are
+measured once. Nothing is written under ``--runs-dir`` or ``--results-dir``; no logger, no
+checkpoint, no data is read or generated.
 
 **Input.** A synthetic batch of the shape and dtype the benchmark's datamodule yields for that
 cell (standard-normal inputs, uniform labels); the shapes and training-set sizes are declared in
@@ -20,8 +23,8 @@ libraries), and the step's increase over the resident set before it (activations
 
 **Projection.** Time per step at the preset's batch ``B`` = measured step × ``B / n`` (linear in
 the batch: exact when the cost is per sample, an over-estimate where a small batch under-uses the
-device); steps per run = ``max_epochs`` × steps per epoch (training samples / ``B``, rounded as
-the datamodule's ``drop_last`` does); a cell's hours = its runs × steps per run × time per step.
+device); steps per run = ``max_epochs`` × steps per epoch (training samples of the published set, for
+every preset, / ``B``, rounded as the datamodule's ``drop_last`` does); a cell's hours = its runs × steps per run × time per step.
 Memory at ``B`` = memory before the step + the step's increase × ``B / n`` (an upper estimate:
 gradients do not grow with the batch).
 """
