@@ -83,7 +83,7 @@ class Budget:
 
     def install(self) -> None:
         def on_alarm(signum, frame):
-            raise D.OutOfTime("the time budget ended")
+            raise D.OutOfTime("stopped at the end of the time budget")
 
         def on_term(signum, frame):
             self.stopped = "SIGTERM"
@@ -115,13 +115,16 @@ def measure_steps(preset: str, device: str, batch: int, alt_tf32: bool, budget: 
         cells: list[D.CellCost] = []
         budget.alarm(until)
         try:
+            if budget.stopped:
+                raise D.OutOfTime(budget.stopped)
             D.dry_run(bench, ctx, runs, batch=batch, device=device, deadline=until, cost_s=cost, alt_tf32=alt_tf32,
                       on_cell=lambda c: (cells.append(c), log(D.fmt_line(c))))
         except D.OutOfTime:  # between two measurements: the rest of this preset is not measured
             done = {(c.model, c.setting) for c in cells}
             for run, k in D.cell_runs(runs):
                 if (run.model, run.setting_str) not in done:
-                    cells.append(D.CellCost(name, run.model, run.setting_str, k, device, "skipped", "the time budget ended"))
+                    cells.append(D.CellCost(name, run.model, run.setting_str, k, device, "skipped",
+                                            f"stopped by {budget.stopped}" if budget.stopped else "the time budget ended"))
         finally:
             budget.alarm(None)
         cost = max([cost] + [c.build_s + c.first_step_s + 2 * c.step_s for c in cells if c.status == "ok"])
@@ -153,7 +156,7 @@ def _table_hours(cells: list[D.CellCost], i: int) -> float:
     return sum(hours) if hours else math.nan
 
 
-def budget_md(cells: list[D.CellCost], preset: str, hardware: str, device: str, batch: int) -> str:
+def budget_md(cells: list[D.CellCost], preset: str, hardware: str, device: str, batch: int, command: str = "") -> str:
     """The projected hours per table (FP32 and TF32) and per cell."""
     def h(x: float) -> str:
         return "–" if not math.isfinite(x) else f"{x:.3g}"
@@ -161,7 +164,7 @@ def budget_md(cells: list[D.CellCost], preset: str, hardware: str, device: str, 
     unit = "GPU-hours" if device == "cuda" else "hours"
     at = "the preset's training batch" if batch == 0 else f"batch {batch} (or the preset's, if smaller), scaled linearly to the preset's batch"
     lines = [f"# Projected {unit} of the `{preset}` tables", "",
-             f"Measured on {hardware} by `python reproduce/gpu_check.py` ({now()[:10]}, code {code_version()}): "
+             f"Measured on {hardware} by `python reproduce/gpu_check.py{command}` ({now()[:10]}, code {code_version()}): "
              f"one optimiser step of each cell's network at its `{preset}` input size on a synthetic batch "
              f"({at}), × steps per epoch of the published training set × `max_epochs` × runs. "
              "Training steps only: no data loading, validation or test. One device holds the whole "
@@ -340,7 +343,10 @@ def run(args) -> int:
     results_budget = REPO_ROOT / "results" / "gpu_budget.md"
 
     def write_budget(cells) -> None:
-        text = budget_md(cells, preset, hardware, args.device, batch)
+        command = "".join(f" {flag}" for flag, on in (("--device cpu", args.device == "cpu"), ("--tiny", args.tiny),
+                                                      (f"--dry-run-batch {args.dry_run_batch}", args.dry_run_batch is not None),
+                                                      ("--no-tf32", args.no_tf32)) if on)
+        text = budget_md(cells, preset, hardware, args.device, batch, command)
         atomic_write_text(paths["budget"], text)
         if args.write_results:
             atomic_write_text(results_budget, text)

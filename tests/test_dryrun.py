@@ -226,7 +226,30 @@ def test_gpu_check_timer_stops_a_running_measurement():
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
     assert time.monotonic() - t0 < 30
     assert [c.status for c in cells] == ["skipped", "skipped", "custom"]
-    assert [c.note for c in cells[:2]] == ["stopped at the end of the time budget", "the time budget ended"]
+    assert [c.note for c in cells[:2]] == ["stopped at the end of the time budget",
+                                           "not measured (stopped at the end of the time budget)"]
+
+
+def test_gpu_check_sigterm_stops_the_measurements():
+    """SIGTERM during a measurement: it stops, and no later benchmark is measured."""
+    import threading
+
+    from reproduce import gpu_check as G
+    budget = G.Budget(600)
+    budget.install()
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        cells = G.measure_steps("smoke", "cpu", 0, False, budget, time.monotonic() + 600, lambda line: None,
+                                ["tetris", "rotated_mnist"])
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    assert budget.stopped == "SIGTERM"
+    assert (cells[0].status, cells[0].note) == ("skipped", "stopped by SIGTERM")
+    mnist = [c for c in cells if c.benchmark == "rotated_mnist"]
+    assert len(mnist) == 6 and {(c.status, c.note) for c in mnist} == {("skipped", "stopped by SIGTERM")}
 
 
 def test_gpu_check_rejects_bad_options(capsys):

@@ -294,7 +294,7 @@ def dry_run(bench, ctx, runs: list[Run], batch: int = 2, device: str = "cpu", re
             c.steps_per_run = int(trainer_config(run.cfg).max_epochs) * per_epoch
             key = _cost_key(bench, ctx, run, spec) + f"-{n}"
             if key not in seen and stopped:
-                c.status, c.note = "skipped", "the time budget ended"
+                c.status, c.note = "skipped", f"not measured ({stopped})"
             elif key not in seen and deadline is not None and time.monotonic() + cost_s > deadline:
                 c.status, c.note = "skipped", f"budget: {max(deadline - time.monotonic(), 0):.0f} s left, a cell costs ~{cost_s:.0f} s"
             elif key in seen:
@@ -309,9 +309,9 @@ def dry_run(bench, ctx, runs: list[Run], batch: int = 2, device: str = "cpu", re
                     try:
                         m = measure(bench, ctx, run, spec, n, device, reps, alt_tf32)
                         break
-                    except OutOfTime:
+                    except OutOfTime as e:
                         _free(device)
-                        m, stopped = None, True
+                        m, stopped = None, str(e) or "stopped"
                         break
                     except Exception as e:
                         if not _oom(e):
@@ -324,7 +324,7 @@ def dry_run(bench, ctx, runs: list[Run], batch: int = 2, device: str = "cpu", re
                         n = max(1, n // 2)
                 c.measured_batch = n
                 if m is None and stopped:
-                    c.status, c.note = "skipped", "stopped at the end of the time budget"
+                    c.status, c.note = "skipped", stopped
                 elif m is None:
                     c.status, c.note = "error", "out of memory at batch 1"
                 else:
