@@ -156,7 +156,8 @@ def _table_hours(cells: list[D.CellCost], i: int) -> float:
     return sum(hours) if hours else math.nan
 
 
-def budget_md(cells: list[D.CellCost], preset: str, hardware: str, device: str, batch: int, command: str = "") -> str:
+def budget_md(cells: list[D.CellCost], preset: str, hardware: str, device: str, batch: int, command: str = "",
+              code: str | None = None) -> str:
     """The projected hours per table (FP32 and TF32) and per cell."""
     def h(x: float) -> str:
         return "–" if not math.isfinite(x) else f"{x:.3g}"
@@ -164,7 +165,7 @@ def budget_md(cells: list[D.CellCost], preset: str, hardware: str, device: str, 
     unit = "GPU-hours" if device == "cuda" else "hours"
     at = "the preset's training batch" if batch == 0 else f"batch {batch} (or the preset's, if smaller), scaled linearly to the preset's batch"
     lines = [f"# Projected {unit} of the `{preset}` tables", "",
-             f"Measured on {hardware} by `python reproduce/gpu_check.py{command}` ({now()[:10]}, code {code_version()}): "
+             f"Measured on {hardware} by `python reproduce/gpu_check.py{command}` ({now()[:10]}, code {code or code_version()}): "
              f"one optimiser step of each cell's network at its `{preset}` input size on a synthetic batch "
              f"({at}), × steps per epoch of the published training set × `max_epochs` × runs. "
              "Training steps only: no data loading, validation or test. One device holds the whole "
@@ -329,7 +330,7 @@ def run(args) -> int:
     out = Path(args.out).resolve()
     from reproduce.runner.cli import check_writable
     check_writable(out, "--out")
-    preset, hardware = ("smoke" if args.tiny else "paper"), D.measured_on(args.device)
+    preset, hardware, code = ("smoke" if args.tiny else "paper"), D.measured_on(args.device), code_version()
     log_lines: list[str] = []
 
     def log(line: str) -> None:
@@ -346,7 +347,7 @@ def run(args) -> int:
         command = "".join(f" {flag}" for flag, on in (("--device cpu", args.device == "cpu"), ("--tiny", args.tiny),
                                                       (f"--dry-run-batch {args.dry_run_batch}", args.dry_run_batch is not None),
                                                       ("--no-tf32", args.no_tf32)) if on)
-        text = budget_md(cells, preset, hardware, args.device, batch, command)
+        text = budget_md(cells, preset, hardware, args.device, batch, command, code)
         atomic_write_text(paths["budget"], text)
         if args.write_results:
             atomic_write_text(results_budget, text)
@@ -376,7 +377,7 @@ def run(args) -> int:
         budget.alarm(None)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     elapsed = time.monotonic() - budget.start
-    summary = {"preset": preset, "device": args.device, "hardware": hardware, "code": code_version(),
+    summary = {"preset": preset, "device": args.device, "hardware": hardware, "code": code,
                "finished_at": now(), "budget_s": args.budget_s, "steps_budget_s": steps_s,
                "elapsed_s": round(elapsed, 1), "stopped": budget.stopped or None, "measured_batch": batch or "preset",
                "measurements": sum(c.status == "ok" for c in steps),

@@ -125,6 +125,27 @@ def test_cost_key_counts_floats_only_as_zero_or_not():
     assert _shape_only({"lr": 0.1}) == _shape_only({"lr": 3e-4}) != _shape_only({"lr": 0.0})
 
 
+def test_cath_paper_reductions_share_one_measurement():
+    """The ten CATH paper cells differ in reduction, epochs, schedule, dropout and penalties: two networks."""
+    from pathlib import Path as P
+
+    from reproduce.cath import BENCH
+    from reproduce.runner import config as C
+    from reproduce.runner import dryrun as D
+    from reproduce.runner.benchmark import Context
+    from reproduce.runner.grid import expand_grid
+    from reproduce.runner.trainer import Launch
+    cfg = C.load_preset("cath", "paper")
+    ctx = Context(cfg=cfg, preset="paper", launch=Launch(logger="none"), data_dir=None, generate=False,
+                  data_source="", hardware="", results_dir=P("."), runs_dir=P("."), code_version="")
+    keys = {}
+    for run, _ in D.cell_runs(expand_grid(BENCH, cfg)):
+        spec = D.INPUTS["cath"](run)
+        keys.setdefault(run.model, set()).add(D._cost_key(BENCH, ctx, run, spec))
+    assert {m: len(k) for m, k in keys.items()} == {"resnet34": 1, "se3resnet34small": 1}
+    assert keys["resnet34"] != keys["se3resnet34small"]
+
+
 def test_dry_run_rejects_table_and_bad_batch(capsys):
     from reproduce.runner.cli import main
     from reproduce.tetris import BENCH

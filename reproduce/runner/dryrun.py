@@ -188,9 +188,10 @@ def _shape_only(obj):
 def _cost_key(bench, ctx, run: Run, spec: InputSpec) -> str:
     """Cells with equal networks, inputs and optimisation cost the same per step (cosmology's noise
     levels, CATH's reductions): measured once. Float values count only as zero or not
-    (:func:`_shape_only`)."""
+    (:func:`_shape_only`); the learning-rate schedule does not count."""
     t = run.cfg.get("trainer", {})
-    return C.config_hash(_shape_only([run.cfg.get("model"), run.cfg.get("task"), run.cfg.get("optim"),
+    optim = {k: v for k, v in (run.cfg.get("optim") or {}).items() if k != "schedule"}  # no cost beside a step
+    return C.config_hash(_shape_only([run.cfg.get("model"), run.cfg.get("task"), optim,
                                       t.get("gradient_clip_val"), t.get("precision"), t.get("tf32"),
                                       bench.model_args(ctx, run), [spec.x, spec.y, spec.classes, spec.batch, spec.ids]]))
 
