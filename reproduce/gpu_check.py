@@ -127,7 +127,8 @@ def measure_steps(preset: str, device: str, batch: int, alt_tf32: bool, budget: 
                                             f"stopped by {budget.stopped}" if budget.stopped else "the time budget ended"))
         finally:
             budget.alarm(None)
-        cost = max([cost] + [c.build_s + c.first_step_s + 2 * c.step_s for c in cells if c.status == "ok"])
+        cost = max([cost] + [c.build_s + (c.first_step_s + c.step_s) * (2 if alt_tf32 else 1)
+                             for c in cells if c.status == "ok"])
         out += cells
         log(f"[{name}] {sum(c.status == 'ok' for c in cells)} measurements in {time.monotonic() - t0:.0f} s")
         if on_benchmark:
