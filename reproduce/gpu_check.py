@@ -163,14 +163,18 @@ def budget_md(cells: list[D.CellCost], preset: str, hardware: str, device: str, 
     def h(x: float) -> str:
         return "–" if not math.isfinite(x) else f"{x:.3g}"
 
+    def mib(x: float) -> str:
+        return "–" if not math.isfinite(x) else f"{x:.0f}"
+
     unit = "GPU-hours" if device == "cuda" else "hours"
-    at = "the preset's training batch" if batch == 0 else f"batch {batch} (or the preset's, if smaller), scaled linearly to the preset's batch"
+    at = ("of the preset's training batch" if batch == 0 else
+          f"of {batch} samples (the preset's batch if smaller), scaled linearly to the preset's batch")
     lines = [f"# Projected {unit} of the `{preset}` tables", "",
              f"Measured on {hardware} by `python reproduce/gpu_check.py{command}` ({now()[:10]}, code {code or code_version()}): "
              f"one optimiser step of each cell's network at its `{preset}` input size on a synthetic batch "
-             f"({at}), × steps per epoch of the published training set × `max_epochs` × runs. "
-             "Training steps only: no data loading, validation or test. One device holds the whole "
-             "batch (a DDP run over G GPUs takes about 1/G of the time for the same GPU-hours).", ""]
+             f"{at}, × steps per epoch of the published training set × `max_epochs` × runs. "
+             "Training steps only: no data loading, validation or test. One device (on a CPU, one process) "
+             "holds the whole batch; a DDP run over G GPUs takes about 1/G of the time for the same GPU-hours.", ""]
     if device == "cuda":
         lines += ["FP32: `trainer.tf32: false`, the setting of every preset (the papers trained without TF32). "
                   "TF32: the same network with `torch.backends.cuda.matmul.allow_tf32` and "
@@ -201,7 +205,7 @@ def budget_md(cells: list[D.CellCost], preset: str, hardware: str, device: str, 
         lines.append(f"| {c.benchmark} | {c.model} | {c.setting} | {c.runs} | {c.batch} | {c.input_shape or '–'} | "
                      f"{h(s32 * c.batch / c.measured_batch if c.measured_batch else math.nan)} | "
                      + (f"{h(stf * c.batch / c.measured_batch if c.measured_batch else math.nan)} | " if device == "cuda" else "")
-                     + f"{h(p32 if batch == 0 else c.peak_mb_at_batch)} | {c.steps_per_run} | {h(h32)}{state} |")
+                     + f"{mib(p32 if batch == 0 else c.peak_mb_at_batch)} | {c.steps_per_run} | {h(h32)}{state} |")
     lines += ["", "Step times and peak memory are at the preset's batch" +
               ("." if batch == 0 else f" (projected from batch {batch}: the step linearly, the memory as the "
                                       "memory before the step plus the step's increase × batch / measured batch).")]
