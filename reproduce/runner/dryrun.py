@@ -117,7 +117,8 @@ def _cath(run: Run) -> InputSpec:
     n = 10 * math.ceil(per_class / int(run.setting.get("reduction", 1)))
     return InputSpec((1, g, g, g), int(d["num_classes"]), int(d["batch_size"]), n, True,
                      "voxel grid (1, g, g, g) after the on-device voxelisation (datamodules/cath.py); 711 records "
-                     "per class × 7 of 10 splits (equal splits assumed: their sizes are unequal) / reduction")
+                     "per class × 7/10 (training splits 0–6 of 10; the exact split sizes are in the data file, read at run "
+                     "time) / reduction")
 
 
 #: benchmark → declared input of a cell (a benchmark without an entry cannot be dry-run)
