@@ -82,31 +82,41 @@ def _proc_status_kb(field: str) -> int | None:
     return None
 
 
-def peak_memory_mb(fn: Callable[[], object], device: torch.device | str | None = None) -> float:
-    """Peak memory of one call of ``fn`` above what was in use before it, in MiB.
+def timed_peak(fn: Callable[[], object], device: torch.device | str | None = None) -> tuple[float, float, float]:
+    """One call of ``fn``: (wall seconds, peak memory in MiB while it ran, memory in use before it, MiB).
 
-    CUDA: the caching allocator's peak. CPU (Linux): the process's peak resident set (VmHWM),
-    reset to the current RSS first by writing 5 to ``/proc/self/clear_refs``; ``None`` where
-    that is not available (NaN rather than a wrong number).
+    CUDA: the caching allocator's tensors (``torch.cuda.max_memory_allocated`` after a reset;
+    ``memory_allocated`` before). CPU (Linux): the process's peak resident set (VmHWM, reset to the
+    current RSS first by writing 5 to ``/proc/self/clear_refs``) and its resident set before; both
+    NaN where that is not available (NaN rather than a wrong number).
     """
     if device is not None and torch.device(device).type == "cuda":
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
         fn()
         torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
+        return time.perf_counter() - t0, torch.cuda.max_memory_allocated() / 2**20, base / 2**20
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
+        base = _proc_status_kb("VmRSS")
     except OSError:
-        return float("nan")
-    base = _proc_status_kb("VmRSS")
+        base = None
+    t0 = time.perf_counter()
     fn()
-    peak = _proc_status_kb("VmHWM")
+    seconds = time.perf_counter() - t0
+    peak = _proc_status_kb("VmHWM") if base is not None else None
     if base is None or peak is None:
-        return float("nan")
-    return max(peak - base, 0) / 1024.0
+        return seconds, float("nan"), float("nan")
+    return seconds, peak / 1024.0, base / 1024.0
+
+
+def peak_memory_mb(fn: Callable[[], object], device: torch.device | str | None = None) -> float:
+    """Peak memory of one call of ``fn`` above what was in use before it, in MiB (:func:`timed_peak`)."""
+    _, peak, base = timed_peak(fn, device)
+    return max(peak - base, 0.0) if peak == peak and base == base else float("nan")
 
 
 def fmt_ratio(t: float, floor: float) -> str:

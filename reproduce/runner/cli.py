@@ -1,9 +1,10 @@
 """The command line every ``reproduce/<benchmark>.py`` shares, and its entry point :func:`main`.
 
 Options: ``--preset --runs --seed --gpus --num-nodes --cpu-procs --data-dir --stand-in --logger
---results-dir --runs-dir --only --evaluate --list --table --max-epochs``, the launcher options
-``--cell --launcher --jobs --partition --time --account --wait`` (:mod:`reproduce.runner.launchers`),
-``key.sub=value`` config overrides, plus the options a benchmark adds for its own commands
+--results-dir --runs-dir --only --evaluate --list --table --max-epochs --dry-run --dry-run-batch
+--dry-run-out``, the launcher options ``--cell --launcher --jobs --partition --time --account --wait``
+(:mod:`reproduce.runner.launchers`), ``key.sub=value`` config overrides, plus the options a benchmark
+adds for its own commands
 (:meth:`~reproduce.runner.benchmark.Benchmark.add_arguments` / ``command``, run before anything else). Bad input raises :class:`datamodules._common.InputError`; :func:`main` prints
 one line ``error: …`` and returns 2 before anything is written to ``results/``.
 
@@ -60,6 +61,13 @@ def build_parser(bench: Benchmark, doc: str | None) -> argparse.ArgumentParser:
     p.add_argument("--table", action="store_true",
                    help="rewrite results/<benchmark>.md (and figures) from its CSV; train nothing")
     p.add_argument("--max-epochs", type=int, default=None, help="override trainer.max_epochs")
+    p.add_argument("--dry-run", action="store_true",
+                   help="build every cell at full size, time optimiser steps on a small synthetic batch, "
+                        "project the table's wall time; writes no run, log or checkpoint")
+    p.add_argument("--dry-run-batch", type=int, default=2, metavar="N",
+                   help="batch of the --dry-run steps (default 2; 0: the preset's own batch)")
+    p.add_argument("--dry-run-out", default=None, metavar="DIR",
+                   help="also write the --dry-run figures as <benchmark>-<preset>-dryrun.{csv,json} in DIR")
     g = p.add_argument_group("launching the grid's cells (reproduce/runner/launchers.py)")
     g.add_argument("--cell", default=None, metavar="RUN_ID",
                    help="run exactly this cell of the grid (its run id: the hash in its run folder's "
@@ -241,6 +249,10 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         raise InputError("--gpus and --cpu-procs exclude each other")
     results_dir = results_dir_for(args, preset)
     runs = expand_grid(bench, cfg, args.seed, _only(args))
+    if args.dry_run and (args.table or args.list or args.evaluate):
+        raise InputError("--dry-run excludes --table, --list and --evaluate")
+    if args.dry_run_batch < 0:
+        raise InputError(f"--dry-run-batch must be 0 (the preset's batch) or more, got {args.dry_run_batch}")
     check_launcher_options(args)
     if args.cell is not None and not args.table:
         runs = [r for r in runs if r.run_id == args.cell]
@@ -276,6 +288,9 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         return 0
     for run in runs:
         bench.check(ctx, run)
+    if args.dry_run:
+        from reproduce.runner import dryrun
+        return dryrun.main(bench, ctx, runs, args.dry_run_batch, args.dry_run_out)
     if global_rank() == 0:
         check_writable(ctx.results_dir, "--results-dir")
         check_writable(ctx.runs_dir, "--runs-dir")
