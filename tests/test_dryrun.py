@@ -233,14 +233,26 @@ def test_gpu_check_budget_guard_skips_measurements(tmp_path):
     assert "| rotated_mnist | 6 | – |" in (out / "gpu_budget.md").read_text()
 
 
-def test_gpu_check_timer_stops_a_running_measurement():
+def _slow_batches(monkeypatch, seconds: float = 30.0) -> None:
+    """Every measurement takes ``seconds`` longer (a sleep, which a signal interrupts), so that a
+    budget or a signal certainly falls inside one, whatever the machine's speed."""
+    from reproduce.runner import dryrun as D
+    real = D.synthetic_batch
+
+    def slow(*a, **k):
+        time.sleep(seconds)
+        return real(*a, **k)
+    monkeypatch.setattr(D, "synthetic_batch", slow)
+
+
+def test_gpu_check_timer_stops_a_running_measurement(monkeypatch):
     """A measurement still running at the end of the step budget is stopped (not waited for)."""
     from reproduce import gpu_check as G
+    _slow_batches(monkeypatch)
     budget = G.Budget(60)
     budget.install()
     try:
         t0 = time.monotonic()
-        # the steerable network's first step at batch 8 alone takes longer than 2 s on a CPU
         cells = G.measure_steps("smoke", "cpu", 0, True, budget, time.monotonic() + 2, lambda line: None, ["tetris"])
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -251,11 +263,12 @@ def test_gpu_check_timer_stops_a_running_measurement():
                                            "not measured (stopped at the end of the time budget)"]
 
 
-def test_gpu_check_sigterm_stops_the_measurements():
+def test_gpu_check_sigterm_stops_the_measurements(monkeypatch):
     """SIGTERM during a measurement: it stops, and no later benchmark is measured."""
     import threading
 
     from reproduce import gpu_check as G
+    _slow_batches(monkeypatch)
     budget = G.Budget(600)
     budget.install()
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
