@@ -36,6 +36,7 @@ def run_cath(tmp_path, *extra, check=True, timeout=420):
     return p
 
 
+@pytest.mark.slow
 def test_smoke_ddp_two_processes_one_row_per_run_and_ranks_agree(tmp_path):
     """Two runs (steerable x1, CNN x4) on 2 gloo processes, 1 epoch, 10 stand-in domains per class."""
     rows_override = ("grid.rows=[{model: se3resnet34small, setting: {reduction: 1}, overrides: {optim.lr: 0.1, "

@@ -152,6 +152,7 @@ def test_missing_data_dir_is_an_error(tmp_path):
     assert not (tmp_path / "res").exists()
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_agree(tmp_path):
     run_boring(tmp_path, "--preset", "smoke", "--only", "mlp", "--cpu-procs", "2")
     (row,) = rows(tmp_path)

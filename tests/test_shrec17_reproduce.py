@@ -93,6 +93,7 @@ def test_result_files_score_to_the_row(smoke):
         assert summary[0] == "class,P@N,R@N,F1@N,mAP,NDCG,dataset,method" and summary[1].startswith("microALL,")
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_score_every_object_once(smoke, tmp_path):
     tmp, _ = smoke
     run_shrec("--preset", "smoke", "--logger", "none", "--only", "ds_healpix", "--cpu-procs", "2",

@@ -173,6 +173,7 @@ def sphere_values(c: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return torch.einsum("plm,lm->p", Y, c).view(u.shape[:-1])
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_zonal_convolution_is_the_spatial_convolution():
     """Esteves et al.: (f ⋆ h)(x) = ∫_SO(3) f(gη) h(g⁻¹x) dg = 2π ∫_S² f(y) h̃(⟨x, y⟩) dy for a zonal h
@@ -197,6 +198,7 @@ def test_zonal_convolution_is_the_spatial_convolution():
     assert (out - direct).abs().max() < 1e-11 * direct.abs().max()
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_s2_and_so3_correlations_read_the_input_at_rotated_kernel_points():
     """Cohen et al.: [ψ ⋆ f](R) = Σ_p w_p f(R x_p) (S² → SO(3)) and Σ_p w_p f(R g_p) (SO(3) → SO(3)) for a
@@ -430,6 +432,7 @@ def test_nets_invariant_to_continuous_rotations_up_to_aliasing():
 
 
 # --------------------------------------------------------------------------- SHREC'17 configurations
+@pytest.mark.slow
 def test_parameter_counts_of_the_shrec17_configurations():
     """Esteves et al. ~0.5 M: two branches × 8 layers, weights C_in·C_out·anchors (8, but 4 in the last
     layer at bandwidth 4), BN shift + PReLU slope per channel, Linear(256, 55). S2CNN, s2cnn README:
