@@ -201,6 +201,7 @@ def test_evaluate_rescores_a_checkpoint_without_recomputing_weights(smoke):
     assert out["vertices"] == 192
 
 
+@pytest.mark.slow
 def test_native_columns_train_and_predict_on_other_columns(tmp_path):
     """A model trained on CAM-SE-like columns (sampling ``native``: the graph on the files' own
     points, no resampling) segments a file with *other* columns: its graph is built on them."""

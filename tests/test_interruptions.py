@@ -294,6 +294,7 @@ def test_a_kill_between_the_two_renames_is_finished_or_undone(tmp_path, monkeypa
     assert resume_point(d, (tmp_path / "hpc_ckpt_1.ckpt",))[0] == d / "last.ckpt"
 
 
+@pytest.mark.slow
 def test_sigkill_between_the_renames_of_best_ckpt_tests_the_selected_weights(tmp_path):
     args = ("--only", "mlp", "trainer.max_epochs=6", "trainer.select={metric: val/loss, mode: min}")
     p = run(tmp_path, *args, check=False, EB_TEST_KILL_IN_RENAME="best.ckpt")
@@ -306,6 +307,7 @@ def test_sigkill_between_the_renames_of_best_ckpt_tests_the_selected_weights(tmp
     assert row["checkpoint"].endswith("checkpoints/best.ckpt")
 
 
+@pytest.mark.slow
 def test_fallback_to_last_ckpt_prev_of_a_finished_run_keeps_a_last_ckpt(tmp_path):
     args = ("--only", "mlp", "trainer.select=last")
     p = run(tmp_path, *args, check=False, EB_TEST_KILL_AT_EPOCH="3")  # smoke: 3 epochs, then killed
@@ -355,6 +357,7 @@ def test_an_unwritable_data_dir_is_one_error_line(tmp_path):
     assert "eb-data" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_prints_its_metrics_when_it_cannot_keep_them(tmp_path):
     run(tmp_path, "--only", "mlp")
     ckpt = ckpt_dir(tmp_path) / "best.ckpt"
@@ -366,6 +369,7 @@ def test_evaluate_prints_its_metrics_when_it_cannot_keep_them(tmp_path):
 
 
 # --------------------------------------------------------------------------- F
+@pytest.mark.slow
 def test_evaluate_applies_model_overrides_and_checks_their_types(tmp_path):
     run(tmp_path, "--only", "mlp")
     ckpt = str(ckpt_dir(tmp_path) / "best.ckpt")
@@ -380,6 +384,7 @@ def test_evaluate_applies_model_overrides_and_checks_their_types(tmp_path):
     assert 0 <= json.loads(p.stdout.strip().splitlines()[-1])["test_acc"] <= 1
 
 
+@pytest.mark.slow
 def test_list_says_retest_for_a_corrupt_row_and_started_at_survives_resumes(tmp_path):
     assert run(tmp_path, "--only", "mlp", check=False, EB_TEST_KILL_AT_EPOCH="2").returncode == 17
     (run_dir,) = (tmp_path / "runs").glob("boring/smoke/mlp/*/seed0-*")

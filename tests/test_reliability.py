@@ -66,6 +66,7 @@ def test_sigkill_during_training_then_resume_finishes_with_nothing_left_over(tmp
     assert check_checkpoint(ckpt_dir(tmp_path) / "last.ckpt") is None
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
     p = run(tmp_path, "--only", "mlp", check=False, EB_TEST_KILL_AT_EPOCH="2")
     assert p.returncode == 17
@@ -81,6 +82,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
     assert [r["model"] for r in rows(tmp_path)] == ["mlp"]
 
 
+@pytest.mark.slow
 def test_no_usable_checkpoint_restarts_the_run_and_says_so(tmp_path):
     run(tmp_path, "--only", "mlp", check=False, EB_TEST_KILL_AT_EPOCH="2")
     d = ckpt_dir(tmp_path)
@@ -92,6 +94,7 @@ def test_no_usable_checkpoint_restarts_the_run_and_says_so(tmp_path):
     assert [r["model"] for r in rows(tmp_path)] == ["mlp"]
 
 
+@pytest.mark.slow
 def test_a_lost_csv_row_comes_back_from_its_run_folder(tmp_path):
     run(tmp_path)
     before = rows(tmp_path)
@@ -106,6 +109,7 @@ def test_a_lost_csv_row_comes_back_from_its_run_folder(tmp_path):
     assert "(n=1)" in (tmp_path / "res" / "boring.md").read_text()
 
 
+@pytest.mark.slow
 def test_two_concurrent_invocations_train_every_run_once(tmp_path):
     run(tmp_path, "--only", "mlp", "trainer.max_epochs=1")  # the stand-in exists before both start
     procs = [subprocess.Popen(cmd(tmp_path, "trainer.max_epochs=8"), env=env(), cwd=ROOT,
@@ -120,6 +124,7 @@ def test_two_concurrent_invocations_train_every_run_once(tmp_path):
     assert len(got) == 3 and len({r["run_id"] for r in got}) == 3
 
 
+@pytest.mark.slow
 def test_corrupt_row_json_is_retested_not_fatal(tmp_path):
     run(tmp_path)
     (row_json,) = list((tmp_path / "runs").rglob("boring/smoke/mlp/*/seed0-*/row.json"))
@@ -145,6 +150,7 @@ def test_unwritable_runs_dir_is_refused_before_training(tmp_path):
     assert not (tmp_path / "res" / "boring.csv").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content, why", [
     (lambda good: good[: len(good) // 3], "not a torch zip archive"),
     (lambda good: b"", "empty file"),
@@ -160,6 +166,7 @@ def test_evaluate_refuses_unusable_checkpoints_in_one_line(tmp_path, content, wh
     assert p.stderr.strip().splitlines()[-1].startswith("error: --evaluate")
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_pickled_and_non_lightning_files_and_a_corrupt_config(tmp_path):
     import torch
 
@@ -178,6 +185,7 @@ def test_evaluate_refuses_pickled_and_non_lightning_files_and_a_corrupt_config(t
     assert p.returncode == 2 and "config.yaml is not a run config" in p.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_uses_the_checkpoints_config_and_says_what_it_scored(tmp_path):
     run(tmp_path, "--only", "mlp_wide")
     (ckpt,) = list((tmp_path / "runs").rglob("mlp_wide/*/seed0-*/checkpoints/last.ckpt"))

@@ -73,6 +73,7 @@ def test_killed_run_resumes_from_checkpoint(tmp_path):
     assert [r["model"] for r in rows(tmp_path)] == ["mlp"]
 
 
+@pytest.mark.slow
 def test_evaluate_rescore_checkpoint_on_other_data(tmp_path):
     run_boring(tmp_path, "--preset", "smoke", "--only", "mlp")
     ckpt = next((tmp_path / "runs").rglob("best.ckpt"))
@@ -83,6 +84,7 @@ def test_evaluate_rescore_checkpoint_on_other_data(tmp_path):
     assert 0.0 <= out["test_acc"] <= 1.0 and out["data_dir"] == str(other)
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_another_class_count_unless_asked(tmp_path):
     """A 2-output checkpoint on data of 3 classes: refused whatever is asked; on data of 1 class:
     refused naming both counts, scored with --allow-mismatch, which says so in one line; an
@@ -237,6 +239,7 @@ def test_typed_config_errors_name_the_key_before_training(tmp_path, args, messag
     assert not (tmp_path / "runs").exists() and not (tmp_path / "res").exists()
 
 
+@pytest.mark.slow
 def test_stand_in_manifest_reused_then_regenerated_when_its_parameters_change(tmp_path):
     run_boring(tmp_path, "--preset", "smoke", "--list")  # --list prepares nothing
     assert not (tmp_path / "data").exists()

@@ -32,6 +32,7 @@ def test_quick_run_measures_every_series_and_writes_nothing(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_run_then_table(tmp_path):
     args = [sys.executable, "reproduce/scaling.py", "--results-dir", str(tmp_path), "--only", "1/192",
             "--budget", "0.05", "--reps", "1"]

@@ -176,6 +176,7 @@ def one_run(tmp_path_factory):
     return tmp, ckpt
 
 
+@pytest.mark.slow
 def test_evaluate_class_folders_named_otherwise_names_the_ids_and_the_hint_works(one_run, tmp_path):
     """Class folders named 'chair', 'lamp', 'table': one error naming the checkpoint's 8 class ids
     and how to name the folders; renamed so (3 of the 8 classes), --evaluate scores them and

@@ -5,12 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 from reproduce.speed import SECTIONS as ALL  # noqa: E402
 
 SECTIONS = [s for s in ALL if importlib.util.find_spec(f"reproduce._speed_{s}") is not None]
 
 
+@pytest.mark.slow
 def test_speed_quick_all_sections(tmp_path):
     assert SECTIONS == list(ALL)  # every declared section has its module
     out = tmp_path / "speed.md"
