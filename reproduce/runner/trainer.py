@@ -234,7 +234,7 @@ class StopOnSignal(Callback):
             last = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, LastCheckpoint)]
             if last:
                 self.checkpoint = Path(last[0].dirpath) / "last.ckpt"
-                trainer.save_checkpoint(self.checkpoint, weights_only=False)
+                trainer.save_checkpoint(self.checkpoint)  # the full state (optimizer too): a resume point
 
 
 def seed_rank(seed: int) -> None:
