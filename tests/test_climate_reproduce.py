@@ -105,6 +105,7 @@ def ncol_file(dst: Path, n: int = 300) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_predict_round_trip_latlon_and_ncol(smoke, tmp_path):
     tmp, rows = smoke
     ckpt = (ROOT / next(r for r in rows if r["model"] == "ds_weighted" and r["setting_sampling"] == "ico:2")

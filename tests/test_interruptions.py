@@ -183,8 +183,9 @@ def test_sigterm_outside_lightning_raises_interrupted():
             signal.signal(s, h)
 
 
-@pytest.mark.parametrize("sig, code, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGUSR1, 138, "SIGUSR1"),
-                                             (signal.SIGINT, 130, "Ctrl-C")])
+@pytest.mark.parametrize("sig, code, name", [
+    (signal.SIGTERM, 143, "SIGTERM"), pytest.param(signal.SIGUSR1, 138, "SIGUSR1", marks=pytest.mark.slow),
+    pytest.param(signal.SIGINT, 130, "Ctrl-C", marks=pytest.mark.slow)])
 def test_signal_stops_the_grid_with_one_line_and_the_rerun_resumes(tmp_path, sig, code, name):
     args = ("--only", "mlp", "trainer.max_epochs=30", "trainer.select=last")
     p = subprocess.Popen(cmd(tmp_path, *args), env=env(EB_TEST_EPOCH_SLEEP="0.3"), cwd=ROOT,

@@ -410,8 +410,9 @@ def _smoke_checkpoint(tmp_path: Path) -> Path:
     return ROOT / next(r for r in rows if (r["model"], r["setting"]) == ("hnet", "train_size=all"))["checkpoint"]
 
 
-@pytest.mark.parametrize("override, scored", [(None, 242), ("data.test_size=null", 242),
-                                              ("data.test_size=7", 7), ("data.test_size=50", 50)])
+@pytest.mark.parametrize("override, scored", [
+    (None, 242), pytest.param("data.test_size=null", 242, marks=pytest.mark.slow),
+    ("data.test_size=7", 7), pytest.param("data.test_size=50", 50, marks=pytest.mark.slow)])
 def test_evaluate_scores_every_test_digit_unless_its_command_line_says(smoke_run, tmp_path, override, scored):
     """``--evaluate`` on a folder holding only the test file of a stand-in (242 digits): all of
     them by default and with ``data.test_size=null``; ``data.test_size=N`` on this command line

@@ -53,6 +53,7 @@ def test_grid_writes_rows_and_table_then_skips_finished(tmp_path):
     assert rows(tmp_path) == first
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_checkpoint(tmp_path):
     p = run_boring(tmp_path, "--preset", "smoke", "--only", "mlp",
                    env={"EB_TEST_KILL_AT_EPOCH": "2"}, check=False)

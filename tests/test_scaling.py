@@ -21,6 +21,7 @@ def test_slope_is_the_fitted_exponent():
     assert S.slope([{"npix": 100, "t": 1.0}, {"npix": 400, "t": 2.0}], "t") != S.slope(rows, "t")  # < FIT_FROM: nan
 
 
+@pytest.mark.slow
 def test_quick_run_measures_every_series_and_writes_nothing(tmp_path):
     p = subprocess.run([sys.executable, "reproduce/scaling.py", "--quick", "--results-dir", str(tmp_path)],
                        capture_output=True, text=True, cwd=ROOT, timeout=300,
