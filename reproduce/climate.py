@@ -40,6 +40,19 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+
+def predict_arguments(parser) -> None:
+    """The options of ``--predict`` (climate's own command, :meth:`Climate.command`)."""
+    parser.add_argument("--predict", default=None, metavar="CKPT",
+                        help="segment every --data-dir/*.nc with a trained checkpoint; writes LABELS and "
+                             "PROBABILITIES on each input's own grid to --out")
+    parser.add_argument("--out", default=None, help="output folder of --predict")
+
+
+if __name__ == "__main__":  # --help answers before torch and Lightning are imported
+    from reproduce.runner.cli import early_exit
+    early_exit("climate", __doc__, predict_arguments)
+
 import numpy as np
 
 from datamodules._common import InputError
@@ -333,10 +346,7 @@ class Climate(Benchmark):
 
     # -- --predict ------------------------------------------------------------------------------
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--predict", default=None, metavar="CKPT",
-                            help="segment every --data-dir/*.nc with a trained checkpoint; writes LABELS and "
-                                 "PROBABILITIES on each input's own grid to --out")
-        parser.add_argument("--out", default=None, help="output folder of --predict")
+        predict_arguments(parser)
 
     def command(self, args) -> int | None:
         if args.out is not None and not args.predict:

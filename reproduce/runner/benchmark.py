@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from datamodules._common import InputError
 from reproduce.runner import config as C
 from reproduce.runner.runs import Run, global_rank
-from reproduce.runner.trainer import Launch, trainer_config
+from reproduce.runner.launch import Launch, trainer_config
 
 
 @dataclass

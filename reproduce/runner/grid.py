@@ -19,7 +19,7 @@ from reproduce.runner import config as C
 from reproduce.runner.checkpoints import resume_point
 from reproduce.runner.runs import Run, RunLock, global_rank
 from reproduce.runner.store import REPO_ROOT, now, upsert_row, upsert_rows
-from reproduce.runner.trainer import Interrupted, fit_and_test
+from reproduce.runner.launch import Interrupted
 
 
 def expand_grid(bench, cfg: dict, seed: int = 0, only: list[str] | None = None) -> list[Run]:
@@ -188,6 +188,7 @@ def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
             {"benchmark": run.benchmark, "model_name": run.model, "setting": run.setting,
              "seed": run.seed, "preset": run.preset, "config": run.cfg}, sort_keys=False))
     started = started_at(run_dir)
+    from reproduce.runner.trainer import fit_and_test  # Lightning: imported only to train
     metrics = fit_and_test(bench, ctx, run)
     row = {"model": run.model, "setting": run.setting_str, "seed": run.seed,
            "preset": run.preset, "data_source": ctx.data_source, "hardware": ctx.hardware,
