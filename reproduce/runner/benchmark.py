@@ -41,6 +41,8 @@ class Context:
     runs_dir: Path
     code_version: str
     evaluate: Path | None = None
+    #: what a finished run keeps: "selected" (the tested checkpoint) or "all" (checkpoints.prune)
+    keep_checkpoints: str = "all"
 
     @property
     def is_rank_zero(self) -> bool:

@@ -169,3 +169,42 @@ def clean_temporaries(ckpt_dir: Path) -> None:
     :func:`recover`, which runs first)."""
     for tmp in Path(ckpt_dir).glob(".*.tmp*"):
         tmp.unlink(missing_ok=True)
+
+
+#: written into ``checkpoints/`` of a finished run whose checkpoints were pruned (:func:`prune`)
+PRUNED = "pruned.json"
+
+
+def prune(run_dir: Path, tested: str | None, keep: str) -> list[str]:
+    """Slim a finished run's checkpoints to what its use needs; returns the names removed.
+
+    ``keep="all"`` leaves everything. ``keep="selected"`` keeps the tested checkpoint
+    (``tested``: ``best.ckpt`` or ``last.ckpt``, the row's ``checkpoint``) and removes the
+    other full copies: ``last.ckpt`` when ``best.ckpt`` was tested, the ``*.prev`` copies that
+    the atomic writes keep while training, and Lightning's SLURM ``hpc_ckpt_<n>.ckpt``. Files
+    set aside as ``*.damaged`` stay (a line said so when they were). :data:`PRUNED` records what
+    was kept, so that a retest (``row.json`` lost) tests the kept checkpoint instead of training
+    again."""
+    import json
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    if keep == "all" or not tested or not (ckpt_dir / tested).is_file():
+        return []
+    removed = []
+    for p in sorted([*ckpt_dir.glob("*.ckpt"), *ckpt_dir.glob("*.ckpt.prev"), *Path(run_dir).glob("hpc_ckpt_*.ckpt")]):
+        if p.parent == ckpt_dir and p.name == tested:
+            continue
+        p.unlink(missing_ok=True)
+        removed.append(p.name)
+    from datamodules._common import atomic_write_text
+    atomic_write_text(ckpt_dir / PRUNED, json.dumps({"kept": tested, "removed": removed}) + "\n")
+    return removed
+
+
+def pruned_to(run_dir: Path) -> str | None:
+    """The checkpoint a pruned finished run kept (:func:`prune`), or None."""
+    import json
+    try:
+        kept = json.loads((Path(run_dir) / "checkpoints" / PRUNED).read_text()).get("kept")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kept if isinstance(kept, str) and kept else None

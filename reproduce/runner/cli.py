@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from datamodules._common import InputError, is_stand_in
@@ -284,6 +285,7 @@ def quiet_libraries() -> None:
 
 def main(bench: Benchmark, doc: str | None = None, argv: list[str] | None = None) -> int:
     args = build_parser(bench, doc).parse_args(argv)
+    args.t0 = time.time()  # the summary's wall time of this invocation
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what a cell command repeats
     quiet_libraries()
     install_signal_handlers()
@@ -337,6 +339,7 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         path = render_table(bench, cfg, results_dir, args.seed)
         print(f"[{bench.name}] table: {os.path.relpath(path, Path.cwd()) if path else 'none'}",
               file=sys.stderr)
+        summary(bench, args, preset, path, results_dir, "none")
         return 0
     if not runs and not args.evaluate:
         raise InputError(f"nothing to run: the grid of {bench.name}/{preset} is empty"
@@ -350,7 +353,8 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     ctx = Context(cfg=cfg, preset=preset, launch=launch, data_dir=data_dir, generate=generate,
                   data_source="", hardware=hardware(args.gpus, args.num_nodes, args.cpu_procs),
                   results_dir=results_dir, runs_dir=Path(args.runs_dir).resolve(),
-                  code_version=code_version(), evaluate=Path(args.evaluate) if args.evaluate else None)
+                  code_version=code_version(), evaluate=Path(args.evaluate) if args.evaluate else None,
+                  keep_checkpoints=args.keep_checkpoints or ("all" if preset == "paper" else "selected"))
     if args.evaluate:
         from reproduce.runner.evaluate import evaluate
         evaluate(bench, ctx, Path(args.evaluate), args.overrides, allow_mismatch=args.allow_mismatch)
@@ -381,9 +385,16 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         if args.logger == "wandb" and bench.report is not None:
             from reproduce.runner.tables import wandb_tables
             wandb_tables(bench, cfg, table_rows(bench, cfg, results_dir, args.seed), ctx.runs_dir)
-        print(f"[{bench.name}] {len(rows)} runs; table: "
-              f"{os.path.relpath(path, Path.cwd()) if path else 'none'}", file=sys.stderr)
+        summary(bench, args, preset, path, results_dir, args.logger, len(rows), len(runs))
     return 0
+
+
+def summary(bench: Benchmark, args: argparse.Namespace, preset: str, table: Path | None, results_dir: Path,
+            logger: str, finished: int | None = None, total: int | None = None) -> None:
+    """The closing lines: the headline table and where the files are (:mod:`reproduce.runner.summary`)."""
+    from reproduce.runner.summary import print_summary
+    print_summary(bench.name, preset, table, results_dir, Path(args.runs_dir), logger,
+                  time.time() - getattr(args, "t0", time.time()), finished, total)
 
 
 def check_launcher_options(args: argparse.Namespace) -> None:
@@ -438,6 +449,5 @@ def drive_cells(bench: Benchmark, ctx: Context, args: argparse.Namespace, runs: 
         if args.logger == "wandb" and bench.report is not None:
             from reproduce.runner.tables import wandb_tables
             wandb_tables(bench, ctx.cfg, table_rows(bench, ctx.cfg, ctx.results_dir, args.seed), ctx.runs_dir)
-        print(f"[{bench.name}] {len(rows)} of {len(runs)} runs finished; table: "
-              f"{os.path.relpath(path, Path.cwd()) if path else 'none'}", file=sys.stderr)
+        summary(bench, args, ctx.preset, path, ctx.results_dir, args.logger, len(rows), len(runs))
     return status

@@ -25,8 +25,8 @@ from typing import Any
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from datamodules._common import atomic_write_text
-from reproduce.runner.checkpoints import (AtomicCheckpointIO, check_checkpoint, clean_temporaries, recover,
-                                          resume_point)
+from reproduce.runner.checkpoints import (AtomicCheckpointIO, check_checkpoint, clean_temporaries, pruned_to,
+                                          recover, resume_point)
 from reproduce.runner.launch import (_FORWARDED, Interrupted, Launch, Select, TrainerConfig,  # noqa: F401
                                      install_signal_handlers, on_stop_signal, threading_main, trainer_config)
 from reproduce.runner.runs import Run, global_rank, launch_token
@@ -370,10 +370,14 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
                            [SaveElapsed(), *bench.callbacks(ctx, run)], stop=stop)
     last = run_dir / "checkpoints" / "last.ckpt"
     resume = shared_resume(run, run_dir, ctx.launch.world)
+    kept = pruned_to(run_dir)  # a finished run whose checkpoints were pruned, tested again (row.json lost)
     try:
-        trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
+        if kept is None or resume is not None:
+            trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
         final = final_train_metrics(trainer, run_dir)
         ckpt = tested_checkpoint(run, run_dir, selection)
+        if ckpt is None and kept is not None and resume is None:
+            ckpt = run_dir / "checkpoints" / kept  # training finished; its tested weights are this file
         results = trainer.test(task, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, verbose=False)
     except SystemExit:  # Lightning ends a SIGTERM with SIGTERMException, Ctrl-C with sys.exit(1)
         if stop.signum is None:
