@@ -135,6 +135,10 @@ def build_parser(bench, doc: str | None) -> argparse.ArgumentParser:
     return p
 
 
+#: when the script started (set by :func:`early_exit`, before the heavy imports), else None
+STARTED: float | None = None
+
+
 class _Named:
     """What :func:`build_parser` needs of a benchmark, before its module is imported."""
 
@@ -151,6 +155,8 @@ def early_exit(name: str, doc: str | None, add_arguments=None, argv: list[str] |
     """Answer ``--help`` (and a command line argparse rejects) before the benchmark's module
     imports torch and Lightning: called from the top of ``reproduce/<name>.py``. Any other
     command line returns, and the script goes on to :func:`main`."""
+    global STARTED
+    STARTED = STARTED or time.time()  # before the script's imports: the summary's wall time counts them
     argv = list(sys.argv[1:] if argv is None else argv)
     if not any(a in ("-h", "--help") or a.startswith("--he") for a in argv):
         return
@@ -322,7 +328,7 @@ class _NotWeightsOnlyDefault:
 
 def main(bench: Benchmark, doc: str | None = None, argv: list[str] | None = None) -> int:
     args = build_parser(bench, doc).parse_args(argv)
-    args.t0 = time.time()  # the summary's wall time of this invocation
+    args.t0 = STARTED or time.time()  # the summary's wall time of this invocation
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what a cell command repeats
     quiet_libraries()
     install_signal_handlers()
