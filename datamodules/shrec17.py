@@ -137,8 +137,8 @@ import torch
 import trimesh
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import (InputError, atomic_write_text, eval_batch, eval_sampler, per_rank_batch,
-                                 torch_generator)
+from datamodules._common import (InputError, atomic_savez, atomic_write_text, eval_batch, eval_sampler,
+                                 per_rank_batch, torch_generator)
 from models.geometry import random_rotation
 from models.retrieval import normalize_id
 
@@ -964,16 +964,6 @@ def _stamp(path: Path) -> list[int]:
     return [int(st.st_size), int(st.st_mtime_ns)]
 
 
-def _atomic_savez(path: Path, compress: bool, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        (np.savez_compressed if compress else np.savez)(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _cache_state(path: Path, source: Path, stamp: list[int]) -> str | None:
     """``"ok"``, ``"broken: <reason>"`` for a valid cache file of ``source`` at ``stamp``, else
     None (missing, unreadable or stale)."""
@@ -1009,10 +999,10 @@ def _compute_task(task: dict) -> tuple[str, str | None, int, float]:
     except Exception as e:  # BrokenMesh, or anything a strange mesh makes trimesh / qhull raise
         why = str(e) if isinstance(e, BrokenMesh) else f"preprocessing failed ({type(e).__name__}: {e})"
         first = Path(task["outs"][0][1]).with_name(f"{task['id']}_0.npz")
-        _atomic_savez(first, False, error=np.array(why), **meta)
+        atomic_savez(first, False, error=np.array(why), **meta)
         return task["id"], why, 0, time.perf_counter() - t0
     for (_, out), x in zip(task["outs"], xs):
-        _atomic_savez(Path(out), p["input"] == "voxel", x=x, **meta)
+        atomic_savez(Path(out), p["input"] == "voxel", x=x, **meta)
     return task["id"], None, len(task["outs"]), time.perf_counter() - t0
 
 

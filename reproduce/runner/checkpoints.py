@@ -22,7 +22,9 @@ from typing import Any
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-#: ``.<name>.tmp<pid>``: a write of ``<name>`` in progress (or interrupted)
+from datamodules._common import atomic_open
+
+#: ``.<name>.tmp<pid>`` (:func:`datamodules._common.temporary_name`): a write of ``<name>`` in progress (or interrupted)
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp\d+$")
 
 
@@ -49,23 +51,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
+            with atomic_open(path, "wb", previous=".prev") as f:
                 torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
         except (OSError, RuntimeError) as e:
-            tmp.unlink(missing_ok=True)
             raise CheckpointWriteError(f"cannot write checkpoint {path}: "
                                        f"{_why_write_failed(e, path.parent)}") from e
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if path.is_file():
-            os.replace(path, path.with_name(path.name + ".prev"))
-        os.replace(tmp, path)
         fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(fd)
