@@ -28,12 +28,11 @@ output is written to a temporary name and renamed into place.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from datamodules._common import InputError
+from datamodules._common import InputError, atomic_path
 from datamodules.climate import (CLASSES, VARIABLES, _quiet, idw_points, interpolator_for, netcdf_files,
                                  normalize, open_cam5, parse_sampling)
 from models.deepsphere.graph import lonlat_vectors
@@ -178,10 +177,6 @@ def _segment(bench, run, sd, samp, net, ckpt, path, f, into, out_dir, device) ->
                "history": (str(attrs.get("history", "")) + "\n" if attrs.get("history") else "")
                + "segmented by equivariant-bench reproduce/climate.py --predict"})
     target = out_dir / path.name
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(target) as tmp:
         out.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target

@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-#: ``.<name>.tmp<pid>``: a write of ``<name>`` in progress (or interrupted)
+#: ``.<name>.tmp<pid>`` (:func:`datamodules._common.temporary_name`): a write of ``<name>`` in progress (or interrupted)
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp\d+$")
 
 
@@ -45,6 +45,8 @@ def _atomic_checkpoint_io() -> type:
     import torch
     from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+    from datamodules._common import atomic_open
+
     class AtomicCheckpointIO(TorchCheckpointIO):
         """``TorchCheckpointIO`` with an atomic, same-directory write that keeps the previous file."""
 
@@ -52,23 +54,12 @@ def _atomic_checkpoint_io() -> type:
             if storage_options is not None:
                 raise TypeError("AtomicCheckpointIO takes no storage_options")
             path = Path(path)
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with open(tmp, "wb") as f:
+                with atomic_open(path, "wb", previous=".prev") as f:
                     torch.save(checkpoint, f)
-                    f.flush()
-                    os.fsync(f.fileno())
             except (OSError, RuntimeError) as e:
-                tmp.unlink(missing_ok=True)
                 raise CheckpointWriteError(f"cannot write checkpoint {path}: "
                                            f"{_why_write_failed(e, path.parent)}") from e
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            if path.is_file():
-                os.replace(path, path.with_name(path.name + ".prev"))
-            os.replace(tmp, path)
             fd = os.open(path.parent, os.O_RDONLY)
             try:
                 os.fsync(fd)
