@@ -74,9 +74,7 @@ from datamodules._common import InputError, atomic_write_text, eval_batch, eval_
 from datamodules.shrec17_cache import CACHE_VERSION, fill_cache, recompute
 from datamodules.shrec17_layout import (HINT, MAX_NAMED_CLASSES, Item, SplitIndex, index_folders, index_shrec_split,
                                         is_shrec_layout, report, report_once)
-from datamodules.shrec17_render import CHANNEL_MEAN, CHANNEL_STD, normalize_channels, ray_backend, sampling_vectors
-
-__all__ = ["Shrec17DataModule", "Shrec17Dataset", "CHANNEL_MEAN", "CHANNEL_STD", "sampling_vectors"]
+from datamodules.shrec17_render import normalize_channels, ray_backend, sampling_vectors
 
 BENCH = "shrec17"
 #: at most this many missing-file rows are named per split (the rest are counted)
