@@ -77,8 +77,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules._common import (InputError, atomic_open, atomic_savez, ensure_stand_in, eval_batch, eval_sampler,
-                                 is_stand_in, per_rank_batch, sha256)
+from datamodules._common import (InputError, atomic_open, atomic_savez, command_line, ensure_stand_in, eval_batch,
+                                 eval_sampler, is_stand_in, per_rank_batch, sha256)
 from models.geometry import resample_image
 
 NAME = "rotated_mnist"
@@ -542,7 +542,8 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
 
 
 # --------------------------------------------------------------------------- CLI
-def main(argv: list[str] | None = None) -> int:
+@command_line
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m datamodules.rotated_mnist", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -553,22 +554,17 @@ def main(argv: list[str] | None = None) -> int:
     i = sub.add_parser("info", help="split sizes and label counts of a folder of .amat files")
     i.add_argument("dir")
     args = p.parse_args(argv)
-    try:
-        if args.cmd == "standin":
-            RotatedMNISTDataModule(Path(args.out), stand_in=True, stand_in_digits=args.digits,
-                                   stand_in_seed=args.seed).prepare_data()
-            print(stand_in_description(args.digits, args.seed))
-        else:
-            check_dir(args.dir)
-            for split in ("train", "valid", "test"):
-                x, y = load_split(args.dir, split)
-                print(f"{split}: {len(y)} digits, labels {np.bincount(y, minlength=10).tolist()}, "
-                      f"pixels [{x.min():.3g}, {x.max():.3g}]")
-            print("stand-in" if is_stand_in(args.dir) else "real (no stand-in manifest)")
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    if args.cmd == "standin":
+        RotatedMNISTDataModule(Path(args.out), stand_in=True, stand_in_digits=args.digits,
+                               stand_in_seed=args.seed).prepare_data()
+        print(stand_in_description(args.digits, args.seed))
+    else:
+        check_dir(args.dir)
+        for split in ("train", "valid", "test"):
+            x, y = load_split(args.dir, split)
+            print(f"{split}: {len(y)} digits, labels {np.bincount(y, minlength=10).tolist()}, "
+                  f"pixels [{x.min():.3g}, {x.max():.3g}]")
+        print("stand-in" if is_stand_in(args.dir) else "real (no stand-in manifest)")
 
 
 if __name__ == "__main__":

@@ -70,13 +70,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import InputError, atomic_write_text, eval_batch, eval_sampler, per_rank_batch
+from datamodules._common import (InputError, atomic_write_text, command_line, eval_batch, eval_sampler,
+                                 per_rank_batch)
 from datamodules.shrec17_cache import CACHE_VERSION, fill_cache, recompute
 from datamodules.shrec17_layout import (HINT, MAX_NAMED_CLASSES, Item, SplitIndex, index_folders, index_shrec_split,
                                         is_shrec_layout, report, report_once)
-from datamodules.shrec17_render import CHANNEL_MEAN, CHANNEL_STD, normalize_channels, ray_backend, sampling_vectors
-
-__all__ = ["Shrec17DataModule", "Shrec17Dataset", "CHANNEL_MEAN", "CHANNEL_STD", "sampling_vectors"]
+from datamodules.shrec17_render import normalize_channels, ray_backend, sampling_vectors
 
 BENCH = "shrec17"
 #: at most this many missing-file rows are named per split (the rest are counted)
@@ -437,7 +436,8 @@ def _cap_per_class(ix: SplitIndex, k: int) -> SplitIndex:
 
 
 # --------------------------------------------------------------------------- command line
-def _cli(argv: list[str] | None = None) -> int:
+@command_line
+def _cli(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m datamodules.shrec17", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("standin", help="write the offline stand-in (SHREC'17 layout) into a folder")
@@ -457,23 +457,18 @@ def _cli(argv: list[str] | None = None) -> int:
     q.add_argument("--cache-dir", default=None)
     q.add_argument("--num-classes", type=int, default=None, help="default: what the data has")
     args = p.parse_args(argv)
-    try:
-        if args.cmd == "standin":
-            from datamodules.shrec17_standin import prepare_stand_in
+    if args.cmd == "standin":
+        from datamodules.shrec17_standin import prepare_stand_in
 
-            wrote = prepare_stand_in(args.out, args.train, args.val, args.test, args.seed)
-            print(f"{'wrote' if wrote else 'kept'} the SHREC'17 stand-in in {args.out}")
-        else:
-            kw = dict(input=args.input, sampling=args.sampling, voxel_size=args.voxel_size,
-                      train_augmentations=args.augmentations, test_augmentations=args.augmentations,
-                      test_split=args.test_split, preprocess_workers=args.workers, cache_dir=args.cache_dir)
-            dm = Shrec17DataModule(args.data_dir, num_classes=args.num_classes, **kw)
-            dm.prepare_data()
-            print(json.dumps(dm.preprocess_stats))
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        wrote = prepare_stand_in(args.out, args.train, args.val, args.test, args.seed)
+        print(f"{'wrote' if wrote else 'kept'} the SHREC'17 stand-in in {args.out}")
+    else:
+        kw = dict(input=args.input, sampling=args.sampling, voxel_size=args.voxel_size,
+                  train_augmentations=args.augmentations, test_augmentations=args.augmentations,
+                  test_split=args.test_split, preprocess_workers=args.workers, cache_dir=args.cache_dir)
+        dm = Shrec17DataModule(args.data_dir, num_classes=args.num_classes, **kw)
+        dm.prepare_data()
+        print(json.dumps(dm.preprocess_stats))
 
 
 if __name__ == "__main__":

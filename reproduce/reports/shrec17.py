@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 
-from datamodules.shrec17 import CHANNEL_MEAN, CHANNEL_STD, sampling_vectors
+from datamodules.shrec17_render import CHANNEL_MEAN, CHANNEL_STD, sampling_vectors
 from datamodules.shrec17_standin import SYNSETS, stand_in_description
 from models import retrieval as R
 from reproduce.runner import tables as T

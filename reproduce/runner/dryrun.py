@@ -102,7 +102,7 @@ def _climate(run: Run) -> InputSpec:
 
 
 def _shrec17(run: Run) -> InputSpec:
-    from datamodules.shrec17 import sampling_vectors
+    from datamodules.shrec17_render import sampling_vectors
     d, inp = run.cfg["data"], str(run.setting["input"])
     kind, _, arg = inp.partition(":")
     x = (1, int(arg), int(arg), int(arg)) if kind == "voxel" else (len(sampling_vectors(inp)), 6)
