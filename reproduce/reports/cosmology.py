@@ -58,16 +58,15 @@ PUBLISHED_ICLR = [Published(LABELS[m], {"acc %": acc}, "Defferrard et al. ICLR 2
 
 
 # --------------------------------------------------------------------------- table
-def acc(rows) -> tuple[str, float | None]:
-    """``'91.9 (n=1)'`` / ``'91.9 ± 1.2 (n=3)'`` and the mean of ``test_acc``, or ``('–', None)``."""
-    m, s, n = T.mean_std_n(T.floats(rows, "test_acc"))
-    if not n:
-        return "–", None
-    return f"{m * 100:.1f}" + (f" ± {s * 100:.1f}" if n > 1 else "") + f" (n={n})", m
+def acc(rows) -> str:
+    """``'91.9 (n=1)'`` / ``'91.9 ± 1.2 (n=3)'`` of ``test_acc`` in %, or ``'–'``."""
+    return T.fmt_mean_std(T.floats(rows, "test_acc"), unit="")
 
 
 def at(view, model, order, noise) -> float | None:
-    return acc(view.select(model=model, setting_order=order, setting_noise=noise))[1]
+    """The mean test accuracy (fraction) of a grid cell, None where it has not run."""
+    m, _, n = T.mean_std_n(T.floats(view.select(model=model, setting_order=order, setting_noise=noise), "test_acc"))
+    return m if n else None
 
 
 def orders(view) -> list[int]:
@@ -85,7 +84,7 @@ def order_tables(view) -> str:
         def cell(rows, m, view):
             pub = published_acc(m, o, nz)
             pub = "–" if pub is None else f"{pub:g}"
-            return f"{pub} / {acc(T.select(rows, setting_noise=nz))[0]}"
+            return f"{pub} / {acc(T.select(rows, setting_noise=nz))}"
         return cell
     here, paper = int(view.cfg["data"]["nside"]), int(view.paper_cfg()["data"]["nside"])
     return "".join(T.Table(
@@ -172,7 +171,7 @@ REPORT = T.Report(
                 heading="## o = 1, noise 3.5 (Defferrard et al. ICLR 2020, tab:cosmo)\n\n", columns=[
                     T.Col("method", T.label(LABELS)),
                     T.Col("published acc %", T.published(PUBLISHED_ICLR, "acc %", lambda a, p: f"{a:g}")),
-                    T.Col("reproduced acc %", lambda rows, k, v: acc(rows)[0])]),
+                    T.Col("reproduced acc %", lambda rows, k, v: acc(rows))]),
         T.Table(rows="model", order=list(LABELS), after="\n", heading="## Parameters and wall time\n\n",
                 intro="Trainable parameters (they depend on the order for the CNN heads; for the SVMs: features "
                       "+ 1) and wall time per run on this hardware.\n\n", columns=[
