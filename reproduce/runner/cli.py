@@ -416,7 +416,9 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     if delegates(args, launch):
         return drive_cells(bench, ctx, args, runs)
     if data_dir is not None:
-        bench.prepare_data(ctx, runs)  # every rank; ensure_stand_in lets one write at a time
+        from reproduce.runner.progress import slow_step
+        with slow_step(f"[{bench.name}] preparing the data in {data_dir}"):  # stand-in, caches, checks
+            bench.prepare_data(ctx, runs)  # every rank; ensure_stand_in lets one write at a time
         ctx.data_source = "stand-in" if is_stand_in(data_dir) else "real"
     else:
         ctx.data_source = bench.default_data_source
@@ -484,7 +486,9 @@ def drive_cells(bench: Benchmark, ctx: Context, args: argparse.Namespace, runs: 
         status, finished = L.run_slurm(bench, ctx, todo, args.argv, args)
     elif todo:
         if ctx.data_dir is not None:  # once here, not in every cell at the same time
-            bench.prepare_data(ctx, todo)
+            from reproduce.runner.progress import slow_step
+            with slow_step(f"[{bench.name}] preparing the data in {ctx.data_dir}"):
+                bench.prepare_data(ctx, todo)
         status = L.run_local(bench, ctx, todo, args.argv, args.jobs)
     if finished:
         rows = L.finished_rows(ctx, runs)

@@ -355,8 +355,11 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
         return {**bench.custom_run(ctx, run, run_dir), "wall_s": round(elapsed.total(), 2)}
 
     set_tf32(trainer_config(run.cfg).tf32)
+    from reproduce.runner.progress import slow_step
+    tag = f"[{run.benchmark}] {run.model} {run.setting_str} seed={run.seed}"
     dm = bench.build_datamodule(ctx, run)
-    backbone = bench.build_backbone(ctx, run)
+    with slow_step(f"{tag}: building the model"):  # e.g. DeepSphere's graphs at a high Nside
+        backbone = bench.build_backbone(ctx, run)
     task = bench.build_task(ctx, run, backbone)
     selection = trainer_config(run.cfg).selection
     prepare_ddp(task, trainer_config(run.cfg), ctx.launch)
@@ -386,7 +389,8 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
         raise Interrupted(stop.signum, stop.checkpoint) from None
     metrics = {k.replace("/", "_"): round(float(v), 6) for k, v in (results[0] if results else {}).items()}
     metrics.update(final)
-    metrics.update(bench.after_test(ctx, run, task, dm) or {})
+    with slow_step(f"{tag}: measurements after the test"):
+        metrics.update(bench.after_test(ctx, run, task, dm) or {})
     metrics["params"] = count_params(backbone)
     metrics["wall_s"] = round(elapsed.total(), 2)
     metrics["checkpoint"] = os.path.relpath(ckpt or last, REPO_ROOT) if (ckpt or last.is_file()) else ""
