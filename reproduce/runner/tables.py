@@ -253,6 +253,25 @@ class Headline:
 
 
 @dataclass
+class StandIn:
+    """What a table made on an offline stand-in says about its data (nothing on real data): a notice
+    after the header (what the data are, what they replace, what the published values are then) and,
+    first of the notes, ``describe(view)``: how the stand-in was generated."""
+
+    data: str
+    instead_of: str
+    published: str
+    describe: Callable[[View], str] | None = None
+
+    def notice(self, view: View) -> str:
+        return (f"**Data: offline stand-in** ({self.data}, see notes), not {self.instead_of}: {self.published}, "
+                "not a like-for-like target.") if view.stand_in else ""
+
+    def note(self, view: View) -> str:
+        return self.describe(view) if view.stand_in and self.describe is not None else ""
+
+
+@dataclass
 class Report:
     """Everything ``results/<name>.md`` says, declared once per benchmark."""
 
@@ -260,8 +279,10 @@ class Report:
     reproduces: str | Callable[[View], str]
     sections: list
     notes: list = field(default_factory=list)
-    #: text right after the header bullets (e.g. the stand-in disclaimer), str or callable
+    #: text right after the header bullets, str or callable (default: the stand-in notice)
     preamble: str | Callable[[View], str] = ""
+    #: what the table says when its rows were made on an offline stand-in
+    stand_in: StandIn | None = None
     #: describes data sources in the header, e.g. {"synthetic": "synthetic by construction"}
     data_labels: dict = field(default_factory=dict)
     #: the header's "Runs:" line, replaced for scripts whose rows are not runs
@@ -315,6 +336,7 @@ def header(report: Report, view: View) -> str:
              f"- Code version: {', '.join(versions) or 'unknown'}",
              f"- Runs started: {' – '.join(dict.fromkeys([dates[0], dates[-1]])) if dates else '–'}"]
     extra = report.preamble(view) if callable(report.preamble) else report.preamble
+    extra = extra or (report.stand_in.notice(view) if report.stand_in else "")
     if extra:
         lines += ["", extra.strip()]
     return "\n".join(lines) + "\n\n"
@@ -454,7 +476,7 @@ def notes_section(report: Report, view: View) -> str:
         out += (f"- What the `{view.preset}` preset changes from `paper` (derived from "
                 f"`configs/{view.name}/`):\n")
         out += "".join(f"  - {line}\n" for line in changes) if changes else "  - nothing\n"
-    for note in report.notes:
+    for note in ([report.stand_in.note] if report.stand_in else []) + list(report.notes):
         text = note(view) if callable(note) else note
         if text:
             out += text if text.startswith(("- ", "\n")) else f"- {text.rstrip()}\n"
