@@ -46,7 +46,8 @@ from reproduce.runner import Benchmark
 from reproduce.runner import config as C
 from reproduce.runner import store
 from reproduce.runner import tables as T
-from reproduce.runner.cli import quiet_libraries
+from reproduce.runner.cli import HelpFormatter, presets, quiet_libraries, refuse_shared_options
+from reproduce.runner.summary import print_summary
 
 NAME = "equivariance_sphere"
 
@@ -289,13 +290,17 @@ BENCH = EquivarianceSphere()
 
 # ------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="cpu", help="smoke | cpu | paper (default cpu)")
+    t0 = time.time()
+    p = argparse.ArgumentParser(prog=f"reproduce/{NAME}.py", description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--preset", default="cpu", choices=presets(NAME), help=f"configs/{NAME}/<preset>.yaml")
     p.add_argument("--results-dir", default=None, help="where to write equivariance_sphere.{csv,md,png} "
-                   "(default results/, results/smoke/ for the smoke preset)")
+                   "(default: results/, results/smoke/ for the smoke preset)")
+    p.add_argument("--list", action="store_true",
+                   help="check the config and overrides, print the (graph, Nside, degree) rows; measure nothing")
     p.add_argument("--table", action="store_true", help="rewrite the table from the CSV; measure nothing")
     p.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
-    args = p.parse_args(argv)
+    args = refuse_shared_options(p, argv, "a measurement on the CPU from generated signals: no training, "
+                                          "devices, data folder, runs or W&B logs")
     quiet_libraries()
     try:
         cfg = C.apply_overrides(C.load_preset(NAME, args.preset), args.overrides)
@@ -307,9 +312,17 @@ def main(argv: list[str] | None = None) -> int:
             store.REPO_ROOT / "results" / ("smoke" if args.preset == "smoke" else ""))
         if results_dir.exists() and not results_dir.is_dir():
             raise InputError(f"{NAME}: --results-dir {results_dir} exists and is not a directory")
+        if args.list and args.table:
+            raise InputError("--list and --table exclude each other")
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.list:
+        for nside in protocol.nsides:
+            degrees = list(protocol.degrees(nside))
+            print(f"Nside {nside:4d}: {len(graphs)} graphs ({', '.join(graphs)}) x {len(degrees)} degrees "
+                  f"({', '.join(map(str, degrees))}), {protocol.signals} signals x {protocol.rotations} rotations")
+        return 0
     csv_path = results_dir / f"{NAME}.csv"
     if not args.table:
         prov = store.provenance(args.preset, "synthetic", store.hardware())
@@ -317,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         store.write_rows(csv_path, rows)
     rows = [r for r in store.read_rows(csv_path) if r.get("preset") == args.preset]
     path = T.render(BENCH, cfg, rows, results_dir)
-    print(f"[{NAME}] {len(rows)} rows; table: {path}", file=sys.stderr)
+    print_summary(NAME, args.preset, path, results_dir, results_dir / "no-runs", "none", time.time() - t0)
     return 0
 
 

@@ -45,6 +45,7 @@ import torch
 from datamodules._common import atomic_write_text
 from reproduce._timing import forward_backward, forward_only, peak_memory_mb, time_fn
 from reproduce.runner import tables as T
+from reproduce.runner.cli import HelpFormatter, refuse_shared_options
 from reproduce.runner.store import REPO_ROOT, code_version, machine
 
 CHANNELS, BATCH = 16, 4
@@ -267,16 +268,16 @@ def render(rows: list[dict], out_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cpu")
+    p = argparse.ArgumentParser(prog="reproduce/scaling.py", description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--device", default="cpu", help="torch device to time on: cpu, cuda, cuda:1, ...")
     p.add_argument("--quick", action="store_true", help="tiny sizes, prints only (tests)")
     p.add_argument("--table", action="store_true", help="re-render results/scaling.md + png from the CSV")
     p.add_argument("--budget", type=float, default=None,
                    help="stop a series after a forward+backward longer than this (s; default 4 CPU, 1 CUDA)")
-    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reps", type=int, default=3, help="timed repetitions per size")
     p.add_argument("--only", default=None, help="measure only series whose name contains this text")
     p.add_argument("--results-dir", default=str(REPO_ROOT / "results"))
-    args = p.parse_args(argv)
+    args = refuse_shared_options(p, argv, "a timing of single layers against input size: no grid, presets, training, data folder or W&B logs; the device is --device")
     out_dir = Path(args.results_dir)
     csv_path = out_dir / "scaling.csv"
     if args.table:

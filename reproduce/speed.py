@@ -28,6 +28,7 @@ import torch
 
 from datamodules._common import atomic_write_text
 from reproduce.runner import tables as T
+from reproduce.runner.cli import HelpFormatter, refuse_shared_options
 from reproduce.runner.store import REPO_ROOT, code_version, machine
 
 SECTIONS = ("steerable", "harmonic", "sphere", "cath", "shrec17")
@@ -63,13 +64,13 @@ def previous_sections(path: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="reproduce/speed.py", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated of {', '.join(SECTIONS)}")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device to time on: cpu, cuda, cuda:1, ...")
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds), for tests")
     p.add_argument("--out", default=None, help="markdown output (default results/speed.md; "
                                                "--quick: print only)")
-    args = p.parse_args(argv)
+    args = refuse_shared_options(p, argv, "a timing of layers against their plain floors: no grid, presets, training, data folder or W&B logs; the device is --device")
     names = [s.strip() for s in args.only.split(",") if s.strip()]
     bad = [s for s in names if s not in SECTIONS]
     if bad:

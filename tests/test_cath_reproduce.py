@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from models.tasks import Classify
-from reproduce.cath import BENCH, plot
+from reproduce.cath import BENCH
+from reproduce.reports.cath import plot
 from reproduce.runner import config as C
 from reproduce.runner import main
 from reproduce.runner.tables import View, render_text

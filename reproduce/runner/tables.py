@@ -511,7 +511,6 @@ def wandb_tables(bench, cfg: dict, rows: list[dict], runs_dir: Path) -> None:
 
 
 # --------------------------------------------------------------------------- results/README.md
-INDEX_ORDER = ["tetris", "rotated_mnist", "cosmology", "equivariance_sphere", "cath", "climate", "shrec17"]
 INDEX_HEAD = ["benchmark", "headline", "published", "reproduced", "preset", "data", "hardware", "runs started"]
 INDEX_INTRO = """# Results at a glance
 
@@ -545,10 +544,10 @@ def _read_index(path: Path) -> dict[str, list[str]]:
 
 
 def update_index(results_dir: Path, bench, cfg: dict, rows: list[dict]) -> None:
-    """Replace (or add) this benchmark's row of ``results/README.md``, keeping the others."""
+    """Replace (or add) this benchmark's row of ``results/README.md``, keeping the others. Rows are
+    in the order of the benchmarks' names (that of ``configs/``): nothing to register."""
     path = Path(results_dir) / "README.md"
     view = View(bench=bench, cfg=cfg, rows=rows, results_dir=Path(results_dir))
     rows = _read_index(path)
     rows[bench.name] = index_row(bench, view)
-    names = sorted(rows, key=lambda n: (INDEX_ORDER.index(n) if n in INDEX_ORDER else len(INDEX_ORDER), n))
-    atomic_write_text(path, INDEX_INTRO + md_table(INDEX_HEAD, [rows[n] for n in names]))
+    atomic_write_text(path, INDEX_INTRO + md_table(INDEX_HEAD, [rows[n] for n in sorted(rows)]))

@@ -369,14 +369,14 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     trainer = make_trainer(ctx.launch, run, run_dir, ctx.data_source,
                            [SaveElapsed(), *bench.callbacks(ctx, run)], stop=stop)
     last = run_dir / "checkpoints" / "last.ckpt"
-    resume = shared_resume(run, run_dir, ctx.launch.world)
     kept = pruned_to(run_dir)  # a finished run whose checkpoints were pruned, tested again (row.json lost)
+    resume = shared_resume(run, run_dir, ctx.launch.world) if kept is None else None
     try:
-        if kept is None or resume is not None:
+        if kept is None:  # a pruned run finished training: its kept checkpoint is tested again
             trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
         final = final_train_metrics(trainer, run_dir)
         ckpt = tested_checkpoint(run, run_dir, selection)
-        if ckpt is None and kept is not None and resume is None:
+        if ckpt is None and kept is not None:
             ckpt = run_dir / "checkpoints" / kept  # training finished; its tested weights are this file
         results = trainer.test(task, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, verbose=False)
     except SystemExit:  # Lightning ends a SIGTERM with SIGTERMException, Ctrl-C with sys.exit(1)
