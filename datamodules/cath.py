@@ -58,7 +58,6 @@ Command line (raw structures → npz; stand-in)::
 """
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 import sys
@@ -72,7 +71,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import ClassCountError, InputError, command_line, ensure_stand_in, trainer_world
+from datamodules._common import ClassCountError, InputError, command_line, ensure_stand_in, subcommands, trainer_world
 from datamodules.cath_pdb import (CATH_CLASSES, NPZ_KEYS, TEST_SPLITS, TRAIN_SPLITS, VAL_SPLITS, BuildSummary,
                                   build_dataset)
 from models.geometry import random_rotation, relative_error
@@ -551,8 +550,7 @@ def build_summary_text(r: BuildSummary, domain_list: str, pdb_dir: str, max_radi
 
 @command_line
 def _cli(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m datamodules.cath", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p, sub = subcommands("datamodules.cath", __doc__)
     b = sub.add_parser("build", help="PDB/mmCIF folder + CATH domain list -> npz")
     b.add_argument("--pdb-dir", required=True)
     b.add_argument("--domain-list", required=True, help="CathDomainList text file")

@@ -57,7 +57,6 @@ Command line::
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -70,8 +69,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import (InputError, atomic_write_text, command_line, eval_batch, eval_sampler,
-                                 per_rank_batch)
+from datamodules._common import (InputError, atomic_write_text, command_line, eval_batch, eval_sampler, per_rank_batch,
+                                 subcommands)
 from datamodules.shrec17_cache import CACHE_VERSION, fill_cache, recompute
 from datamodules.shrec17_layout import (HINT, MAX_NAMED_CLASSES, Item, SplitIndex, index_folders, index_shrec_split,
                                         is_shrec_layout, report, report_once)
@@ -438,8 +437,7 @@ def _cap_per_class(ix: SplitIndex, k: int) -> SplitIndex:
 # --------------------------------------------------------------------------- command line
 @command_line
 def _cli(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m datamodules.shrec17", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p, sub = subcommands("datamodules.shrec17", __doc__)
     s = sub.add_parser("standin", help="write the offline stand-in (SHREC'17 layout) into a folder")
     s.add_argument("--out", required=True)
     s.add_argument("--train", type=int, default=48, help="training models per synset")
