@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from datamodules._common import atomic_write_text
-from reproduce._timing import forward_backward, forward_only, peak_memory_mb, time_fn
+from reproduce.measure.timing import forward_backward, forward_only, peak_memory_mb, time_fn
 from reproduce.runner import tables as T
 from reproduce.runner.store import REPO_ROOT, code_version, machine
 

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (None if args.quick else str(REPO_ROOT / "results" / "speed.md"))
     blocks = previous_sections(out) if out else {}
     for name in names:
-        mod = importlib.import_module(f"reproduce._speed_{name}")
+        mod = importlib.import_module(f"reproduce.measure.speed_{name}")
         title, rows = mod.measure(quick=args.quick, device=args.device)
         md = section_md(title, rows)
         print(md, flush=True)
