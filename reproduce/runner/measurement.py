@@ -55,8 +55,8 @@ class Measurement(Benchmark):
         if args.gpus and not self.device_sensitive:
             refused.append("--gpus (nothing here runs on a GPU)")
         if refused:
-            raise InputError(f"{self.name} is a measurement, one process, no training: "
-                             f"{', '.join(refused)} do(es) not apply")
+            raise InputError(f"{self.name} measures in one process and trains nothing: "
+                             f"{', '.join(refused)} cannot be used")
         if self.device_sensitive:
             cfg["device"] = "cuda" if args.gpus else cfg.get("device", "cpu")
         return cfg
