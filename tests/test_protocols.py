@@ -22,7 +22,9 @@ CONFIGS = ROOT / "configs"
 #: the trained benchmarks whose `paper` preset reproduces a published table
 BENCHMARKS = ("tetris", "rotated_mnist", "cosmology", "climate", "shrec17", "cath")
 #: benchmarks with a `paper` preset that train nothing (no optimiser, no grid of runs): no ledger
-NOT_TRAINED = {"equivariance_sphere": "measures the equivariance error of fixed graph Laplacians"}
+NOT_TRAINED = {"equivariance_sphere": "measures the equivariance error of fixed graph Laplacians",
+               "speed": "times layers against floors measured in the same run",
+               "scaling": "times one layer against the number of pixels"}
 #: repository paths named in a ledger's `ours` column
 _REPO_PATH = re.compile(r"(?<![\w./-])((?:configs|models|datamodules|reproduce|tests|results)/[\w./-]*\w)")
 
