@@ -31,13 +31,12 @@ output is written to a temporary name and renamed into place.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from datamodules._common import InputError
+from datamodules._common import InputError, atomic_path
 from datamodules.climate import (CLASSES, VARIABLES, _quiet, idw_points, interpolator_for, netcdf_files,
                                  normalize, open_cam5)
 from models.deepsphere.graph import lonlat_vectors
@@ -157,10 +156,6 @@ def _segment(net_for: NetFor, samp, net, ckpt, model: str, path, f, into, out_di
                "history": (str(attrs.get("history", "")) + "\n" if attrs.get("history") else "")
                + "segmented by equivariant-bench reproduce/climate.py --predict"})
     target = out_dir / path.name
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(target) as tmp:
         out.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target

@@ -25,7 +25,7 @@ A measurement benchmark (``reproduce/runner/measurement.py``): one cell per (gra
 the runner's options — ``--preset``, ``--only v1,knn8``, ``--list``, ``--table``, ``--jobs K``,
 ``--results-dir``, ``--runs-dir``, ``key.sub=value`` overrides (e.g. ``data.nsides=[32]``);
 finished cells are skipped, and the rows, provenance and table go through the same store and
-renderer as every benchmark. The table and figure: ``reproduce/measure/equivariance_report.py``.
+renderer as every benchmark. The table and figure: ``reproduce/reports/equivariance_sphere.py``.
 Signals are drawn from ``data.seed + seed`` (``--seed``, default 0: the notebook's 1994) and Nside.
 """
 from __future__ import annotations
@@ -39,11 +39,15 @@ from typing import Literal
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+if __name__ == "__main__":  # --help answers before torch is imported
+    from reproduce.runner.cli import early_exit
+    early_exit("equivariance_sphere", __doc__)
+
 import numpy as np
 
 from datamodules._common import InputError
 from models.deepsphere.equivariance import equivariance_ratios, graph_laplacian
-from reproduce.measure.equivariance_report import NAME, PUBLISHED, REPORT
+from reproduce.reports.equivariance_sphere import NAME, PUBLISHED, REPORT
 from reproduce.runner import config as C
 from reproduce.runner import main as runner_main
 from reproduce.runner.measurement import Measurement

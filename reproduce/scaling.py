@@ -18,7 +18,7 @@ K = 5 and K = 15 on the full HEALPix sphere (k = 8 graph), K = 5 on partial grap
 pixel) and 1/192 of the sphere (DeepSphere's cosmology inputs); the spectral layers of
 ``models/spectral`` on equiangular grids of bandwidth b (4b² pixels). Each series grows until one
 forward+backward exceeds the time budget (``budget_s``) or the next size would not fit in memory.
-The table, slopes and figure: ``reproduce/measure/scaling_report.py``.
+The table, slopes and figure: ``reproduce/reports/scaling.py``.
 
 A measurement benchmark (``reproduce/runner/measurement.py``): one cell per series with the runner's
 options (``--only``, ``--list``, ``--table``, ``--results-dir``, ``--runs-dir``, ``key=value``);
@@ -33,8 +33,12 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+if __name__ == "__main__":  # --help answers before torch is imported
+    from reproduce.runner.cli import early_exit
+    early_exit("scaling", __doc__)
+
 from datamodules._common import InputError
-from reproduce.measure.scaling_report import REPORT
+from reproduce.reports.scaling import REPORT
 from reproduce.measure.scaling_series import SeriesSpec, measure_series
 from reproduce.runner import config as C
 from reproduce.runner import main as runner_main

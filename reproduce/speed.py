@@ -16,7 +16,7 @@ A measurement benchmark (``reproduce/runner/measurement.py``): each section is a
 (``configs/speed/``), with the runner's options — ``--preset``, ``--only``, ``--list``, ``--table``,
 ``--results-dir``, ``--runs-dir``, ``key=value`` overrides; a finished section is skipped (delete its
 run folder, or change the config, to measure it again). ``--gpus 1`` measures on the GPU (the
-config's ``device``, part of each cell's identity). The table: ``reproduce/measure/speed_report.py``.
+config's ``device``, part of each cell's identity). The table: ``reproduce/reports/speed.py``.
 """
 from __future__ import annotations
 
@@ -28,8 +28,12 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+if __name__ == "__main__":  # --help answers before torch is imported
+    from reproduce.runner.cli import early_exit
+    early_exit("speed", __doc__)
+
 from datamodules._common import InputError
-from reproduce.measure.speed_report import REPORT
+from reproduce.reports.speed import REPORT
 from reproduce.runner import main as runner_main
 from reproduce.runner.measurement import Measurement
 from reproduce.runner.store import machine

@@ -19,6 +19,10 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+if __name__ == "__main__":  # --help answers before torch and Lightning are imported
+    from reproduce.runner.cli import early_exit
+    early_exit("tetris", __doc__)
+
 import numpy as np
 import torch
 
@@ -30,6 +34,7 @@ from models.steerable import TetrisSE3Net
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 from reproduce.runner.grid import expand_grid
+from reproduce.runner.progress import progress
 from reproduce.runner import tables as T
 
 #: published test accuracy (fraction, std), paper p.8 and supplement p.16 (17 runs each)
@@ -250,12 +255,14 @@ class Tetris(Benchmark):
         x = datamodule.canonical(n).double().to(device)
         with torch.no_grad():
             y = net(x)
-            cube = max(relative_error(net(rotate_voxels(x, R)), y) for R in cube_rotations())
+            cube = max(relative_error(net(rotate_voxels(x, R)), y) for R in progress(
+                cube_rotations(), f"[tetris] {run.model}: float64 logits under the 24 cube rotations", "rotations"))
             y0 = y if n == datamodule.size else net(datamodule.canonical().double().to(device))
             gen = torch_generator(run.seed, 2)
             raw = datamodule.pieces()
             errs, agree = [], []
-            for _ in range(int(run.cfg.get("evaluation", {}).get("so3_rotations", 4))):
+            for _ in progress(range(int(run.cfg.get("evaluation", {}).get("so3_rotations", 4))),
+                              f"[tetris] {run.model}: float64 logits under resampled SO(3) rotations", "rotation sets"):
                 xr = rotated_set(raw, gen, d["lowpass_scale"])
                 yr = net(torch.from_numpy(xr)[:, None].double().to(x.device))
                 errs.append(relative_error(yr, y0))
