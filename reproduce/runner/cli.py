@@ -217,7 +217,7 @@ def resolve_config(bench: Benchmark, args: argparse.Namespace) -> dict:
                                    (cfg.get("trainer") or {}).get("precision"))
     if precision is not None:
         cfg.setdefault("trainer", {})["precision"] = precision
-    return cfg
+    return bench.configure(cfg, args)
 
 
 def resolve_data_dir(bench: Benchmark, args: argparse.Namespace, preset: str) -> tuple[Path | None, bool]:
@@ -282,8 +282,6 @@ def check_writable(folder: Path, what: str, probe_bytes: int = 1 << 20) -> None:
 def table_rows(bench: Benchmark, cfg: dict, results_dir: Path, seed: int = 0) -> list[dict]:
     """The CSV rows a table of this preset shows (rows of an earlier config of a grid cell left out)."""
     rows = read_rows(results_dir / f"{bench.name}.csv")
-    if "grid" not in cfg:  # a measurement script: its CSV holds one invocation per preset
-        return [r for r in rows if r.get("preset") == cfg["preset"]]
     return current_rows(rows, cfg["preset"], expand_grid(bench, cfg, seed))
 
 

@@ -212,7 +212,7 @@ def measure(bench, ctx, run: Run, spec: InputSpec, n: int, device: str, reps: in
     """Build the cell and run ``1 + reps`` optimiser steps on ``n`` synthetic samples; with
     ``alt_tf32``, ``1 + reps`` more with ``trainer.tf32`` the other way (the same network)."""
     import torch
-    from reproduce._timing import timed_peak
+    from reproduce.measure.timing import timed_peak
 
     tcfg = trainer_config(run.cfg)
     set_tf32(tcfg.tf32)

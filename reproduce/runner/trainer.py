@@ -352,7 +352,10 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     elapsed = Elapsed(run_dir)
     pl.seed_everything(run.seed, workers=True, verbose=False)
     if bench.is_custom(run):
-        return {**bench.custom_run(ctx, run, run_dir), "wall_s": round(elapsed.total(), 2)}
+        out = bench.custom_run(ctx, run, run_dir)
+        if isinstance(out, list):  # a measurement cell's rows (reproduce/runner/measurement.py)
+            return {"rows": out, "wall_s": round(elapsed.total(), 2)}
+        return {**out, "wall_s": round(elapsed.total(), 2)}
 
     set_tf32(trainer_config(run.cfg).tf32)
     from reproduce.runner.progress import slow_step

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from reproduce._timing import time_fn
+from reproduce.measure.timing import time_fn
 
 TITLE = "SHREC'17 preprocessing: ray casting and voxelising, meshes per second"
 
