@@ -30,7 +30,6 @@ import base64
 import functools
 import io
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -44,13 +43,13 @@ from datamodules.shrec17 import CHANNEL_MEAN, CHANNEL_STD, Shrec17DataModule, sa
 from datamodules.shrec17_standin import SYNSETS, stand_in_description
 from models import retrieval as R
 from models.deepsphere.nets import SphereClassifier
-from models.geometry import relative_error
 from models.spectral import S2CNN, EstevesSphericalCNN
 from models.steerable import Shrec17SE3Net
 from models.tasks import Retrieve
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 from reproduce.runner import tables as T
+from reproduce.runner.measure import InferenceTime, Invariance
 
 #: published rows: (method, F1 cls %, micro P@N, R@N, F1@N, mAP, NDCG, macro P@N, R@N, F1@N, mAP, NDCG,
 #: params, inference / object, training, source, reproduced model shown below it).
@@ -84,6 +83,8 @@ LABELS = {"ds_healpix": "DeepSphere, HEALPix", "ds_equiangular": "DeepSphere, eq
 METRICS = ("precision", "recall", "f1", "map", "ndcg")
 SYNSET_NAMES = {s: name for s, (name, _) in SYNSETS.items()}  # ShapeNet names of the stand-in's (real) synset ids
 INFER_OBJECTS = 10  # test objects timed one at a time (batch 1) after a warm-up object
+#: the logits of an object's first two orientations (the test-time augmentations), compared
+ROTATION = Invariance("rotation", agreement="rotation_agreement", column="rotation_logit_error")
 FIGURE_QUERIES, FIGURE_TOP = 4, 5
 FIGURE_GRID = (24, 48)  # latitude x longitude cells of the stored input maps
 
@@ -381,6 +382,7 @@ class Shrec17(Benchmark):
     models = {"deepsphere": SphereClassifier, "se3": Shrec17SE3Net, "esteves": EstevesSphericalCNN, "s2cnn": S2CNN}
     task = Retrieve
     report = REPORT
+    measurements = (InferenceTime(INFER_OBJECTS),)
     #: the class count and voxel grid options a checkpoint was trained on (--evaluate keeps them;
     #: the sampling / voxel size is the run's setting, which --evaluate takes from the checkpoint)
     geometry_keys = ("data.num_classes", "data.voxel_double", "data.voxel_fit")
@@ -449,8 +451,7 @@ class Shrec17(Benchmark):
             R.write_results(lists, folder, run.model, datamodule.test_dataset_name)
             atomic_write_text(folder / f"{run.model}.summary.csv",
                               "\n".join(R.summary_rows(res, datamodule.test_dataset_name, run.model)) + "\n")
-        net, dev = task.backbone.eval(), task.device
-        metrics["infer_ms"] = self._infer_ms(net, datamodule.datasets["test"], dev)
+        metrics.update(self.measure(ctx, run, task, datamodule))
         if datamodule.input == "sphere" and ctx.evaluate is None:
             metrics.update(self._figure(datamodule, lists, labels))
         return metrics
@@ -465,23 +466,7 @@ class Shrec17(Benchmark):
         if not pairs:
             return {}
         a, b = (torch.from_numpy(logits[[p[j] for p in pairs]]).double() for j in (0, 1))
-        return {"rotation_logit_error": round(float(relative_error(b, a)), 5),
-                "rotation_agreement": round(float((a.argmax(1) == b.argmax(1)).double().mean()), 4)}
-
-    @staticmethod
-    def _infer_ms(net, dataset, dev) -> float:
-        times = []
-        with torch.no_grad():
-            for i in range(min(len(dataset), INFER_OBJECTS + 1)):
-                x = dataset[i][0][None].to(dev)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                net(x)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - t0)
-        return round(1000 * float(np.mean(times[1:] or times)), 3)
+        return ROTATION.columns(a, [b])
 
     @staticmethod
     def _figure(datamodule, lists, labels) -> dict:
