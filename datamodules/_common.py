@@ -22,10 +22,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: the runner's --help and --list go without it
+    import torch
 
 STAND_IN_MARKER = "STAND_IN.txt"   # marker of stand-ins written before the manifest (regenerated)
 MANIFEST = "STAND_IN.json"
@@ -116,6 +116,9 @@ def ensure_stand_in(data_dir: str | os.PathLike, benchmark: str, params: dict,
     return wrote
 
 
+#: a reused stand-in larger than this is announced before its files are hashed
+VERIFY_NOTE_BYTES = 200 << 20
+
 #: stand-ins verified by this process: (folder, params) -> the folder's file stamps then
 _VERIFIED: dict[tuple[str, str], tuple] = {}
 
@@ -155,6 +158,10 @@ def _ensure_stand_in(d: Path, benchmark: str, params: dict, write: Callable[[Pat
         tmp.unlink()
     m = stand_in_manifest(d)
     if m is not None and m.get("params") == _normal(params):
+        size = sum((d / f).stat().st_size for f in m["files"] if (d / f).is_file())
+        if size > VERIFY_NOTE_BYTES:  # hashing a paper-size stand-in takes a while: say so
+            print(f"{benchmark}: checking the stand-in in {d} ({len(m['files'])} files, {size / 1e6:.0f} MB)",
+                  file=sys.stderr, flush=True)
         bad = [f for f, h in m["files"].items() if not (d / f).is_file() or sha256(d / f) != h]
         if not bad:
             return False
@@ -172,8 +179,14 @@ def _ensure_stand_in(d: Path, benchmark: str, params: dict, write: Callable[[Pat
                          f"choose an empty folder (or drop --stand-in to read them as the published data)")
     d.mkdir(parents=True, exist_ok=True)
     atomic_write_text(d / WRITING, json.dumps(_normal(params), sort_keys=True) + "\n")
+    import time
+    t0 = time.perf_counter()
+    print(f"{benchmark}: writing the offline stand-in into {d} ...", file=sys.stderr, flush=True)
     write(d)
     files = {f: sha256(d / f) for f in _files(d)}
+    size = sum((d / f).stat().st_size for f in files)
+    print(f"{benchmark}: stand-in written ({len(files)} files, {size / 1e6:.1f} MB) in "
+          f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     manifest = {"benchmark": benchmark, "params": _normal(params), "description": description.strip(),
                 "files": files, "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     atomic_write_text(d / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
@@ -198,12 +211,15 @@ def torch_generator(*key: int) -> torch.Generator:
     seed and a stream number): the seed is the first 64-bit word of
     ``numpy.random.SeedSequence(key)``, so distinct keys give unrelated streams.
 
+    >>> import torch
     >>> a = torch.randn(2, generator=torch_generator(0, 1))
     >>> torch.equal(a, torch.randn(2, generator=torch_generator(0, 1)))
     True
     >>> torch.equal(a, torch.randn(2, generator=torch_generator(0, 2)))
     False
     """
+    import numpy as np
+    import torch
     seed = int(np.random.SeedSequence([int(k) for k in key]).generate_state(1, np.uint64)[0])
     return torch.Generator().manual_seed(seed)
 

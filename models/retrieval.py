@@ -150,6 +150,29 @@ def _group(ids: Sequence | np.ndarray, values: np.ndarray) -> tuple[list[str], n
     return [str(u) for u in uniq], out, np.bincount(inv.ravel(), minlength=len(uniq))
 
 
+#: ``evaluation.scores``: what is summed over an object's test-time copies before the argmax and the
+#: ranking of the retrieval lists. ``logits`` (default); ``log_softmax``: s2cnn ``examples/shrec17/test.py``
+#: (its model ends in ``F.log_softmax``, test.py sums the outputs over the repeats); ``softmax``:
+#: deepsphere-tf1 ``run_eperiment_*.py`` (``model.probs`` averaged over the copies; with the same copy
+#: count per object the sum ranks identically).
+SCORES = ("logits", "log_softmax", "softmax")
+MODES = ("class", "class+median")  # retrieval_lists(mode=...)
+
+
+def per_copy_scores(logits: np.ndarray, scores: str) -> np.ndarray:
+    """Per-copy scores of ``evaluation.scores`` (one of :data:`SCORES`) from the logits ``(N, C)``.
+
+    >>> per_copy_scores(np.array([[0.0, np.log(3.0)]]), "softmax").round(2).tolist()
+    [[0.25, 0.75]]
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    if scores == "logits":
+        return z
+    log_p = z - z.max(axis=1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    return log_p if scores == "log_softmax" else np.exp(log_p)
+
+
 def sum_by_id(ids: Sequence | np.ndarray, scores: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Sum the rows of ``scores`` that share an id (test-time augmentations, as s2cnn ``test.py``
     sums its model's log-softmax outputs over the repeats). Returns the sorted distinct ids and

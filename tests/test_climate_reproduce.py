@@ -17,7 +17,8 @@ import pytest
 import xarray as xr
 
 from datamodules import climate as DC
-from reproduce.climate import BENCH, decode_map
+from reproduce.climate import BENCH
+from reproduce.reports.climate import decode_map
 from reproduce.runner import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from models import retrieval as R
-from reproduce.shrec17 import decode_maps, parse_input
+from reproduce.reports.shrec17 import decode_maps
+from reproduce.shrec17 import parse_input
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "reproduce" / "shrec17.py"
@@ -120,7 +121,8 @@ def test_bad_rows_are_one_line_exit_2(tmp_path, setting, message):
 def test_summed_scores_follow_the_reference():
     """s2cnn test.py sums log-softmax outputs, deepsphere-tf1 averages softmax probabilities: the
     argmax is that of the summed logits for log_softmax, but the ranking score is not."""
-    from reproduce.shrec17 import evaluation_settings, per_copy_scores
+    from models.retrieval import per_copy_scores
+    from reproduce.shrec17 import evaluation_settings
     logits = np.array([[2.0, 0.0], [2.0, 1.9],    # object 1: two copies
                        [1.0, 0.0], [1.0, 0.0]])   # object 2
     ids = [1, 1, 2, 2]

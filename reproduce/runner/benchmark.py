@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from datamodules._common import InputError
 from reproduce.runner import config as C
 from reproduce.runner.runs import Run, global_rank
-from reproduce.runner.trainer import Launch, trainer_config
+from reproduce.runner.launch import Launch, trainer_config
 
 
 @dataclass
@@ -45,6 +45,8 @@ class Context:
     runs_dir: Path
     code_version: str
     evaluate: Path | None = None
+    #: what a finished run keeps: "selected" (the tested checkpoint) or "all" (checkpoints.prune)
+    keep_checkpoints: str = "all"
 
     @property
     def is_rank_zero(self) -> bool:

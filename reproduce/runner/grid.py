@@ -16,10 +16,10 @@ import yaml
 
 from datamodules._common import InputError, atomic_write_text
 from reproduce.runner import config as C
-from reproduce.runner.checkpoints import resume_point
+from reproduce.runner.checkpoints import prune, resume_point
 from reproduce.runner.runs import Run, RunLock, global_rank
 from reproduce.runner.store import REPO_ROOT, now, upsert_row, upsert_rows
-from reproduce.runner.trainer import Interrupted, fit_and_test
+from reproduce.runner.launch import Interrupted
 
 
 def expand_grid(bench, cfg: dict, seed: int = 0, only: list[str] | None = None) -> list[Run]:
@@ -188,6 +188,7 @@ def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
             {"benchmark": run.benchmark, "model_name": run.model, "setting": run.setting,
              "seed": run.seed, "preset": run.preset, "config": run.cfg}, sort_keys=False))
     started = started_at(run_dir)
+    from reproduce.runner.trainer import fit_and_test  # Lightning: imported only to train
     metrics = fit_and_test(bench, ctx, run)
     row = {"model": run.model, "setting": run.setting_str, "seed": run.seed,
            "preset": run.preset, "data_source": ctx.data_source, "hardware": ctx.hardware,
@@ -199,6 +200,8 @@ def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
         atomic_write_text(run_dir / "row.json", json.dumps(row, indent=1, default=str))
         upsert_row(csv_path, row)
         atomic_write_text(run_dir / "done", started + "\n")  # written last: the run is finished
+        if metrics.get("checkpoint"):  # smoke/cpu: only the tested checkpoint stays (--keep-checkpoints)
+            prune(run_dir, Path(str(metrics["checkpoint"])).name, ctx.keep_checkpoints)
     return row
 
 

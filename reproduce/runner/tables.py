@@ -23,68 +23,17 @@ suite-at-a-glance index ``results/README.md`` (one row per benchmark, its headli
 from __future__ import annotations
 
 import dataclasses
-
-import math
 import os
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from datamodules._common import atomic_write_text
 from reproduce.runner import config as C
-
-# --------------------------------------------------------------------------- row helpers
-def floats(rows: Iterable[dict], key: str) -> list[float]:
-    """The numeric values of column ``key`` (blank and NaN cells skipped)."""
-    out = []
-    for r in rows:
-        try:
-            f = float(r.get(key, ""))
-        except (TypeError, ValueError):
-            continue
-        if not math.isnan(f):
-            out.append(f)
-    return out
-
-
-def mean_std_n(values: list[float]) -> tuple[float, float, int]:
-    """Mean, sample standard deviation (0 for one value) and count; NaNs for none."""
-    if not values:
-        return float("nan"), float("nan"), 0
-    m = statistics.fmean(values)
-    s = statistics.stdev(values) if len(values) > 1 else 0.0
-    return m, s, len(values)
-
-
-def fmt_mean_std(values: list[float], scale: float = 100.0, digits: int = 1, unit: str = " %") -> str:
-    """``'99.1 ± 1.7 % (n=17)'``; ``'–'`` when there is nothing.
-
-    >>> fmt_mean_std([0.5, 0.7])
-    '60.0 ± 14.1 % (n=2)'
-    >>> fmt_mean_std([0.1234], scale=1, digits=3, unit="")
-    '0.123 ± 0.000 (n=1)'
-    """
-    m, s, n = mean_std_n(values)
-    if n == 0:
-        return "–"
-    return f"{m * scale:.{digits}f} ± {s * scale:.{digits}f}{unit} (n={n})"
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal as CSV text reads them: ``'4' == 4 == '4.0'``, ``'x' == 'x'``."""
-    if str(a) == str(b):
-        return True
-    try:
-        return float(a) == float(b)
-    except (TypeError, ValueError):
-        return False
-
-
-def select(rows: Iterable[dict], **eq) -> list[dict]:
-    """Rows whose columns equal the given values (compared as :func:`same` does)."""
-    return [r for r in rows if all(same(r.get(k), v) for k, v in eq.items())]
-
+from reproduce.runner.cells import (NONE, Cell, const, distinct, first_int, floats, fmt_distinct,  # noqa: F401
+                                    fmt_mean_std, fmt_minutes, fmt_ms, fmt_params, fmt_pm, label, lookup,
+                                    max_text, mean_of, mean_std, mean_std_n, minutes, ms, params, percent, pm,
+                                    runs, same, select, total)
 
 def md_table(headers: list[str], body: list[list[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
@@ -150,69 +99,58 @@ class View:
         return (self.cfg.get("models") or {}).get(model, {})
 
 
-# --------------------------------------------------------------------------- cells
-#: a cell turns the rows of one table row (and the row's key) into text
-Cell = Callable[[list[dict], Any, View], str]
+# --------------------------------------------------------------------------- published values
+@dataclass(frozen=True)
+class Published:
+    """A published result: the method as its paper names it, its values by column header (a
+    column a paper does not report is left out and prints ``–``), where the values come from,
+    and the key of the reproduced row shown under it (``model``; None: published only).
+
+    >>> Published("H-Net", {"test error": "1.69 %"}, "Worrall et al. 2017, Table 1", model="hnet").get("params")
+    '–'
+    """
+
+    method: str
+    values: dict
+    source: str
+    model: str | None = None
+
+    def get(self, column: str, default: str = NONE) -> Any:
+        return self.values.get(column, default)
 
 
-def _where(rows: list[dict], where: dict | None) -> list[dict]:
-    return select(rows, **where) if where else rows
+def published(entries: Sequence[Published], column: str,
+              fmt: Callable[[Any, Published], str] = lambda value, p: str(value)) -> Cell:
+    """A "published" column beside the reproduced one: ``fmt(value, entry)`` of the entry whose
+    ``model`` is the row's key (``–`` where there is none or it lacks the column)."""
+    by_model = {p.model: p for p in entries if p.model is not None}
 
-
-def mean_std(key: str, scale: float = 100.0, digits: int = 1, unit: str = " %",
-             where: dict | None = None) -> Cell:
-    """``mean ± std unit (n=k)`` of a column."""
-    return lambda rows, k, v: fmt_mean_std(floats(_where(rows, where), key), scale, digits, unit)
-
-
-def first_int(key: str, where: dict | None = None) -> Cell:
-    """The column's first value as ``12,345``."""
-    def cell(rows, k, v):
-        xs = floats(_where(rows, where), key)
-        return f"{int(xs[0]):,}" if xs else "–"
+    def cell(rows, k, view):
+        p = by_model.get(k)
+        return NONE if p is None or column not in p.values else fmt(p.values[column], p)
     return cell
-
-
-def max_text(key: str, where: dict | None = None) -> Cell:
-    """The largest text of a column (for preformatted numbers such as ``7.53e-15``)."""
-    return lambda rows, k, v: max((r[key] for r in _where(rows, where) if r.get(key) not in (None, "")),
-                                  default="–")
-
-
-def mean_of(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = None) -> Cell:
-    """Plain mean of a column (e.g. wall seconds → minutes with ``scale=1/60``)."""
-    def cell(rows, k, v):
-        xs = floats(_where(rows, where), key)
-        return f"{statistics.fmean(xs) * scale:.{digits}f}" if xs else "–"
-    return cell
-
-
-def total(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = None) -> Cell:
-    def cell(rows, k, v):
-        xs = floats(_where(rows, where), key)
-        return f"{sum(xs) * scale:.{digits}f}" if xs else "–"
-    return cell
-
-
-def label(labels: dict) -> Cell:
-    """The row key's label (the key itself when it has none)."""
-    return lambda rows, k, v: str(labels.get(k, k))
-
-
-def lookup(values: dict, default: str = "–") -> Cell:
-    """A per-row-key constant, e.g. a published value with its citation."""
-    return lambda rows, k, v: str(values.get(k, default))
-
-
-def const(text: str) -> Cell:
-    return lambda rows, k, v: text
 
 
 # --------------------------------------------------------------------------- sections
 @dataclass
 class Col:
+    """A column: its header, the cell of a reproduced row, and what a published row shows in it
+    (``pub``: a key of :attr:`Published.values` or a callable of the entry; default the header)."""
+
     header: str | Callable[[View], str]
     cell: Cell
+    pub: str | Callable[[Published], str] | None = None
+
+    def published_text(self, p: Published) -> str:
+        if callable(self.pub):
+            return self.pub(p)
+        return str(p.get(self.pub if self.pub is not None else self.header))
+
+
+def method(labels: dict, header: str = "method") -> Col:
+    """The first column of a table that interleaves published and reproduced rows: the published
+    method's name, and ``↳ reproduced: <label>`` under it."""
+    return Col(header, lambda rows, k, v: f"↳ reproduced: {labels.get(k, k)}", pub=lambda p: p.method)
 
 
 @dataclass
@@ -221,8 +159,11 @@ class Table:
 
     ``order`` fixes which row keys appear and in which order (keys without rows are skipped);
     without it the keys present are sorted numerically where they are numbers. ``where``
-    (a dict of column values, or a callable of the view returning one) filters the CSV rows first. ``heading``, ``intro`` (before) and ``after`` are text or
-    callables of the view; a table without any row renders nothing, unless ``always`` is set."""
+    (a dict of column values, or a callable of the view returning one) filters the CSV rows first.
+    ``published`` (entries, or a callable of the view) interleaves published rows: each entry's
+    row, then the reproduced row of its ``model`` when there is one; reproduced rows without a
+    published twin follow. ``heading``, ``intro`` (before) and ``after`` are text or callables of
+    the view; a table without any row renders nothing, unless ``always`` is set."""
 
     columns: list[Col]
     rows: str = "model"
@@ -232,6 +173,7 @@ class Table:
     intro: str | Callable[[View], str] = ""
     after: str | Callable[[View], str] = ""
     always: bool = False
+    published: Sequence[Published] | Callable[[View], Sequence[Published]] = ()
 
     def _keys(self, view: View, rows: list[dict]) -> list:
         present = list(dict.fromkeys(str(r[self.rows]) for r in rows if r.get(self.rows) not in (None, "")))
@@ -247,8 +189,16 @@ class Table:
         """Header and body cells (the same for the Markdown and for W&B tables)."""
         where = self.where(view) if callable(self.where) else self.where
         rows = select(view.rows, **where) if where else view.rows
-        body = [[c.cell(select(rows, **{self.rows: k}), k, view) for c in self.columns]
-                for k in self._keys(view, rows)]
+        keys = self._keys(view, rows)
+        row = lambda k: [c.cell(select(rows, **{self.rows: k}), k, view) for c in self.columns]  # noqa: E731
+        body, shown = [], set()
+        for p in (self.published(view) if callable(self.published) else self.published):
+            body.append([c.published_text(p) for c in self.columns])
+            twin = next((k for k in keys if p.model is not None and same(k, p.model)), None)
+            if twin is not None:
+                body.append(row(twin))
+                shown.add(twin)
+        body += [row(k) for k in keys if k not in shown]
         return [c.header(view) if callable(c.header) else c.header for c in self.columns], body
 
     def render(self, view: View) -> str:

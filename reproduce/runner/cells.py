@@ -1,0 +1,182 @@
+"""The cells of the results tables: one formatting per kind of number, shared by every report.
+
+Two layers: ``fmt_*`` turn a list of values into text, and the cell factories (``percent``,
+``mean_std``, ``ms``, ``params``, …) turn the CSV rows of one table row into text, with the
+signature ``cell(rows, key, view)`` that :class:`reproduce.runner.tables.Col` takes. A row with one
+value prints that value alone in :func:`fmt_pm`.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any, Callable, Iterable
+
+#: a cell turns the rows of one table row (and the row's key, and the view) into text
+Cell = Callable[[list[dict], Any, Any], str]
+NONE = "–"
+
+
+# --------------------------------------------------------------------------- values
+def same(a: Any, b: Any) -> bool:
+    """Equal as CSV text reads them: ``'4' == 4 == '4.0'``, ``'x' == 'x'``."""
+    if str(a) == str(b):
+        return True
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def select(rows: Iterable[dict], **eq) -> list[dict]:
+    """Rows whose columns equal the given values (compared as :func:`same` does)."""
+    return [r for r in rows if all(same(r.get(k), v) for k, v in eq.items())]
+
+
+def floats(rows: Iterable[dict], key: str) -> list[float]:
+    """The numeric values of column ``key`` (blank and NaN cells skipped)."""
+    out = []
+    for r in rows:
+        try:
+            f = float(r.get(key, ""))
+        except (TypeError, ValueError):
+            continue
+        if not math.isnan(f):
+            out.append(f)
+    return out
+
+
+def mean_std_n(values: list[float]) -> tuple[float, float, int]:
+    """Mean, sample standard deviation (0 for one value) and count; NaNs for none."""
+    if not values:
+        return float("nan"), float("nan"), 0
+    m = statistics.fmean(values)
+    s = statistics.stdev(values) if len(values) > 1 else 0.0
+    return m, s, len(values)
+
+
+# --------------------------------------------------------------------------- formats
+def fmt_pm(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
+    """``'0.921 ± 0.027'``; the mean alone for one value; ``'–'`` for none.
+
+    >>> fmt_pm([0.5, 0.7], scale=100, digits=1), fmt_pm([0.25]), fmt_pm([])
+    ('60.0 ± 14.1', '0.250', '–')
+    """
+    m, s, n = mean_std_n(values)
+    if not n:
+        return NONE
+    return f"{m * scale:.{digits}f}" + (f" ± {s * scale:.{digits}f}" if n > 1 else "")
+
+
+def fmt_mean_std(values: list[float], scale: float = 100.0, digits: int = 1, unit: str = " %") -> str:
+    """``'60.0 ± 14.1 % (n=2)'``; ``'–'`` when there is nothing.
+
+    >>> fmt_mean_std([0.5, 0.7]), fmt_mean_std([0.1234], scale=1, digits=3, unit="")
+    ('60.0 ± 14.1 % (n=2)', '0.123 ± 0.000 (n=1)')
+    """
+    m, s, n = mean_std_n(values)
+    return NONE if not n else f"{m * scale:.{digits}f} ± {s * scale:.{digits}f}{unit} (n={n})"
+
+
+def fmt_ms(values: list[float]) -> str:
+    """Mean milliseconds: ``'17.4 ms'``."""
+    return f"{statistics.fmean(values):.1f} ms" if values else NONE
+
+
+def fmt_minutes(seconds: list[float]) -> str:
+    """Mean of seconds, in minutes: ``'8.2 min'``."""
+    return f"{statistics.fmean(seconds) / 60:.1f} min" if seconds else NONE
+
+
+def fmt_params(values: list[float]) -> str:
+    """The distinct parameter counts: ``'178,000'``, ``'1,234, 5,678'``."""
+    return ", ".join(f"{int(p):,}" for p in sorted({int(p) for p in values})) or NONE
+
+
+def fmt_distinct(rows: Iterable[dict], key: str) -> str:
+    """The distinct texts of a column in order of appearance, comma-separated."""
+    return ", ".join(dict.fromkeys(str(r.get(key, "")) for r in rows)) or NONE
+
+
+# --------------------------------------------------------------------------- cells
+def _where(rows: list[dict], where: dict | None) -> list[dict]:
+    return select(rows, **where) if where else rows
+
+
+def mean_std(key: str, scale: float = 100.0, digits: int = 1, unit: str = " %",
+             where: dict | None = None) -> Cell:
+    """``mean ± std unit (n=k)`` of a column."""
+    return lambda rows, k, v: fmt_mean_std(floats(_where(rows, where), key), scale, digits, unit)
+
+
+def pm(key: str, scale: float = 1.0, digits: int = 3, where: dict | None = None) -> Cell:
+    """``mean ± std`` of a column without unit or count (the count is a column of its own)."""
+    return lambda rows, k, v: fmt_pm(floats(_where(rows, where), key), scale, digits)
+
+
+def percent(key: str, digits: int = 1, where: dict | None = None) -> Cell:
+    """A fraction as ``mean ± std`` in percent, without the sign (the header says ``%``)."""
+    return pm(key, 100.0, digits, where)
+
+
+def ms(key: str = "infer_ms") -> Cell:
+    return lambda rows, k, v: fmt_ms(floats(rows, key))
+
+
+def minutes(key: str = "wall_s") -> Cell:
+    return lambda rows, k, v: fmt_minutes(floats(rows, key))
+
+
+def params(key: str = "params") -> Cell:
+    return lambda rows, k, v: fmt_params(floats(rows, key))
+
+
+def distinct(key: str) -> Cell:
+    return lambda rows, k, v: fmt_distinct(rows, key)
+
+
+def runs() -> Cell:
+    """How many CSV rows (runs) the table row has."""
+    return lambda rows, k, v: str(len(rows))
+
+
+def first_int(key: str, where: dict | None = None) -> Cell:
+    """The column's first value as ``12,345``."""
+    def cell(rows, k, v):
+        xs = floats(_where(rows, where), key)
+        return f"{int(xs[0]):,}" if xs else NONE
+    return cell
+
+
+def max_text(key: str, where: dict | None = None) -> Cell:
+    """The largest text of a column (for preformatted numbers such as ``7.53e-15``)."""
+    return lambda rows, k, v: max((r[key] for r in _where(rows, where) if r.get(key) not in (None, "")),
+                                  default=NONE)
+
+
+def mean_of(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = None) -> Cell:
+    """Plain mean of a column (e.g. wall seconds → minutes with ``scale=1/60``)."""
+    def cell(rows, k, v):
+        xs = floats(_where(rows, where), key)
+        return f"{statistics.fmean(xs) * scale:.{digits}f}" if xs else NONE
+    return cell
+
+
+def total(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = None) -> Cell:
+    def cell(rows, k, v):
+        xs = floats(_where(rows, where), key)
+        return f"{sum(xs) * scale:.{digits}f}" if xs else NONE
+    return cell
+
+
+def label(labels: dict) -> Cell:
+    """The row key's label (the key itself when it has none)."""
+    return lambda rows, k, v: str(labels.get(k, k))
+
+
+def lookup(values: dict, default: str = NONE) -> Cell:
+    """A per-row-key constant."""
+    return lambda rows, k, v: str(values.get(k, default))
+
+
+def const(text: str) -> Cell:
+    return lambda rows, k, v: text
