@@ -117,7 +117,6 @@ from __future__ import annotations
 import argparse
 import csv
 import fcntl
-import functools
 import gzip
 import hashlib
 import io
@@ -139,6 +138,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules._common import (InputError, atomic_write_text, eval_batch, eval_sampler, per_rank_batch,
                                  torch_generator)
+from models.deepsphere.sampling import Sampling
 from models.geometry import random_rotation
 from models.retrieval import normalize_id
 
@@ -482,35 +482,27 @@ def draw_pose(vertices: np.ndarray, seed: int, model_id: int, copy: int, rotate:
 
 
 # --------------------------------------------------------------------------- samplings
-@functools.lru_cache(maxsize=8)
-def sampling_vectors(spec: str) -> np.ndarray:
+#: the samplings of the spherical input (the networks' vertex order, :mod:`models.deepsphere.sampling`)
+SAMPLINGS = ("healpix", "equiangular")
+
+
+def parse_sampling(spec: str | Sampling) -> Sampling:
+    """:meth:`Sampling.parse <models.deepsphere.sampling.Sampling.parse>` of ``healpix:NSIDE``
+    (NEST) or ``equiangular:B``; a bad value is this benchmark's :class:`InputError`."""
+    try:
+        return Sampling.parse(spec, SAMPLINGS)
+    except ValueError as e:
+        raise InputError(f"{BENCH}: {e}") from None
+
+
+def sampling_vectors(spec: str | Sampling) -> np.ndarray:
     """Unit vectors ``(V, 3)`` of ``healpix:<nside>`` (NEST) or ``equiangular:<b>``, the networks'
-    vertex order (:mod:`models.deepsphere.graph`). Read-only, cached per process.
+    vertex order. Read-only, cached per process.
 
     >>> sampling_vectors("healpix:2").shape, sampling_vectors("equiangular:4").shape
     ((48, 3), (64, 3))
     """
-    from models.deepsphere.graph import equiangular_vectors, healpix_vectors
-
-    kind, _, n = str(spec).partition(":")
-    try:
-        n = int(n)
-    except ValueError:
-        n = -1
-    try:
-        if kind == "healpix" and n > 0:
-            v = healpix_vectors(n)
-        elif kind == "equiangular" and n > 0:
-            v = equiangular_vectors(n)
-        else:
-            raise ValueError("unknown")
-    except ValueError as e:
-        raise InputError(f"{BENCH}: data.sampling '{spec}' is not a sampling of this benchmark "
-                         f"(healpix:<nside, a power of 2> or equiangular:<bandwidth>)"
-                         + ("" if str(e) == "unknown" else f": {e}")) from None
-    v = np.ascontiguousarray(v, dtype=np.float64)
-    v.setflags(write=False)
-    return v
+    return parse_sampling(spec).vertices()
 
 
 # --------------------------------------------------------------------------- ray casting
@@ -1201,7 +1193,7 @@ class Shrec17DataModule(pl.LightningDataModule):
         self.input = input
         self.sampling, self.voxel_size = str(sampling), int(voxel_size)
         if input == "sphere":
-            sampling_vectors(self.sampling)  # validates the name
+            self.sampling = parse_sampling(sampling).name
         self.voxel_double, self.voxel_fit = bool(voxel_double), voxel_fit
         self.copies = {"train": int(train_augmentations), "val": int(test_augmentations),
                        "test": int(test_augmentations)}

@@ -143,7 +143,7 @@ def _segment(bench, run, sd, samp, net, ckpt, path, f, into, out_dir, device) ->
         net = build_net(bench, run, sd, coords=f.vectors(), device=device)
     with _quiet(), xr.open_dataset(path, engine="netcdf4", decode_times=False) as ds:
         pts = output_points(ds, f.grid)
-        back = idw_points(f.vectors() if samp.kind == "native" else samp.vectors(), pts, k=4)
+        back = idw_points(f.vectors() if samp.kind == "native" else samp.vertices(), pts, k=4)
         space = ("lat", "lon") if f.grid == "latlon" else ("ncol",)
         shape = tuple(ds.sizes[d] for d in space)
         timed = "time" in ds[VARIABLES[0]].dims

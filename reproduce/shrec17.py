@@ -35,9 +35,10 @@ import numpy as np
 import torch
 
 from datamodules._common import InputError, atomic_write_text
-from datamodules.shrec17 import Shrec17DataModule
+from datamodules.shrec17 import SAMPLINGS, Shrec17DataModule, parse_sampling
 from models import retrieval as R
 from models.deepsphere.nets import SphereClassifier
+from models.deepsphere.sampling import FORMS
 from models.spectral import S2CNN, EstevesSphericalCNN
 from models.steerable import Shrec17SE3Net
 from models.tasks import Retrieve
@@ -71,11 +72,11 @@ def parse_input(text: str) -> dict:
     """A grid row's ``setting.input`` → datamodule arguments: ``healpix:32`` / ``equiangular:64``
     (6-channel ray casting on that sampling) or ``voxel:64`` (occupancy grid of that edge)."""
     kind, _, arg = str(text).partition(":")
-    if kind in ("healpix", "equiangular") and arg.isdigit():
-        return {"input": "sphere", "sampling": f"{kind}:{int(arg)}"}
     if kind == "voxel" and arg.isdigit():
         return {"input": "voxel", "voxel_size": int(arg)}
-    raise InputError(f"shrec17: setting.input {text!r} must be healpix:NSIDE, equiangular:B or voxel:N")
+    if kind in SAMPLINGS:
+        return {"input": "sphere", "sampling": parse_sampling(text).name}
+    raise InputError(f"shrec17: setting.input {text!r} must be {', '.join(FORMS[k] for k in SAMPLINGS)} or voxel:N")
 
 
 #: model kinds and the input each needs ("sphere" any sampling, "equiangular" only, "voxel")
@@ -122,7 +123,7 @@ class Shrec17(Benchmark):
         args["in_channels"] = 6
         if kind == "deepsphere":
             return {**args, "sampling": inp["sampling"]}
-        return {**args, "bandwidth": int(inp["sampling"].partition(":")[2])}
+        return {**args, "bandwidth": parse_sampling(inp["sampling"]).res}
 
     def check(self, ctx, run) -> None:
         if "input" not in run.setting:
@@ -132,7 +133,7 @@ class Shrec17(Benchmark):
         kind = (run.cfg.get("model") or {}).get("kind")
         need = NEEDS.get(kind)
         if need == "voxel" and inp["input"] != "voxel" or need in ("sphere", "equiangular") and inp["input"] != "sphere" \
-                or need == "equiangular" and not inp["sampling"].startswith("equiangular"):
+                or need == "equiangular" and parse_sampling(inp["sampling"]).kind != "equiangular":
             raise InputError(f"config grid row {run.model}: model kind {kind!r} needs {need} input, "
                              f"setting.input is {run.setting['input']!r}")
         evaluation_settings(run.cfg)

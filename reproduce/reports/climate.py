@@ -158,7 +158,7 @@ def plot(view):
         return None
     row = rows[0]
     tmq, true, pred = decode_map(row["example_map"])
-    v = parse_sampling(samp).vectors()
+    v = parse_sampling(samp).vertices()
     lon, lat = (np.degrees(np.arctan2(v[:, 1], v[:, 0])) + 180) % 360 - 180, np.degrees(np.arcsin(v[:, 2]))
     plt = T.pyplot()
     from matplotlib.colors import ListedColormap
