@@ -18,7 +18,7 @@ from datamodules._common import InputError, atomic_write_text
 from reproduce.runner import config as C
 from reproduce.runner.checkpoints import prune, resume_point
 from reproduce.runner.runs import Run, RunLock, global_rank
-from reproduce.runner.store import REPO_ROOT, now, upsert_row, upsert_rows
+from reproduce.runner.store import REPO_ROOT, now, save_artifacts, upsert_row, upsert_rows
 from reproduce.runner.launch import Interrupted
 
 
@@ -122,7 +122,7 @@ def resync(csv_path: Path, runs: list[Run], runs_dir: Path, name: str) -> None:
     """The run folders are the source of truth: put every finished run's row back into the
     results CSV when it is missing there or differs (a deleted row, an older copy, two
     invocations that interleaved)."""
-    rows = [r for r in (finished_row(run.run_dir(runs_dir)) for run in runs) if r is not None]
+    rows = [save_artifacts(csv_path, r) for r in (finished_row(run.run_dir(runs_dir)) for run in runs) if r is not None]
     if rows:
         n = upsert_rows(csv_path, rows)
         if n:
@@ -197,6 +197,7 @@ def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
            **metrics, "run_id": run.run_id,
            "run_dir": os.path.relpath(run_dir, REPO_ROOT)}
     if ctx.is_rank_zero:
+        row = save_artifacts(csv_path, row)  # figure inputs as files beside the CSV, their paths in the row
         atomic_write_text(run_dir / "row.json", json.dumps(row, indent=1, default=str))
         upsert_row(csv_path, row)
         atomic_write_text(run_dir / "done", started + "\n")  # written last: the run is finished
