@@ -45,7 +45,6 @@ if __name__ == "__main__":  # --help answers before torch and Lightning are impo
     from reproduce.runner.cli import early_exit
     early_exit("climate", __doc__, predict_arguments)
 
-import numpy as np
 
 from datamodules._common import InputError
 from datamodules.climate import CLASSES, ClimateDataModule, parse_sampling
@@ -141,8 +140,19 @@ class Climate(Benchmark):
             return None
         if not args.data_dir or not args.out:
             raise InputError("--predict CKPT needs --data-dir (the netCDF files to segment) and --out (a folder)")
-        from reproduce._climate_predict import predict
-        for path in predict(self, Path(args.predict), Path(args.data_dir), Path(args.out), gpus=args.gpus):
+        from datamodules.climate import VARIABLES
+        from datamodules.climate_predict import predict
+        from reproduce.runner.evaluate import load_weights, weights_into
+        run, sd = load_weights(self, Path(args.predict), "--predict")
+        samp, device = parse_sampling(run.setting["sampling"]), "cuda" if args.gpus else "cpu"
+        native = samp.kind == "native"
+
+        def net_for(coords):  # the trained network; built on a file's own columns when trained on native ones
+            return weights_into(self, run, sd, "--predict", device, in_channels=len(VARIABLES),
+                                num_classes=len(CLASSES), sampling="points" if native else samp.name,
+                                **({"coords": coords} if native else {}))
+        model = f"{run.model} ({run.benchmark}, preset {run.preset}, seed {run.seed})"
+        for path in predict(net_for, samp, Path(args.predict), model, Path(args.data_dir), Path(args.out), device):
             print(f"[climate] wrote {path}", file=sys.stderr)
         return 0
 

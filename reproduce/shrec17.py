@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from datamodules._common import InputError, atomic_write_text
-from datamodules.shrec17 import SAMPLINGS, Shrec17DataModule, parse_sampling
+from datamodules.shrec17 import Shrec17DataModule
+from datamodules.shrec17_render import SAMPLINGS, parse_sampling
 from models import retrieval as R
 from models.deepsphere.nets import SphereClassifier
 from models.deepsphere.sampling import FORMS

@@ -178,8 +178,6 @@ def plot(view):
 
 
 def stand_in_note(view) -> str:
-    if not view.stand_in:
-        return ""
     m = C.build(StandInClimate, view.cfg["data"].get("stand_in_maps"), "data.stand_in_maps")
     return stand_in_description(m)
 
@@ -194,14 +192,11 @@ REPORT = T.Report(
     reproduces="Defferrard et al. ICLR 2020, tab:climate and tab:climate:map: DeepSphere U-Net on the UGSCNN "
                "level-5 icosahedral CAM5 maps, weighted vs non-weighted cross-entropy, beside the published rows "
                "of Mudigonda 2017, Jiang 2019 (UGSCNN) and Cohen 2019 (gauge CNNs).",
-    preamble=lambda v: v.stand_in and (
-        "**Data: offline stand-in** (synthetic ClimateNet-style netCDF, see notes), not the CAM5 simulations "
-        "of the paper: the published rows are the papers' results on their data, for orientation, not a "
-        "like-for-like target.") or "",
+    stand_in=T.StandIn("synthetic ClimateNet-style netCDF", "the CAM5 simulations of the paper",
+                       "the published rows are the papers' results on their data, for orientation", stand_in_note),
     sections=[ICLR_TABLE, SAMPLINGS_TABLE, T.Text(weights_table),
               T.Figure("climate.png", plot, "one test map: input TMQ, true and predicted TC/AR masks")],
     notes=[
-        stand_in_note,
         lambda v: (f"Model selection: {selection_text(v.cfg, note=True)} is tested. Inputs are normalised "
                    "with the published UGSCNN per-channel mean / std on every sampling."),
         "Parameters: the paper net has 10,486,787 parameters here against the published 13 M, the Jiang "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datamodules.shrec17 import CHANNEL_MEAN, CHANNEL_STD, sampling_vectors
+from datamodules.shrec17_render import CHANNEL_MEAN, CHANNEL_STD, sampling_vectors
 from datamodules.shrec17_standin import SYNSETS, stand_in_description
 from models import retrieval as R
 from reproduce.runner import tables as T
@@ -217,7 +217,7 @@ def plot(view):
 def stand_in_note(view) -> str:
     d = view.cfg.get("data", {})
     return stand_in_description(d.get("stand_in_train", 48), d.get("stand_in_val", 12), d.get("stand_in_test", 16),
-                                d.get("stand_in_seed", 0)) if view.stand_in else ""
+                                d.get("stand_in_seed", 0))
 
 
 REPORT = T.Report(
@@ -225,14 +225,11 @@ REPORT = T.Report(
     reproduces="Defferrard et al. ICLR 2020, tab:shrec17 and tab:shrec17_retrieval (DeepSphere on HEALPix and "
                "equiangular samplings) and Weiler et al. 2018 §5.2 (3D steerable CNN), with the official SHREC'17 "
                "metrics, beside the competition entries, S2CNN (Cohen et al. 2018) and Esteves et al. 2018.",
-    preamble=lambda v: v.stand_in and (
-        "**Data: offline stand-in** (procedural shapes in the SHREC'17 layout, see notes), not ShapeNet: the "
-        "published rows are the papers' results on ShapeNet Core55, for orientation, not a like-for-like "
-        "target.") or "",
+    stand_in=T.StandIn("procedural shapes in the SHREC'17 layout", "ShapeNet",
+                       "the published rows are the papers' results on ShapeNet Core55, for orientation", stand_in_note),
     sections=[PERFORMANCE, RETRIEVAL, INVARIANCE, PREPROCESSING,
               T.Figure("shrec17.png", plot, "queries and their top retrieved objects")],
     notes=[
-        stand_in_note,
         "Published inference times are on the authors' GPUs (ICLR 2020; the DeepSphere slides give 1.6 ms for "
         "DeepSphere and 19 ms for S2CNN); ours are on the hardware column's machine.",
         "DeepSphere NDCG (in parentheses) is from the deepsphere-tf1 experiment log, not the paper."],

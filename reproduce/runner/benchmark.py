@@ -165,6 +165,12 @@ class Benchmark:
         return self.measure(ctx, run, task, datamodule)
 
     # -- the benchmark's own commands --------------------------------------------------------------
+    def configure(self, cfg: dict, args) -> dict:
+        """The resolved preset config, adjusted from the parsed command line before the grid
+        expands (e.g. a measurement's ``device`` from ``--gpus``); an :class:`InputError` for an
+        option this benchmark cannot honour. Default: unchanged."""
+        return cfg
+
     def add_arguments(self, parser) -> None:
         """Add options of commands only this benchmark has (e.g. climate ``--predict``) to the
         shared :mod:`argparse` parser (:func:`reproduce.runner.cli.build_parser`)."""

@@ -3,7 +3,8 @@
 Two layers: ``fmt_*`` turn a list of values into text, and the cell factories (``percent``,
 ``mean_std``, ``ms``, ``params``, …) turn the CSV rows of one table row into text, with the
 signature ``cell(rows, key, view)`` that :class:`reproduce.runner.tables.Col` takes. A row with one
-value prints that value alone in :func:`fmt_pm`.
+value prints that value alone: the spread of one run is not a measurement, so no cell says
+``± 0.0`` for ``n = 1``.
 """
 from __future__ import annotations
 
@@ -68,13 +69,12 @@ def fmt_pm(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
 
 
 def fmt_mean_std(values: list[float], scale: float = 100.0, digits: int = 1, unit: str = " %") -> str:
-    """``'60.0 ± 14.1 % (n=2)'``; ``'–'`` when there is nothing.
+    """``'60.0 ± 14.1 % (n=2)'``: :func:`fmt_pm` with a unit and the count (``'–'`` for none).
 
     >>> fmt_mean_std([0.5, 0.7]), fmt_mean_std([0.1234], scale=1, digits=3, unit="")
-    ('60.0 ± 14.1 % (n=2)', '0.123 ± 0.000 (n=1)')
+    ('60.0 ± 14.1 % (n=2)', '0.123 (n=1)')
     """
-    m, s, n = mean_std_n(values)
-    return NONE if not n else f"{m * scale:.{digits}f} ± {s * scale:.{digits}f}{unit} (n={n})"
+    return NONE if not values else f"{fmt_pm(values, scale, digits)}{unit} (n={len(values)})"
 
 
 def fmt_ms(values: list[float]) -> str:

@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-#: ``.<name>.tmp<pid>``: a write of ``<name>`` in progress (or interrupted)
+#: ``.<name>.tmp<pid>`` (:func:`datamodules._common.temporary_name`): a write of ``<name>`` in progress (or interrupted)
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp\d+$")
 
 
@@ -45,6 +45,8 @@ def _atomic_checkpoint_io() -> type:
     import torch
     from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+    from datamodules._common import atomic_open
+
     class AtomicCheckpointIO(TorchCheckpointIO):
         """``TorchCheckpointIO`` with an atomic, same-directory write that keeps the previous file."""
 
@@ -52,23 +54,12 @@ def _atomic_checkpoint_io() -> type:
             if storage_options is not None:
                 raise TypeError("AtomicCheckpointIO takes no storage_options")
             path = Path(path)
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with open(tmp, "wb") as f:
+                with atomic_open(path, "wb", previous=".prev") as f:
                     torch.save(checkpoint, f)
-                    f.flush()
-                    os.fsync(f.fileno())
             except (OSError, RuntimeError) as e:
-                tmp.unlink(missing_ok=True)
                 raise CheckpointWriteError(f"cannot write checkpoint {path}: "
                                            f"{_why_write_failed(e, path.parent)}") from e
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            if path.is_file():
-                os.replace(path, path.with_name(path.name + ".prev"))
-            os.replace(tmp, path)
             fd = os.open(path.parent, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -179,8 +170,9 @@ def prune(run_dir: Path, tested: str | None, keep: str) -> list[str]:
     """Slim a finished run's checkpoints to what its use needs; returns the names removed.
 
     ``keep="all"`` leaves everything. ``keep="selected"`` keeps the tested checkpoint
-    (``tested``: ``best.ckpt`` or ``last.ckpt``, the row's ``checkpoint``) and removes the
-    other full copies: ``last.ckpt`` when ``best.ckpt`` was tested, the ``*.prev`` copies that
+    (``tested``: ``best.ckpt`` or ``last.ckpt``, the row's ``checkpoint``) without its
+    optimizer and scheduler state (a finished run is never resumed: more epochs are another
+    config, another run), and removes the other full copies: ``last.ckpt`` when ``best.ckpt`` was tested, the ``*.prev`` copies that
     the atomic writes keep while training, and Lightning's SLURM ``hpc_ckpt_<n>.ckpt``. Files
     set aside as ``*.damaged`` stay (a line said so when they were). :data:`PRUNED` records what
     was kept, so that a retest (``row.json`` lost) tests the kept checkpoint instead of training
@@ -189,6 +181,7 @@ def prune(run_dir: Path, tested: str | None, keep: str) -> list[str]:
     ckpt_dir = Path(run_dir) / "checkpoints"
     if keep == "all" or not tested or not (ckpt_dir / tested).is_file():
         return []
+    _drop_training_state(ckpt_dir / tested)
     removed = []
     for p in sorted([*ckpt_dir.glob("*.ckpt"), *ckpt_dir.glob("*.ckpt.prev"), *Path(run_dir).glob("hpc_ckpt_*.ckpt")]):
         if p.parent == ckpt_dir and p.name == tested:
@@ -208,3 +201,25 @@ def pruned_to(run_dir: Path) -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return kept if isinstance(kept, str) and kept else None
+
+
+def _drop_training_state(path: Path) -> None:
+    """Rewrite a Lightning checkpoint without ``optimizer_states`` and ``lr_schedulers`` (the
+    weights, hyper-parameters, epoch and callbacks' state stay; ``--evaluate`` and
+    ``load_from_checkpoint`` need only those), atomically."""
+    import torch
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not ({"optimizer_states", "lr_schedulers"} & set(state)):
+        return
+    for key in ("optimizer_states", "lr_schedulers"):
+        state.pop(key, None)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)

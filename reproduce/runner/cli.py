@@ -135,6 +135,10 @@ def build_parser(bench, doc: str | None) -> argparse.ArgumentParser:
     return p
 
 
+#: when the script started (set by :func:`early_exit`, before the heavy imports), else None
+STARTED: float | None = None
+
+
 class _Named:
     """What :func:`build_parser` needs of a benchmark, before its module is imported."""
 
@@ -151,10 +155,33 @@ def early_exit(name: str, doc: str | None, add_arguments=None, argv: list[str] |
     """Answer ``--help`` (and a command line argparse rejects) before the benchmark's module
     imports torch and Lightning: called from the top of ``reproduce/<name>.py``. Any other
     command line returns, and the script goes on to :func:`main`."""
+    global STARTED
+    STARTED = STARTED or time.time()  # before the script's imports: the summary's wall time counts them
     argv = list(sys.argv[1:] if argv is None else argv)
     if not any(a in ("-h", "--help") or a.startswith("--he") for a in argv):
         return
     build_parser(_Named(name, add_arguments), doc).parse_args(argv)  # prints the help, exits 0
+
+
+def shared_options() -> list[str]:
+    """The option names every training script takes (:func:`build_parser`)."""
+    p = build_parser(_Named("tetris"), None)
+    return sorted({o for a in p._actions for o in a.option_strings if o.startswith("--") and o != "--help"})
+
+
+def refuse_shared_options(parser: argparse.ArgumentParser, argv: list[str] | None, why: str) -> argparse.Namespace:
+    """Parse ``argv`` with a measurement script's own ``parser``; a shared option of the training
+    scripts that this one does not take is refused by name, with ``why`` (argparse's usage line
+    and one ``error:`` line, exit 2), instead of argparse's generic "unrecognized arguments"."""
+    args, unknown = parser.parse_known_args(argv)
+    shared = set(shared_options())
+    named = [u.split("=", 1)[0] for u in unknown if u.split("=", 1)[0] in shared]
+    if named:
+        own = sorted({o for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"})
+        parser.error(f"{', '.join(named)}: not an option of this script ({why}); its options: {', '.join(own)}")
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def resolve_launch(args: argparse.Namespace) -> Launch:
@@ -190,7 +217,7 @@ def resolve_config(bench: Benchmark, args: argparse.Namespace) -> dict:
                                    (cfg.get("trainer") or {}).get("precision"))
     if precision is not None:
         cfg.setdefault("trainer", {})["precision"] = precision
-    return cfg
+    return bench.configure(cfg, args)
 
 
 def resolve_data_dir(bench: Benchmark, args: argparse.Namespace, preset: str) -> tuple[Path | None, bool]:
@@ -255,8 +282,6 @@ def check_writable(folder: Path, what: str, probe_bytes: int = 1 << 20) -> None:
 def table_rows(bench: Benchmark, cfg: dict, results_dir: Path, seed: int = 0) -> list[dict]:
     """The CSV rows a table of this preset shows (rows of an earlier config of a grid cell left out)."""
     rows = read_rows(results_dir / f"{bench.name}.csv")
-    if "grid" not in cfg:  # a measurement script: its CSV holds one invocation per preset
-        return [r for r in rows if r.get("preset") == cfg["preset"]]
     return current_rows(rows, cfg["preset"], expand_grid(bench, cfg, seed))
 
 
@@ -276,16 +301,32 @@ def quiet_libraries() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     # "Received SIGTERM": the runner's own line says what a signal did
     logging.getLogger("pytorch_lightning.trainer.connectors.signal_connector").setLevel(logging.WARNING)
+    # a full-state save (the SIGTERM resume point) is what is meant; Lightning says so at info level
+    connector = logging.getLogger("pytorch_lightning.trainer.connectors.checkpoint_connector")
+    if not any(isinstance(f, _NotWeightsOnlyDefault) for f in connector.filters):
+        connector.addFilter(_NotWeightsOnlyDefault())
     for message in (r".*isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning internals
                     r"You defined a `validation_step` but have no `val_dataloader`",  # protocols without validation
                     r"The number of training batches \(\d+\) is smaller than the logging interval",
-                    r"Checkpoint directory .* exists and is not empty"):  # a resumed run's own checkpoints
+                    r"Checkpoint directory .* exists and is not empty",  # a resumed run's own checkpoints
+                    # protocols without a validation split give Lightning an empty loader on purpose
+                    r"Total length of `\w+` across ranks is zero",
+                    # the datamodules shard evaluation themselves (datamodules._common.eval_sampler:
+                    # every test item scored once), which is what this advice asks for
+                    r"Using `DistributedSampler` with the dataloaders\. During `trainer\.(test|validate)\(\)`"):
         warnings.filterwarnings("ignore", message=message)
+
+
+class _NotWeightsOnlyDefault:
+    """Drops Lightning's "`weights_only` was not set, defaulting to `False`" (a full checkpoint is saved)."""
+
+    def filter(self, record) -> bool:
+        return not str(record.getMessage()).startswith("`weights_only` was not set")
 
 
 def main(bench: Benchmark, doc: str | None = None, argv: list[str] | None = None) -> int:
     args = build_parser(bench, doc).parse_args(argv)
-    args.t0 = time.time()  # the summary's wall time of this invocation
+    args.t0 = STARTED or time.time()  # the summary's wall time of this invocation
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what a cell command repeats
     quiet_libraries()
     install_signal_handlers()
@@ -373,7 +414,9 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     if delegates(args, launch):
         return drive_cells(bench, ctx, args, runs)
     if data_dir is not None:
-        bench.prepare_data(ctx, runs)  # every rank; ensure_stand_in lets one write at a time
+        from reproduce.runner.progress import slow_step
+        with slow_step(f"[{bench.name}] preparing the data in {data_dir}"):  # stand-in, caches, checks
+            bench.prepare_data(ctx, runs)  # every rank; ensure_stand_in lets one write at a time
         ctx.data_source = "stand-in" if is_stand_in(data_dir) else "real"
     else:
         ctx.data_source = bench.default_data_source
@@ -441,7 +484,9 @@ def drive_cells(bench: Benchmark, ctx: Context, args: argparse.Namespace, runs: 
         status, finished = L.run_slurm(bench, ctx, todo, args.argv, args)
     elif todo:
         if ctx.data_dir is not None:  # once here, not in every cell at the same time
-            bench.prepare_data(ctx, todo)
+            from reproduce.runner.progress import slow_step
+            with slow_step(f"[{bench.name}] preparing the data in {ctx.data_dir}"):
+                bench.prepare_data(ctx, todo)
         status = L.run_local(bench, ctx, todo, args.argv, args.jobs)
     if finished:
         rows = L.finished_rows(ctx, runs)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from models.geometry import relative_error
+from reproduce.runner.progress import progress
 
 
 # --------------------------------------------------------------------------- timing
@@ -103,7 +104,7 @@ class Invariance:
     the transforms, in ``%.2e``; otherwise the mean over the transforms, 5 decimals.
     ``agreement`` names a column of the share of samples whose predicted class stays (mean over
     transforms, 4 decimals); ``accuracy`` one of the accuracy on the transformed inputs against
-    the labels (6 decimals). ``float64`` evaluates the network in double precision (exact
+    the labels (6 decimals). ``describe`` / ``unit``: progress lines per transform. ``float64`` evaluates the network in double precision (exact
     symmetries are then checked to ~1e-12; the model returns to float32 after); ``chunk`` feeds
     that many samples per forward pass (memory)."""
 
@@ -115,6 +116,9 @@ class Invariance:
     float64: bool = True
     chunk: int | None = None
     column: str | None = None
+    #: shown with progress lines per transform (e.g. "the 24 cube rotations"); None: silent
+    describe: str | None = None
+    unit: str = "transforms"
 
     @property
     def error_column(self) -> str:
@@ -141,6 +145,9 @@ class Invariance:
             with torch.no_grad():
                 for x, transformed, y in self.views(run, datamodule, dev):
                     refs.append(forward(x).cpu())
+                    if self.describe:
+                        what = f"[{run.benchmark}] {run.model}: {'float64 ' if self.float64 else ''}logits under {self.describe}"
+                        transformed = progress(transformed, what, self.unit)
                     outs.append([forward(t).cpu() for t in transformed])
                     labels.append(y)
         finally:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from datamodules._common import atomic_write_text
+from datamodules._common import atomic_path, atomic_write_text
 from reproduce.runner import config as C
 from reproduce.runner.cells import (NONE, Cell, const, distinct, first_int, floats, fmt_distinct,  # noqa: F401
                                     fmt_mean_std, fmt_minutes, fmt_ms, fmt_params, fmt_pm, label, lookup,
@@ -253,6 +253,25 @@ class Headline:
 
 
 @dataclass
+class StandIn:
+    """What a table made on an offline stand-in says about its data (nothing on real data): a notice
+    after the header (what the data are, what they replace, what the published values are then) and,
+    first of the notes, ``describe(view)``: how the stand-in was generated."""
+
+    data: str
+    instead_of: str
+    published: str
+    describe: Callable[[View], str] | None = None
+
+    def notice(self, view: View) -> str:
+        return (f"**Data: offline stand-in** ({self.data}, see notes), not {self.instead_of}: {self.published}, "
+                "not a like-for-like target.") if view.stand_in else ""
+
+    def note(self, view: View) -> str:
+        return self.describe(view) if view.stand_in and self.describe is not None else ""
+
+
+@dataclass
 class Report:
     """Everything ``results/<name>.md`` says, declared once per benchmark."""
 
@@ -260,8 +279,10 @@ class Report:
     reproduces: str | Callable[[View], str]
     sections: list
     notes: list = field(default_factory=list)
-    #: text right after the header bullets (e.g. the stand-in disclaimer), str or callable
+    #: text right after the header bullets, str or callable (default: the stand-in notice)
     preamble: str | Callable[[View], str] = ""
+    #: what the table says when its rows were made on an offline stand-in
+    stand_in: StandIn | None = None
     #: describes data sources in the header, e.g. {"synthetic": "synthetic by construction"}
     data_labels: dict = field(default_factory=dict)
     #: the header's "Runs:" line, replaced for scripts whose rows are not runs
@@ -279,14 +300,13 @@ def pyplot():
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> None:
-    """Save a matplotlib figure as PNG through a temporary file and ``os.replace``, then close it."""
+    """Save a matplotlib figure as PNG atomically (:func:`~datamodules._common.atomic_path`), then close it."""
     plt = pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
 
 
 # --------------------------------------------------------------------------- header and notes
@@ -316,6 +336,7 @@ def header(report: Report, view: View) -> str:
              f"- Code version: {', '.join(versions) or 'unknown'}",
              f"- Runs started: {' – '.join(dict.fromkeys([dates[0], dates[-1]])) if dates else '–'}"]
     extra = report.preamble(view) if callable(report.preamble) else report.preamble
+    extra = extra or (report.stand_in.notice(view) if report.stand_in else "")
     if extra:
         lines += ["", extra.strip()]
     return "\n".join(lines) + "\n\n"
@@ -455,7 +476,7 @@ def notes_section(report: Report, view: View) -> str:
         out += (f"- What the `{view.preset}` preset changes from `paper` (derived from "
                 f"`configs/{view.name}/`):\n")
         out += "".join(f"  - {line}\n" for line in changes) if changes else "  - nothing\n"
-    for note in report.notes:
+    for note in ([report.stand_in.note] if report.stand_in else []) + list(report.notes):
         text = note(view) if callable(note) else note
         if text:
             out += text if text.startswith(("- ", "\n")) else f"- {text.rstrip()}\n"
@@ -512,7 +533,6 @@ def wandb_tables(bench, cfg: dict, rows: list[dict], runs_dir: Path) -> None:
 
 
 # --------------------------------------------------------------------------- results/README.md
-INDEX_ORDER = ["tetris", "rotated_mnist", "cosmology", "equivariance_sphere", "cath", "climate", "shrec17"]
 INDEX_HEAD = ["benchmark", "headline", "published", "reproduced", "preset", "data", "hardware", "runs started"]
 INDEX_INTRO = """# Results at a glance
 
@@ -546,10 +566,10 @@ def _read_index(path: Path) -> dict[str, list[str]]:
 
 
 def update_index(results_dir: Path, bench, cfg: dict, rows: list[dict]) -> None:
-    """Replace (or add) this benchmark's row of ``results/README.md``, keeping the others."""
+    """Replace (or add) this benchmark's row of ``results/README.md``, keeping the others. Rows are
+    in the order of the benchmarks' names (that of ``configs/``): nothing to register."""
     path = Path(results_dir) / "README.md"
     view = View(bench=bench, cfg=cfg, rows=rows, results_dir=Path(results_dir))
     rows = _read_index(path)
     rows[bench.name] = index_row(bench, view)
-    names = sorted(rows, key=lambda n: (INDEX_ORDER.index(n) if n in INDEX_ORDER else len(INDEX_ORDER), n))
-    atomic_write_text(path, INDEX_INTRO + md_table(INDEX_HEAD, [rows[n] for n in names]))
+    atomic_write_text(path, INDEX_INTRO + md_table(INDEX_HEAD, [rows[n] for n in sorted(rows)]))

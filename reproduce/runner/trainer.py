@@ -352,11 +352,17 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     elapsed = Elapsed(run_dir)
     pl.seed_everything(run.seed, workers=True, verbose=False)
     if bench.is_custom(run):
-        return {**bench.custom_run(ctx, run, run_dir), "wall_s": round(elapsed.total(), 2)}
+        out = bench.custom_run(ctx, run, run_dir)
+        if isinstance(out, list):  # a measurement cell's rows (reproduce/runner/measurement.py)
+            return {"rows": out, "wall_s": round(elapsed.total(), 2)}
+        return {**out, "wall_s": round(elapsed.total(), 2)}
 
     set_tf32(trainer_config(run.cfg).tf32)
+    from reproduce.runner.progress import slow_step
+    tag = f"[{run.benchmark}] {run.model} {run.setting_str} seed={run.seed}"
     dm = bench.build_datamodule(ctx, run)
-    backbone = bench.build_backbone(ctx, run)
+    with slow_step(f"{tag}: building the model"):  # e.g. DeepSphere's graphs at a high Nside
+        backbone = bench.build_backbone(ctx, run)
     task = bench.build_task(ctx, run, backbone)
     selection = trainer_config(run.cfg).selection
     prepare_ddp(task, trainer_config(run.cfg), ctx.launch)
@@ -369,14 +375,14 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     trainer = make_trainer(ctx.launch, run, run_dir, ctx.data_source,
                            [SaveElapsed(), *bench.callbacks(ctx, run)], stop=stop)
     last = run_dir / "checkpoints" / "last.ckpt"
-    resume = shared_resume(run, run_dir, ctx.launch.world)
     kept = pruned_to(run_dir)  # a finished run whose checkpoints were pruned, tested again (row.json lost)
+    resume = shared_resume(run, run_dir, ctx.launch.world) if kept is None else None
     try:
-        if kept is None or resume is not None:
+        if kept is None:  # a pruned run finished training: its kept checkpoint is tested again
             trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
         final = final_train_metrics(trainer, run_dir)
         ckpt = tested_checkpoint(run, run_dir, selection)
-        if ckpt is None and kept is not None and resume is None:
+        if ckpt is None and kept is not None:
             ckpt = run_dir / "checkpoints" / kept  # training finished; its tested weights are this file
         results = trainer.test(task, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, verbose=False)
     except SystemExit:  # Lightning ends a SIGTERM with SIGTERMException, Ctrl-C with sys.exit(1)
@@ -386,7 +392,8 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
         raise Interrupted(stop.signum, stop.checkpoint) from None
     metrics = {k.replace("/", "_"): round(float(v), 6) for k, v in (results[0] if results else {}).items()}
     metrics.update(final)
-    metrics.update(bench.after_test(ctx, run, task, dm) or {})
+    with slow_step(f"{tag}: measurements after the test"):
+        metrics.update(bench.after_test(ctx, run, task, dm) or {})
     metrics["params"] = count_params(backbone)
     metrics["wall_s"] = round(elapsed.total(), 2)
     metrics["checkpoint"] = os.path.relpath(ckpt or last, REPO_ROOT) if (ckpt or last.is_file()) else ""
