@@ -40,7 +40,7 @@ from models.baselines import ResNet34
 from models.geometry import random_rotation
 from models.steerable import SE3ResNet34Small
 from reproduce.runner import Benchmark, main
-from reproduce.runner.measure import Invariance
+from reproduce.runner.after_test import Invariance
 from reproduce.reports.cath import REPORT
 
 def rotated_views(run, dm, device=None):
@@ -91,7 +91,7 @@ class Cath(Benchmark):
         out = {"world_size": world, "ranks_agree": agree, "test_n": sum(r["n"] for r in ranks),
                "train_n": len(datamodule.sets["train"]), "max_epochs": run.cfg["trainer"]["max_epochs"]}
         if ctx.is_rank_zero:
-            out.update(self.measure(ctx, run, task, datamodule))
+            out.update(self.declared_measurements(ctx, run, task, datamodule))
         if ddp:
             dist.barrier()
         return out

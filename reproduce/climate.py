@@ -53,7 +53,7 @@ from models.tasks import Segment
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 from reproduce.reports.climate import REPORT, encode_map
-from reproduce.runner.measure import InferenceTime
+from reproduce.runner.after_test import InferenceTime
 
 LOSSES = ("weighted", "unweighted")
 INFER_MAPS = 5  # test maps timed one at a time (batch 1) after a warm-up map
@@ -121,7 +121,7 @@ class Climate(Benchmark):
         net, dev = task.backbone.eval(), task.device
         test = datamodule.datasets["test"]
         out.update(vertices=int(net.num_vertices), train_maps=len(datamodule.datasets["train"]), test_maps=len(test))
-        out.update(self.measure(ctx, run, task, datamodule))
+        out.update(self.declared_measurements(ctx, run, task, datamodule))
         if len(test) and ctx.evaluate is None:  # the figure's map: a training run's row
             x0, y = test[0][0], test[0][1].numpy()
             with torch.no_grad():

@@ -45,7 +45,7 @@ from models.bn import RecalibrateBN
 from models.harmonic import HNet
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
-from reproduce.runner.measure import Invariance
+from reproduce.runner.after_test import Invariance
 from reproduce.reports.rotated_mnist import REPORT
 
 @dataclasses.dataclass
@@ -108,7 +108,7 @@ class RotatedMNIST(Benchmark):
         return [RecalibrateBN()] if self.evaluation(run).recalibrate_bn else []
 
     def after_test(self, ctx, run, task, datamodule) -> dict:
-        out = self.measure(ctx, run, task, datamodule)
+        out = self.declared_measurements(ctx, run, task, datamodule)
         return {**out, "n_train": datamodule.n_train} if datamodule.n_train else out
 
 BENCH = RotatedMNIST()

@@ -46,7 +46,7 @@ from models.tasks import Retrieve
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 from reproduce.reports.shrec17 import INFER_OBJECTS, REPORT, figure_maps
-from reproduce.runner.measure import InferenceTime, Invariance
+from reproduce.runner.after_test import InferenceTime, Invariance
 
 #: the logits of an object's first two orientations (the test-time augmentations), compared
 ROTATION = Invariance("rotation", agreement="rotation_agreement", column="rotation_logit_error")
@@ -172,7 +172,7 @@ class Shrec17(Benchmark):
             R.write_results(lists, folder, run.model, datamodule.test_dataset_name)
             atomic_write_text(folder / f"{run.model}.summary.csv",
                               "\n".join(R.summary_rows(res, datamodule.test_dataset_name, run.model)) + "\n")
-        metrics.update(self.measure(ctx, run, task, datamodule))
+        metrics.update(self.declared_measurements(ctx, run, task, datamodule))
         if datamodule.input == "sphere" and ctx.evaluate is None:
             metrics.update(figure_maps(datamodule, lists, labels))
         return metrics

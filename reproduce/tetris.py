@@ -31,7 +31,7 @@ from models.baselines import MassOnlyClassifier, TetrisCNN
 from models.geometry import cube_rotations, rotate_voxels
 from models.steerable import TetrisSE3Net
 from reproduce.runner import Benchmark, main
-from reproduce.runner.measure import Invariance
+from reproduce.runner.after_test import Invariance
 from reproduce.reports.tetris import REPORT
 
 def cube_views(run, dm, device=None):

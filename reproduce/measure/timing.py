@@ -1,5 +1,5 @@
 """Timing helpers for ``reproduce/speed.py``: a benchmark, never a timed test. The one wall-time
-function, :func:`time_fn`, is :func:`reproduce.runner.measure.time_fn`.
+function, :func:`time_fn`, is :func:`reproduce.runner.after_test.time_fn`.
 
 Every figure is a median over repetitions after warm-up, and every ratio is taken against a
 floor (plain Conv2d/Conv3d, bare sparse matmul) measured *in the same process and run*.
@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from reproduce.runner.measure import time_fn
+from reproduce.runner.after_test import time_fn
 
 
 def time_paired(fn: Callable[[], object], floor: Callable[[], object], warmup: int = 2, reps: int = 5,

@@ -11,7 +11,7 @@ A ``reproduce/<name>.py`` script subclasses :class:`Benchmark` and mostly *decla
 * ``report`` — the results tables, as data (:class:`reproduce.runner.tables.Report`).
 
 * ``measurements`` — what is measured on the trained model beyond the task's own metrics
-  (:mod:`reproduce.runner.measure`: ``Invariance``, ``InferenceTime``), run by the default
+  (:mod:`reproduce.runner.after_test`: ``Invariance``, ``InferenceTime``), run by the default
   ``after_test``;
 
 and overrides hooks only for what is specific to it (``after_test`` for columns no declared
@@ -67,7 +67,7 @@ class Benchmark:
     models: ClassVar[dict[str, Any]] = {}
     task: ClassVar[type | None] = None
     report: ClassVar[Any] = None
-    #: measurements on the trained model (:mod:`reproduce.runner.measure`), run by ``after_test``
+    #: measurements on the trained model (:mod:`reproduce.runner.after_test`), run by ``after_test``
     measurements: ClassVar[tuple] = ()
     #: dotted config values ``--evaluate`` sets on the checkpoint's config before the command
     #: line's overrides (e.g. score the whole test split whatever the training run scored)
@@ -154,15 +154,15 @@ class Benchmark:
         """Extra Lightning callbacks for this run."""
         return []
 
-    def measure(self, ctx: Context, run: Run, task, datamodule) -> dict:
+    def declared_measurements(self, ctx: Context, run: Run, task, datamodule) -> dict:
         """The columns of the declared :attr:`measurements` on the trained model."""
-        from reproduce.runner.measure import measure_all
+        from reproduce.runner.after_test import measure_all
         return measure_all(self.measurements, ctx, run, task, datamodule)
 
     def after_test(self, ctx: Context, run: Run, task, datamodule) -> dict:
         """Extra columns measured on the trained model: the declared :attr:`measurements`; a
         benchmark overrides it for columns that no declared measurement gives."""
-        return self.measure(ctx, run, task, datamodule)
+        return self.declared_measurements(ctx, run, task, datamodule)
 
     # -- the benchmark's own commands --------------------------------------------------------------
     def configure(self, cfg: dict, args) -> dict:

@@ -1,4 +1,4 @@
-"""The declared measurements of reproduce/runner/measure.py: Invariance (exact and resampled
+"""The declared measurements of reproduce/runner/after_test.py: Invariance (exact and resampled
 symmetries, agreement and accuracy columns, chunking, the model left as found, a
 non-invariant negative control), InferenceTime and the one timing helper time_fn."""
 from types import SimpleNamespace
@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from models.geometry import relative_error
-from reproduce.runner import measure as M
-from reproduce.runner.measure import InferenceTime, Invariance, time_fn
+from reproduce.runner import after_test as M
+from reproduce.runner.after_test import InferenceTime, Invariance, time_fn
 
 
 class PoolNet(nn.Module):
