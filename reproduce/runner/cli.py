@@ -48,6 +48,9 @@ def build_parser(bench: Benchmark, doc: str | None) -> argparse.ArgumentParser:
     p.add_argument("--logger", choices=["wandb", "csv", "none"], default="wandb",
                    help="W&B (offline unless WANDB_MODE/WANDB_API_KEY say otherwise) + CSV; "
                         "csv: CSV only; none: no per-step logs (results CSV is always written)")
+    p.add_argument("--log-checkpoints", action="store_true",
+                   help="with --logger wandb: log each run's tested checkpoint and its config.yaml as a "
+                        "W&B model artifact (off by default: checkpoints can be large)")
     p.add_argument("--results-dir", default=None,
                    help="where <benchmark>.csv/.md go (default results/, smoke: results/smoke/)")
     p.add_argument("--runs-dir", default=str(REPO_ROOT / "runs"), help="checkpoints and logs")
@@ -274,6 +277,9 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     if args.evaluate and args.data_dir is None and bench.uses_data_dir:
         raise InputError("--evaluate needs --data-dir (the data to score the checkpoint on)")
     launch = Launch(gpus=args.gpus, num_nodes=args.num_nodes, cpu_procs=args.cpu_procs, logger=args.logger)
+    if args.log_checkpoints and args.logger != "wandb":
+        raise InputError(f"--log-checkpoints logs W&B artifacts; it needs --logger wandb, not {args.logger}")
+    launch.log_checkpoints = args.log_checkpoints
     set_launch(launch.world, launch.world // launch.num_nodes)
     ctx = Context(cfg=cfg, preset=preset, launch=launch, data_dir=data_dir, generate=generate,
                   data_source="", hardware=hardware(args.gpus, args.num_nodes, args.cpu_procs),

@@ -26,6 +26,7 @@ import dataclasses
 
 import math
 import os
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,18 +58,77 @@ def mean_std_n(values: list[float]) -> tuple[float, float, int]:
     return m, s, len(values)
 
 
+class Number(str):
+    """A table cell's text that also carries the numbers it shows, unrounded, in the unit the
+    text uses (``{"mean": 99.06, "std": 1.7, "n": 17}`` for ``'99.1 ± 1.7 % (n=17)'``,
+    ``{"value": 12345}`` for ``'12,345'``): the Markdown prints the text, W&B tables get the
+    numbers as numeric columns (:func:`table_data`).
+
+    >>> c = Number("60.0 ± 14.1 % (n=2)", mean=60.0, std=14.14, n=2)
+    >>> c, c.numbers["n"]
+    ('60.0 ± 14.1 % (n=2)', 2)
+    """
+
+    numbers: dict
+
+    def __new__(cls, text: str, **numbers):
+        obj = super().__new__(cls, text)
+        obj.numbers = dict(numbers)
+        return obj
+
+
+_NUM = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][-+]?\d+)?"
+#: a whole cell that is one number, or ``mean ± std``, with an optional unit ``%``, ``(n=k)`` and a
+#: trailing citation in parentheses or brackets: ``'99 ± 2 % (Weiler 2018, p. 8)'``, ``'12,345'``
+_NUMBER_CELL = re.compile(rf"^\s*(?P<mean>{_NUM})(?:\s*±\s*(?P<std>{_NUM}))?\s*%?\s*(?:\(n=(?P<n>\d+)\))?"
+                          rf"\s*(?:\(.*\)|\[.*\])?\s*$")
+
+
+def cell_numbers(cell: Any) -> dict | None:
+    """The numbers a table cell shows: a :class:`Number`'s own, else parsed from text that is
+    wholly a number (``'86.8 %'``, ``'99 ± 2 % (paper p. 8)'``, ``'5.21e-16'``); None for text
+    (``'–'``, a label, ``'3D CNN'``).
+
+    >>> cell_numbers("99 ± 2 % (Weiler 2018)")
+    {'mean': 99.0, 'std': 2.0}
+    >>> cell_numbers("1,234"), cell_numbers("3D CNN"), cell_numbers("–")
+    ({'value': 1234.0}, None, None)
+    """
+    if isinstance(cell, Number):
+        return cell.numbers or None
+    if isinstance(cell, bool):
+        return None
+    if isinstance(cell, (int, float)):
+        return {"value": float(cell)}
+    m = _NUMBER_CELL.match(str(cell))
+    if m is None:
+        return None
+    mean = float(m["mean"].replace(",", ""))
+    if m["std"] is None and m["n"] is None:
+        return {"value": mean}
+    out = {"mean": mean}
+    if m["std"] is not None:
+        out["std"] = float(m["std"].replace(",", ""))
+    if m["n"] is not None:
+        out["n"] = int(m["n"])
+    return out
+
+
 def fmt_mean_std(values: list[float], scale: float = 100.0, digits: int = 1, unit: str = " %") -> str:
-    """``'99.1 ± 1.7 % (n=17)'``; ``'–'`` when there is nothing.
+    """``'99.1 ± 1.7 % (n=17)'``; ``'–'`` when there is nothing. The text is a :class:`Number`
+    holding the unrounded mean, std (scaled as shown) and n.
 
     >>> fmt_mean_std([0.5, 0.7])
     '60.0 ± 14.1 % (n=2)'
     >>> fmt_mean_std([0.1234], scale=1, digits=3, unit="")
     '0.123 ± 0.000 (n=1)'
+    >>> fmt_mean_std([0.5, 0.7]).numbers["mean"]
+    60.0
     """
     m, s, n = mean_std_n(values)
     if n == 0:
         return "–"
-    return f"{m * scale:.{digits}f} ± {s * scale:.{digits}f}{unit} (n={n})"
+    return Number(f"{m * scale:.{digits}f} ± {s * scale:.{digits}f}{unit} (n={n})", mean=m * scale, std=s * scale, n=n)
 
 
 def same(a: Any, b: Any) -> bool:
@@ -169,7 +229,7 @@ def first_int(key: str, where: dict | None = None) -> Cell:
     """The column's first value as ``12,345``."""
     def cell(rows, k, v):
         xs = floats(_where(rows, where), key)
-        return f"{int(xs[0]):,}" if xs else "–"
+        return Number(f"{int(xs[0]):,}", value=int(xs[0])) if xs else "–"
     return cell
 
 
@@ -183,14 +243,15 @@ def mean_of(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = 
     """Plain mean of a column (e.g. wall seconds → minutes with ``scale=1/60``)."""
     def cell(rows, k, v):
         xs = floats(_where(rows, where), key)
-        return f"{statistics.fmean(xs) * scale:.{digits}f}" if xs else "–"
+        return (Number(f"{statistics.fmean(xs) * scale:.{digits}f}", value=statistics.fmean(xs) * scale)
+                if xs else "–")
     return cell
 
 
 def total(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = None) -> Cell:
     def cell(rows, k, v):
         xs = floats(_where(rows, where), key)
-        return f"{sum(xs) * scale:.{digits}f}" if xs else "–"
+        return Number(f"{sum(xs) * scale:.{digits}f}", value=sum(xs) * scale) if xs else "–"
     return cell
 
 
@@ -232,6 +293,21 @@ class Table:
     intro: str | Callable[[View], str] = ""
     after: str | Callable[[View], str] = ""
     always: bool = False
+    title: str = ""
+
+    def name(self, view: View) -> str:
+        """The table's title: ``title``, else its heading without ``#``, else the first words of
+        its intro, else ``""``."""
+        if self.title:
+            return self.title
+        for part in (self.heading, self.intro):
+            text = (part(view) if callable(part) else part) or ""
+            text = " ".join(text.replace("#", " ").split())
+            if part is self.intro:  # its first sentence
+                text = re.split(r"(?<=[a-z)][.:;])\s", text)[0].rstrip(".:;")
+            if text:
+                return text if len(text) <= 60 else text[:60].rsplit(" ", 1)[0] + " …"
+        return ""
 
     def _keys(self, view: View, rows: list[dict]) -> list:
         present = list(dict.fromkeys(str(r[self.rows]) for r in rows if r.get(self.rows) not in (None, "")))
@@ -538,27 +614,71 @@ def render(bench, cfg: dict, rows: list[dict], results_dir: Path) -> Path | None
 
 def table_data(bench, cfg: dict, rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
     """Every declared :class:`Table` of the report as (title, header, body) — the same cells
-    as the Markdown, for loggers that take tables (W&B)."""
+    as the Markdown, for loggers that take tables (W&B). Titles are unique (:meth:`Table.name`;
+    ``main`` for an untitled first table, ``table <k>`` for a later one)."""
     view = View(bench=bench, cfg=cfg, rows=rows, results_dir=Path("."))
-    return [("", *s.grid(view)) for s in bench.report.sections if isinstance(s, Table) and s.grid(view)[1]]
+    out, seen = [], set()
+    for k, s in enumerate(x for x in bench.report.sections if isinstance(x, Table)):
+        heads, body = s.grid(view)
+        if not body:
+            continue
+        title = s.name(view) or ("main" if not out else f"table {k + 1}")
+        while title in seen:
+            title += "'"
+        seen.add(title)
+        out.append((title, heads, body))
+    return out
+
+
+def numeric_table(heads: list[str], body: list[list[Any]]) -> tuple[list[str], list[list[Any]]]:
+    """The columns of a table for a dashboard: a column whose cells show numbers
+    (:func:`cell_numbers`: every cell a number or ``–``, at least one number) becomes numeric
+    columns ``<header>: mean``, ``: std``, ``: n`` (or ``<header>`` alone for single values) with
+    the text kept as ``<header>: text``; other columns stay text. Missing numbers are None.
+
+    >>> numeric_table(["model", "acc"], [["a", Number("50.0 ± 1.0 % (n=2)", mean=50.0, std=1.0, n=2)], ["b", "–"]])
+    (['model', 'acc: mean', 'acc: std', 'acc: n', 'acc: text'], [['a', 50.0, 1.0, 2, '50.0 ± 1.0 % (n=2)'], ['b', None, None, None, '–']])
+    """
+    plan = []  # per column: the keys of its numbers, or None for text
+    for j, h in enumerate(heads):
+        nums = [cell_numbers(r[j]) for r in body]
+        texts = [str(r[j]).strip() for r in body]
+        numeric = any(nums) and all(n is not None or t in ("–", "-", "") for n, t in zip(nums, texts))
+        if not numeric:
+            plan.append(None)
+            continue
+        keys = [k for k in ("value", "mean", "std", "n") if any(n and k in n for n in nums)]
+        if keys == ["value"]:
+            plan.append(["value"])
+        else:  # a single value next to mean ± std cells is that column's mean
+            plan.append([k for k in ("mean", "std", "n") if k in keys or k == "mean"])
+    columns, data = [], [[] for _ in body]
+    for j, h in enumerate(heads):
+        keys = plan[j]
+        if keys is None:
+            columns.append(h)
+        elif keys == ["value"]:
+            columns += [h, f"{h}: text"]
+        else:
+            columns += [f"{h}: {k}" for k in keys] + [f"{h}: text"]
+        for i, r in enumerate(body):
+            if keys is None:
+                data[i].append(str(r[j]))
+                continue
+            n = cell_numbers(r[j]) or {}
+            if "value" in n and "mean" not in n:
+                n = {**n, "mean": n["value"]}
+            for k in keys:
+                v = n.get(k)
+                data[i].append(None if v is None else int(v) if k == "n" or isinstance(v, int) else float(v))
+            data[i].append(str(r[j]))
+    return columns, data
 
 
 def wandb_tables(bench, cfg: dict, rows: list[dict], runs_dir: Path) -> None:
-    """Log the benchmark's tables (reproduced beside published, the same cells as the Markdown)
-    as ``wandb.Table``s of one W&B run per invocation (job type ``table``)."""
-    import wandb
-
-    from reproduce.runner.trainer import wandb_project
-    project = wandb_project()
-    folder = Path(runs_dir) / bench.name / cfg["preset"] / "tables"
-    folder.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(project=project, job_type="table",
-                     group=f"{bench.name}/table", name=f"{bench.name}-{cfg['preset']}-table", dir=str(folder),
-                     tags=[bench.name, f"preset={cfg['preset']}"], config={"preset": cfg["preset"]},
-                     settings=wandb.Settings(silent=True))
-    for i, (title, heads, body) in enumerate(table_data(bench, cfg, rows)):
-        run.log({f"table/{i}{'-' + title if title else ''}": wandb.Table(columns=heads, data=body)})
-    run.finish()
+    """Log the benchmark's tables to its W&B table run (:func:`reproduce.runner.wandb_log.log_tables`)."""
+    from reproduce.runner.wandb_log import log_tables
+    log_tables(bench, cfg, rows, runs_dir)
 
 
 # --------------------------------------------------------------------------- results/README.md
