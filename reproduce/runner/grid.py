@@ -184,9 +184,7 @@ def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
     if ctx.is_rank_zero:
         print(f"[{bench.name}] run {i + 1}/{n}: {run.model} {run.setting_str} "
               f"seed={run.seed} -> {os.path.relpath(run_dir, REPO_ROOT)}", file=sys.stderr)
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(
-            {"benchmark": run.benchmark, "model_name": run.model, "setting": run.setting,
-             "seed": run.seed, "preset": run.preset, "config": run.cfg}, sort_keys=False))
+        write_run_config(run, run_dir, ctx.data_dir)
     started = started_at(run_dir)
     metrics = fit_and_test(bench, ctx, run)
     row = {"model": run.model, "setting": run.setting_str, "seed": run.seed,
@@ -200,6 +198,16 @@ def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
         upsert_row(csv_path, row)
         atomic_write_text(run_dir / "done", started + "\n")  # written last: the run is finished
     return row
+
+
+def write_run_config(run: Run, run_dir: Path, data_dir: Path | None) -> None:
+    """``config.yaml`` of a run folder: what rebuilds the run (``--evaluate``,
+    :func:`reproduce.load.load_run`) — benchmark, model, setting, seed, preset, the resolved
+    config, and the data folder it was trained on (informative: another can be given)."""
+    atomic_write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(
+        {"benchmark": run.benchmark, "model_name": run.model, "setting": run.setting,
+         "seed": run.seed, "preset": run.preset, "config": run.cfg,
+         "data_dir": str(data_dir) if data_dir is not None else None}, sort_keys=False))
 
 
 def run_state(run_dir: Path) -> str:
