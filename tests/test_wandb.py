@@ -25,7 +25,7 @@ def run_grid(tmp_path, *extra):
     cmd = [sys.executable, str(SCRIPT), "--preset", "smoke", "--logger", "wandb",
            "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"),
            "--data-dir", str(tmp_path / "data"), "--stand-in", *extra]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240, cwd=ROOT)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     assert p.returncode == 0, p.stderr[-3000:]
     return p
 
