@@ -58,7 +58,6 @@ Command line (raw structures → npz; stand-in)::
 """
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 import sys
@@ -72,7 +71,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import ClassCountError, InputError, ensure_stand_in, trainer_world
+from datamodules._common import ClassCountError, InputError, command_line, ensure_stand_in, subcommands, trainer_world
 from datamodules.cath_pdb import (CATH_CLASSES, NPZ_KEYS, TEST_SPLITS, TRAIN_SPLITS, VAL_SPLITS, BuildSummary,
                                   build_dataset)
 from models.geometry import random_rotation, relative_error
@@ -565,9 +564,9 @@ def build_summary_text(r: BuildSummary, domain_list: str, pdb_dir: str, max_radi
     return "\n".join(lines)
 
 
-def _cli(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m datamodules.cath", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+@command_line
+def _cli(argv: list[str] | None = None) -> None:
+    p, sub = subcommands("datamodules.cath", __doc__)
     b = sub.add_parser("build", help="PDB/mmCIF folder + CATH domain list -> npz")
     b.add_argument("--pdb-dir", required=True)
     b.add_argument("--domain-list", required=True, help="CathDomainList text file")
@@ -594,27 +593,22 @@ def _cli(argv: list[str] | None = None) -> int:
     i.add_argument("--grid-size", type=int, default=50, help="voxel box checked: bins per side")
     i.add_argument("--bin-size", type=float, default=2.0, help="voxel box checked: bin size (Å)")
     args = p.parse_args(argv)
-    try:
-        if args.cmd == "build":
-            r = build_dataset(args.pdb_dir, args.domain_list, args.out, args.boundaries, args.level,
-                              args.group_level, args.min_size, args.per_class, args.n_splits,
-                              args.max_resolution, args.max_radius, args.report)
-            print(build_summary_text(r, Path(args.domain_list).name, Path(args.pdb_dir).name, args.max_radius))
-        elif args.cmd == "standin":
-            wrote = prepare_stand_in(args.out, args.per_class, args.topologies, args.seed)
-            print(f"{'wrote' if wrote else 'kept'} the stand-in in {args.out} ({FILES['10arch']})")
-        else:
-            a = load_npz(args.file, (args.grid_size, args.bin_size))
-            sizes = np.diff(list(a.split_start_indices) + [len(a)]).tolist()
-            out = outside_counts(a.positions, a.n_atoms, args.grid_size, args.bin_size)
-            print(f"{a.path}: {len(a)} records, max_atoms {a.positions.shape[1]}, classes "
-                  f"{['.'.join(map(str, c)) for c in a.label_set]}, split sizes {sizes}; "
-                  f"{int((out > 0).sum())} records with atoms outside the {args.grid_size} x "
-                  f"{args.bin_size:g} Å box ({int(out.sum())} atoms)")
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    if args.cmd == "build":
+        r = build_dataset(args.pdb_dir, args.domain_list, args.out, args.boundaries, args.level,
+                          args.group_level, args.min_size, args.per_class, args.n_splits,
+                          args.max_resolution, args.max_radius, args.report)
+        print(build_summary_text(r, Path(args.domain_list).name, Path(args.pdb_dir).name, args.max_radius))
+    elif args.cmd == "standin":
+        wrote = prepare_stand_in(args.out, args.per_class, args.topologies, args.seed)
+        print(f"{'wrote' if wrote else 'kept'} the stand-in in {args.out} ({FILES['10arch']})")
+    else:
+        a = load_npz(args.file, (args.grid_size, args.bin_size))
+        sizes = np.diff(list(a.split_start_indices) + [len(a)]).tolist()
+        out = outside_counts(a.positions, a.n_atoms, args.grid_size, args.bin_size)
+        print(f"{a.path}: {len(a)} records, max_atoms {a.positions.shape[1]}, classes "
+              f"{['.'.join(map(str, c)) for c in a.label_set]}, split sizes {sizes}; "
+              f"{int((out > 0).sum())} records with atoms outside the {args.grid_size} x "
+              f"{args.bin_size:g} Å box ({int(out.sum())} atoms)")
 
 
 if __name__ == "__main__":

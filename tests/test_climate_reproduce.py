@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +15,17 @@ import pytest
 import xarray as xr
 
 from datamodules import climate as DC
-from reproduce.climate import BENCH, decode_map
+from reproduce.climate import BENCH
+from reproduce.reports.climate import decode_map
 from reproduce.runner import main
+from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "reproduce" / "climate.py"
 
 
 def run_climate(*args, check=True, timeout=300):
-    env = {**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env,
-                       timeout=timeout, cwd=ROOT)
-    if check and p.returncode != 0:
-        raise AssertionError(f"exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p
+    return run_script(SCRIPT, *args, check=check, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from datamodules._common import InputError
 from reproduce.runner import config as C
 from reproduce.runner.runs import Run, global_rank
-from reproduce.runner.trainer import Launch, trainer_config
+from reproduce.runner.launch import Launch, trainer_config
 
 
 @dataclass
@@ -41,6 +41,8 @@ class Context:
     runs_dir: Path
     code_version: str
     evaluate: Path | None = None
+    #: what a finished run keeps: "selected" (the tested checkpoint) or "all" (checkpoints.prune)
+    keep_checkpoints: str = "all"
 
     @property
     def is_rank_zero(self) -> bool:
@@ -151,6 +153,12 @@ class Benchmark:
         return {}
 
     # -- the benchmark's own commands --------------------------------------------------------------
+    def configure(self, cfg: dict, args) -> dict:
+        """The resolved preset config, adjusted from the parsed command line before the grid
+        expands (e.g. a measurement's ``device`` from ``--gpus``); an :class:`InputError` for an
+        option this benchmark cannot honour. Default: unchanged."""
+        return cfg
+
     def add_arguments(self, parser) -> None:
         """Add options of commands only this benchmark has (e.g. climate ``--predict``) to the
         shared :mod:`argparse` parser (:func:`reproduce.runner.cli.build_parser`)."""

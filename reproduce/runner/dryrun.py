@@ -102,7 +102,7 @@ def _climate(run: Run) -> InputSpec:
 
 
 def _shrec17(run: Run) -> InputSpec:
-    from datamodules.shrec17 import sampling_vectors
+    from datamodules.shrec17_render import sampling_vectors
     d, inp = run.cfg["data"], str(run.setting["input"])
     kind, _, arg = inp.partition(":")
     x = (1, int(arg), int(arg), int(arg)) if kind == "voxel" else (len(sampling_vectors(inp)), 6)
@@ -212,7 +212,7 @@ def measure(bench, ctx, run: Run, spec: InputSpec, n: int, device: str, reps: in
     """Build the cell and run ``1 + reps`` optimiser steps on ``n`` synthetic samples; with
     ``alt_tf32``, ``1 + reps`` more with ``trainer.tf32`` the other way (the same network)."""
     import torch
-    from reproduce._timing import timed_peak
+    from reproduce.measure.timing import timed_peak
 
     tcfg = trainer_config(run.cfg)
     set_tf32(tcfg.tf32)

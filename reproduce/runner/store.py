@@ -1,6 +1,6 @@
 """Results store and provenance: the CSV files of ``results/`` and what every row says about
-where it came from. Used by the training grid and by the cross-cutting scripts
-(``equivariance_sphere``, ``speed``) alike.
+where it came from. Used by the training grid and by the measurement benchmarks
+(``equivariance_sphere``, ``speed``, ``scaling``) alike.
 
 A results CSV has one row per finished run; its first columns are :data:`CSV_FIRST`
 (``docs/conventions.md``), benchmark columns follow in the order they first appear. Every
@@ -121,13 +121,19 @@ def _clean(row: dict) -> dict:
 
 
 def upsert_rows(path: str | os.PathLike, rows: list[dict]) -> int:
-    """Insert or replace (by ``run_id``) rows of a results CSV under its lock, atomically; returns
-    how many rows were missing or different."""
+    """Insert or replace rows of a results CSV under its lock, atomically, a cell at a time: the
+    rows sharing a ``run_id`` (one per trained run; several for a measurement cell,
+    :mod:`reproduce.runner.measurement`) replace every row of that ``run_id`` together. Returns how
+    many rows were missing or different."""
     with locked(path):
         have = read_rows(path)
-        by_id = {r.get("run_id"): r for r in have}
         new = [_clean(r) for r in rows]
-        changed = [r for r in new if {k: str(v) for k, v in r.items()} != by_id.get(r.get("run_id"))]
+        text = lambda rs: [{k: str(v) for k, v in r.items() if str(v) != ""} for r in rs]  # noqa: E731
+        changed = []
+        for run_id in dict.fromkeys(r.get("run_id") for r in new):
+            mine = [r for r in new if r.get("run_id") == run_id]
+            if text(mine) != text([r for r in have if r.get("run_id") == run_id]):
+                changed += mine
         if changed:
             ids = {r.get("run_id") for r in changed}
             write_rows(path, [r for r in have if r.get("run_id") not in ids] + changed)

@@ -171,12 +171,18 @@ def stage_key(column: str) -> str:
 
 
 def log_custom_run(run: Run, run_dir: Path, data_source: str, metrics: dict) -> None:
-    """A grid cell not trained with Lightning (an SVM row): its own W&B run holding its row's
-    metrics, the stage metrics under Lightning's keys (``test/acc``), rank 0 only."""
+    """A grid cell not trained with Lightning (an SVM row, a measurement cell): its own W&B run
+    holding its row's metrics, the stage metrics under Lightning's keys (``test/acc``), and a
+    measurement cell's ``rows`` as a table; rank 0 only."""
     if global_rank() != 0:
         return
     exp = init_cell_run(run, run_dir, data_source)
-    values = {stage_key(k): v for k, v in summary_update(metrics).items()}
+    rows = metrics.get("rows")
+    values = {stage_key(k): v for k, v in summary_update({k: v for k, v in metrics.items() if k != "rows"}).items()}
+    if isinstance(rows, list) and rows:  # a measurement cell: its rows as a table, numbers as numbers
+        import wandb
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        exp.log({"rows": wandb.Table(columns=cols, data=[[as_number(r.get(c)) for c in cols] for r in rows])})
     exp.log({k: v for k, v in values.items() if isinstance(v, (int, float))})
     exp.summary.update(values)
     exp.finish()
