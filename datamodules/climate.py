@@ -946,6 +946,11 @@ class MeshFiles(Dataset):
 class ClimateDataModule(pl.LightningDataModule):
     """CAM5 maps on the chosen sampling as ``(B, 16, V)`` float32 / ``(B, V)`` int64 batches.
 
+    Batches (every loader): ``(x, y)`` — ``x`` float32 ``(B, 16, V)``, the 16 normalised CAM5
+    fields (:data:`VARIABLES` order) on the V vertices of ``sampling``; ``y`` int64 ``(B, V)``, the
+    class per vertex (0 background, 1 tropical cyclone, 2 atmospheric river). The model takes
+    ``x`` as it is and returns ``(B, 3, V)`` logits (:meth:`model_batch`).
+
     ``data_dir``: UGSCNN-layout npz folder (``sampling`` must be the files': ``ico:5`` for
     UGSCNN's, whatever ``resample`` wrote otherwise) or a folder of netCDF
     files, resampled once into ``cache_dir`` (default ``<data_dir>-resampled/<sampling>``) by
@@ -1089,6 +1094,11 @@ class ClimateDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", False)
+
+    def model_batch(self, batch):
+        """``(x, y)``: the model's input and target from a batch of this datamodule's loaders
+        (what a training or test step feeds ``task(x)``), usable outside a Trainer."""
+        return batch[0], batch[1]
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", False)

@@ -121,6 +121,12 @@ class Shrec17Dataset(Dataset):
 class Shrec17DataModule(pl.LightningDataModule):
     """SHREC'17 meshes as spherical images or voxel grids (module docstring), train / val / test.
 
+    Batches (every loader): ``(x, y, ids)`` — ``x`` float32, ``(B, V, 6)`` for ``input="sphere"``
+    (the 6 ray-cast channels on the V points of ``sampling``, normalised per channel) or
+    ``(B, 1, n, n, n)`` for ``input="voxel"``; ``y`` int64 ``(B,)``, the class index (synsets in
+    :attr:`class_names` order); ``ids`` int64 ``(B,)``, the SHREC'17 model id (retrieval output).
+    :meth:`model_batch` gives ``(x, y)``.
+
     ``data_dir``: the SHREC'17 layout or a folder-per-class layout; with ``stand_in`` the offline
     stand-in is written there first (:mod:`datamodules.shrec17_standin`, sizes
     ``stand_in_train/val/test`` models per synset, ``stand_in_seed``; 8 synsets, so
@@ -414,6 +420,11 @@ class Shrec17DataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
+
+    def model_batch(self, batch):
+        """``(x, y)``: the model's input and target from a batch of this datamodule's loaders
+        (what a training or test step feeds ``task(x)``), usable outside a Trainer."""
+        return batch[0], batch[1]
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
