@@ -74,7 +74,7 @@ from datamodules._common import (InputError, atomic_write_text, command_line, ev
 from datamodules.shrec17_cache import CACHE_VERSION, fill_cache, recompute
 from datamodules.shrec17_layout import (HINT, MAX_NAMED_CLASSES, Item, SplitIndex, index_folders, index_shrec_split,
                                         is_shrec_layout, report, report_once)
-from datamodules.shrec17_render import normalize_channels, ray_backend, sampling_vectors
+from datamodules.shrec17_render import normalize_channels, parse_sampling, ray_backend
 
 BENCH = "shrec17"
 #: at most this many missing-file rows are named per split (the rest are counted)
@@ -170,7 +170,7 @@ class Shrec17DataModule(pl.LightningDataModule):
         self.input = input
         self.sampling, self.voxel_size = str(sampling), int(voxel_size)
         if input == "sphere":
-            sampling_vectors(self.sampling)  # validates the name
+            self.sampling = parse_sampling(sampling).name
         self.voxel_double, self.voxel_fit = bool(voxel_double), voxel_fit
         self.copies = {"train": int(train_augmentations), "val": int(test_augmentations),
                        "test": int(test_augmentations)}

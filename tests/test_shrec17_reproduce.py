@@ -55,7 +55,8 @@ def test_smoke_rows_tables_and_figure(smoke):
     assert int(by["esteves"]["params"]) == 491_959 - 47 * 257  # FC(256 -> classes) with bias
     assert int(by["s2cnn"]["params"]) == 99_108  # the cpu preset's narrowed S2CNN (50, 50) at b (12, 8)
     assert by["ds_healpix"]["preprocess_backend"] in ("embree", "numpy")
-    maps = decode_maps(by["ds_healpix"]["example_maps"])
+    maps = decode_maps(tmp / "res", by["ds_healpix"]["example_maps"])
+    assert by["ds_healpix"]["example_maps"] == f"shrec17/{by['ds_healpix']['run_id']}.example_maps.npz"
     assert maps.shape == (4 * 6, 24, 48) and 0 <= maps.min() < maps.max() <= 1
     assert not by["se3"].get("example_maps")  # voxel input: no spherical map to draw
     md = (tmp / "res" / "shrec17.md").read_text()
