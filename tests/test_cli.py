@@ -133,7 +133,7 @@ def test_help_shows_defaults_and_the_lightning_options():
         assert default in text, default
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
+@pytest.mark.parametrize("name", SCRIPTS + ["equivariance_sphere", "speed", "scaling"])
 def test_help_is_answered_without_importing_torch(name):
     code = ("import runpy, sys\n"
             f"sys.argv = ['reproduce/{name}.py', '--help']\n"
