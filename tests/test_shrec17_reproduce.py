@@ -6,17 +6,16 @@ settings are one error line, exit 2."""
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from models import retrieval as R
 from datamodules.shrec17_standin import NUM_CLASSES, split_counts
-from reproduce.shrec17 import decode_maps, parse_input
+from models import retrieval as R
+from reproduce.reports.shrec17 import decode_maps
+from reproduce.shrec17 import parse_input
+from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "reproduce" / "shrec17.py"
@@ -26,12 +25,7 @@ HEAD = 55 - NUM_CLASSES  # classes fewer than ShapeNet's in the heads
 
 
 def run_shrec(*args, check=True, timeout=600):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env,
-                       timeout=timeout, cwd=ROOT)
-    if check and p.returncode != 0:
-        raise AssertionError(f"exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p
+    return run_script(SCRIPT, *args, check=check, timeout=timeout)
 
 
 def rows_of(path: Path) -> list[dict]:
@@ -64,7 +58,8 @@ def test_smoke_rows_tables_and_figure(smoke):
     assert int(by["esteves"]["params"]) == 491_959 - HEAD * 257  # FC(256 -> classes) with bias
     assert int(by["s2cnn"]["params"]) == 99_108 + 8 * 51  # the cpu preset's narrowed S2CNN (50, 50) at b (12, 8)
     assert by["ds_healpix"]["preprocess_backend"] in ("embree", "numpy")
-    maps = decode_maps(by["ds_healpix"]["example_maps"])
+    maps = decode_maps(tmp / "res", by["ds_healpix"]["example_maps"])
+    assert by["ds_healpix"]["example_maps"] == f"shrec17/{by['ds_healpix']['run_id']}.example_maps.npz"
     assert maps.shape == (4 * 6, 24, 48) and 0 <= maps.min() < maps.max() <= 1
     assert not by["se3"].get("example_maps")  # voxel input: no spherical map to draw
     md = (tmp / "res" / "shrec17.md").read_text()
@@ -123,7 +118,8 @@ def test_bad_rows_are_one_line_exit_2(tmp_path, setting, message):
 def test_summed_scores_follow_the_reference():
     """s2cnn test.py sums log-softmax outputs, deepsphere-tf1 averages softmax probabilities: the
     argmax is that of the summed logits for log_softmax, but the ranking score is not."""
-    from reproduce.shrec17 import evaluation_settings, per_copy_scores
+    from models.retrieval import per_copy_scores
+    from reproduce.shrec17 import evaluation_settings
     logits = np.array([[2.0, 0.0], [2.0, 1.9],    # object 1: two copies
                        [1.0, 0.0], [1.0, 0.0]])   # object 2
     ids = [1, 1, 2, 2]
