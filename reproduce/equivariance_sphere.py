@@ -28,7 +28,6 @@ same store and renderer as every benchmark (``reproduce/runner``).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from reproduce.runner import Benchmark
 from reproduce.runner import config as C
 from reproduce.runner import store
 from reproduce.runner import tables as T
-from reproduce.runner.cli import HelpFormatter, presets, quiet_libraries, refuse_shared_options
+from reproduce.runner.cli import HelpFormatter, Parser, presets, quiet_libraries, refuse_shared_options
 from reproduce.runner.summary import print_summary
 
 NAME = "equivariance_sphere"
@@ -291,7 +290,7 @@ BENCH = EquivarianceSphere()
 # ------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
-    p = argparse.ArgumentParser(prog=f"reproduce/{NAME}.py", description=__doc__, formatter_class=HelpFormatter)
+    p = Parser(prog=f"reproduce/{NAME}.py", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--preset", default="cpu", choices=presets(NAME), help=f"configs/{NAME}/<preset>.yaml")
     p.add_argument("--results-dir", default=None, help="where to write equivariance_sphere.{csv,md,png} "
                    "(default: results/, results/smoke/ for the smoke preset)")

@@ -26,7 +26,6 @@ Log–log slopes of time against pixels are fitted over each series' sizes from 
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as _dt
 import gc
@@ -45,7 +44,7 @@ import torch
 from datamodules._common import atomic_write_text
 from reproduce._timing import forward_backward, forward_only, peak_memory_mb, time_fn
 from reproduce.runner import tables as T
-from reproduce.runner.cli import HelpFormatter, refuse_shared_options
+from reproduce.runner.cli import HelpFormatter, Parser, refuse_shared_options
 from reproduce.runner.store import REPO_ROOT, code_version, machine
 
 CHANNELS, BATCH = 16, 4
@@ -268,7 +267,7 @@ def render(rows: list[dict], out_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="reproduce/scaling.py", description=__doc__, formatter_class=HelpFormatter)
+    p = Parser(prog="reproduce/scaling.py", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--device", default="cpu", help="torch device to time on: cpu, cuda, cuda:1, ...")
     p.add_argument("--quick", action="store_true", help="tiny sizes, prints only (tests)")
     p.add_argument("--table", action="store_true", help="re-render results/scaling.md + png from the CSV")

@@ -14,7 +14,6 @@ This is a benchmark, not a timed test: numbers depend on the machine and are wri
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import importlib
 import os
@@ -28,7 +27,7 @@ import torch
 
 from datamodules._common import atomic_write_text
 from reproduce.runner import tables as T
-from reproduce.runner.cli import HelpFormatter, refuse_shared_options
+from reproduce.runner.cli import HelpFormatter, Parser, refuse_shared_options
 from reproduce.runner.store import REPO_ROOT, code_version, machine
 
 SECTIONS = ("steerable", "harmonic", "sphere", "cath", "shrec17")
@@ -64,7 +63,7 @@ def previous_sections(path: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="reproduce/speed.py", description=__doc__, formatter_class=HelpFormatter)
+    p = Parser(prog="reproduce/speed.py", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated of {', '.join(SECTIONS)}")
     p.add_argument("--device", default="cpu", help="torch device to time on: cpu, cuda, cuda:1, ...")
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds), for tests")
