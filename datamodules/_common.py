@@ -15,6 +15,7 @@ manifest, so a folder holding it holds only an unfinished stand-in.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as _dt
 import fcntl
@@ -207,6 +208,13 @@ def command_line(cli: Callable[[list[str] | None], int | None]) -> Callable[[lis
             print(f"error: {e}", file=sys.stderr)
             return 2
     return run
+
+
+def subcommands(module: str, doc: str) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The parser of ``python -m <module>`` (described by the first line of ``doc``, the module
+    docstring) and its sub-commands (required; the chosen one is ``args.cmd``)."""
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n")[0])
+    return p, p.add_subparsers(dest="cmd", required=True)
 
 
 def temporary_name(path: str | os.PathLike, suffix: str = "") -> Path:

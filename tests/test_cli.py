@@ -18,6 +18,7 @@ import pytest
 from datamodules._common import InputError
 from reproduce.runner.cli import build_parser, presets, refuse_shared_options, shared_options
 from reproduce.runner.launch import check_nodes, check_strategy, precision_override, resolve_devices
+from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 BORING = ROOT / "tests" / "data" / "boring_bench.py"
@@ -25,8 +26,7 @@ SCRIPTS = ["tetris", "rotated_mnist", "cosmology", "climate", "shrec17", "cath"]
 
 
 def py(*args, timeout=300, **env):
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=timeout,
-                          env={**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", **env})
+    return run_script(*args, check=False, timeout=timeout, **env)
 
 
 # --------------------------------------------------------------------------- devices
@@ -135,7 +135,7 @@ def test_help_shows_defaults_and_the_lightning_options():
         assert default in text, default
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
+@pytest.mark.parametrize("name", SCRIPTS + ["equivariance_sphere", "speed", "scaling"])
 def test_help_is_answered_without_importing_torch(name):
     code = ("import runpy, sys\n"
             f"sys.argv = ['reproduce/{name}.py', '--help']\n"
@@ -183,13 +183,19 @@ def test_measurement_scripts_name_the_shared_options_they_do_not_take():
     assert refuse_shared_options(p, ["--device", "cuda"], "a timing").device == "cuda"
 
 
-def test_equivariance_sphere_list_checks_overrides_and_refuses_training_options():
-    ok = py("reproduce/equivariance_sphere.py", "--preset", "smoke", "--list", PYTHONPATH=str(ROOT))
-    assert ok.returncode == 0 and "Nside" in ok.stdout, ok.stderr[-2000:]
+def test_measurement_list_checks_overrides_and_refuses_what_does_not_apply(tmp_path):
+    """equivariance_sphere, speed and scaling are measurement benchmarks on the runner: its --list
+    (a cell per graph and Nside), its config checks, and one error line for an option that needs
+    training or several processes."""
+    ok = py("reproduce/equivariance_sphere.py", "--preset", "smoke", "--list", "--runs-dir", tmp_path,
+            PYTHONPATH=str(ROOT))
+    assert ok.returncode == 0 and "nside=16" in ok.stdout and "todo" in ok.stdout, ok.stderr[-2000:]
     bad = py("reproduce/equivariance_sphere.py", "--list", "data.nsidez=[3]", PYTHONPATH=str(ROOT))
     assert bad.returncode == 2 and "error: config data.nsidez: unknown key" in bad.stderr
-    gpus = py("reproduce/equivariance_sphere.py", "--gpus", "1", PYTHONPATH=str(ROOT))
-    assert gpus.returncode == 2 and "--gpus: not an option of this script" in gpus.stderr
+    for script in ("equivariance_sphere", "speed", "scaling"):
+        procs = py(f"reproduce/{script}.py", "--cpu-procs", "2", PYTHONPATH=str(ROOT))
+        assert procs.returncode == 2 and "--cpu-procs cannot be used" in procs.stderr, procs.stderr[-2000:]
+        assert len(procs.stderr.strip().splitlines()) == 1
 
 
 # --------------------------------------------------------------------------- summary and checkpoints

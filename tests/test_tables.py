@@ -76,3 +76,15 @@ def test_committed_index_lists_benchmarks_with_a_config_folder_in_name_order():
     names = re.findall(r"^\| \[(\w+)\]\(", text, flags=re.M)
     assert names == sorted(names)
     assert all((ROOT / "configs" / n).is_dir() and (ROOT / "reproduce" / f"{n}.py").is_file() for n in names)
+
+
+def test_stand_in_notice_and_note_only_on_stand_in_rows():
+    stand_in = T.StandIn("toy maps", "the paper's maps", "published: theirs", describe=lambda v: "made by a toy")
+    report = T.Report(title="demo", reproduces="x", sections=[], notes=["a note"], stand_in=stand_in)
+    bench = SimpleNamespace(name="demo", report=report)
+    for source, says in (("stand-in", True), ("real", False)):
+        text = T.render_text(bench, {"preset": "paper"}, [{"data_source": source}], Path("."))
+        assert ("**Data: offline stand-in** (toy maps, see notes), not the paper's maps: published: theirs, "
+                "not a like-for-like target." in text) == says
+        notes = text[text.index("## Notes"):].splitlines()[1:]
+        assert notes == (["- made by a toy", "- a note"] if says else ["- a note"])

@@ -96,6 +96,9 @@ def build_parser(bench, doc: str | None) -> argparse.ArgumentParser:
     p.add_argument("--logger", choices=["wandb", "csv", "none"], default="wandb",
                    help="wandb: W&B (offline unless WANDB_MODE/WANDB_API_KEY say otherwise) + CSV; "
                         "csv: CSV only; none: no per-step logs (results CSV is always written)")
+    p.add_argument("--log-checkpoints", action="store_true",
+                   help="with --logger wandb: log each run's tested checkpoint and its config.yaml as a "
+                        "W&B model artifact (off by default: checkpoints can be large)")
     p.add_argument("--results-dir", default=None,
                    help="where <benchmark>.csv/.md go (default: results/, smoke: results/smoke/)")
     p.add_argument("--runs-dir", default=str(REPO_ROOT / "runs"),
@@ -199,8 +202,10 @@ def resolve_launch(args: argparse.Namespace) -> Launch:
     gpus, procs = resolve_devices(args.accelerator, args.devices, args.gpus, args.cpu_procs)
     args.gpus, args.cpu_procs = gpus, procs
     check_nodes(args.num_nodes, args.launcher)
+    if args.log_checkpoints and args.logger != "wandb":
+        raise InputError(f"--log-checkpoints logs W&B artifacts; it needs --logger wandb, not {args.logger}")
     launch = Launch(gpus=gpus, num_nodes=args.num_nodes, cpu_procs=procs, logger=args.logger,
-                    strategy=args.strategy)
+                    strategy=args.strategy, log_checkpoints=args.log_checkpoints)
     check_strategy(args.strategy, launch.world)
     return launch
 
@@ -225,7 +230,7 @@ def resolve_config(bench: Benchmark, args: argparse.Namespace) -> dict:
                                    (cfg.get("trainer") or {}).get("precision"))
     if precision is not None:
         cfg.setdefault("trainer", {})["precision"] = precision
-    return cfg
+    return bench.configure(cfg, args)
 
 
 def resolve_data_dir(bench: Benchmark, args: argparse.Namespace, preset: str) -> tuple[Path | None, bool]:
@@ -290,8 +295,6 @@ def check_writable(folder: Path, what: str, probe_bytes: int = 1 << 20) -> None:
 def table_rows(bench: Benchmark, cfg: dict, results_dir: Path, seed: int = 0) -> list[dict]:
     """The CSV rows a table of this preset shows (rows of an earlier config of a grid cell left out)."""
     rows = read_rows(results_dir / f"{bench.name}.csv")
-    if "grid" not in cfg:  # a measurement script: its CSV holds one invocation per preset
-        return [r for r in rows if r.get("preset") == cfg["preset"]]
     return current_rows(rows, cfg["preset"], expand_grid(bench, cfg, seed))
 
 
