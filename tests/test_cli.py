@@ -113,7 +113,7 @@ class Named:
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
-def test_preset_choices_are_the_configs_that_exist(name):
+def test_preset_choices_are_the_configs_that_exist(name, capsys):
     p = build_parser(Named(name), None)
     (action,) = [a for a in p._actions if "--preset" in a.option_strings]
     assert list(action.choices) == presets(name) == [
@@ -121,6 +121,8 @@ def test_preset_choices_are_the_configs_that_exist(name):
     with pytest.raises(SystemExit) as e:
         p.parse_args(["--preset", "fast"])
     assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: argument --preset: invalid choice: 'fast'") and len(err.strip().splitlines()) == 1
 
 
 def test_help_shows_defaults_and_the_lightning_options():

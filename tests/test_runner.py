@@ -127,7 +127,7 @@ def test_evaluate_refuses_another_class_count_unless_asked(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--preset", "huge"], "unknown preset 'huge'"),
+    (["--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
     (["--preset", "smoke", "--only", "nope"], "unknown model(s) nope"),
     (["--preset", "smoke", "optim.lrr=1"], "config optim.lrr: unknown key for Optim"),
     (["--preset", "smoke", "grid.runz=1"], "unknown key 'grid.runz'"),
