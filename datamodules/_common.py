@@ -15,9 +15,11 @@ manifest, so a folder holding it holds only an unfinished stand-in.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as _dt
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -193,6 +195,26 @@ def _ensure_stand_in(d: Path, benchmark: str, params: dict, write: Callable[[Pat
     atomic_write_text(d / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     (d / WRITING).unlink()
     return True
+
+
+def command_line(cli: Callable[[list[str] | None], int | None]) -> Callable[[list[str] | None], int]:
+    """Decorator of a datamodule's command line ``cli(argv)``: an :class:`InputError` it raises is one
+    ``error: …`` line on stderr and exit status 2; otherwise its status (0 when it returns None)."""
+    @functools.wraps(cli)
+    def run(argv: list[str] | None = None) -> int:
+        try:
+            return cli(argv) or 0
+        except InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return run
+
+
+def subcommands(module: str, doc: str) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The parser of ``python -m <module>`` (described by the first line of ``doc``, the module
+    docstring) and its sub-commands (required; the chosen one is ``args.cmd``)."""
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n")[0])
+    return p, p.add_subparsers(dest="cmd", required=True)
 
 
 def temporary_name(path: str | os.PathLike, suffix: str = "") -> Path:

@@ -57,7 +57,6 @@ Command line::
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -70,13 +69,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import InputError, atomic_write_text, eval_batch, eval_sampler, per_rank_batch
+from datamodules._common import (InputError, atomic_write_text, command_line, eval_batch, eval_sampler, per_rank_batch,
+                                 subcommands)
 from datamodules.shrec17_cache import CACHE_VERSION, fill_cache, recompute
 from datamodules.shrec17_layout import (HINT, MAX_NAMED_CLASSES, Item, SplitIndex, index_folders, index_shrec_split,
                                         is_shrec_layout, report, report_once)
-from datamodules.shrec17_render import CHANNEL_MEAN, CHANNEL_STD, normalize_channels, ray_backend, sampling_vectors
-
-__all__ = ["Shrec17DataModule", "Shrec17Dataset", "CHANNEL_MEAN", "CHANNEL_STD", "sampling_vectors"]
+from datamodules.shrec17_render import normalize_channels, parse_sampling, ray_backend
 
 BENCH = "shrec17"
 #: at most this many missing-file rows are named per split (the rest are counted)
@@ -122,6 +120,12 @@ class Shrec17Dataset(Dataset):
 # --------------------------------------------------------------------------- datamodule
 class Shrec17DataModule(pl.LightningDataModule):
     """SHREC'17 meshes as spherical images or voxel grids (module docstring), train / val / test.
+
+    Batches (every loader): ``(x, y, ids)`` — ``x`` float32, ``(B, V, 6)`` for ``input="sphere"``
+    (the 6 ray-cast channels on the V points of ``sampling``, normalised per channel) or
+    ``(B, 1, n, n, n)`` for ``input="voxel"``; ``y`` int64 ``(B,)``, the class index (synsets in
+    :attr:`class_names` order); ``ids`` int64 ``(B,)``, the SHREC'17 model id (retrieval output).
+    :meth:`model_batch` gives ``(x, y)``.
 
     ``data_dir``: the SHREC'17 layout or a folder-per-class layout; with ``stand_in`` the offline
     stand-in is written there first (:mod:`datamodules.shrec17_standin`, sizes
@@ -172,7 +176,7 @@ class Shrec17DataModule(pl.LightningDataModule):
         self.input = input
         self.sampling, self.voxel_size = str(sampling), int(voxel_size)
         if input == "sphere":
-            sampling_vectors(self.sampling)  # validates the name
+            self.sampling = parse_sampling(sampling).name
         self.voxel_double, self.voxel_fit = bool(voxel_double), voxel_fit
         self.copies = {"train": int(train_augmentations), "val": int(test_augmentations),
                        "test": int(test_augmentations)}
@@ -417,6 +421,11 @@ class Shrec17DataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
 
+    def model_batch(self, batch):
+        """``(x, y)``: the model's input and target from a batch of this datamodule's loaders
+        (what a training or test step feeds ``task(x)``), usable outside a Trainer."""
+        return batch[0], batch[1]
+
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
 
@@ -437,9 +446,9 @@ def _cap_per_class(ix: SplitIndex, k: int) -> SplitIndex:
 
 
 # --------------------------------------------------------------------------- command line
-def _cli(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m datamodules.shrec17", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+@command_line
+def _cli(argv: list[str] | None = None) -> None:
+    p, sub = subcommands("datamodules.shrec17", __doc__)
     s = sub.add_parser("standin", help="write the offline stand-in (SHREC'17 layout) into a folder")
     s.add_argument("--out", required=True)
     s.add_argument("--train", type=int, default=48, help="training models per synset")
@@ -457,23 +466,18 @@ def _cli(argv: list[str] | None = None) -> int:
     q.add_argument("--cache-dir", default=None)
     q.add_argument("--num-classes", type=int, default=None, help="default: what the data has")
     args = p.parse_args(argv)
-    try:
-        if args.cmd == "standin":
-            from datamodules.shrec17_standin import prepare_stand_in
+    if args.cmd == "standin":
+        from datamodules.shrec17_standin import prepare_stand_in
 
-            wrote = prepare_stand_in(args.out, args.train, args.val, args.test, args.seed)
-            print(f"{'wrote' if wrote else 'kept'} the SHREC'17 stand-in in {args.out}")
-        else:
-            kw = dict(input=args.input, sampling=args.sampling, voxel_size=args.voxel_size,
-                      train_augmentations=args.augmentations, test_augmentations=args.augmentations,
-                      test_split=args.test_split, preprocess_workers=args.workers, cache_dir=args.cache_dir)
-            dm = Shrec17DataModule(args.data_dir, num_classes=args.num_classes, **kw)
-            dm.prepare_data()
-            print(json.dumps(dm.preprocess_stats))
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        wrote = prepare_stand_in(args.out, args.train, args.val, args.test, args.seed)
+        print(f"{'wrote' if wrote else 'kept'} the SHREC'17 stand-in in {args.out}")
+    else:
+        kw = dict(input=args.input, sampling=args.sampling, voxel_size=args.voxel_size,
+                  train_augmentations=args.augmentations, test_augmentations=args.augmentations,
+                  test_split=args.test_split, preprocess_workers=args.workers, cache_dir=args.cache_dir)
+        dm = Shrec17DataModule(args.data_dir, num_classes=args.num_classes, **kw)
+        dm.prepare_data()
+        print(json.dumps(dm.preprocess_stats))
 
 
 if __name__ == "__main__":

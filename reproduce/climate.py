@@ -27,7 +27,6 @@ Writes results/climate.csv (one row per run) and results/climate.md (+ climate.p
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -46,7 +45,6 @@ if __name__ == "__main__":  # --help answers before torch and Lightning are impo
     from reproduce.runner.cli import early_exit
     early_exit("climate", __doc__, predict_arguments)
 
-import numpy as np
 
 from datamodules._common import InputError
 from datamodules.climate import CLASSES, ClimateDataModule, parse_sampling
@@ -55,6 +53,7 @@ from models.tasks import Segment
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 from reproduce.reports.climate import REPORT, encode_map
+from reproduce.runner.after_test import InferenceTime
 
 LOSSES = ("weighted", "unweighted")
 INFER_MAPS = 5  # test maps timed one at a time (batch 1) after a warm-up map
@@ -66,6 +65,7 @@ class Climate(Benchmark):
     models = {"unet": DeepSphereUNet}
     task = Segment
     report = REPORT
+    measurements = (InferenceTime(INFER_MAPS),)
 
     def __init__(self):
         self._weights: dict[str, list[float]] = {}
@@ -114,27 +114,19 @@ class Climate(Benchmark):
         """The training split's balanced weights, inference ms per map (batch 1) and one test map."""
         import torch
 
+        from datamodules.climate import MEAN, STD
+
         out = {} if ctx.evaluate is not None else {
             f"class_weight_{c}": round(w, 6) for c, w in zip(CLASSES, self.class_weights(ctx, run))}
         net, dev = task.backbone.eval(), task.device
         test = datamodule.datasets["test"]
         out.update(vertices=int(net.num_vertices), train_maps=len(datamodule.datasets["train"]), test_maps=len(test))
-        times = []
-        with torch.no_grad():
-            for i in range(min(len(test), INFER_MAPS + 1)):
-                x = test[i][0][None].to(dev)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                logits = net(x)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - t0)
-                if i == 0:
-                    y, x0 = test[0][1].numpy(), test[0][0].numpy()
-                    from datamodules.climate import MEAN, STD
-                    out["example_map"] = encode_map(x0[0] * STD[0] + MEAN[0], y, logits[0].argmax(0).cpu().numpy())
-        out["infer_ms"] = round(1000 * float(np.mean(times[1:] or times)), 3)
+        out.update(self.declared_measurements(ctx, run, task, datamodule))
+        if len(test) and ctx.evaluate is None:  # the figure's map: a training run's row
+            x0, y = test[0][0], test[0][1].numpy()
+            with torch.no_grad():
+                pred = net.eval()(x0[None].to(dev))[0].argmax(0).cpu().numpy()
+            out["example_map"] = encode_map(x0.numpy()[0] * STD[0] + MEAN[0], y, pred)
         return out
 
     # -- --predict ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 from datamodules._common import InputError
 from reproduce.runner.cli import build_parser, presets, refuse_shared_options, shared_options
 from reproduce.runner.launch import check_nodes, check_strategy, precision_override, resolve_devices
+from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 BORING = ROOT / "tests" / "data" / "boring_bench.py"
@@ -25,8 +26,7 @@ SCRIPTS = ["tetris", "rotated_mnist", "cosmology", "climate", "shrec17", "cath"]
 
 
 def py(*args, timeout=300, **env):
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=timeout,
-                          env={**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", **env})
+    return run_script(*args, check=False, timeout=timeout, **env)
 
 
 # --------------------------------------------------------------------------- devices

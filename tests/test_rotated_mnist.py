@@ -28,6 +28,7 @@ from reproduce.runner import config as C
 from reproduce.runner.benchmark import Context
 from reproduce.runner.grid import expand_grid
 from reproduce.runner.trainer import Launch
+from tests.conftest import run_script
 from tests.equivariance import assert_equivariant
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -351,9 +352,7 @@ def test_unknown_or_mistyped_keys_are_named_before_training(tmp_path, section, k
 
 
 def _cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "reproduce/rotated_mnist.py", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "EB_NO_PROGRESS": "1", "OMP_NUM_THREADS": "2"})
+    return run_script("reproduce/rotated_mnist.py", *args, check=False, timeout=timeout)
 
 
 def test_corrupt_amat_via_cli_is_one_line_exit_2(tmp_path):

@@ -2,15 +2,13 @@
 ones), the same net on other samplings, the class weights, and one segmented test map."""
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 
 from datamodules.climate import (CLASSES, PUBLISHED_CLASS_WEIGHTS, PUBLISHED_FREQUENCIES, StandInClimate,
                                  parse_sampling, stand_in_description)
 from reproduce.runner import config as C
 from reproduce.runner import tables as T
+from reproduce.runner.store import Artifact, load_npz, npz_bytes
 from reproduce.runner.tables import Published
 
 LABELS = {"ds_weighted": "DeepSphere, weighted loss", "ds_unweighted": "DeepSphere, non-weighted loss",
@@ -135,19 +133,19 @@ def weights_table(view) -> str:
 
 
 # --------------------------------------------------------------------------- figure
-def encode_map(tmq: np.ndarray, true: np.ndarray, pred: np.ndarray) -> str:
-    """One test map as a CSV cell: TMQ quantised to 8 bits and the two label maps, compressed."""
+def encode_map(tmq: np.ndarray, true: np.ndarray, pred: np.ndarray) -> Artifact:
+    """One test map as a file of the row (:class:`~reproduce.runner.store.Artifact`): TMQ
+    quantised to 8 bits and the two label maps, compressed ``.npz``."""
     lo, hi = float(tmq.min()), float(tmq.max())
     q = np.round(255 * (tmq - lo) / max(hi - lo, 1e-12)).astype(np.uint8)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, tmq=q, range=np.array([lo, hi]), labels=(3 * true + pred).astype(np.uint8))
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return Artifact(npz_bytes(tmq=q, range=np.array([lo, hi]), labels=(3 * true + pred).astype(np.uint8)))
 
 
-def decode_map(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    with np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False) as z:
-        lo, hi = z["range"]
-        return lo + (hi - lo) * z["tmq"] / 255.0, z["labels"] // 3, z["labels"] % 3
+def decode_map(results_dir, cell: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TMQ, true and predicted labels of a row's ``example_map`` file (relative to ``results_dir``)."""
+    z = load_npz(results_dir, cell)
+    lo, hi = z["range"]
+    return lo + (hi - lo) * z["tmq"] / 255.0, z["labels"] // 3, z["labels"] % 3
 
 
 def plot(view):
@@ -157,8 +155,8 @@ def plot(view):
     if not rows or parse_sampling(samp).kind == "native":
         return None
     row = rows[0]
-    tmq, true, pred = decode_map(row["example_map"])
-    v = parse_sampling(samp).vectors()
+    tmq, true, pred = decode_map(view.results_dir, row["example_map"])
+    v = parse_sampling(samp).vertices()
     lon, lat = (np.degrees(np.arctan2(v[:, 1], v[:, 0])) + 180) % 360 - 180, np.degrees(np.arcsin(v[:, 2]))
     plt = T.pyplot()
     from matplotlib.colors import ListedColormap
@@ -180,8 +178,6 @@ def plot(view):
 
 
 def stand_in_note(view) -> str:
-    if not view.stand_in:
-        return ""
     m = C.build(StandInClimate, view.cfg["data"].get("stand_in_maps"), "data.stand_in_maps")
     return stand_in_description(m)
 
@@ -196,14 +192,11 @@ REPORT = T.Report(
     reproduces="Defferrard et al. ICLR 2020, tab:climate and tab:climate:map: DeepSphere U-Net on the UGSCNN "
                "level-5 icosahedral CAM5 maps, weighted vs non-weighted cross-entropy, beside the published rows "
                "of Mudigonda 2017, Jiang 2019 (UGSCNN) and Cohen 2019 (gauge CNNs).",
-    preamble=lambda v: v.stand_in and (
-        "**Data: offline stand-in** (synthetic ClimateNet-style netCDF, see notes), not the CAM5 simulations "
-        "of the paper: the published rows are the papers' results on their data, for orientation, not a "
-        "like-for-like target.") or "",
+    stand_in=T.StandIn("synthetic ClimateNet-style netCDF", "the CAM5 simulations of the paper",
+                       "the published rows are the papers' results on their data, for orientation", stand_in_note),
     sections=[ICLR_TABLE, SAMPLINGS_TABLE, T.Text(weights_table),
               T.Figure("climate.png", plot, "one test map: input TMQ, true and predicted TC/AR masks")],
     notes=[
-        stand_in_note,
         lambda v: (f"Model selection: {selection_text(v.cfg, note=True)} is tested. Inputs are normalised "
                    "with the published UGSCNN per-channel mean / std on every sampling."),
         "Parameters: the paper net has 10,486,787 parameters here against the published 13 M, the Jiang "

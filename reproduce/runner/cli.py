@@ -88,6 +88,9 @@ def build_parser(bench, doc: str | None) -> argparse.ArgumentParser:
     p.add_argument("--logger", choices=["wandb", "csv", "none"], default="wandb",
                    help="wandb: W&B (offline unless WANDB_MODE/WANDB_API_KEY say otherwise) + CSV; "
                         "csv: CSV only; none: no per-step logs (results CSV is always written)")
+    p.add_argument("--log-checkpoints", action="store_true",
+                   help="with --logger wandb: log each run's tested checkpoint and its config.yaml as a "
+                        "W&B model artifact (off by default: checkpoints can be large)")
     p.add_argument("--results-dir", default=None,
                    help="where <benchmark>.csv/.md go (default: results/, smoke: results/smoke/)")
     p.add_argument("--runs-dir", default=str(REPO_ROOT / "runs"),
@@ -191,8 +194,10 @@ def resolve_launch(args: argparse.Namespace) -> Launch:
     gpus, procs = resolve_devices(args.accelerator, args.devices, args.gpus, args.cpu_procs)
     args.gpus, args.cpu_procs = gpus, procs
     check_nodes(args.num_nodes, args.launcher)
+    if args.log_checkpoints and args.logger != "wandb":
+        raise InputError(f"--log-checkpoints logs W&B artifacts; it needs --logger wandb, not {args.logger}")
     launch = Launch(gpus=gpus, num_nodes=args.num_nodes, cpu_procs=procs, logger=args.logger,
-                    strategy=args.strategy)
+                    strategy=args.strategy, log_checkpoints=args.log_checkpoints)
     check_strategy(args.strategy, launch.world)
     return launch
 
@@ -414,7 +419,9 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     if delegates(args, launch):
         return drive_cells(bench, ctx, args, runs)
     if data_dir is not None:
-        bench.prepare_data(ctx, runs)  # every rank; ensure_stand_in lets one write at a time
+        from reproduce.runner.progress import slow_step
+        with slow_step(f"[{bench.name}] preparing the data in {data_dir}"):  # stand-in, caches, checks
+            bench.prepare_data(ctx, runs)  # every rank; ensure_stand_in lets one write at a time
         ctx.data_source = "stand-in" if is_stand_in(data_dir) else "real"
     else:
         ctx.data_source = bench.default_data_source
@@ -482,7 +489,9 @@ def drive_cells(bench: Benchmark, ctx: Context, args: argparse.Namespace, runs: 
         status, finished = L.run_slurm(bench, ctx, todo, args.argv, args)
     elif todo:
         if ctx.data_dir is not None:  # once here, not in every cell at the same time
-            bench.prepare_data(ctx, todo)
+            from reproduce.runner.progress import slow_step
+            with slow_step(f"[{bench.name}] preparing the data in {ctx.data_dir}"):
+                bench.prepare_data(ctx, todo)
         status = L.run_local(bench, ctx, todo, args.argv, args.jobs)
     if finished:
         rows = L.finished_rows(ctx, runs)

@@ -40,3 +40,49 @@ def progress(items: Iterable[T], what: str, unit: str, total: int | None = None,
         if not quiet and (now - last >= every or done == n):
             print(f"{what}: {done}/{n} {unit} ({now - t0:.0f} s)", file=out, flush=True)
             last = now
+
+
+class slow_step:
+    """Context manager for a step that is usually quick but may not be (a model whose graphs are
+    built, a cache filled, a post-test measurement): silent when it ends within ``after``
+    seconds; otherwise one line when ``after`` has passed and one when it ends, with the time
+    (rank 0, stderr). Steps with their own progress bars need no wrapper.
+
+    >>> import io, time
+    >>> out = io.StringIO()
+    >>> with slow_step("[demo] quick", after=5, stream=out):
+    ...     pass
+    >>> out.getvalue()
+    ''
+    >>> with slow_step("[demo] slow", after=0.05, stream=out):
+    ...     time.sleep(0.3)
+    >>> print(out.getvalue().replace("0 s", "T").strip())
+    [demo] slow ... (still running after 0.05 s)
+    [demo] slow: done in T
+    """
+
+    def __init__(self, what: str, after: float = 10.0, stream=None):
+        self.what, self.after, self.stream = what, after, stream
+        self.fired = False
+        self._timer = None
+
+    def _say(self) -> None:
+        self.fired = True
+        print(f"{self.what} ... (still running after {self.after:g} s)", file=self.stream or sys.stderr, flush=True)
+
+    def __enter__(self):
+        import threading
+
+        from reproduce.runner.runs import global_rank
+        self.t0 = time.perf_counter()
+        if global_rank() == 0:
+            self._timer = threading.Timer(self.after, self._say)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.fired and exc[0] is None:
+            print(f"{self.what}: done in {time.perf_counter() - self.t0:.0f} s", file=self.stream or sys.stderr, flush=True)
