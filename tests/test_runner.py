@@ -94,11 +94,9 @@ def test_evaluate_refuses_another_class_count_unless_asked(tmp_path):
         np.savez(tmp_path / name / "blobs.npz", x=rng.normal(size=(64, 8)) + 1.5 * y[:, None], y=y)
 
     def ev(folder, *extra):  # the data as they are (no --stand-in)
-        cmd = [sys.executable, str(SCRIPT), "--logger", "none", "--preset", "smoke", "--evaluate", str(ckpt),
-               "--data-dir", str(tmp_path / folder), "--results-dir", str(tmp_path / "res"),
-               "--runs-dir", str(tmp_path / "runs"), *extra]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT,
-                              env={**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1"})
+        return run_script(SCRIPT, "--logger", "none", "--preset", "smoke", "--evaluate", ckpt, "--data-dir",
+                          tmp_path / folder, "--results-dir", tmp_path / "res", "--runs-dir", tmp_path / "runs", *extra,
+                          check=False, timeout=240)
 
     def error(p):
         lines = p.stderr.strip().splitlines()
