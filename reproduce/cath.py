@@ -34,8 +34,8 @@ import torch
 from datamodules.cath import CathDataModule
 from models.baselines import ResNet34
 from models.steerable import SE3ResNet34Small
-from reproduce.runner import Benchmark, main
 from reproduce.reports.cath import REPORT
+from reproduce.runner import Benchmark, main
 
 class Cath(Benchmark):
     name = "cath"

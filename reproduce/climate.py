@@ -39,9 +39,9 @@ from datamodules._common import InputError
 from datamodules.climate import CLASSES, ClimateDataModule, parse_sampling
 from models.deepsphere.unet import DeepSphereUNet
 from models.tasks import Segment
+from reproduce.reports.climate import REPORT, encode_map
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
-from reproduce.reports.climate import REPORT, encode_map
 
 LOSSES = ("weighted", "unweighted")
 INFER_MAPS = 5  # test maps timed one at a time (batch 1) after a warm-up map

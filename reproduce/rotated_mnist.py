@@ -40,9 +40,9 @@ from models.baselines import P4CNN, Z2CNN
 from models.bn import RecalibrateBN
 from models.geometry import relative_error
 from models.harmonic import HNet
+from reproduce.reports.rotated_mnist import REPORT
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
-from reproduce.reports.rotated_mnist import REPORT
 
 @dataclasses.dataclass
 class Evaluation:

@@ -20,7 +20,6 @@ Writes results/shrec17.csv (one row per run), results/shrec17.md and results/shr
 """
 from __future__ import annotations
 
-import functools
 import sys
 import time
 from pathlib import Path
@@ -39,9 +38,11 @@ from models.geometry import relative_error
 from models.spectral import S2CNN, EstevesSphericalCNN
 from models.steerable import Shrec17SE3Net
 from models.tasks import Retrieve
+from reproduce.reports.shrec17 import INFER_OBJECTS, REPORT, figure_maps
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
-from reproduce.reports.shrec17 import INFER_OBJECTS, REPORT, figure_maps
+from reproduce.runner.evaluate import datamodule_state
+
 
 def evaluation_settings(cfg: dict) -> tuple[str, str]:
     """``(retrieval mode, summed scores)`` of a run's ``evaluation`` section; a bad value is an
@@ -75,19 +76,6 @@ def parse_input(text: str) -> dict:
 NEEDS = {"deepsphere": "sphere", "se3": "voxel", "esteves": "equiangular", "s2cnn": "equiangular"}
 
 
-# --------------------------------------------------------------------------- benchmark
-def checkpoint_classes(ckpt) -> list[str] | None:
-    """The class order a checkpoint was trained with (its datamodule state), or None."""
-    return _checkpoint_classes(str(Path(ckpt).resolve()))
-
-
-@functools.lru_cache(maxsize=4)  # asked for by the config check and by the datamodule build: read once
-def _checkpoint_classes(ckpt: str) -> list[str] | None:
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    names = (state.get(Shrec17DataModule.__qualname__) or {}).get("class_names")
-    return [str(c) for c in names] if names else None
-
-
 class Shrec17(Benchmark):
     name = "shrec17"
     datamodule = Shrec17DataModule
@@ -102,7 +90,8 @@ class Shrec17(Benchmark):
         # data.seed (not the run seed) draws the augmentations: every run and model of an input shares its cache
         args = {**super().datamodule_args(ctx, run), **parse_input(run.setting.get("input", ""))}
         if ctx.evaluate is not None and "class_names" not in (run.cfg.get("data") or {}):
-            args["class_names"] = checkpoint_classes(ctx.evaluate)  # score other data in the model's class order
+            names = datamodule_state(ctx.evaluate, Shrec17DataModule).get("class_names")  # the model's class order
+            args["class_names"] = [str(c) for c in names] if names else None
         return args
 
     def model_args(self, ctx, run) -> dict:

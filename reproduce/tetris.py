@@ -27,8 +27,8 @@ from datamodules.tetris import TetrisDataModule, rotated_set
 from models.baselines import MassOnlyClassifier, TetrisCNN
 from models.geometry import cube_rotations, relative_error, rotate_voxels
 from models.steerable import TetrisSE3Net
-from reproduce.runner import Benchmark, main
 from reproduce.reports.tetris import REPORT
+from reproduce.runner import Benchmark, main
 
 class Tetris(Benchmark):
     name = "tetris"
