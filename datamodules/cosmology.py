@@ -82,7 +82,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from datamodules._common import InputError, ensure_stand_in, eval_batch, eval_sampler, per_rank_batch
+from datamodules._common import InputError, atomic_path, ensure_stand_in, eval_batch, eval_sampler, per_rank_batch
 
 BENCH = "cosmology"
 SPLIT_DIRS = {"train": "same_psd", "test": "same_psd_testing"}
@@ -799,7 +799,6 @@ def write_stand_in(data_dir: str | os.PathLike, nside: int = 64, maps: StandInMa
             for c in range(2):
                 m = stand_in_map(alms[c], cl, nside, lmax, float(maps.skew[c]))
                 path = d / f"stand_in_{split}_class{c + 1}_Om{tokens[c]}_{i:03d}.fits"
-                tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-                hp.write_map(str(tmp), m, nest=True, dtype=np.float32, overwrite=True)
-                os.replace(tmp, path)
+                with atomic_path(path) as tmp:
+                    hp.write_map(str(tmp), m, nest=True, dtype=np.float32, overwrite=True)
     return root

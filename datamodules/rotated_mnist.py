@@ -67,7 +67,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Literal
@@ -78,8 +77,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules._common import (InputError, ensure_stand_in, eval_batch, eval_sampler, is_stand_in, per_rank_batch,
-                                 sha256)
+from datamodules._common import (InputError, atomic_open, atomic_savez, command_line, ensure_stand_in, eval_batch,
+                                 eval_sampler, is_stand_in, per_rank_batch, sha256)
 from models.geometry import resample_image
 
 NAME = "rotated_mnist"
@@ -177,20 +176,11 @@ def _load_cache(cp: Path, path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _write_cache(cp: Path, path: Path, images: np.ndarray, labels: np.ndarray,
                  identity: dict[str, np.ndarray]) -> bool:
-    """Write cache ``cp`` atomically (a temporary file in the same folder, fsync, ``os.replace``)
-    and remove the caches of earlier versions of ``path``. False when the folder is not writable."""
+    """Write cache ``cp`` atomically (:func:`~datamodules._common.atomic_savez`) and remove the
+    caches of earlier versions of ``path``. False when the folder is not writable."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=cp.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_savez(cp, images=images, labels=labels, **identity)
     except OSError:
-        return False
-    try:
-        with os.fdopen(fd, "wb") as f:  # a file object: np.savez appends no ".npz"
-            np.savez(f, images=images, labels=labels, **identity)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, cp)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
         return False
     for old in path.parent.glob(f".{path.name}.*.npz"):
         if old != cp:
@@ -319,10 +309,8 @@ def write_amat(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) 
     if images.shape[1] != SIDE * SIDE:
         raise ValueError(f"write_amat: expected 784 pixels per image, got {images.shape[1]}")
     table = np.concatenate([images, np.asarray(labels, dtype=np.float64)[:, None]], axis=1)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    np.savetxt(tmp, table, fmt="%.7g", delimiter=" ")
-    os.replace(tmp, path)
+    with atomic_open(path, "w") as f:
+        np.savetxt(f, table, fmt="%.7g", delimiter=" ")
 
 
 def rotate_image(img: np.ndarray, angle: float) -> np.ndarray:
@@ -554,7 +542,8 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
 
 
 # --------------------------------------------------------------------------- CLI
-def main(argv: list[str] | None = None) -> int:
+@command_line
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m datamodules.rotated_mnist", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -565,22 +554,17 @@ def main(argv: list[str] | None = None) -> int:
     i = sub.add_parser("info", help="split sizes and label counts of a folder of .amat files")
     i.add_argument("dir")
     args = p.parse_args(argv)
-    try:
-        if args.cmd == "standin":
-            RotatedMNISTDataModule(Path(args.out), stand_in=True, stand_in_digits=args.digits,
-                                   stand_in_seed=args.seed).prepare_data()
-            print(stand_in_description(args.digits, args.seed))
-        else:
-            check_dir(args.dir)
-            for split in ("train", "valid", "test"):
-                x, y = load_split(args.dir, split)
-                print(f"{split}: {len(y)} digits, labels {np.bincount(y, minlength=10).tolist()}, "
-                      f"pixels [{x.min():.3g}, {x.max():.3g}]")
-            print("stand-in" if is_stand_in(args.dir) else "real (no stand-in manifest)")
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    if args.cmd == "standin":
+        RotatedMNISTDataModule(Path(args.out), stand_in=True, stand_in_digits=args.digits,
+                               stand_in_seed=args.seed).prepare_data()
+        print(stand_in_description(args.digits, args.seed))
+    else:
+        check_dir(args.dir)
+        for split in ("train", "valid", "test"):
+            x, y = load_split(args.dir, split)
+            print(f"{split}: {len(y)} digits, labels {np.bincount(y, minlength=10).tolist()}, "
+                  f"pixels [{x.min():.3g}, {x.max():.3g}]")
+        print("stand-in" if is_stand_in(args.dir) else "real (no stand-in manifest)")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from datamodules._common import atomic_write_text
+
 __all__ = [
     "CUTOFF", "DATASETS", "normalize_id", "sum_by_id", "mean_by_id", "retrieval_lists",
     "write_results", "read_results", "read_labels", "grades", "query_metrics", "evaluate",
@@ -270,7 +272,7 @@ def retrieval_lists(ids: Sequence | np.ndarray, scores: np.ndarray, *,
 def write_results(lists: Mapping[Any, Sequence], out_dir: str | os.PathLike, method: str,
                   split: str = "test_perturbed") -> Path:
     """Write ``<out_dir>/<method>/<split>/<queryId>`` files (6-digit names, no extension), one
-    retrieved id per line with a final newline, each atomically (temporary file + ``os.replace``).
+    retrieved id per line with a final newline, each atomically (:func:`~datamodules._common.atomic_write_text`).
     Other query files already in that folder are removed, so the folder holds exactly ``lists``
     (the evaluator scores every file it finds). Returns the split folder; run the JS evaluator
     on its parent, ``<out_dir>/<method>/``.
@@ -284,9 +286,7 @@ def write_results(lists: Mapping[Any, Sequence], out_dir: str | os.PathLike, met
         if stale.is_file() and stale.name not in names:
             stale.unlink()
     for q, ids in names.items():
-        tmp = folder / f".{q}.tmp"
-        tmp.write_text("".join(i + "\n" for i in ids))
-        os.replace(tmp, folder / q)
+        atomic_write_text(folder / q, "".join(i + "\n" for i in ids))
     return folder
 
 

@@ -27,13 +27,24 @@ Writes results/climate.csv (one row per run) and results/climate.md (+ climate.p
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np
+
+def predict_arguments(parser) -> None:
+    """The options of ``--predict`` (climate's own command, :meth:`Climate.command`)."""
+    parser.add_argument("--predict", default=None, metavar="CKPT",
+                        help="segment every --data-dir/*.nc with a trained checkpoint; writes LABELS and "
+                             "PROBABILITIES on each input's own grid to --out")
+    parser.add_argument("--out", default=None, help="output folder of --predict")
+
+
+if __name__ == "__main__":  # --help answers before torch and Lightning are imported
+    from reproduce.runner.cli import early_exit
+    early_exit("climate", __doc__, predict_arguments)
+
 
 from datamodules._common import InputError
 from datamodules.climate import CLASSES, ClimateDataModule, parse_sampling
@@ -42,6 +53,8 @@ from models.tasks import Segment
 from reproduce.reports.climate import REPORT, encode_map
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
+from reproduce.runner.after_test import InferenceTime
+
 
 LOSSES = ("weighted", "unweighted")
 INFER_MAPS = 5  # test maps timed one at a time (batch 1) after a warm-up map
@@ -53,6 +66,7 @@ class Climate(Benchmark):
     models = {"unet": DeepSphereUNet}
     task = Segment
     report = REPORT
+    measurements = (InferenceTime(INFER_MAPS),)
 
     def __init__(self):
         self._weights: dict[str, list[float]] = {}
@@ -101,35 +115,24 @@ class Climate(Benchmark):
         """The training split's balanced weights, inference ms per map (batch 1) and one test map."""
         import torch
 
+        from datamodules.climate import MEAN, STD
+
         out = {} if ctx.evaluate is not None else {
             f"class_weight_{c}": round(w, 6) for c, w in zip(CLASSES, self.class_weights(ctx, run))}
         net, dev = task.backbone.eval(), task.device
         test = datamodule.datasets["test"]
         out.update(vertices=int(net.num_vertices), train_maps=len(datamodule.datasets["train"]), test_maps=len(test))
-        times = []
-        with torch.no_grad():
-            for i in range(min(len(test), INFER_MAPS + 1)):
-                x = test[i][0][None].to(dev)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                logits = net(x)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - t0)
-                if i == 0:
-                    y, x0 = test[0][1].numpy(), test[0][0].numpy()
-                    from datamodules.climate import MEAN, STD
-                    out["example_map"] = encode_map(x0[0] * STD[0] + MEAN[0], y, logits[0].argmax(0).cpu().numpy())
-        out["infer_ms"] = round(1000 * float(np.mean(times[1:] or times)), 3)
+        out.update(self.declared_measurements(ctx, run, task, datamodule))
+        if len(test) and ctx.evaluate is None:  # the figure's map: a training run's row
+            x0, y = test[0][0], test[0][1].numpy()
+            with torch.no_grad():
+                pred = net.eval()(x0[None].to(dev))[0].argmax(0).cpu().numpy()
+            out["example_map"] = encode_map(x0.numpy()[0] * STD[0] + MEAN[0], y, pred)
         return out
 
     # -- --predict ------------------------------------------------------------------------------
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--predict", default=None, metavar="CKPT",
-                            help="segment every --data-dir/*.nc with a trained checkpoint; writes LABELS and "
-                                 "PROBABILITIES on each input's own grid to --out")
-        parser.add_argument("--out", default=None, help="output folder of --predict")
+        predict_arguments(parser)
 
     def command(self, args) -> int | None:
         if args.out is not None and not args.predict:
@@ -138,8 +141,19 @@ class Climate(Benchmark):
             return None
         if not args.data_dir or not args.out:
             raise InputError("--predict CKPT needs --data-dir (the netCDF files to segment) and --out (a folder)")
-        from reproduce._climate_predict import predict
-        for path in predict(self, Path(args.predict), Path(args.data_dir), Path(args.out), gpus=args.gpus):
+        from datamodules.climate import VARIABLES
+        from datamodules.climate_predict import predict
+        from reproduce.runner.evaluate import load_weights, weights_into
+        run, sd = load_weights(self, Path(args.predict), "--predict")
+        samp, device = parse_sampling(run.setting["sampling"]), "cuda" if args.gpus else "cpu"
+        native = samp.kind == "native"
+
+        def net_for(coords):  # the trained network; built on a file's own columns when trained on native ones
+            return weights_into(self, run, sd, "--predict", device, in_channels=len(VARIABLES),
+                                num_classes=len(CLASSES), sampling="points" if native else samp.name,
+                                **({"coords": coords} if native else {}))
+        model = f"{run.model} ({run.benchmark}, preset {run.preset}, seed {run.seed})"
+        for path in predict(net_for, samp, Path(args.predict), model, Path(args.data_dir), Path(args.out), device):
             print(f"[climate] wrote {path}", file=sys.stderr)
         return 0
 

@@ -25,6 +25,10 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+if __name__ == "__main__":  # --help answers before torch and Lightning are imported
+    from reproduce.runner.cli import early_exit
+    early_exit("cosmology", __doc__)
+
 from datamodules._common import InputError
 from datamodules.cosmology import CosmologyDataModule
 from models.baselines import FlatPatchConvNet, LinearSVMBaseline
@@ -32,6 +36,7 @@ from models.deepsphere.nets import deepsphere_classifier
 from reproduce.reports.cosmology import REPORT
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
+
 
 class Cosmology(Benchmark):
     name = "cosmology"

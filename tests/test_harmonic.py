@@ -184,7 +184,7 @@ def test_layer_input_checks_raise_clear_errors():
 
 
 def test_speed_section_quick():
-    from reproduce._speed_harmonic import measure
+    from reproduce.measure.speed_harmonic import measure
 
     title, rows = measure(quick=True)
     assert "HConv2d" in title and len(rows) >= 3

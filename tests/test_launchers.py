@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.runner import launchers as L
+from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"
@@ -26,13 +27,7 @@ def base(tmp_path) -> list[str]:
 
 
 def boring(tmp_path, *extra, check=True):
-    env = {**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, str(SCRIPT), *base(tmp_path), *extra], capture_output=True, text=True,
-                       env=env, timeout=300, cwd=ROOT)
-    if check and p.returncode != 0:
-        raise AssertionError(f"exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p
+    return run_script(SCRIPT, *base(tmp_path), *extra, check=check, PYTHONPATH=ROOT)
 
 
 def measured(tmp_path) -> list[tuple]:

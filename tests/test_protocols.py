@@ -24,7 +24,9 @@ CONFIGS = ROOT / "configs"
 #: whose paper preset is a grid of runs (a new one fails below under its own name until it has a ledger)
 BENCHMARKS = tuple(C.benchmark_names(trained=True))
 #: benchmarks with a `paper` preset that train nothing (no optimiser, no grid of runs): no ledger
-NOT_TRAINED = {"equivariance_sphere": "measures the equivariance error of fixed graph Laplacians"}
+NOT_TRAINED = {"equivariance_sphere": "measures the equivariance error of fixed graph Laplacians",
+               "speed": "times layers against floors measured in the same run",
+               "scaling": "times one layer against the number of pixels"}
 #: repository paths named in a ledger's `ours` column
 _REPO_PATH = re.compile(r"(?<![\w./-])((?:configs|models|datamodules|reproduce|tests|results)/[\w./-]*\w)")
 

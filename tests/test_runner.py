@@ -16,20 +16,15 @@ from reproduce.runner import config as _config
 from reproduce.runner.grid import current_rows
 from reproduce.runner.runs import Run
 from reproduce.runner.store import read_rows, upsert_row
+from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"
 
 
 def run_boring(tmp_path, *extra, env=None, check=True):
-    cmd = [sys.executable, str(SCRIPT), "--logger", "csv",
-           "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"),
-           "--data-dir", str(tmp_path / "data"), "--stand-in", *extra]
-    e = {**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
-    p = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=240, cwd=ROOT)
-    if check and p.returncode != 0:
-        raise AssertionError(f"exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p
+    return run_script(SCRIPT, "--logger", "csv", "--results-dir", tmp_path / "res", "--runs-dir", tmp_path / "runs",
+                      "--data-dir", tmp_path / "data", "--stand-in", *extra, check=check, timeout=240, **(env or {}))
 
 
 def rows(tmp_path):

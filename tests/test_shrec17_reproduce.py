@@ -6,9 +6,6 @@ settings are one error line, exit 2."""
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ import pytest
 from models import retrieval as R
 from reproduce.reports.shrec17 import decode_maps
 from reproduce.shrec17 import parse_input
+from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "reproduce" / "shrec17.py"
@@ -24,12 +22,7 @@ TINY = ["data.stand_in_train=3", "data.stand_in_val=1", "data.stand_in_test=2"] 
 
 
 def run_shrec(*args, check=True, timeout=600):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env,
-                       timeout=timeout, cwd=ROOT)
-    if check and p.returncode != 0:
-        raise AssertionError(f"exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p
+    return run_script(SCRIPT, *args, check=check, timeout=timeout)
 
 
 def rows_of(path: Path) -> list[dict]:
@@ -62,7 +55,8 @@ def test_smoke_rows_tables_and_figure(smoke):
     assert int(by["esteves"]["params"]) == 491_959 - 47 * 257  # FC(256 -> classes) with bias
     assert int(by["s2cnn"]["params"]) == 99_108  # the cpu preset's narrowed S2CNN (50, 50) at b (12, 8)
     assert by["ds_healpix"]["preprocess_backend"] in ("embree", "numpy")
-    maps = decode_maps(by["ds_healpix"]["example_maps"])
+    maps = decode_maps(tmp / "res", by["ds_healpix"]["example_maps"])
+    assert by["ds_healpix"]["example_maps"] == f"shrec17/{by['ds_healpix']['run_id']}.example_maps.npz"
     assert maps.shape == (4 * 6, 24, 48) and 0 <= maps.min() < maps.max() <= 1
     assert not by["se3"].get("example_maps")  # voxel input: no spherical map to draw
     md = (tmp / "res" / "shrec17.md").read_text()

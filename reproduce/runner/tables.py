@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from datamodules._common import atomic_write_text
+from datamodules._common import atomic_path, atomic_write_text
 from reproduce.runner import config as C
 from reproduce.runner.cells import (NONE, Cell, const, distinct, first_int, floats, fmt_distinct,  # noqa: F401
                                     fmt_mean_std, fmt_minutes, fmt_ms, fmt_params, fmt_pm, label, lookup,
@@ -300,14 +300,13 @@ def pyplot():
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> None:
-    """Save a matplotlib figure as PNG through a temporary file and ``os.replace``, then close it."""
+    """Save a matplotlib figure as PNG atomically (:func:`~datamodules._common.atomic_path`), then close it."""
     plt = pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
 
 
 # --------------------------------------------------------------------------- header and notes

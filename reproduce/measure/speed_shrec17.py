@@ -2,7 +2,7 @@
 
 Paper: Cohen et al. 2018 and Defferrard et al. 2020 feed SHREC'17 meshes to spherical CNNs as
 6-channel spherical images (a ray from every sample point towards the centre, hit distance and
-normal angle on the mesh and on its convex hull, ``datamodules/shrec17.py``); Weiler et al. 2018
+normal angle on the mesh and on its convex hull, ``datamodules/shrec17_render.py``); Weiler et al. 2018
 voxelise them (obj2voxel ``--size 64 --double``). Every mesh is preprocessed once per augmentation
 copy, so this throughput bounds how fast a new data set or augmentation is ready. Measured here:
 
@@ -22,13 +22,13 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from reproduce._timing import time_fn
+from reproduce.measure.timing import time_fn
 
 TITLE = "SHREC'17 preprocessing: ray casting and voxelising, meshes per second"
 
 
 def _meshes(quick: bool) -> list[tuple[str, trimesh.Trimesh]]:
-    from datamodules.shrec17 import centre_and_scale
+    from datamodules.meshes import centre_and_scale
     from datamodules.shrec17_standin import SYNSETS, build_model
 
     rng = np.random.default_rng(0)
@@ -43,8 +43,9 @@ def _meshes(quick: bool) -> list[tuple[str, trimesh.Trimesh]]:
 
 def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
     """Return ``(title, rows)``; ``ratio`` = time / floor, ``meshes_per_s`` = 1 / time."""
-    from datamodules.shrec17 import (draw_pose, ray_backend, render, sampling_vectors, sphere_channels,
-                                     voxelize_surface)
+    from datamodules.meshes import draw_pose
+    from datamodules.shrec17_render import ray_backend, render, sampling_vectors, sphere_channels
+    from datamodules.voxelize import voxelize_surface
 
     backend = ray_backend("auto")
     reps = 1 if quick else 3
