@@ -1,11 +1,8 @@
 """SHREC'17 3D shape retrieval (ShapeNet Core55, perturbed split): DeepSphere on HEALPix and on the
-equiangular grid, the 3D steerable CNN on voxels, and the spectral spherical CNNs, scored by the
-official SHREC'17 evaluator (reimplemented in ``models/retrieval.py``).
-
-Reproduces Defferrard et al. ICLR 2020, tab:shrec17 ("performance, size, speed": classification F1,
-micro mAP, parameters, inference and training time) and tab:shrec17_retrieval (micro and macro P@N,
-R@N, F1@N, mAP, NDCG) beside the published rows of the SHREC'17 entries (Tatsuma ReVGG, Furuya DLAN,
-Bai GIFT, Deng CM-VGG), Cohen et al. 2018 (S2CNN), Esteves et al. 2018 and Weiler et al. 2018 §5.2.
+equiangular grid, the 3D steerable CNN on voxels and the spectral spherical CNNs, scored by the official
+SHREC'17 evaluator (``models/retrieval.py``). Reproduces Defferrard et al. ICLR 2020, tab:shrec17 and
+tab:shrec17_retrieval, beside the published rows (the SHREC'17 entries, Cohen et al. 2018, Esteves et
+al. 2018, Weiler et al. 2018 §5.2).
 
     python reproduce/shrec17.py --preset smoke    # ~2 min: tiny stand-in, every row kind, 1 epoch
     python reproduce/shrec17.py --preset cpu      # ~30-40 min on 2 cores: stand-in (configs/shrec17/cpu.yaml)
@@ -47,7 +44,6 @@ from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 from reproduce.runner.after_test import InferenceTime, Invariance
 from reproduce.runner.evaluate import datamodule_state
-
 
 #: the logits of an object's first two orientations (the test-time augmentations), compared
 ROTATION = Invariance("rotation", agreement="rotation_agreement", column="rotation_logit_error")
