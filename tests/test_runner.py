@@ -269,3 +269,17 @@ def test_wandb_one_run_per_grid_cell_with_its_own_test_metrics_and_a_table_run(t
         assert 0.0 <= r.summary["test/acc"] <= 1.0 and r.summary["params"] > 0
     (table_run,) = by_kind["table"]
     assert table_run.name == "boring-smoke-table"
+
+
+def test_datamodule_state_is_what_the_checkpoint_saved_of_that_datamodule(tmp_path):
+    import torch
+
+    from reproduce.runner.evaluate import datamodule_state
+
+    class Shapes:  # stands for a LightningDataModule class: its state is saved under its __qualname__
+        pass
+
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {}, Shapes.__qualname__: {"class_names": ["04379243", "02691156"]}}, path)
+    assert datamodule_state(path, Shapes) == {"class_names": ["04379243", "02691156"]}
+    assert datamodule_state(str(path), torch.nn.Module) == {}
