@@ -477,7 +477,8 @@ def test_stand_in_events_and_class_frequencies():
     for _ in range(20):
         f, lab = C.stand_in_map(m, rng)
         acc += [(w * (lab == c)).sum() for c in range(3)]
-        assert 0 < f["TMQ"].min() and 90000 < f["PSL"].min() and f["T200"].mean() < f["TS"].mean()
+        # PSL: an intense cyclone on a weather low reaches ~875 hPa (the lowest observed is 870 hPa)
+        assert 0 < f["TMQ"].min() and 85000 < f["PSL"].min() and f["T200"].mean() < f["TS"].mean()
         # relative vorticity dv/dx - du/dy on the grid, signed by hemisphere inside TC labels
         dy = np.radians(180 / m.nlat)
         dx = np.radians(360 / m.nlon) * np.cos(np.radians(lat))[:, None]
