@@ -15,17 +15,20 @@ manifest, so a folder holding it holds only an unfinished stand-in.
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import datetime as _dt
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import IO, TYPE_CHECKING, Callable, Iterator
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: the runner's --help and --list go without it
+    import torch
 
 STAND_IN_MARKER = "STAND_IN.txt"   # marker of stand-ins written before the manifest (regenerated)
 MANIFEST = "STAND_IN.json"
@@ -116,6 +119,9 @@ def ensure_stand_in(data_dir: str | os.PathLike, benchmark: str, params: dict,
     return wrote
 
 
+#: a reused stand-in larger than this is announced before its files are hashed
+VERIFY_NOTE_BYTES = 200 << 20
+
 #: stand-ins verified by this process: (folder, params) -> the folder's file stamps then
 _VERIFIED: dict[tuple[str, str], tuple] = {}
 
@@ -127,7 +133,7 @@ def _stamp(root: Path) -> tuple:
 
 
 def _leftover_temporaries(d: Path) -> list[Path]:
-    """Temporary files (``.<name>.tmp<pid>``, :func:`atomic_write_text`) a killed writer left."""
+    """Temporary files (``.<name>.tmp<pid>``, :func:`temporary_name`) a killed writer left."""
     import re
     return [p for p in d.iterdir() if p.is_file() and re.fullmatch(r"\..+\.tmp\d+", p.name)] if d.is_dir() else []
 
@@ -155,6 +161,10 @@ def _ensure_stand_in(d: Path, benchmark: str, params: dict, write: Callable[[Pat
         tmp.unlink()
     m = stand_in_manifest(d)
     if m is not None and m.get("params") == _normal(params):
+        size = sum((d / f).stat().st_size for f in m["files"] if (d / f).is_file())
+        if size > VERIFY_NOTE_BYTES:  # hashing a paper-size stand-in takes a while: say so
+            print(f"{benchmark}: checking the stand-in in {d} ({len(m['files'])} files, {size / 1e6:.0f} MB)",
+                  file=sys.stderr, flush=True)
         bad = [f for f, h in m["files"].items() if not (d / f).is_file() or sha256(d / f) != h]
         if not bad:
             return False
@@ -172,8 +182,14 @@ def _ensure_stand_in(d: Path, benchmark: str, params: dict, write: Callable[[Pat
                          f"choose an empty folder (or drop --stand-in to read them as the published data)")
     d.mkdir(parents=True, exist_ok=True)
     atomic_write_text(d / WRITING, json.dumps(_normal(params), sort_keys=True) + "\n")
+    import time
+    t0 = time.perf_counter()
+    print(f"{benchmark}: writing the offline stand-in into {d} ...", file=sys.stderr, flush=True)
     write(d)
     files = {f: sha256(d / f) for f in _files(d)}
+    size = sum((d / f).stat().st_size for f in files)
+    print(f"{benchmark}: stand-in written ({len(files)} files, {size / 1e6:.1f} MB) in "
+          f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     manifest = {"benchmark": benchmark, "params": _normal(params), "description": description.strip(),
                 "files": files, "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     atomic_write_text(d / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
@@ -181,16 +197,101 @@ def _ensure_stand_in(d: Path, benchmark: str, params: dict, write: Callable[[Pat
     return True
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
+def command_line(cli: Callable[[list[str] | None], int | None]) -> Callable[[list[str] | None], int]:
+    """Decorator of a datamodule's command line ``cli(argv)``: an :class:`InputError` it raises is one
+    ``error: …`` line on stderr and exit status 2; otherwise its status (0 when it returns None)."""
+    @functools.wraps(cli)
+    def run(argv: list[str] | None = None) -> int:
+        try:
+            return cli(argv) or 0
+        except InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return run
+
+
+def subcommands(module: str, doc: str) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The parser of ``python -m <module>`` (described by the first line of ``doc``, the module
+    docstring) and its sub-commands (required; the chosen one is ``args.cmd``)."""
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n")[0])
+    return p, p.add_subparsers(dest="cmd", required=True)
+
+
+def temporary_name(path: str | os.PathLike, suffix: str = "") -> Path:
+    """The temporary file an atomic write of ``path`` goes through: ``.<name>.tmp<pid><suffix>``
+    beside it (hidden, same folder so the rename is atomic, one per process)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """A temporary path (:func:`temporary_name`) for a writer that takes a file name
+    (``Dataset.to_netcdf``, ``Figure.savefig``, ``healpy.write_map``): when the block ends without an
+    exception the file is synced and renamed onto ``path`` with ``os.replace`` — a reader never sees
+    half a file —, otherwise it is removed. ``suffix`` for writers that read the format from the name.
+    The folder of ``path`` is created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    tmp = temporary_name(path, suffix)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", previous: str | None = None) -> Iterator[IO]:
+    """``open(path, mode)`` made atomic: the block writes a temporary file (:func:`temporary_name`),
+    which is flushed, synced and renamed onto ``path`` when the block ends without an exception
+    (removed when the write fails; once complete it is kept until renamed, so a process stopped
+    between the renames leaves a complete file to finish the move with). ``previous`` (e.g.
+    ``".prev"``): an existing ``path`` is first renamed to ``path`` + ``previous``, so one complete
+    file exists at every moment.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_open(p, "w") as f:
+    ...     _ = f.write("one")
+    >>> p.read_text(), sorted(q.name for q in p.parent.iterdir())
+    ('one', ['a.txt'])
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes a whole file: mode 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if previous is not None and path.is_file():
+        os.replace(path, path.with_name(path.name + previous))
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_open`; never half-written)."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def atomic_savez(path: str | os.PathLike, compress: bool = False, **arrays) -> Path:
+    """``numpy.savez`` (``savez_compressed`` with ``compress``) of ``arrays`` to exactly ``path``
+    (no ``.npz`` appended), atomically (:func:`atomic_open`). Returns ``path``."""
+    import numpy as np
+
+    with atomic_open(path, "wb") as f:
+        (np.savez_compressed if compress else np.savez)(f, **arrays)
+    return Path(path)
 
 
 def torch_generator(*key: int) -> torch.Generator:
@@ -198,12 +299,15 @@ def torch_generator(*key: int) -> torch.Generator:
     seed and a stream number): the seed is the first 64-bit word of
     ``numpy.random.SeedSequence(key)``, so distinct keys give unrelated streams.
 
+    >>> import torch
     >>> a = torch.randn(2, generator=torch_generator(0, 1))
     >>> torch.equal(a, torch.randn(2, generator=torch_generator(0, 1)))
     True
     >>> torch.equal(a, torch.randn(2, generator=torch_generator(0, 2)))
     False
     """
+    import numpy as np
+    import torch
     seed = int(np.random.SeedSequence([int(k) for k in key]).generate_state(1, np.uint64)[0])
     return torch.Generator().manual_seed(seed)
 

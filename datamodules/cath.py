@@ -58,7 +58,6 @@ Command line (raw structures → npz; stand-in)::
 """
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 import sys
@@ -72,10 +71,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import ClassCountError, InputError, ensure_stand_in, trainer_world
+from datamodules._common import ClassCountError, InputError, command_line, ensure_stand_in, subcommands, trainer_world
 from datamodules.cath_pdb import (CATH_CLASSES, NPZ_KEYS, TEST_SPLITS, TRAIN_SPLITS, VAL_SPLITS, BuildSummary,
                                   build_dataset)
-from models.geometry import random_rotation, relative_error
+from models.geometry import random_rotation
 
 #: config key ``data.dataset`` → published file name
 FILES = {"10arch": "cath_10arch_ca.npz", "3class": "cath_3class_ca.npz", "20topo": "cath_20topo_ca.npz"}
@@ -329,6 +328,16 @@ def collate(items):
 class CathDataModule(pl.LightningDataModule):
     """Train / validation / test splits of a CATH npz, voxelised on the device per batch.
 
+    Batches of the loaders: ``(pos, mask, y)`` — ``pos`` float32 ``(B, A, 3)``, CA coordinates in
+    Å (centred, zero-padded to the batch's longest record A); ``mask`` bool ``(B, A)``, the real
+    atoms; ``y`` int64 ``(B,)``, the class 0..K−1. A model takes voxel grids: :meth:`model_batch`
+    turns a batch into ``(x, y)`` with ``x`` float32 ``(B, 1, n, n, n)`` (``n = grid_size``; what a
+    Trainer does after the transfer, :meth:`on_after_batch_transfer`, which also rotates training
+    batches). Outside a Trainer::
+
+        dm.setup("test")
+        x, y = dm.model_batch(next(iter(dm.test_dataloader())))   # (16, 1, 50, 50, 50), (16,)
+
     Reads ``data_dir / FILES[dataset]``; with ``stand_in`` it first writes the offline stand-in
     there (:func:`prepare_stand_in`, parameters ``stand_in_*``; only ``dataset="10arch"``).
     Every other keyword is a key of the config's ``data`` section, except ``reduction`` (the grid
@@ -433,6 +442,12 @@ class CathDataModule(pl.LightningDataModule):
         x = voxelize(pos, mask, self.grid_size, self.bin_size, self.sigma, rot)
         return x, y
 
+    def model_batch(self, batch, rotate: bool = False):
+        """``(x, y)`` the model takes from a loader's ``(pos, mask, y)`` batch: the voxel grids
+        ``(B, 1, n, n, n)`` on the batch's device, in the file's orientation unless ``rotate``
+        (a Haar-random rotation per record from the global torch RNG, as in training)."""
+        return self.voxelize_batch(batch, rotate)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         t = getattr(self, "trainer", None)
         training = bool(t is not None and t.training)
@@ -442,28 +457,6 @@ class CathDataModule(pl.LightningDataModule):
         return self.voxelize_batch(batch, self.rotate_train if training else self.rotate_eval)
 
     # -- evaluation in random orientations -------------------------------------------------------
-    def rotated_test(self, net, generator: torch.Generator) -> dict:
-        """``net`` on the test set with every record in a Haar-random orientation (an exact rotation
-        of its CA coordinates, then re-voxelised): accuracy ``test_acc_rotated`` and the mean
-        relative change of the logits against the file's orientation ``equivariance_error_so3``
-        (:func:`models.geometry.relative_error`). Rotations are drawn from ``generator``."""
-        device = next(net.parameters()).device
-        was_training = net.training
-        net.eval()
-        ds = self.sets["test"]
-        correct, errs = 0, []
-        with torch.no_grad():
-            for start in range(0, len(ds), self.batch_size):
-                pos, mask, y = collate([ds[i] for i in range(start, min(start + self.batch_size, len(ds)))])
-                pos, mask, y = pos.to(device), mask.to(device), y.to(device)
-                R = random_rotation(len(pos), generator=generator, dtype=torch.float32).to(device)
-                y0 = net(voxelize(pos, mask, self.grid_size, self.bin_size, self.sigma))
-                y1 = net(voxelize(pos, mask, self.grid_size, self.bin_size, self.sigma, R))
-                correct += int((y1.argmax(1) == y).sum())
-                errs += relative_error(y1, y0, reduction="none").tolist()
-        net.train(was_training)
-        return {"test_acc_rotated": round(correct / len(ds), 6),
-                "equivariance_error_so3": round(float(np.mean(errs)), 5)}
 
 
 # --------------------------------------------------------------------------- stand-in
@@ -549,9 +542,9 @@ def build_summary_text(r: BuildSummary, domain_list: str, pdb_dir: str, max_radi
     return "\n".join(lines)
 
 
-def _cli(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m datamodules.cath", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+@command_line
+def _cli(argv: list[str] | None = None) -> None:
+    p, sub = subcommands("datamodules.cath", __doc__)
     b = sub.add_parser("build", help="PDB/mmCIF folder + CATH domain list -> npz")
     b.add_argument("--pdb-dir", required=True)
     b.add_argument("--domain-list", required=True, help="CathDomainList text file")
@@ -578,27 +571,22 @@ def _cli(argv: list[str] | None = None) -> int:
     i.add_argument("--grid-size", type=int, default=50, help="voxel box checked: bins per side")
     i.add_argument("--bin-size", type=float, default=2.0, help="voxel box checked: bin size (Å)")
     args = p.parse_args(argv)
-    try:
-        if args.cmd == "build":
-            r = build_dataset(args.pdb_dir, args.domain_list, args.out, args.boundaries, args.level,
-                              args.group_level, args.min_size, args.per_class, args.n_splits,
-                              args.max_resolution, args.max_radius, args.report)
-            print(build_summary_text(r, Path(args.domain_list).name, Path(args.pdb_dir).name, args.max_radius))
-        elif args.cmd == "standin":
-            wrote = prepare_stand_in(args.out, args.per_class, args.topologies, args.seed)
-            print(f"{'wrote' if wrote else 'kept'} the stand-in in {args.out} ({FILES['10arch']})")
-        else:
-            a = load_npz(args.file, (args.grid_size, args.bin_size))
-            sizes = np.diff(list(a.split_start_indices) + [len(a)]).tolist()
-            out = outside_counts(a.positions, a.n_atoms, args.grid_size, args.bin_size)
-            print(f"{a.path}: {len(a)} records, max_atoms {a.positions.shape[1]}, classes "
-                  f"{['.'.join(map(str, c)) for c in a.label_set]}, split sizes {sizes}; "
-                  f"{int((out > 0).sum())} records with atoms outside the {args.grid_size} x "
-                  f"{args.bin_size:g} Å box ({int(out.sum())} atoms)")
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    if args.cmd == "build":
+        r = build_dataset(args.pdb_dir, args.domain_list, args.out, args.boundaries, args.level,
+                          args.group_level, args.min_size, args.per_class, args.n_splits,
+                          args.max_resolution, args.max_radius, args.report)
+        print(build_summary_text(r, Path(args.domain_list).name, Path(args.pdb_dir).name, args.max_radius))
+    elif args.cmd == "standin":
+        wrote = prepare_stand_in(args.out, args.per_class, args.topologies, args.seed)
+        print(f"{'wrote' if wrote else 'kept'} the stand-in in {args.out} ({FILES['10arch']})")
+    else:
+        a = load_npz(args.file, (args.grid_size, args.bin_size))
+        sizes = np.diff(list(a.split_start_indices) + [len(a)]).tolist()
+        out = outside_counts(a.positions, a.n_atoms, args.grid_size, args.bin_size)
+        print(f"{a.path}: {len(a)} records, max_atoms {a.positions.shape[1]}, classes "
+              f"{['.'.join(map(str, c)) for c in a.label_set]}, split sizes {sizes}; "
+              f"{int((out > 0).sum())} records with atoms outside the {args.grid_size} x "
+              f"{args.bin_size:g} Å box ({int(out.sum())} atoms)")
 
 
 if __name__ == "__main__":

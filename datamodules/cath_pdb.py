@@ -77,7 +77,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules._common import InputError, atomic_write_text
+from datamodules._common import InputError, atomic_savez, atomic_write_text
 
 #: CATH classes (level 1); any other class number is an unknown CATH code
 CATH_CLASSES = {1: "Mainly Alpha", 2: "Mainly Beta", 3: "Alpha Beta", 4: "Few Secondary Structures",
@@ -586,14 +586,6 @@ def _code(c: tuple) -> str:
     return ".".join(map(str, c))
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
-
-
 def _split_role(s: int, n_splits: int) -> str:
     if n_splits != 10:
         return f"{s}"
@@ -772,9 +764,9 @@ def build_dataset(pdb_dir: str | os.PathLike, domain_list: str | os.PathLike, ou
         n_atoms[i] = k
         labels[i] = lab
     starts = np.concatenate([[0], np.cumsum(split_sizes)[:-1]]).astype(np.int64)
-    _save_npz(out, {"positions": positions, "n_atoms": n_atoms, "atom_types": atom_types,
-                    "res_indices": res_indices, "labels": labels, "split_start_indices": starts,
-                    "domain_ids": np.array([d for _, _, d in records], dtype="S16")})
+    atomic_savez(out, compress=True, positions=positions, n_atoms=n_atoms, atom_types=atom_types,
+                 res_indices=res_indices, labels=labels, split_start_indices=starts,
+                 domain_ids=np.array([d for _, _, d in records], dtype="S16"))
     not_selected = sorted(set(usable) - {d for _, _, d in records})
     for d in not_selected:
         c = entries[d].cath[:depth]

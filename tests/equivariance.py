@@ -1,18 +1,20 @@
 """One equivariance helper for every family (house style §5).
 
 ``assert_equivariant(f, x, act_in, act_out, elements, rtol)`` checks f(g·x) = g·f(x) for each
-group element g and returns the largest relative error max_g ‖f(gx) − g f(x)‖ / ‖f(x)‖.
-It refuses outputs that are (nearly) zero, because a zero map passes any such test.
+group element g and returns the largest relative error over the elements, each
+:func:`models.geometry.relative_error` — the definition the results tables use: the mean over
+the batch (axis 0) of ‖f(gx)ᵢ − g f(x)ᵢ‖ / ‖g f(x)ᵢ‖. It refuses outputs that are (nearly)
+zero, because a zero map passes any such test, and a non-finite error (a sample whose output
+is zero).
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable
 
 import torch
 
-
-def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+from models.geometry import relative_error
 
 
 def assert_equivariant(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
@@ -25,6 +27,7 @@ def assert_equivariant(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
         worst = 0.0
         for g in elements:
             err = relative_error(f(act_in(g, x)), act_out(g, y))
+            assert math.isfinite(err), f"equivariance error is {err} (a sample's output is zero)"
             worst = max(worst, err)
     assert worst <= rtol, f"equivariance error {worst:.3g} > {rtol:.3g}"
     return worst

@@ -6,9 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,23 +14,20 @@ import torch
 from torch import nn
 
 from models.tasks import Classify
-from reproduce.cath import BENCH, plot
+from reproduce.cath import BENCH
+from reproduce.reports.cath import plot
 from reproduce.runner import config as C
 from reproduce.runner import main
 from reproduce.runner.tables import View, render_text
+from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "reproduce" / "cath.py"
 
 
 def run_cath(tmp_path, *extra, check=True, timeout=420):
-    cmd = [sys.executable, str(SCRIPT), "--logger", "csv", "--results-dir", str(tmp_path / "res"),
-           "--runs-dir", str(tmp_path / "runs"), *extra]
-    env = {**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
-    if check and p.returncode != 0:
-        raise AssertionError(f"exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p
+    return run_script(SCRIPT, "--logger", "csv", "--results-dir", tmp_path / "res", "--runs-dir", tmp_path / "runs",
+                      *extra, check=check, timeout=timeout)
 
 
 @pytest.mark.slow

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +15,17 @@ import pytest
 import xarray as xr
 
 from datamodules import climate as DC
-from reproduce.climate import BENCH, decode_map
+from reproduce.climate import BENCH
+from reproduce.reports.climate import decode_map
 from reproduce.runner import main
+from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "reproduce" / "climate.py"
 
 
 def run_climate(*args, check=True, timeout=300):
-    env = {**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env,
-                       timeout=timeout, cwd=ROOT)
-    if check and p.returncode != 0:
-        raise AssertionError(f"exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p
+    return run_script(SCRIPT, *args, check=check, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +51,8 @@ def test_smoke_writes_rows_table_and_figure(smoke):
         assert float(r["infer_ms"]) > 0 and r["checkpoint"].endswith("last.ckpt")  # smoke tests the final model, as paper
         w = np.array([float(r[f"class_weight_{c}"]) for c in DC.CLASSES])
         assert abs((1 / (3 * w)).sum() - 1) < 1e-4 and w[0] < 1 < w[2] and w[0] < w[1]  # sklearn 'balanced'
-        tmq, true, pred = decode_map(r["example_map"])
+        tmq, true, pred = decode_map(tmp / "res", r["example_map"])
+        assert r["example_map"] == f"climate/{r['run_id']}.example_map.npz"
         assert len(tmq) == len(true) == len(pred) == int(r["vertices"]) and set(np.unique(pred)) <= {0, 1, 2}
         assert 0 < tmq.min() < tmq.max() < 120  # kg m-2, in physical units
     ico = {r["model"]: r for r in rows if r["setting_sampling"] == "ico:2"}

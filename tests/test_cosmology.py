@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import healpy as hp
@@ -24,6 +21,7 @@ from datamodules.cosmology import (SPLIT_DIRS, UNSEEN32, CosmologyDataModule, No
 from models.baselines import (FlatPatchConvNet, LinearSVMBaseline, fit_linear_svm, histogram_features,
                               psd_features)
 from models.deepsphere.healpix import nest_image_index, nest_xy
+from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 NSIDE = 16
@@ -585,10 +583,8 @@ def test_config_entries_build_the_models_and_the_l2_term(tmp_path):
 
 # --------------------------------------------------------------------------- end to end
 def _run(tmp_path, *extra):
-    cmd = [sys.executable, str(ROOT / "reproduce" / "cosmology.py"), "--preset", "smoke", "--logger", "csv",
-           "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"), *extra]
-    env = {**os.environ, "EB_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240, cwd=ROOT)
+    return run_script("reproduce/cosmology.py", "--preset", "smoke", "--logger", "csv", "--results-dir", tmp_path / "res",
+                      "--runs-dir", tmp_path / "runs", *extra, check=False, timeout=240)
 
 
 def test_smoke_run_through_the_runner_writes_rows_and_table(tmp_path):

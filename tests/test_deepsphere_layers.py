@@ -120,7 +120,7 @@ def _chebconv_with(conv, x, weight, bias):
 def test_chebconv_equals_deepsphere_pytorch_algorithm(layout):
     """Same outputs and gradients as the deepsphere-pytorch algorithm (its re-implementation in
     the speed benchmark, COO Laplacian, its weight layout) to float32 precision."""
-    from reproduce._speed_sphere import DeepSpherePyTorchChebConv
+    from reproduce.measure.deepsphere_pytorch import DeepSpherePyTorchChebConv
 
     torch.manual_seed(5)
     conv = ChebConv(6, 10, K=3, laplacian=healpix_laplacian(NSIDE, k=8))

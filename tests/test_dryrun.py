@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from reproduce.runner import config as C
+from tests.conftest import run_script
+
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ["tetris", "rotated_mnist", "cosmology", "climate", "shrec17", "cath"]
+BENCHMARKS = C.benchmark_names(trained=True)  # every configs/<name>/ whose paper preset is a grid
 #: paper presets whose dry-run at batch 2 takes seconds of CPU (the others: minutes to tens of minutes)
 CHEAP_PAPER = ["rotated_mnist", "climate"]
 
@@ -52,7 +55,6 @@ def _check_printed(printed: str, name: str, data: dict):
 
 
 def _check_cells(data: dict, bench_name: str, preset: str):
-    from reproduce.runner import config as C
     from reproduce.runner.grid import expand_grid
     bench = importlib.import_module(f"reproduce.{bench_name}").BENCH
     runs = expand_grid(bench, C.load_preset(bench_name, preset))
@@ -130,7 +132,6 @@ def test_cath_paper_reductions_share_one_measurement():
     from pathlib import Path as P
 
     from reproduce.cath import BENCH
-    from reproduce.runner import config as C
     from reproduce.runner import dryrun as D
     from reproduce.runner.benchmark import Context
     from reproduce.runner.grid import expand_grid
@@ -166,9 +167,7 @@ def test_dry_run_paper_presets_on_cpu(name, tmp_path, capsys):
 # --------------------------------------------------------------------------- gpu_check.py
 def _gpu_check(tmp_path: Path, *extra: str) -> Path:
     out = tmp_path / "check"
-    p = subprocess.run([sys.executable, str(ROOT / "reproduce" / "gpu_check.py"), "--device", "cpu", "--tiny",
-                        "--out", str(out), *extra], cwd=ROOT, capture_output=True, text=True, timeout=1200)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    run_script("reproduce/gpu_check.py", "--device", "cpu", "--tiny", "--out", out, *extra, timeout=1200)
     return out
 
 

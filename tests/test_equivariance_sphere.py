@@ -1,5 +1,5 @@
 """The equivariance-error maths (models/deepsphere/equivariance.py), the figure script
-(reproduce/equivariance_sphere.py) and the sphere speed section (reproduce/_speed_sphere.py): the
+(reproduce/equivariance_sphere.py) and the sphere speed section (reproduce/measure/speed_sphere.py): the
 rotation routine really rotates, the exact quarter turn gives (almost) zero error for an exactly
 symmetric graph, the ratios are relative_error's, the CLI writes its files and refuses bad input
 with exit code 2, and the quick speed section returns well-formed rows."""
@@ -73,9 +73,9 @@ def test_ratios_are_the_norm_ratio_and_graphs_share_signals():
 
 
 def test_smoke_preset_writes_csv_md_png(tmp_path):
-    rc = script.main(["--preset", "smoke", "--results-dir", str(tmp_path), "data.nsides=[16]",
-                 "data.signals=1", "data.rotations=2"])
-    assert rc == 0
+    argv = ["--preset", "smoke", "--results-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs"),
+            "--logger", "none", "data.nsides=[16]", "data.signals=1", "data.rotations=2"]
+    assert script.main(argv) == 0
     rows = list(csv.DictReader(open(tmp_path / "equivariance_sphere.csv")))
     graphs = {"v1", "knn8", "knn20", "knn40"}
     assert {r["model"] for r in rows} == graphs
@@ -92,10 +92,13 @@ def test_smoke_preset_writes_csv_md_png(tmp_path):
     md = (tmp_path / "equivariance_sphere.md").read_text()
     assert "equivariance_sphere.png" in md and "Normalisation caveat" in md
     assert (tmp_path / "equivariance_sphere.png").stat().st_size > 10_000
+    # a measurement cell per (graph, Nside): a second invocation skips the finished cells
+    stamp = (tmp_path / "equivariance_sphere.csv").read_text()
+    assert script.main(argv) == 0 and (tmp_path / "equivariance_sphere.csv").read_text() == stamp
+    assert {r["setting"] for r in rows} == {"nside=16"} and len({r["run_id"] for r in rows}) == 4
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--preset", "huge"], "unknown preset"),
     (["--preset", "smoke", "data.nsides=[12]"], "not a power of 2"),
     (["--preset", "smoke", "data.nsidez=[16]"], "unknown key"),
     (["--preset", "smoke", "data.nsides=[8]"], "degree_step"),
@@ -108,7 +111,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
 
 
 def test_speed_section_quick():
-    from reproduce import _speed_sphere as S
+    from reproduce.measure import speed_sphere as S
 
     title, rows = S.measure(quick=True)
     assert "Chebyshev" in title

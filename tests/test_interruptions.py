@@ -23,7 +23,8 @@ import torch
 from datamodules._common import InputError, WRITING, ensure_stand_in, stand_in_manifest
 from reproduce.runner.checkpoints import AtomicCheckpointIO, check_checkpoint, recover, resume_point
 from reproduce.runner.config import config_hash
-from tests.test_reliability import ROOT, ckpt_dir, cmd, env, rows, run
+from tests.conftest import script_env
+from tests.test_reliability import ROOT, ckpt_dir, cmd, rows, run
 
 
 # --------------------------------------------------------------------------- helpers
@@ -113,7 +114,7 @@ def test_last_ckpt_every_n_epochs_whatever_selects_the_model(tmp_path, select):
 
 def test_sigkill_of_a_select_last_run_resumes_past_epoch_0(tmp_path):
     args = ("--only", "mlp", "trainer.max_epochs=30", "trainer.select=last")
-    p = subprocess.Popen(cmd(tmp_path, *args), env=env(EB_TEST_EPOCH_SLEEP="0.3"), cwd=ROOT,
+    p = subprocess.Popen(cmd(tmp_path, *args), env=script_env(EB_TEST_EPOCH_SLEEP="0.3"), cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for(lambda: list((tmp_path / "runs").rglob("last.ckpt.prev")), p)
@@ -133,13 +134,13 @@ def test_sigkill_of_a_tetris_smoke_run_resumes_past_epoch_0(tmp_path):
     base = [sys.executable, str(ROOT / "reproduce" / "tetris.py"), "--preset", "smoke", "--logger", "csv",
             "--only", "steerable", "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"),
             "trainer.max_epochs=12"]
-    p = subprocess.Popen(base, env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(base, env=script_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for(lambda: list((tmp_path / "runs").rglob("last.ckpt.prev")), p, timeout=300)
     finally:
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
-    out = subprocess.run(base, capture_output=True, text=True, env=env(), cwd=ROOT, timeout=600)
+    out = subprocess.run(base, capture_output=True, text=True, env=script_env(), cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "resuming" in out.stderr
     (run_dir,) = (tmp_path / "runs").glob("tetris/smoke/steerable/*/seed0-*")
@@ -188,7 +189,7 @@ def test_sigterm_outside_lightning_raises_interrupted():
     pytest.param(signal.SIGINT, 130, "Ctrl-C", marks=pytest.mark.slow)])
 def test_signal_stops_the_grid_with_one_line_and_the_rerun_resumes(tmp_path, sig, code, name):
     args = ("--only", "mlp", "trainer.max_epochs=30", "trainer.select=last")
-    p = subprocess.Popen(cmd(tmp_path, *args), env=env(EB_TEST_EPOCH_SLEEP="0.3"), cwd=ROOT,
+    p = subprocess.Popen(cmd(tmp_path, *args), env=script_env(EB_TEST_EPOCH_SLEEP="0.3"), cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert wait_for(lambda: list((tmp_path / "runs").rglob("logs/attempt0/metrics.csv")), p)
     time.sleep(1.0)
@@ -242,7 +243,7 @@ def test_sigkill_while_a_stand_in_is_written_then_the_next_run_writes_it(tmp_pat
     code = ("import sys, time; from pathlib import Path; from datamodules._common import ensure_stand_in\n"
             "def w(d):\n    (d / 'a.bin').write_bytes(b'1' * 100)\n    time.sleep(60)\n"
             f"ensure_stand_in(Path({str(d)!r}), 'x', {{'n': 1}}, w, 'slow')\n")
-    p = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env(PYTHONPATH=str(ROOT)))
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=script_env(PYTHONPATH=str(ROOT)))
     try:
         assert wait_for(lambda: (d / "a.bin").is_file(), p, timeout=60)
     finally:
@@ -344,7 +345,7 @@ def test_a_full_disk_during_training_is_one_error_line(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (1_500_000, 1_500_000))
 
     p = subprocess.run(cmd(tmp_path, "--only", "mlp", "models.mlp.hidden=20000"), capture_output=True, text=True,
-                       env=env(), cwd=ROOT, timeout=300, preexec_fn=limit)
+                       env=script_env(), cwd=ROOT, timeout=300, preexec_fn=limit)
     assert p.returncode == 1, p.stderr[-2000:]
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("error: cannot write checkpoint ") and ".ckpt: " in last
@@ -353,7 +354,7 @@ def test_a_full_disk_during_training_is_one_error_line(tmp_path):
 
 def test_an_unwritable_data_dir_is_one_error_line(tmp_path):
     p = subprocess.run([*cmd(tmp_path)[:-2], "/proc/eb-data", "--stand-in"], capture_output=True, text=True,
-                       env=env(), cwd=ROOT, timeout=300)
+                       env=script_env(), cwd=ROOT, timeout=300)
     assert p.returncode == 1 and p.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "eb-data" in p.stderr and "Traceback" not in p.stderr
 

@@ -15,26 +15,23 @@ from pathlib import Path
 import pytest
 
 from reproduce.runner.checkpoints import check_checkpoint
+from tests.conftest import run_script, script_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"
 
 
+def args(tmp_path, *extra):
+    return ["--logger", "csv", "--preset", "smoke", "--results-dir", str(tmp_path / "res"),
+            "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), "--stand-in", *extra]
+
+
 def cmd(tmp_path, *extra):
-    return [sys.executable, str(SCRIPT), "--logger", "csv", "--preset", "smoke",
-            "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"),
-            "--data-dir", str(tmp_path / "data"), "--stand-in", *extra]
-
-
-def env(**extra):
-    return {**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", **extra}
+    return [sys.executable, str(SCRIPT), *args(tmp_path, *extra)]
 
 
 def run(tmp_path, *extra, check=True, **kw):
-    p = subprocess.run(cmd(tmp_path, *extra), capture_output=True, text=True, env=env(**kw), timeout=300, cwd=ROOT)
-    if check and p.returncode != 0:
-        raise AssertionError(f"exit {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
-    return p
+    return run_script(SCRIPT, *args(tmp_path, *extra), check=check, **kw)
 
 
 def rows(tmp_path, name="boring"):
@@ -48,7 +45,7 @@ def ckpt_dir(tmp_path, model="mlp"):
 
 
 def test_sigkill_during_training_then_resume_finishes_with_nothing_left_over(tmp_path):
-    p = subprocess.Popen(cmd(tmp_path, "--only", "mlp", "trainer.max_epochs=40"), env=env(EB_TEST_EPOCH_SLEEP="0.5"),
+    p = subprocess.Popen(cmd(tmp_path, "--only", "mlp", "trainer.max_epochs=40"), env=script_env(EB_TEST_EPOCH_SLEEP="0.5"),
                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
     while time.time() - t0 < 200:  # wait for a few checkpoints, then kill -9 mid-training
@@ -63,7 +60,9 @@ def test_sigkill_during_training_then_resume_finishes_with_nothing_left_over(tmp
     assert "resuming" in out.stderr
     assert [r["model"] for r in rows(tmp_path)] == ["mlp"]
     assert not list((tmp_path / "runs").rglob(".*.tmp*"))
-    assert check_checkpoint(ckpt_dir(tmp_path) / "last.ckpt") is None
+    # the finished smoke run keeps its tested (val/acc-selected) checkpoint only
+    assert check_checkpoint(ckpt_dir(tmp_path) / "best.ckpt") is None
+    assert sorted(f.name for f in ckpt_dir(tmp_path).iterdir()) == ["best.ckpt", "pruned.json"]
 
 
 @pytest.mark.slow
@@ -112,7 +111,7 @@ def test_a_lost_csv_row_comes_back_from_its_run_folder(tmp_path):
 @pytest.mark.slow
 def test_two_concurrent_invocations_train_every_run_once(tmp_path):
     run(tmp_path, "--only", "mlp", "trainer.max_epochs=1")  # the stand-in exists before both start
-    procs = [subprocess.Popen(cmd(tmp_path, "trainer.max_epochs=8"), env=env(), cwd=ROOT,
+    procs = [subprocess.Popen(cmd(tmp_path, "trainer.max_epochs=8"), env=script_env(), cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     errs = [p.communicate(timeout=400)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), errs
@@ -138,7 +137,7 @@ def test_corrupt_row_json_is_retested_not_fatal(tmp_path):
 def test_unwritable_results_dir_is_refused_before_training(tmp_path):
     # /proc refuses new folders even to root (a chmod'ed folder would not stop root)
     p = subprocess.run([*cmd(tmp_path), "--results-dir", "/proc/eb-results"], capture_output=True,
-                       text=True, env=env(), timeout=300, cwd=ROOT)
+                       text=True, env=script_env(), timeout=300, cwd=ROOT)
     assert p.returncode == 2 and "--results-dir /proc/eb-results is not writable" in p.stderr
     assert not list((tmp_path / "runs").rglob("*.ckpt"))
 

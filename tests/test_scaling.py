@@ -1,57 +1,78 @@
-"""reproduce/scaling.py: the quick run measures every series (graph and spectral) and writes nothing;
-a short real run writes the CSV, the Markdown with log-log slopes and the PNG; ``--table`` re-renders
-the same Markdown from the CSV alone; the slope fit is the least-squares exponent."""
+"""reproduce/scaling.py, a measurement benchmark: every series measures rows of its sizes (pixels as
+the layer sees them, times finite and positive), the slope fit is the least-squares exponent, a
+finished series is skipped, and ``--table`` re-renders the same Markdown from the CSV alone. The
+committed table is the render of results/scaling.csv (tests/test_golden_tables.py)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
+import math
 
 import pytest
 
-from reproduce import scaling as S
+from reproduce import scaling
+from reproduce.reports.scaling import FIT_FROM, slope
+from reproduce.runner import config as C
+from reproduce.runner.store import read_rows
 
-ROOT = Path(__file__).resolve().parents[1]
+SERIES = list(C.load_preset("scaling", "paper")["models"])
+
+
+def run(tmp_path, *args: str) -> int:
+    return scaling.main(["--results-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--logger", "none",
+                         *args])
+
+
+def assert_sane(rows: list[dict], series: list[str]) -> None:
+    for s in series:
+        mine = [r for r in rows if r["model"] == s]
+        assert mine, f"series {s} measured no size"
+        for r in mine:
+            for key in ("forward_ms", "forward_backward_ms"):
+                assert math.isfinite(float(r[key])) and float(r[key]) > 0, (s, r["size"], key)
+            assert r["device"] == "cpu" and int(r["npix"]) > 0
 
 
 def test_slope_is_the_fitted_exponent():
     rows = [{"npix": n, "t": 3e-3 * n ** 1.5} for n in (4096, 16384, 65536)]
-    assert S.slope(rows, "t") == pytest.approx(1.5)
-    assert S.slope([{"npix": 100, "t": 1.0}, {"npix": 400, "t": 2.0}], "t") != S.slope(rows, "t")  # < FIT_FROM: nan
+    assert slope(rows, "t") == pytest.approx(1.5)
+    assert math.isnan(slope([{"npix": 100, "t": 1.0}, {"npix": 400, "t": 2.0}], "t"))  # below FIT_FROM
+    assert FIT_FROM > 400
 
 
-@pytest.mark.slow
-def test_quick_run_measures_every_series_and_writes_nothing(tmp_path):
-    p = subprocess.run([sys.executable, "reproduce/scaling.py", "--quick", "--results-dir", str(tmp_path)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert p.returncode == 0, p.stderr[-2000:]
-    for name in ("ChebConv K=5, full sphere", "1/12 of the sphere", "Esteves SphericalConv", "S2Convolution",
-                 "SO3Convolution"):
-        assert name in p.stdout
-    assert not any(tmp_path.iterdir())
-
-
-@pytest.mark.slow
-def test_run_then_table(tmp_path):
-    args = [sys.executable, "reproduce/scaling.py", "--results-dir", str(tmp_path), "--only", "1/192",
-            "--budget", "0.05", "--reps", "1"]
-    p = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
+def test_smoke_series_rows_then_resume_skips_it(tmp_path):
+    assert run(tmp_path, "--preset", "smoke", "--only", "cheb5_12") == 0
+    rows = read_rows(tmp_path / "scaling.csv")
+    assert_sane(rows, ["cheb5_12"])
+    assert [int(r["npix"]) for r in rows] == [12 * int(r["size"]) ** 2 // 12 for r in rows] == [16, 64]
     md = (tmp_path / "scaling.md").read_text()
-    assert "## Log–log slopes" in md and "ChebConv K=5, 1/192 of the sphere" in md and "O(N^1)" in md
+    assert "## Log–log slopes" in md and "ChebConv K=5, 1/12 of the sphere" in md and "O(N^1)" in md
     assert (tmp_path / "scaling.png").stat().st_size > 5000
-    rows = S.read_csv(tmp_path / "scaling.csv")
-    assert rows and all(r["device"] == "cpu" and int(r["npix"]) == 12 * int(r["size"]) ** 2 // 192 for r in rows)
+    csv_text = (tmp_path / "scaling.csv").read_text()
+    assert run(tmp_path, "--preset", "smoke", "--only", "cheb5_12") == 0  # finished: skipped, not re-measured
+    assert (tmp_path / "scaling.csv").read_text() == csv_text
+
+
+@pytest.mark.slow
+def test_every_smoke_series_measures(tmp_path):
+    assert run(tmp_path, "--preset", "smoke") == 0
+    assert_sane(read_rows(tmp_path / "scaling.csv"), SERIES)
+
+
+@pytest.mark.slow
+def test_budgeted_series_has_a_finite_slope_and_table_rerenders(tmp_path):
+    args = ["--only", "cheb5_192", "budget_s.cpu=0.05", "reps=1"]
+    assert run(tmp_path, *args) == 0
+    rows = read_rows(tmp_path / "scaling.csv")
+    assert_sane(rows, ["cheb5_192"])
+    assert all(int(r["npix"]) == 12 * int(r["size"]) ** 2 // 192 for r in rows)
+    if sum(int(r["npix"]) >= FIT_FROM for r in rows) >= 2:
+        assert 0 < slope(rows, "forward_backward_ms") < 3
+    md = (tmp_path / "scaling.md").read_text()
     (tmp_path / "scaling.md").unlink()
-    p = subprocess.run(args[:4] + ["--table"], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert p.returncode == 0 and (tmp_path / "scaling.md").read_text() == md
+    assert run(tmp_path, *args, "--table") == 0 and (tmp_path / "scaling.md").read_text() == md
 
 
-def test_committed_table_is_the_render_of_its_csv(tmp_path):
-    """results/scaling.md is what its CSV renders to (regenerate: python reproduce/scaling.py --table)."""
-    import shutil
-    shutil.copy(ROOT / "results" / "scaling.csv", tmp_path / "scaling.csv")
-    S.render(S.read_csv(tmp_path / "scaling.csv"), tmp_path)
-    assert (tmp_path / "scaling.md").read_text() == (ROOT / "results" / "scaling.md").read_text()
+def test_bad_budget_is_one_error_line(tmp_path, capsys):
+    assert run(tmp_path, "--preset", "smoke", "budget_s.cpu=0") == 2
+    err = capsys.readouterr().err.strip()
+    assert "budget_s.cpu" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "scaling.csv").exists()

@@ -1,32 +1,56 @@
-"""`reproduce/speed.py --quick`: every section runs and reports a ratio against its floor.
-(Speed itself is a benchmark in results/speed.md, never asserted here.)"""
-import importlib.util
-import subprocess
-import sys
-from pathlib import Path
+"""reproduce/speed.py, a measurement benchmark: every section measures rows whose ratio is its time
+over a floor timed in the same run (finite, positive, time / floor), through the runner's store and
+table. Speed itself is a benchmark in results/speed.md, never asserted here; the committed table
+is the render of results/speed.csv (tests/test_golden_tables.py)."""
+from __future__ import annotations
+
+import math
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-from reproduce.speed import SECTIONS as ALL  # noqa: E402
+from reproduce import speed
+from reproduce.runner import config as C
+from reproduce.runner.store import read_rows
 
-SECTIONS = [s for s in ALL if importlib.util.find_spec(f"reproduce._speed_{s}") is not None]
+SECTIONS = list(C.load_preset("speed", "paper")["models"])
+
+
+def run_smoke(tmp_path, sections: list[str]) -> tuple[list[dict], str]:
+    argv = ["--preset", "smoke", "--only", ",".join(sections), "--results-dir", str(tmp_path),
+            "--runs-dir", str(tmp_path / "runs"), "--logger", "none"]
+    assert speed.main(argv) == 0
+    return read_rows(tmp_path / "speed.csv"), (tmp_path / "speed.md").read_text()
+
+
+def assert_sane(rows: list[dict], md: str, sections: list[str]) -> None:
+    for s in sections:
+        mine = [r for r in rows if r["model"] == s]
+        assert mine, f"section {s} measured no rows"
+        assert f"<!-- section: {s};" in md
+        for r in mine:
+            if r["floor_ms"] == "":  # a reference row without a floor (e.g. the CNN's own throughput)
+                assert float(r["time_ms"]) > 0
+                continue
+            t, floor, ratio = float(r["time_ms"]), float(r["floor_ms"]), float(r["ratio"])
+            assert math.isfinite(ratio) and ratio > 0 and t > 0 and floor > 0, r["what"]
+            assert ratio == pytest.approx(t / floor, rel=1e-6), r["what"]
+
+
+def test_harmonic_section_rows_are_ratios_to_their_floor(tmp_path):
+    rows, md = run_smoke(tmp_path, ["harmonic"])
+    assert_sane(rows, md, ["harmonic"])
+    assert {r["run_id"] for r in rows} == {rows[0]["run_id"]} and rows[0]["device"] == "cpu"
+    assert "## Harmonic convolution (HConv2d) vs plain Conv2d" in md
 
 
 @pytest.mark.slow
-def test_speed_quick_all_sections(tmp_path):
-    assert SECTIONS == list(ALL)  # every declared section has its module
-    out = tmp_path / "speed.md"
-    p = subprocess.run([sys.executable, "reproduce/speed.py", "--quick", "--only", ",".join(SECTIONS),
-                        "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
-    text = out.read_text()
-    for s in SECTIONS:
-        assert f"<!-- section: {s};" in text
-    assert "| what |" in text and "ratio" in text
+def test_every_section_measures_sane_ratios(tmp_path):
+    rows, md = run_smoke(tmp_path, SECTIONS)
+    assert_sane(rows, md, SECTIONS)
 
 
-def test_speed_unknown_section_is_an_error():
-    p = subprocess.run([sys.executable, "reproduce/speed.py", "--only", "nope"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and "unknown section" in p.stderr
+def test_unknown_section_and_several_processes_are_errors(capsys):
+    assert speed.main(["--only", "nope"]) == 2
+    assert "unknown model(s) nope" in capsys.readouterr().err
+    assert speed.main(["--cpu-procs", "2"]) == 2
+    assert "--cpu-procs cannot be used" in capsys.readouterr().err

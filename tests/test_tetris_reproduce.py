@@ -1,20 +1,15 @@
 """End to end: `reproduce/tetris.py --preset smoke` through the shared runner (what `make demo` runs)."""
 import csv
-import os
 from collections import Counter
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_tetris_smoke_writes_rows_table_and_plot(tmp_path):
-    cmd = [sys.executable, "reproduce/tetris.py", "--preset", "smoke", "--logger", "csv",
-           "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs")]
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "EB_NO_PROGRESS": "1"})
-    assert p.returncode == 0, p.stderr[-3000:]
+def test_tetris_smoke_writes_rows_table_and_plot(tmp_path, run_script):
+    run_script("reproduce/tetris.py", "--preset", "smoke", "--logger", "csv", "--results-dir", tmp_path / "res",
+               "--runs-dir", tmp_path / "runs", timeout=600)
     rows = list(csv.DictReader(open(tmp_path / "res" / "tetris.csv")))
     assert {r["model"] for r in rows} == {"steerable", "cnn", "mass_only"}
     by = {r["model"]: r for r in rows}

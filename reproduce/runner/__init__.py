@@ -9,7 +9,8 @@
 * :mod:`~reproduce.runner.evaluate` — ``--evaluate``: re-score a checkpoint;
 * :mod:`~reproduce.runner.store` — results CSVs and provenance (hardware, code version, time);
 * :mod:`~reproduce.runner.tables` — tables declared as data and their one renderer;
-* :mod:`~reproduce.runner.benchmark` — what a benchmark declares.
+* :mod:`~reproduce.runner.benchmark` — what a benchmark declares;
+* :mod:`~reproduce.runner.measurement` — benchmarks whose cells measure rows without Lightning.
 """
 from reproduce.runner.benchmark import Benchmark, Context
 from reproduce.runner.cli import main

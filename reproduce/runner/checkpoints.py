@@ -19,10 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import torch
-from pytorch_lightning.plugins.io import TorchCheckpointIO
-
-#: ``.<name>.tmp<pid>``: a write of ``<name>`` in progress (or interrupted)
+#: ``.<name>.tmp<pid>`` (:func:`datamodules._common.temporary_name`): a write of ``<name>`` in progress (or interrupted)
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp\d+$")
 
 
@@ -42,35 +39,45 @@ def _why_write_failed(e: BaseException, folder: Path) -> str:
     return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'write failed'}"
 
 
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """``TorchCheckpointIO`` with an atomic, same-directory write that keeps the previous file."""
+def _atomic_checkpoint_io() -> type:
+    """:class:`AtomicCheckpointIO`, defined on first use (its base class is Lightning's, whose
+    import this module leaves to the processes that train)."""
+    import torch
+    from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        if storage_options is not None:
-            raise TypeError("AtomicCheckpointIO takes no storage_options")
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-        except (OSError, RuntimeError) as e:
-            tmp.unlink(missing_ok=True)
-            raise CheckpointWriteError(f"cannot write checkpoint {path}: "
-                                       f"{_why_write_failed(e, path.parent)}") from e
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if path.is_file():
-            os.replace(path, path.with_name(path.name + ".prev"))
-        os.replace(tmp, path)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    from datamodules._common import atomic_open
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """``TorchCheckpointIO`` with an atomic, same-directory write that keeps the previous file."""
+
+        def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+            if storage_options is not None:
+                raise TypeError("AtomicCheckpointIO takes no storage_options")
+            path = Path(path)
+            try:
+                with atomic_open(path, "wb", previous=".prev") as f:
+                    torch.save(checkpoint, f)
+            except (OSError, RuntimeError) as e:
+                raise CheckpointWriteError(f"cannot write checkpoint {path}: "
+                                           f"{_why_write_failed(e, path.parent)}") from e
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    return AtomicCheckpointIO
+
+
+_LAZY: dict[str, type] = {}
+
+
+def __getattr__(name: str):
+    if name == "AtomicCheckpointIO":
+        if name not in _LAZY:
+            _LAZY[name] = _atomic_checkpoint_io()
+        return _LAZY[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def inspect_checkpoint(path: str | os.PathLike) -> tuple[str | None, int]:
@@ -83,6 +90,7 @@ def inspect_checkpoint(path: str | os.PathLike) -> tuple[str | None, int]:
         return "empty file", -1
     if not zipfile.is_zipfile(path):
         return "not a torch zip archive (truncated or another format)", -1
+    import torch
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every reason a checkpoint cannot be loaded
@@ -152,3 +160,59 @@ def clean_temporaries(ckpt_dir: Path) -> None:
     :func:`recover`, which runs first)."""
     for tmp in Path(ckpt_dir).glob(".*.tmp*"):
         tmp.unlink(missing_ok=True)
+
+
+#: written into ``checkpoints/`` of a finished run whose checkpoints were pruned (:func:`prune`)
+PRUNED = "pruned.json"
+
+
+def prune(run_dir: Path, tested: str | None, keep: str) -> list[str]:
+    """Slim a finished run's checkpoints to what its use needs; returns the names removed.
+
+    ``keep="all"`` leaves everything. ``keep="selected"`` keeps the tested checkpoint
+    (``tested``: ``best.ckpt`` or ``last.ckpt``, the row's ``checkpoint``) without its
+    optimizer and scheduler state (a finished run is never resumed: more epochs are another
+    config, another run), and removes the other full copies: ``last.ckpt`` when ``best.ckpt`` was tested, the ``*.prev`` copies that
+    the atomic writes keep while training, and Lightning's SLURM ``hpc_ckpt_<n>.ckpt``. Files
+    set aside as ``*.damaged`` stay (a line said so when they were). :data:`PRUNED` records what
+    was kept, so that a retest (``row.json`` lost) tests the kept checkpoint instead of training
+    again."""
+    import json
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    if keep == "all" or not tested or not (ckpt_dir / tested).is_file():
+        return []
+    _drop_training_state(ckpt_dir / tested)
+    removed = []
+    for p in sorted([*ckpt_dir.glob("*.ckpt"), *ckpt_dir.glob("*.ckpt.prev"), *Path(run_dir).glob("hpc_ckpt_*.ckpt")]):
+        if p.parent == ckpt_dir and p.name == tested:
+            continue
+        p.unlink(missing_ok=True)
+        removed.append(p.name)
+    from datamodules._common import atomic_write_text
+    atomic_write_text(ckpt_dir / PRUNED, json.dumps({"kept": tested, "removed": removed}) + "\n")
+    return removed
+
+
+def pruned_to(run_dir: Path) -> str | None:
+    """The checkpoint a pruned finished run kept (:func:`prune`), or None."""
+    import json
+    try:
+        kept = json.loads((Path(run_dir) / "checkpoints" / PRUNED).read_text()).get("kept")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kept if isinstance(kept, str) and kept else None
+
+
+def _drop_training_state(path: Path) -> None:
+    """Rewrite a Lightning checkpoint without ``optimizer_states`` and ``lr_schedulers`` (the
+    weights, hyper-parameters, epoch and callbacks' state stay; ``--evaluate`` and
+    ``load_from_checkpoint`` need only those), atomically."""
+    import torch
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not ({"optimizer_states", "lr_schedulers"} & set(state)):
+        return
+    for key in ("optimizer_states", "lr_schedulers"):
+        state.pop(key, None)
+    from datamodules._common import atomic_open
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)

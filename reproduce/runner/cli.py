@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from datamodules._common import InputError, is_stand_in
@@ -27,45 +28,100 @@ from reproduce.runner.benchmark import Benchmark, Context
 from reproduce.runner.grid import current_rows, expand_grid, list_grid, run_grid
 from reproduce.runner.runs import global_rank, set_launch
 from reproduce.runner.store import REPO_ROOT, code_version, hardware, read_rows
-from reproduce.runner.trainer import Interrupted, Launch, install_signal_handlers
+from reproduce.runner.launch import (ACCELERATORS, PRECISIONS, STRATEGIES, Interrupted, Launch, check_nodes,
+                                     check_strategy, install_signal_handlers, precision_override, resolve_devices)
 
 
-def build_parser(bench: Benchmark, doc: str | None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"reproduce/{bench.name}.py", description=doc,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default=None,
-                   help="smoke | cpu | paper (default: paper with --gpus, else cpu)")
-    p.add_argument("--runs", type=int, default=None, help="repeats per row (default: config)")
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The script's text as written, and each option's default where it has one (``None`` and
+    ``False`` defaults say theirs in words, or are off)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("%(default)" not in text and "default" not in text and action.option_strings
+                and action.default not in (None, False, argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose refusals are one ``error:`` line (as every other refusal of the
+    runner), exit status 2, instead of the usage block and ``prog: error:``."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} ({self.prog} --help lists the options)\n")
+
+
+def presets(name: str, config_root: Path = C.CONFIG_ROOT) -> list[str]:
+    """The presets of a benchmark: the ``configs/<name>/<preset>.yaml`` that exist, in the order
+    smoke, cpu, paper."""
+    return [p for p in C.PRESETS if (Path(config_root) / name / f"{p}.yaml").is_file()]
+
+
+def build_parser(bench, doc: str | None) -> argparse.ArgumentParser:
+    """The shared options (``bench`` needs only ``name``, ``config_root`` and ``add_arguments``:
+    :func:`early_exit` builds it before the benchmark's module has imported torch)."""
+    p = Parser(prog=f"reproduce/{bench.name}.py", description=doc, formatter_class=HelpFormatter)
+    choices = presets(bench.name, bench.config_root)
+    p.add_argument("--preset", default=None, choices=choices,
+                   help="configs/%s/<preset>.yaml (default: paper on GPUs, else cpu)" % bench.name)
+    p.add_argument("--runs", type=int, default=None, help="repeats per row (default: the config's grid.runs)")
     p.add_argument("--seed", type=int, default=0, help="first seed; runs use seed..seed+R-1")
-    p.add_argument("--gpus", type=int, default=0, help="GPUs per node; >1 runs DDP")
-    p.add_argument("--num-nodes", type=int, default=1, help="nodes (SLURM detected by Lightning)")
-    p.add_argument("--cpu-procs", type=int, default=1, help="DDP over N CPU processes (gloo)")
+    p.add_argument("--max-epochs", type=int, default=None, help="override trainer.max_epochs "
+                   "(default: the config's)")
+    d = p.add_argument_group("devices (Lightning's Trainer arguments; reproduce/runner/launch.py)")
+    d.add_argument("--accelerator", choices=ACCELERATORS, default=None,
+                   help="default: gpu with --gpus, else cpu; auto: the GPUs when CUDA shows any")
+    d.add_argument("--devices", default=None, metavar="N|auto",
+                   help="processes per node: GPUs with a GPU accelerator, CPU processes (DDP, gloo) on the CPU "
+                        "(default: 1)")
+    d.add_argument("--gpus", type=int, default=None, metavar="N",
+                   help="short for --accelerator gpu --devices N; N > 1 runs DDP (default: 0, the CPU)")
+    d.add_argument("--cpu-procs", type=int, default=None, metavar="N",
+                   help="short for --accelerator cpu --devices N: DDP over N CPU processes (default: 1)")
+    d.add_argument("--num-nodes", type=int, default=1, metavar="N",
+                   help="nodes, each running --devices processes; needs SLURM (srun or --launcher slurm), "
+                        "torchrun, or MASTER_ADDR/NODE_RANK set on each node")
+    d.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                   help="auto: DDP when more than one process; ddp: ask for it (other strategies are not "
+                        "supported: every DDP rank re-runs this script's cell)")
+    d.add_argument("--precision", choices=PRECISIONS, default=None, metavar="P",
+                   help="trainer.precision on GPUs (%s; default: the config's, float32); CPU runs "
+                        "train in float32" % ", ".join(PRECISIONS[:6]))
     p.add_argument("--data-dir", default=None,
                    help="folder with the benchmark's published files (default: a generated "
                         "stand-in under data/<benchmark>/)")
     p.add_argument("--stand-in", action="store_true",
                    help="write the offline stand-in into --data-dir (if not there) and use it")
     p.add_argument("--logger", choices=["wandb", "csv", "none"], default="wandb",
-                   help="W&B (offline unless WANDB_MODE/WANDB_API_KEY say otherwise) + CSV; "
+                   help="wandb: W&B (offline unless WANDB_MODE/WANDB_API_KEY say otherwise) + CSV; "
                         "csv: CSV only; none: no per-step logs (results CSV is always written)")
+    p.add_argument("--log-checkpoints", action="store_true",
+                   help="with --logger wandb: log each run's tested checkpoint and its config.yaml as a "
+                        "W&B model artifact (off by default: checkpoints can be large)")
     p.add_argument("--results-dir", default=None,
-                   help="where <benchmark>.csv/.md go (default results/, smoke: results/smoke/)")
-    p.add_argument("--runs-dir", default=str(REPO_ROOT / "runs"), help="checkpoints and logs")
-    p.add_argument("--only", default=None, help="comma-separated models to run")
+                   help="where <benchmark>.csv/.md go (default: results/, smoke: results/smoke/)")
+    p.add_argument("--runs-dir", default=str(REPO_ROOT / "runs"),
+                   help="checkpoints and logs (default: runs/ in the repository)")
+    p.add_argument("--keep-checkpoints", choices=["selected", "all"], default=None,
+                   help="what a finished run keeps: selected = the tested checkpoint only (best.ckpt or "
+                        "last.ckpt), all = last.ckpt too, with its optimizer state (default: selected for "
+                        "smoke and cpu, all for paper)")
+    p.add_argument("--only", default=None, help="comma-separated models to run (default: all)")
     p.add_argument("--evaluate", default=None, metavar="CKPT",
                    help="re-score a saved checkpoint on --data-dir (no training)")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="with --evaluate: score data of another resolution, sampling or class count than "
                         "the checkpoint's (each difference is said in one line); refused without it")
-    p.add_argument("--list", action="store_true", help="print the grid and each run's state")
+    p.add_argument("--list", action="store_true",
+                   help="check the config and overrides, print the grid and each run's state; train nothing")
     p.add_argument("--table", action="store_true",
                    help="rewrite results/<benchmark>.md (and figures) from its CSV; train nothing")
-    p.add_argument("--max-epochs", type=int, default=None, help="override trainer.max_epochs")
     p.add_argument("--dry-run", action="store_true",
                    help="build every cell at full size, time optimiser steps on a small synthetic batch, "
                         "project the table's wall time; writes no run, log or checkpoint")
     p.add_argument("--dry-run-batch", type=int, default=2, metavar="N",
-                   help="batch of the --dry-run steps (default 2; 0: the preset's own batch)")
+                   help="batch of the --dry-run steps (0: the preset's own batch)")
     p.add_argument("--dry-run-out", default=None, metavar="DIR",
                    help="also write the --dry-run figures as <benchmark>-<preset>-dryrun.{csv,json} in DIR")
     g = p.add_argument_group("launching the grid's cells (reproduce/runner/launchers.py)")
@@ -73,21 +129,85 @@ def build_parser(bench: Benchmark, doc: str | None) -> argparse.ArgumentParser:
                    help="run exactly this cell of the grid (its run id: the hash in its run folder's "
                         "name, see --list); what a launcher runs for each cell")
     g.add_argument("--launcher", choices=["local", "slurm"], default="local",
-                   help="local: cells on this machine (default); slurm: one job array through "
+                   help="local: cells on this machine; slurm: one job array through "
                         "submitit, one task per cell")
     g.add_argument("--jobs", type=int, default=1,
-                   help="local: cells run at once (default 1, one after another); slurm: array "
-                        "tasks running at once (default: no cap)")
+                   help="local: cells run at once (1: one after another); slurm: array "
+                        "tasks running at once (default: 1 locally, no cap on SLURM)")
     g.add_argument("--partition", default=None, help="slurm: partition")
     g.add_argument("--time", default=None,
                    help="slurm: time limit per cell (minutes, M:S, H:M:S or D-H:M:S as SLURM reads it)")
     g.add_argument("--account", default=None, help="slurm: account")
     g.add_argument("--wait", action="store_true",
-                   help="slurm: wait for the cells and write the table (default: return once submitted; "
+                   help="slurm: wait for the cells and write the table (without it: return once submitted; "
                         "write it later with --table)")
     p.add_argument("overrides", nargs="*", help="config overrides, key.sub=value")
     bench.add_arguments(p)  # options of the benchmark's own commands (Benchmark.command)
     return p
+
+
+#: when the script started (set by :func:`early_exit`, before the heavy imports), else None
+STARTED: float | None = None
+
+
+class _Named:
+    """What :func:`build_parser` needs of a benchmark, before its module is imported."""
+
+    def __init__(self, name: str, add_arguments=None, config_root: Path = C.CONFIG_ROOT):
+        self.name, self.config_root = name, Path(config_root)
+        self._add = add_arguments
+
+    def add_arguments(self, parser) -> None:
+        if self._add is not None:
+            self._add(parser)
+
+
+def early_exit(name: str, doc: str | None, add_arguments=None, argv: list[str] | None = None) -> None:
+    """Answer ``--help`` (and a command line argparse rejects) before the benchmark's module
+    imports torch and Lightning: called from the top of ``reproduce/<name>.py``. Any other
+    command line returns, and the script goes on to :func:`main`."""
+    global STARTED
+    STARTED = STARTED or time.time()  # before the script's imports: the summary's wall time counts them
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not any(a in ("-h", "--help") or a.startswith("--he") for a in argv):
+        return
+    build_parser(_Named(name, add_arguments), doc).parse_args(argv)  # prints the help, exits 0
+
+
+def shared_options() -> list[str]:
+    """The option names every training script takes (:func:`build_parser`)."""
+    p = build_parser(_Named("tetris"), None)
+    return sorted({o for a in p._actions for o in a.option_strings if o.startswith("--") and o != "--help"})
+
+
+def refuse_shared_options(parser: argparse.ArgumentParser, argv: list[str] | None, why: str) -> argparse.Namespace:
+    """Parse ``argv`` with a measurement script's own ``parser``; a shared option of the training
+    scripts that this one does not take is refused by name, with ``why`` (argparse's usage line
+    and one ``error:`` line, exit 2), instead of argparse's generic "unrecognized arguments"."""
+    args, unknown = parser.parse_known_args(argv)
+    shared = set(shared_options())
+    named = [u.split("=", 1)[0] for u in unknown if u.split("=", 1)[0] in shared]
+    if named:
+        own = sorted({o for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"})
+        parser.error(f"{', '.join(named)}: not an option of this script ({why}); its options: {', '.join(own)}")
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def resolve_launch(args: argparse.Namespace) -> Launch:
+    """The devices of this invocation from the device options (:mod:`reproduce.runner.launch`);
+    ``args.gpus``/``args.cpu_procs`` are set to what was resolved. Contradictions and requests this
+    machine cannot meet are an :class:`InputError`, before any folder or W&B run exists."""
+    gpus, procs = resolve_devices(args.accelerator, args.devices, args.gpus, args.cpu_procs)
+    args.gpus, args.cpu_procs = gpus, procs
+    check_nodes(args.num_nodes, args.launcher)
+    if args.log_checkpoints and args.logger != "wandb":
+        raise InputError(f"--log-checkpoints logs W&B artifacts; it needs --logger wandb, not {args.logger}")
+    launch = Launch(gpus=gpus, num_nodes=args.num_nodes, cpu_procs=procs, logger=args.logger,
+                    strategy=args.strategy, log_checkpoints=args.log_checkpoints)
+    check_strategy(args.strategy, launch.world)
+    return launch
 
 
 def resolve_config(bench: Benchmark, args: argparse.Namespace) -> dict:
@@ -103,8 +223,14 @@ def resolve_config(bench: Benchmark, args: argparse.Namespace) -> dict:
             if isinstance(row, dict):
                 row.pop("runs", None)
     if args.max_epochs is not None:
+        if args.max_epochs < 1:
+            raise InputError(f"--max-epochs must be at least 1, got {args.max_epochs}")
         cfg.setdefault("trainer", {})["max_epochs"] = args.max_epochs
-    return cfg
+    precision = precision_override(getattr(args, "precision", None), getattr(args, "gpus", 0) or 0,
+                                   (cfg.get("trainer") or {}).get("precision"))
+    if precision is not None:
+        cfg.setdefault("trainer", {})["precision"] = precision
+    return bench.configure(cfg, args)
 
 
 def resolve_data_dir(bench: Benchmark, args: argparse.Namespace, preset: str) -> tuple[Path | None, bool]:
@@ -169,8 +295,6 @@ def check_writable(folder: Path, what: str, probe_bytes: int = 1 << 20) -> None:
 def table_rows(bench: Benchmark, cfg: dict, results_dir: Path, seed: int = 0) -> list[dict]:
     """The CSV rows a table of this preset shows (rows of an earlier config of a grid cell left out)."""
     rows = read_rows(results_dir / f"{bench.name}.csv")
-    if "grid" not in cfg:  # a measurement script: its CSV holds one invocation per preset
-        return [r for r in rows if r.get("preset") == cfg["preset"]]
     return current_rows(rows, cfg["preset"], expand_grid(bench, cfg, seed))
 
 
@@ -190,15 +314,32 @@ def quiet_libraries() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     # "Received SIGTERM": the runner's own line says what a signal did
     logging.getLogger("pytorch_lightning.trainer.connectors.signal_connector").setLevel(logging.WARNING)
+    # a full-state save (the SIGTERM resume point) is what is meant; Lightning says so at info level
+    connector = logging.getLogger("pytorch_lightning.trainer.connectors.checkpoint_connector")
+    if not any(isinstance(f, _NotWeightsOnlyDefault) for f in connector.filters):
+        connector.addFilter(_NotWeightsOnlyDefault())
     for message in (r".*isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning internals
                     r"You defined a `validation_step` but have no `val_dataloader`",  # protocols without validation
                     r"The number of training batches \(\d+\) is smaller than the logging interval",
-                    r"Checkpoint directory .* exists and is not empty"):  # a resumed run's own checkpoints
+                    r"Checkpoint directory .* exists and is not empty",  # a resumed run's own checkpoints
+                    # protocols without a validation split give Lightning an empty loader on purpose
+                    r"Total length of `\w+` across ranks is zero",
+                    # the datamodules shard evaluation themselves (datamodules._common.eval_sampler:
+                    # every test item scored once), which is what this advice asks for
+                    r"Using `DistributedSampler` with the dataloaders\. During `trainer\.(test|validate)\(\)`"):
         warnings.filterwarnings("ignore", message=message)
+
+
+class _NotWeightsOnlyDefault:
+    """Drops Lightning's "`weights_only` was not set, defaulting to `False`" (a full checkpoint is saved)."""
+
+    def filter(self, record) -> bool:
+        return not str(record.getMessage()).startswith("`weights_only` was not set")
 
 
 def main(bench: Benchmark, doc: str | None = None, argv: list[str] | None = None) -> int:
     args = build_parser(bench, doc).parse_args(argv)
+    args.t0 = STARTED or time.time()  # the summary's wall time of this invocation
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what a cell command repeats
     quiet_libraries()
     install_signal_handlers()
@@ -227,26 +368,14 @@ def interrupted_line(bench: Benchmark, e: Interrupted) -> str:
 
 
 def _main(bench: Benchmark, args: argparse.Namespace) -> int:
+    launch = resolve_launch(args)  # before anything else: a request that cannot be met writes nothing
     status = bench.command(args)  # a command only this benchmark has (e.g. climate --predict)
     if status is not None:
         return status
     cfg = resolve_config(bench, args)
     preset = cfg["preset"]
-    if args.gpus < 0:
-        raise InputError(f"--gpus must be 0 or more, got {args.gpus}")
     if args.seed < 0 or args.seed > 2**32 - 1:
         raise InputError(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
-    if args.gpus:
-        import torch
-        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if found < args.gpus:
-            raise InputError(f"--gpus {args.gpus}: this machine has {found} CUDA GPU(s) visible to torch "
-                             f"{torch.__version__}; drop --gpus to run on the CPU")
-    for name, val in (("--cpu-procs", args.cpu_procs), ("--num-nodes", args.num_nodes)):
-        if val < 1:
-            raise InputError(f"{name} must be at least 1, got {val}")
-    if args.gpus and args.cpu_procs > 1:
-        raise InputError("--gpus and --cpu-procs exclude each other")
     results_dir = results_dir_for(args, preset)
     runs = expand_grid(bench, cfg, args.seed, _only(args))
     if args.dry_run and (args.table or args.list or args.evaluate):
@@ -264,6 +393,7 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         path = render_table(bench, cfg, results_dir, args.seed)
         print(f"[{bench.name}] table: {os.path.relpath(path, Path.cwd()) if path else 'none'}",
               file=sys.stderr)
+        summary(bench, args, preset, path, results_dir, "none")
         return 0
     if not runs and not args.evaluate:
         raise InputError(f"nothing to run: the grid of {bench.name}/{preset} is empty"
@@ -273,21 +403,21 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         raise InputError("--allow-mismatch goes with --evaluate CKPT")
     if args.evaluate and args.data_dir is None and bench.uses_data_dir:
         raise InputError("--evaluate needs --data-dir (the data to score the checkpoint on)")
-    launch = Launch(gpus=args.gpus, num_nodes=args.num_nodes, cpu_procs=args.cpu_procs, logger=args.logger)
     set_launch(launch.world, launch.world // launch.num_nodes)
     ctx = Context(cfg=cfg, preset=preset, launch=launch, data_dir=data_dir, generate=generate,
                   data_source="", hardware=hardware(args.gpus, args.num_nodes, args.cpu_procs),
                   results_dir=results_dir, runs_dir=Path(args.runs_dir).resolve(),
-                  code_version=code_version(), evaluate=Path(args.evaluate) if args.evaluate else None)
-    if args.list:
-        list_grid(ctx, runs)
-        return 0
+                  code_version=code_version(), evaluate=Path(args.evaluate) if args.evaluate else None,
+                  keep_checkpoints=args.keep_checkpoints or ("all" if preset == "paper" else "selected"))
     if args.evaluate:
         from reproduce.runner.evaluate import evaluate
         evaluate(bench, ctx, Path(args.evaluate), args.overrides, allow_mismatch=args.allow_mismatch)
         return 0
-    for run in runs:
+    for run in runs:  # an unknown or mistyped key stops here, --list included
         bench.check(ctx, run)
+    if args.list:
+        list_grid(ctx, runs)
+        return 0
     if args.dry_run:
         from reproduce.runner import dryrun
         return dryrun.main(bench, ctx, runs, args.dry_run_batch, args.dry_run_out)
@@ -297,7 +427,9 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     if delegates(args, launch):
         return drive_cells(bench, ctx, args, runs)
     if data_dir is not None:
-        bench.prepare_data(ctx, runs)  # every rank; ensure_stand_in lets one write at a time
+        from reproduce.runner.progress import slow_step
+        with slow_step(f"[{bench.name}] preparing the data in {data_dir}"):  # stand-in, caches, checks
+            bench.prepare_data(ctx, runs)  # every rank; ensure_stand_in lets one write at a time
         ctx.data_source = "stand-in" if is_stand_in(data_dir) else "real"
     else:
         ctx.data_source = bench.default_data_source
@@ -309,9 +441,16 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
         if args.logger == "wandb" and bench.report is not None:
             from reproduce.runner.tables import wandb_tables
             wandb_tables(bench, cfg, table_rows(bench, cfg, results_dir, args.seed), ctx.runs_dir)
-        print(f"[{bench.name}] {len(rows)} runs; table: "
-              f"{os.path.relpath(path, Path.cwd()) if path else 'none'}", file=sys.stderr)
+        summary(bench, args, preset, path, results_dir, args.logger, len(rows), len(runs))
     return 0
+
+
+def summary(bench: Benchmark, args: argparse.Namespace, preset: str, table: Path | None, results_dir: Path,
+            logger: str, finished: int | None = None, total: int | None = None) -> None:
+    """The closing lines: the headline table and where the files are (:mod:`reproduce.runner.summary`)."""
+    from reproduce.runner.summary import print_summary
+    print_summary(bench.name, preset, table, results_dir, Path(args.runs_dir), logger,
+                  time.time() - getattr(args, "t0", time.time()), finished, total)
 
 
 def check_launcher_options(args: argparse.Namespace) -> None:
@@ -358,7 +497,9 @@ def drive_cells(bench: Benchmark, ctx: Context, args: argparse.Namespace, runs: 
         status, finished = L.run_slurm(bench, ctx, todo, args.argv, args)
     elif todo:
         if ctx.data_dir is not None:  # once here, not in every cell at the same time
-            bench.prepare_data(ctx, todo)
+            from reproduce.runner.progress import slow_step
+            with slow_step(f"[{bench.name}] preparing the data in {ctx.data_dir}"):
+                bench.prepare_data(ctx, todo)
         status = L.run_local(bench, ctx, todo, args.argv, args.jobs)
     if finished:
         rows = L.finished_rows(ctx, runs)
@@ -366,6 +507,5 @@ def drive_cells(bench: Benchmark, ctx: Context, args: argparse.Namespace, runs: 
         if args.logger == "wandb" and bench.report is not None:
             from reproduce.runner.tables import wandb_tables
             wandb_tables(bench, ctx.cfg, table_rows(bench, ctx.cfg, ctx.results_dir, args.seed), ctx.runs_dir)
-        print(f"[{bench.name}] {len(rows)} of {len(runs)} runs finished; table: "
-              f"{os.path.relpath(path, Path.cwd()) if path else 'none'}", file=sys.stderr)
+        summary(bench, args, ctx.preset, path, ctx.results_dir, args.logger, len(rows), len(runs))
     return status

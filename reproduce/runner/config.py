@@ -89,6 +89,19 @@ def load_file(path: Path, _seen: tuple = ()) -> dict:
     return data
 
 
+def benchmark_names(trained: bool | None = None, config_root: Path = CONFIG_ROOT) -> list[str]:
+    """The benchmarks, by name: every ``configs/<name>/`` with a ``paper.yaml``. ``trained=True``
+    keeps those whose ``paper`` preset is a grid of training runs, ``False`` the measurements.
+
+    >>> "tetris" in benchmark_names(trained=True) and "equivariance_sphere" in benchmark_names(trained=False)
+    True
+    """
+    names = sorted(p.parent.name for p in Path(config_root).glob("*/paper.yaml"))
+    if trained is None:
+        return names
+    return [n for n in names if ("grid" in load_preset(n, "paper", config_root)) == trained]
+
+
 def load_preset(benchmark: str, preset: str, config_root: Path = CONFIG_ROOT) -> dict:
     if preset not in PRESETS:
         raise InputError(f"unknown preset '{preset}' for {benchmark}; valid presets are "

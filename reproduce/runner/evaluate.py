@@ -20,6 +20,7 @@ data class k is scored as the checkpoint's class k; more classes than outputs ar
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from dataclasses import replace
@@ -89,6 +90,32 @@ def usable_checkpoint(ckpt, option: str) -> Path:
 MISMATCH_FLAG = "--allow-mismatch"
 
 
+def load_weights(bench, ckpt: Path, option: str) -> tuple[Run, dict]:
+    """(run, backbone state dict) of a checkpoint this runner wrote, read with
+    ``torch.load(weights_only=True)`` (e.g. climate ``--predict``: the network without its data)."""
+    import torch
+
+    ckpt = usable_checkpoint(ckpt, option)
+    run, _ = load_run(bench, ckpt, [])
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    sd = {k[len("backbone."):]: v for k, v in state["state_dict"].items() if k.startswith("backbone.")}
+    if not sd:
+        raise InputError(f"{option}: {ckpt} holds no backbone weights")
+    return run, sd
+
+
+def weights_into(bench, run: Run, sd: dict, option: str, device: str = "cpu", **given):
+    """The run's backbone (its ``models.<id>`` entry plus ``given`` arguments) holding ``sd``, in eval
+    mode on ``device``; weights that do not fit are an :class:`InputError`."""
+    net = C.build(bench.model_class(run), bench._model_section(run), f"models.{run.model}", **given)
+    try:
+        net.load_state_dict(sd)
+    except RuntimeError as e:
+        raise InputError(f"{option}: the checkpoint does not fit the model of its config "
+                         f"({str(e).splitlines()[0][:160]})") from None
+    return net.to(device).eval()
+
+
 def _head_message(outputs: int, classes: int, where: str = "") -> str:
     return (f"the checkpoint's head has {outputs} output{'s' * (outputs != 1)}, data has {classes} "
             f"class{'es' * (classes != 1)}" + (f" ({where})" if where else ""))
@@ -147,6 +174,18 @@ def _allow_classes(bench, outputs: int, classes: int) -> str:
             f"in the data's order) is scored as the checkpoint's class k")
     print(line, file=sys.stderr)
     return line
+
+
+def datamodule_state(ckpt, datamodule: type) -> dict:
+    """What a checkpoint saved of its datamodule (its ``state_dict`` hook, e.g. the class order a
+    model was trained with), ``{}`` when nothing; the file is read once per path."""
+    return dict(_datamodule_states(str(Path(ckpt).resolve())).get(datamodule.__qualname__) or {})
+
+
+@functools.lru_cache(maxsize=4)  # asked for by the config check and by the datamodule build
+def _datamodule_states(ckpt: str) -> dict:
+    import torch
+    return torch.load(ckpt, map_location="cpu", weights_only=True)
 
 
 def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None, allow_mismatch: bool = False) -> dict:

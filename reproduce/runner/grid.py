@@ -16,10 +16,10 @@ import yaml
 
 from datamodules._common import InputError, atomic_write_text
 from reproduce.runner import config as C
-from reproduce.runner.checkpoints import resume_point
+from reproduce.runner.checkpoints import prune, resume_point
 from reproduce.runner.runs import Run, RunLock, global_rank
-from reproduce.runner.store import REPO_ROOT, now, upsert_row, upsert_rows
-from reproduce.runner.trainer import Interrupted, fit_and_test
+from reproduce.runner.launch import Interrupted
+from reproduce.runner.store import REPO_ROOT, now, save_artifacts, upsert_rows
 
 
 def expand_grid(bench, cfg: dict, seed: int = 0, only: list[str] | None = None) -> list[Run]:
@@ -118,11 +118,18 @@ def started_at(run_dir: Path) -> str:
     return stamp
 
 
+def csv_rows(row: dict) -> list[dict]:
+    """The results-CSV rows of a finished run's ``row.json``: the row itself, or a measurement
+    cell's ``rows`` (:mod:`reproduce.runner.measurement`)."""
+    return row["rows"] if isinstance(row.get("rows"), list) else [row]
+
+
 def resync(csv_path: Path, runs: list[Run], runs_dir: Path, name: str) -> None:
     """The run folders are the source of truth: put every finished run's row back into the
     results CSV when it is missing there or differs (a deleted row, an older copy, two
     invocations that interleaved)."""
-    rows = [r for r in (finished_row(run.run_dir(runs_dir)) for run in runs) if r is not None]
+    rows = [save_artifacts(csv_path, x) for r in (finished_row(run.run_dir(runs_dir)) for run in runs) if r is not None
+            for x in csv_rows(r)]
     if rows:
         n = upsert_rows(csv_path, rows)
         if n:
@@ -184,10 +191,9 @@ def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
     if ctx.is_rank_zero:
         print(f"[{bench.name}] run {i + 1}/{n}: {run.model} {run.setting_str} "
               f"seed={run.seed} -> {os.path.relpath(run_dir, REPO_ROOT)}", file=sys.stderr)
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(
-            {"benchmark": run.benchmark, "model_name": run.model, "setting": run.setting,
-             "seed": run.seed, "preset": run.preset, "config": run.cfg}, sort_keys=False))
+        write_run_config(run, run_dir, ctx.data_dir)
     started = started_at(run_dir)
+    from reproduce.runner.trainer import fit_and_test  # Lightning: imported only to train
     metrics = fit_and_test(bench, ctx, run)
     row = {"model": run.model, "setting": run.setting_str, "seed": run.seed,
            "preset": run.preset, "data_source": ctx.data_source, "hardware": ctx.hardware,
@@ -195,11 +201,30 @@ def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
            **{f"setting_{k}": v for k, v in run.setting.items()},
            **metrics, "run_id": run.run_id,
            "run_dir": os.path.relpath(run_dir, REPO_ROOT)}
+    parts = row.pop("rows", None)
+    if parts is not None:  # a measurement cell: several CSV rows, each with the cell's columns
+        cell = {k: v for k, v in row.items() if k != "wall_s"}
+        ident = {k: row[k] for k in ("model", "setting", "seed", "preset", "run_id")}
+        row = {**ident, "cell_wall_s": row["wall_s"],
+               "rows": [{**cell, **part, **ident, "cell_wall_s": row["wall_s"]} for part in parts]}
     if ctx.is_rank_zero:
+        row = save_artifacts(csv_path, row)  # figure inputs as files beside the CSV, their paths in the row
         atomic_write_text(run_dir / "row.json", json.dumps(row, indent=1, default=str))
-        upsert_row(csv_path, row)
+        upsert_rows(csv_path, csv_rows(row))
         atomic_write_text(run_dir / "done", started + "\n")  # written last: the run is finished
+        if metrics.get("checkpoint"):  # smoke/cpu: only the tested checkpoint stays (--keep-checkpoints)
+            prune(run_dir, Path(str(metrics["checkpoint"])).name, ctx.keep_checkpoints)
     return row
+
+
+def write_run_config(run: Run, run_dir: Path, data_dir: Path | None) -> None:
+    """``config.yaml`` of a run folder: what rebuilds the run (``--evaluate``,
+    :func:`reproduce.load.load_run`) — benchmark, model, setting, seed, preset, the resolved
+    config, and the data folder it was trained on (informative: another can be given)."""
+    atomic_write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(
+        {"benchmark": run.benchmark, "model_name": run.model, "setting": run.setting,
+         "seed": run.seed, "preset": run.preset, "config": run.cfg,
+         "data_dir": str(data_dir) if data_dir is not None else None}, sort_keys=False))
 
 
 def run_state(run_dir: Path) -> str:

@@ -23,68 +23,18 @@ suite-at-a-glance index ``results/README.md`` (one row per benchmark, its headli
 from __future__ import annotations
 
 import dataclasses
-
-import math
 import os
-import statistics
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
-from datamodules._common import atomic_write_text
+from datamodules._common import atomic_path, atomic_write_text
 from reproduce.runner import config as C
-
-# --------------------------------------------------------------------------- row helpers
-def floats(rows: Iterable[dict], key: str) -> list[float]:
-    """The numeric values of column ``key`` (blank and NaN cells skipped)."""
-    out = []
-    for r in rows:
-        try:
-            f = float(r.get(key, ""))
-        except (TypeError, ValueError):
-            continue
-        if not math.isnan(f):
-            out.append(f)
-    return out
-
-
-def mean_std_n(values: list[float]) -> tuple[float, float, int]:
-    """Mean, sample standard deviation (0 for one value) and count; NaNs for none."""
-    if not values:
-        return float("nan"), float("nan"), 0
-    m = statistics.fmean(values)
-    s = statistics.stdev(values) if len(values) > 1 else 0.0
-    return m, s, len(values)
-
-
-def fmt_mean_std(values: list[float], scale: float = 100.0, digits: int = 1, unit: str = " %") -> str:
-    """``'99.1 ± 1.7 % (n=17)'``; ``'–'`` when there is nothing.
-
-    >>> fmt_mean_std([0.5, 0.7])
-    '60.0 ± 14.1 % (n=2)'
-    >>> fmt_mean_std([0.1234], scale=1, digits=3, unit="")
-    '0.123 ± 0.000 (n=1)'
-    """
-    m, s, n = mean_std_n(values)
-    if n == 0:
-        return "–"
-    return f"{m * scale:.{digits}f} ± {s * scale:.{digits}f}{unit} (n={n})"
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal as CSV text reads them: ``'4' == 4 == '4.0'``, ``'x' == 'x'``."""
-    if str(a) == str(b):
-        return True
-    try:
-        return float(a) == float(b)
-    except (TypeError, ValueError):
-        return False
-
-
-def select(rows: Iterable[dict], **eq) -> list[dict]:
-    """Rows whose columns equal the given values (compared as :func:`same` does)."""
-    return [r for r in rows if all(same(r.get(k), v) for k, v in eq.items())]
-
+from reproduce.runner.cells import (NONE, Cell, Number, cell_numbers, const, distinct, first_int, floats, fmt_distinct,  # noqa: F401
+                                    fmt_mean_std, fmt_minutes, fmt_ms, fmt_params, fmt_pm, label, lookup,
+                                    max_text, mean_of, mean_std, mean_std_n, minutes, ms, params, percent, pm,
+                                    runs, same, select, total)
 
 def md_table(headers: list[str], body: list[list[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
@@ -150,69 +100,58 @@ class View:
         return (self.cfg.get("models") or {}).get(model, {})
 
 
-# --------------------------------------------------------------------------- cells
-#: a cell turns the rows of one table row (and the row's key) into text
-Cell = Callable[[list[dict], Any, View], str]
+# --------------------------------------------------------------------------- published values
+@dataclass(frozen=True)
+class Published:
+    """A published result: the method as its paper names it, its values by column header (a
+    column a paper does not report is left out and prints ``–``), where the values come from,
+    and the key of the reproduced row shown under it (``model``; None: published only).
+
+    >>> Published("H-Net", {"test error": "1.69 %"}, "Worrall et al. 2017, Table 1", model="hnet").get("params")
+    '–'
+    """
+
+    method: str
+    values: dict
+    source: str
+    model: str | None = None
+
+    def get(self, column: str, default: str = NONE) -> Any:
+        return self.values.get(column, default)
 
 
-def _where(rows: list[dict], where: dict | None) -> list[dict]:
-    return select(rows, **where) if where else rows
+def published(entries: Sequence[Published], column: str,
+              fmt: Callable[[Any, Published], str] = lambda value, p: str(value)) -> Cell:
+    """A "published" column beside the reproduced one: ``fmt(value, entry)`` of the entry whose
+    ``model`` is the row's key (``–`` where there is none or it lacks the column)."""
+    by_model = {p.model: p for p in entries if p.model is not None}
 
-
-def mean_std(key: str, scale: float = 100.0, digits: int = 1, unit: str = " %",
-             where: dict | None = None) -> Cell:
-    """``mean ± std unit (n=k)`` of a column."""
-    return lambda rows, k, v: fmt_mean_std(floats(_where(rows, where), key), scale, digits, unit)
-
-
-def first_int(key: str, where: dict | None = None) -> Cell:
-    """The column's first value as ``12,345``."""
-    def cell(rows, k, v):
-        xs = floats(_where(rows, where), key)
-        return f"{int(xs[0]):,}" if xs else "–"
+    def cell(rows, k, view):
+        p = by_model.get(k)
+        return NONE if p is None or column not in p.values else fmt(p.values[column], p)
     return cell
-
-
-def max_text(key: str, where: dict | None = None) -> Cell:
-    """The largest text of a column (for preformatted numbers such as ``7.53e-15``)."""
-    return lambda rows, k, v: max((r[key] for r in _where(rows, where) if r.get(key) not in (None, "")),
-                                  default="–")
-
-
-def mean_of(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = None) -> Cell:
-    """Plain mean of a column (e.g. wall seconds → minutes with ``scale=1/60``)."""
-    def cell(rows, k, v):
-        xs = floats(_where(rows, where), key)
-        return f"{statistics.fmean(xs) * scale:.{digits}f}" if xs else "–"
-    return cell
-
-
-def total(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = None) -> Cell:
-    def cell(rows, k, v):
-        xs = floats(_where(rows, where), key)
-        return f"{sum(xs) * scale:.{digits}f}" if xs else "–"
-    return cell
-
-
-def label(labels: dict) -> Cell:
-    """The row key's label (the key itself when it has none)."""
-    return lambda rows, k, v: str(labels.get(k, k))
-
-
-def lookup(values: dict, default: str = "–") -> Cell:
-    """A per-row-key constant, e.g. a published value with its citation."""
-    return lambda rows, k, v: str(values.get(k, default))
-
-
-def const(text: str) -> Cell:
-    return lambda rows, k, v: text
 
 
 # --------------------------------------------------------------------------- sections
 @dataclass
 class Col:
+    """A column: its header, the cell of a reproduced row, and what a published row shows in it
+    (``pub``: a key of :attr:`Published.values` or a callable of the entry; default the header)."""
+
     header: str | Callable[[View], str]
     cell: Cell
+    pub: str | Callable[[Published], str] | None = None
+
+    def published_text(self, p: Published) -> str:
+        if callable(self.pub):
+            return self.pub(p)
+        return str(p.get(self.pub if self.pub is not None else self.header))
+
+
+def method(labels: dict, header: str = "method") -> Col:
+    """The first column of a table that interleaves published and reproduced rows: the published
+    method's name, and ``↳ reproduced: <label>`` under it."""
+    return Col(header, lambda rows, k, v: f"↳ reproduced: {labels.get(k, k)}", pub=lambda p: p.method)
 
 
 @dataclass
@@ -221,8 +160,14 @@ class Table:
 
     ``order`` fixes which row keys appear and in which order (keys without rows are skipped);
     without it the keys present are sorted numerically where they are numbers. ``where``
-    (a dict of column values, or a callable of the view returning one) filters the CSV rows first. ``heading``, ``intro`` (before) and ``after`` are text or
-    callables of the view; a table without any row renders nothing, unless ``always`` is set."""
+    (a dict of column values, or a callable of the view returning one) filters the CSV rows first.
+    ``published`` (entries, or a callable of the view) interleaves published rows: each entry's
+    row, then the reproduced row of its ``model`` when there is one; reproduced rows without a
+    published twin follow. ``heading``, ``intro`` (before) and ``after`` are text or callables of
+    the view; a table without any row renders nothing, unless ``always`` is set.
+    ``title`` names the table where it is logged (W&B); without it the heading's text, else the
+    intro's first sentence, name it (:meth:`name`).
+    """
 
     columns: list[Col]
     rows: str = "model"
@@ -232,6 +177,23 @@ class Table:
     intro: str | Callable[[View], str] = ""
     after: str | Callable[[View], str] = ""
     always: bool = False
+    title: str = ""
+
+    def name(self, view: View) -> str:
+        """The table's title: ``title``, else its heading without ``#``, else the first words of
+        its intro, else ``""``."""
+        if self.title:
+            return self.title
+        for part in (self.heading, self.intro):
+            text = (part(view) if callable(part) else part) or ""
+            text = " ".join(text.replace("#", " ").split())
+            if part is self.intro:  # its first sentence
+                text = re.split(r"(?<=[a-z)][.:;])\s", text)[0].rstrip(".:;")
+            if text:
+                return text if len(text) <= 60 else text[:60].rsplit(" ", 1)[0] + " …"
+        return ""
+
+    published: Sequence[Published] | Callable[[View], Sequence[Published]] = ()
 
     def _keys(self, view: View, rows: list[dict]) -> list:
         present = list(dict.fromkeys(str(r[self.rows]) for r in rows if r.get(self.rows) not in (None, "")))
@@ -247,8 +209,16 @@ class Table:
         """Header and body cells (the same for the Markdown and for W&B tables)."""
         where = self.where(view) if callable(self.where) else self.where
         rows = select(view.rows, **where) if where else view.rows
-        body = [[c.cell(select(rows, **{self.rows: k}), k, view) for c in self.columns]
-                for k in self._keys(view, rows)]
+        keys = self._keys(view, rows)
+        row = lambda k: [c.cell(select(rows, **{self.rows: k}), k, view) for c in self.columns]  # noqa: E731
+        body, shown = [], set()
+        for p in (self.published(view) if callable(self.published) else self.published):
+            body.append([c.published_text(p) for c in self.columns])
+            twin = next((k for k in keys if p.model is not None and same(k, p.model)), None)
+            if twin is not None:
+                body.append(row(twin))
+                shown.add(twin)
+        body += [row(k) for k in keys if k not in shown]
         return [c.header(view) if callable(c.header) else c.header for c in self.columns], body
 
     def render(self, view: View) -> str:
@@ -303,6 +273,25 @@ class Headline:
 
 
 @dataclass
+class StandIn:
+    """What a table made on an offline stand-in says about its data (nothing on real data): a notice
+    after the header (what the data are, what they replace, what the published values are then) and,
+    first of the notes, ``describe(view)``: how the stand-in was generated."""
+
+    data: str
+    instead_of: str
+    published: str
+    describe: Callable[[View], str] | None = None
+
+    def notice(self, view: View) -> str:
+        return (f"**Data: offline stand-in** ({self.data}, see notes), not {self.instead_of}: {self.published}, "
+                "not a like-for-like target.") if view.stand_in else ""
+
+    def note(self, view: View) -> str:
+        return self.describe(view) if view.stand_in and self.describe is not None else ""
+
+
+@dataclass
 class Report:
     """Everything ``results/<name>.md`` says, declared once per benchmark."""
 
@@ -310,8 +299,10 @@ class Report:
     reproduces: str | Callable[[View], str]
     sections: list
     notes: list = field(default_factory=list)
-    #: text right after the header bullets (e.g. the stand-in disclaimer), str or callable
+    #: text right after the header bullets, str or callable (default: the stand-in notice)
     preamble: str | Callable[[View], str] = ""
+    #: what the table says when its rows were made on an offline stand-in
+    stand_in: StandIn | None = None
     #: describes data sources in the header, e.g. {"synthetic": "synthetic by construction"}
     data_labels: dict = field(default_factory=dict)
     #: the header's "Runs:" line, replaced for scripts whose rows are not runs
@@ -329,14 +320,13 @@ def pyplot():
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> None:
-    """Save a matplotlib figure as PNG through a temporary file and ``os.replace``, then close it."""
+    """Save a matplotlib figure as PNG atomically (:func:`~datamodules._common.atomic_path`), then close it."""
     plt = pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
 
 
 # --------------------------------------------------------------------------- header and notes
@@ -366,6 +356,7 @@ def header(report: Report, view: View) -> str:
              f"- Code version: {', '.join(versions) or 'unknown'}",
              f"- Runs started: {' – '.join(dict.fromkeys([dates[0], dates[-1]])) if dates else '–'}"]
     extra = report.preamble(view) if callable(report.preamble) else report.preamble
+    extra = extra or (report.stand_in.notice(view) if report.stand_in else "")
     if extra:
         lines += ["", extra.strip()]
     return "\n".join(lines) + "\n\n"
@@ -505,7 +496,7 @@ def notes_section(report: Report, view: View) -> str:
         out += (f"- What the `{view.preset}` preset changes from `paper` (derived from "
                 f"`configs/{view.name}/`):\n")
         out += "".join(f"  - {line}\n" for line in changes) if changes else "  - nothing\n"
-    for note in report.notes:
+    for note in ([report.stand_in.note] if report.stand_in else []) + list(report.notes):
         text = note(view) if callable(note) else note
         if text:
             out += text if text.startswith(("- ", "\n")) else f"- {text.rstrip()}\n"
@@ -538,31 +529,74 @@ def render(bench, cfg: dict, rows: list[dict], results_dir: Path) -> Path | None
 
 def table_data(bench, cfg: dict, rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
     """Every declared :class:`Table` of the report as (title, header, body) — the same cells
-    as the Markdown, for loggers that take tables (W&B)."""
+    as the Markdown, for loggers that take tables (W&B). Titles are unique (:meth:`Table.name`;
+    ``main`` for an untitled first table, ``table <k>`` for a later one)."""
     view = View(bench=bench, cfg=cfg, rows=rows, results_dir=Path("."))
-    return [("", *s.grid(view)) for s in bench.report.sections if isinstance(s, Table) and s.grid(view)[1]]
+    out, seen = [], set()
+    for k, s in enumerate(x for x in bench.report.sections if isinstance(x, Table)):
+        heads, body = s.grid(view)
+        if not body:
+            continue
+        title = s.name(view) or ("main" if not out else f"table {k + 1}")
+        while title in seen:
+            title += "'"
+        seen.add(title)
+        out.append((title, heads, body))
+    return out
+
+
+def numeric_table(heads: list[str], body: list[list[Any]]) -> tuple[list[str], list[list[Any]]]:
+    """The columns of a table for a dashboard: a column whose cells show numbers
+    (:func:`cell_numbers`: every cell a number or ``–``, at least one number) becomes numeric
+    columns ``<header>: mean``, ``: std``, ``: n`` (or ``<header>`` alone for single values) with
+    the text kept as ``<header>: text``; other columns stay text. Missing numbers are None.
+
+    >>> numeric_table(["model", "acc"], [["a", Number("50.0 ± 1.0 % (n=2)", mean=50.0, std=1.0, n=2)], ["b", "–"]])
+    (['model', 'acc: mean', 'acc: std', 'acc: n', 'acc: text'], [['a', 50.0, 1.0, 2, '50.0 ± 1.0 % (n=2)'], ['b', None, None, None, '–']])
+    """
+    plan = []  # per column: the keys of its numbers, or None for text
+    for j, h in enumerate(heads):
+        nums = [cell_numbers(r[j]) for r in body]
+        texts = [str(r[j]).strip() for r in body]
+        numeric = any(nums) and all(n is not None or t in ("–", "-", "") for n, t in zip(nums, texts))
+        if not numeric:
+            plan.append(None)
+            continue
+        keys = [k for k in ("value", "mean", "std", "n") if any(n and k in n for n in nums)]
+        if keys == ["value"]:
+            plan.append(["value"])
+        else:  # a single value next to mean ± std cells is that column's mean
+            plan.append([k for k in ("mean", "std", "n") if k in keys or k == "mean"])
+    columns, data = [], [[] for _ in body]
+    for j, h in enumerate(heads):
+        keys = plan[j]
+        if keys is None:
+            columns.append(h)
+        elif keys == ["value"]:
+            columns += [h, f"{h}: text"]
+        else:
+            columns += [f"{h}: {k}" for k in keys] + [f"{h}: text"]
+        for i, r in enumerate(body):
+            if keys is None:
+                data[i].append(str(r[j]))
+                continue
+            n = cell_numbers(r[j]) or {}
+            if "value" in n and "mean" not in n:
+                n = {**n, "mean": n["value"]}
+            for k in keys:
+                v = n.get(k)
+                data[i].append(None if v is None else int(v) if k == "n" or isinstance(v, int) else float(v))
+            data[i].append(str(r[j]))
+    return columns, data
 
 
 def wandb_tables(bench, cfg: dict, rows: list[dict], runs_dir: Path) -> None:
-    """Log the benchmark's tables (reproduced beside published, the same cells as the Markdown)
-    as ``wandb.Table``s of one W&B run per invocation (job type ``table``)."""
-    import wandb
-
-    from reproduce.runner.trainer import wandb_project
-    project = wandb_project()
-    folder = Path(runs_dir) / bench.name / cfg["preset"] / "tables"
-    folder.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(project=project, job_type="table",
-                     group=f"{bench.name}/table", name=f"{bench.name}-{cfg['preset']}-table", dir=str(folder),
-                     tags=[bench.name, f"preset={cfg['preset']}"], config={"preset": cfg["preset"]},
-                     settings=wandb.Settings(silent=True))
-    for i, (title, heads, body) in enumerate(table_data(bench, cfg, rows)):
-        run.log({f"table/{i}{'-' + title if title else ''}": wandb.Table(columns=heads, data=body)})
-    run.finish()
+    """Log the benchmark's tables to its W&B table run (:func:`reproduce.runner.wandb_log.log_tables`)."""
+    from reproduce.runner.wandb_log import log_tables
+    log_tables(bench, cfg, rows, runs_dir)
 
 
 # --------------------------------------------------------------------------- results/README.md
-INDEX_ORDER = ["tetris", "rotated_mnist", "cosmology", "equivariance_sphere", "cath", "climate", "shrec17"]
 INDEX_HEAD = ["benchmark", "headline", "published", "reproduced", "preset", "data", "hardware", "runs started"]
 INDEX_INTRO = """# Results at a glance
 
@@ -596,10 +630,10 @@ def _read_index(path: Path) -> dict[str, list[str]]:
 
 
 def update_index(results_dir: Path, bench, cfg: dict, rows: list[dict]) -> None:
-    """Replace (or add) this benchmark's row of ``results/README.md``, keeping the others."""
+    """Replace (or add) this benchmark's row of ``results/README.md``, keeping the others. Rows are
+    in the order of the benchmarks' names (that of ``configs/``): nothing to register."""
     path = Path(results_dir) / "README.md"
     view = View(bench=bench, cfg=cfg, rows=rows, results_dir=Path(results_dir))
     rows = _read_index(path)
     rows[bench.name] = index_row(bench, view)
-    names = sorted(rows, key=lambda n: (INDEX_ORDER.index(n) if n in INDEX_ORDER else len(INDEX_ORDER), n))
-    atomic_write_text(path, INDEX_INTRO + md_table(INDEX_HEAD, [rows[n] for n in names]))
+    atomic_write_text(path, INDEX_INTRO + md_table(INDEX_HEAD, [rows[n] for n in sorted(rows)]))

@@ -19,57 +19,18 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 
 from datamodules._common import atomic_write_text
-from reproduce.runner.checkpoints import (AtomicCheckpointIO, check_checkpoint, clean_temporaries, recover,
-                                          resume_point)
-from reproduce.runner.config import build
+from reproduce.runner.checkpoints import (AtomicCheckpointIO, check_checkpoint, clean_temporaries, pruned_to,
+                                          recover, resume_point)
+from reproduce.runner.launch import (_FORWARDED, Interrupted, Launch, Select, TrainerConfig,  # noqa: F401
+                                     install_signal_handlers, on_stop_signal, threading_main, trainer_config)
 from reproduce.runner.runs import Run, global_rank, launch_token
 from reproduce.runner.store import REPO_ROOT
-
-
-@dataclass
-class Select:
-    """Model selection on a validation metric."""
-
-    metric: str
-    mode: Literal["min", "max"] = "max"
-
-
-@dataclass
-class TrainerConfig:
-    """The ``trainer`` section of a config."""
-
-    max_epochs: int = 1
-    gradient_clip_val: float | None = None
-    check_val_every_n_epoch: int = 1
-    log_every_n_steps: int = 10
-    limit_val_batches: int | float | None = None
-    precision: str | int | None = None      # GPUs only (CPU runs stay in float32)
-    tf32: bool = False                      # GPUs only: TF32 convolutions/matmuls (off: FP32 as the papers ran)
-    ckpt_every_n_epochs: int = 1
-    # DDP: equivariant batch norms on any backend; torch's BatchNorm on GPUs only (no SyncBatchNorm on CPU/gloo)
-    sync_batchnorm: bool = True
-    select: Literal["last"] | Select = "last"
-
-    def __post_init__(self) -> None:
-        for name in ("max_epochs", "check_val_every_n_epoch", "log_every_n_steps", "ckpt_every_n_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-
-    @property
-    def selection(self) -> Select | None:
-        """The validation metric that selects the tested checkpoint, or None (the last model)."""
-        return self.select if isinstance(self.select, Select) else None
-
-
-def trainer_config(cfg: dict) -> TrainerConfig:
-    return build(TrainerConfig, cfg.get("trainer"), "trainer")
 
 
 def set_tf32(enabled: bool) -> None:
@@ -105,111 +66,42 @@ class Elapsed:
 
 
 def wandb_project() -> str:
-    """W&B offline unless ``WANDB_MODE`` or ``WANDB_API_KEY`` say otherwise; the project name."""
-    if "WANDB_MODE" not in os.environ and "WANDB_API_KEY" not in os.environ:
-        os.environ["WANDB_MODE"] = "offline"
-    os.environ.setdefault("WANDB_SILENT", "true")
-    return os.environ.get("WANDB_PROJECT", "equivariant-bench")
+    """W&B offline unless ``WANDB_MODE`` or ``WANDB_API_KEY`` say otherwise; the project name
+    (:func:`reproduce.runner.wandb_log.wandb_project`)."""
+    from reproduce.runner.wandb_log import wandb_project as project
+    return project()
 
 
 def wandb_logger(run: Run, run_dir: Path, data_source: str):
-    """W&B logger of one run — its own W&B run, finished after the test (:func:`finish_wandb`):
-    offline unless ``WANDB_MODE`` or ``WANDB_API_KEY`` say otherwise. The W&B run is started
-    here on rank 0 (resumed under the same id after a kill); other ranks log nothing."""
-    project = wandb_project()
+    """W&B logger of one run — its own W&B run (:mod:`reproduce.runner.wandb_log`), finished
+    after the test (:func:`finish_wandb`): started here on rank 0 (resumed under the same id
+    after a kill), with the best-value summaries of :func:`~reproduce.runner.wandb_log.define_metrics`;
+    other ranks log nothing."""
     from pytorch_lightning.loggers import WandbLogger
+
+    from reproduce.runner import wandb_log
+    project = wandb_log.wandb_project()
     if global_rank() != 0:
         return WandbLogger(project=project, save_dir=str(run_dir))
-    import wandb
-    experiment = wandb.init(
-        project=project,
-        group=f"{run.benchmark}/{run.model}", job_type=run.preset,
-        name=f"{run.benchmark}-{run.model}-{run.setting_str}-seed{run.seed}",
-        tags=[run.benchmark, run.model, f"preset={run.preset}", f"seed={run.seed}", f"data={data_source}"],
-        dir=str(run_dir), id=f"{run.benchmark}-{run.run_id}-s{run.seed}", resume="allow",
-        config={"run": {"model": run.model, "setting": run.setting, "seed": run.seed,
-                        "preset": run.preset}, **run.cfg},
-        settings=wandb.Settings(silent=True))
+    experiment = wandb_log.init_cell_run(run, run_dir, data_source)
+    wandb_log.define_metrics(experiment, trainer_config(run.cfg).selection)
     return WandbLogger(experiment=experiment, save_dir=str(run_dir))
 
 
-def finish_wandb(trainer, summary: dict) -> None:
-    """Write the run's row metrics into its W&B summary and finish the W&B run, so that the next
-    grid cell gets a run of its own."""
+def finish_wandb(trainer, summary: dict, logged: set[str] = frozenset(), checkpoint: tuple | None = None) -> None:
+    """Write the run's row metrics into its W&B summary (numbers as numbers; ``logged``, the test
+    metrics Lightning logged, not twice), log the tested checkpoint as an artifact when
+    ``checkpoint`` = (run, run dir, path) is given, and finish the W&B run, so that the next grid
+    cell gets a run of its own."""
     from pytorch_lightning.loggers import WandbLogger
+
+    from reproduce.runner import wandb_log
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger) and global_rank() == 0:
             exp = logger.experiment
-            exp.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
-            exp.finish()
-
-
-@dataclass
-class Launch:
-    """How this invocation runs: devices and loggers (from the command line)."""
-
-    gpus: int = 0
-    num_nodes: int = 1
-    cpu_procs: int = 1
-    logger: str = "wandb"
-
-    @property
-    def world(self) -> int:
-        return (self.gpus or max(1, self.cpu_procs)) * self.num_nodes
-
-
-class Interrupted(Exception):
-    """Training or testing stopped by a signal; ``checkpoint`` is the ``last.ckpt`` saved then
-    (None when none was), ``finished``/``total`` the grid's runs (set by the grid)."""
-
-    def __init__(self, signum: int, checkpoint: Path | None = None):
-        super().__init__(signal.Signals(signum).name)
-        self.signum, self.checkpoint = int(signum), checkpoint
-        self.finished: int | None = None
-        self.total: int | None = None
-
-    @property
-    def exit_code(self) -> int:
-        """128 + the signal number, as a shell reports a process ended by it (SIGINT 130,
-        SIGTERM 143, SIGUSR1 138)."""
-        return 128 + self.signum
-
-
-#: the signal that stopped Lightning, when it was not SIGTERM itself (SIGUSR1 is forwarded as one)
-_FORWARDED: list[int] = []
-
-
-def on_stop_signal(signum, frame) -> None:
-    """Handler of SIGTERM (and SIGUSR1 outside SLURM) for the whole invocation. Inside a
-    Lightning ``fit``/``test`` Lightning's own handler runs first and stops at the next batch
-    boundary (:class:`StopOnSignal` saves the checkpoint): nothing to do here. Outside it the
-    run has nothing unsaved, so :class:`Interrupted` is raised at once."""
-    current = signal.getsignal(signal.SIGTERM)
-    if signum == signal.SIGTERM:
-        if current is not on_stop_signal:
-            return  # Lightning's handler (which calls this one after its own) is in charge
-        raise Interrupted(signum)
-    if current is not on_stop_signal and callable(current):
-        _FORWARDED.append(int(signum))
-        current(signal.SIGTERM, frame)  # Lightning's graceful stop
-        return
-    raise Interrupted(signum)
-
-
-def install_signal_handlers() -> None:
-    """SIGTERM → :func:`on_stop_signal`; SIGUSR1 too, except under SLURM, where Lightning's
-    ``SLURMEnvironment`` installs its own (checkpoint ``hpc_ckpt_<n>.ckpt`` and requeue; it only
-    does so when no handler is installed, so none is installed here)."""
-    from pytorch_lightning.plugins.environments import SLURMEnvironment
-    if threading_main():
-        signal.signal(signal.SIGTERM, on_stop_signal)
-        if not SLURMEnvironment.detect():
-            signal.signal(signal.SIGUSR1, on_stop_signal)
-
-
-def threading_main() -> bool:
-    import threading
-    return threading.current_thread() is threading.main_thread()
+            if checkpoint is not None:
+                wandb_log.log_checkpoint(exp, *checkpoint)
+            wandb_log.finish_cell_run(exp, summary, logged)
 
 
 class StopOnSignal(Callback):
@@ -300,6 +192,9 @@ def make_trainer(launch: Launch, run: Run, run_dir: Path, data_source: str, call
         checkpoints.insert(0, ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=sel.metric,
                                               mode=sel.mode, save_last=False, save_top_k=1,
                                               every_n_epochs=1, enable_version_counter=False))
+    # the learning rate of every parameter group, per step or epoch as the schedule steps
+    # (``lr-<optimizer>``); Lightning refuses the monitor without a logger
+    monitors = [LearningRateMonitor()] if loggers else []
     accelerator, devices = ("gpu", launch.gpus) if launch.gpus else ("cpu", max(1, launch.cpu_procs))
     kwargs: dict[str, Any] = dict(
         max_epochs=t.max_epochs, gradient_clip_val=t.gradient_clip_val,
@@ -315,7 +210,8 @@ def make_trainer(launch: Launch, run: Run, run_dir: Path, data_source: str, call
     return pl.Trainer(accelerator=accelerator, devices=devices, num_nodes=launch.num_nodes,
                       strategy="ddp" if launch.world > 1 else "auto", logger=loggers or False,
                       plugins=[AtomicCheckpointIO()],
-                      callbacks=[*checkpoints, stop or StopOnSignal(), RankSeed(run.seed), *(callbacks or [])],
+                      callbacks=[*checkpoints, stop or StopOnSignal(), RankSeed(run.seed), *monitors,
+                                 *(callbacks or [])],
                       default_root_dir=str(run_dir), **kwargs)
 
 
@@ -459,11 +355,22 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     elapsed = Elapsed(run_dir)
     pl.seed_everything(run.seed, workers=True, verbose=False)
     if bench.is_custom(run):
-        return {**bench.custom_run(ctx, run, run_dir), "wall_s": round(elapsed.total(), 2)}
+        out = bench.custom_run(ctx, run, run_dir)
+        if isinstance(out, list):  # a measurement cell's rows (reproduce/runner/measurement.py)
+            metrics = {"rows": out, "wall_s": round(elapsed.total(), 2)}
+        else:
+            metrics = {**out, "wall_s": round(elapsed.total(), 2)}
+        if ctx.launch.logger == "wandb":
+            from reproduce.runner.wandb_log import log_custom_run
+            log_custom_run(run, run_dir, ctx.data_source, metrics)
+        return metrics
 
     set_tf32(trainer_config(run.cfg).tf32)
+    from reproduce.runner.progress import slow_step
+    tag = f"[{run.benchmark}] {run.model} {run.setting_str} seed={run.seed}"
     dm = bench.build_datamodule(ctx, run)
-    backbone = bench.build_backbone(ctx, run)
+    with slow_step(f"{tag}: building the model"):  # e.g. DeepSphere's graphs at a high Nside
+        backbone = bench.build_backbone(ctx, run)
     task = bench.build_task(ctx, run, backbone)
     selection = trainer_config(run.cfg).selection
     prepare_ddp(task, trainer_config(run.cfg), ctx.launch)
@@ -476,11 +383,15 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     trainer = make_trainer(ctx.launch, run, run_dir, ctx.data_source,
                            [SaveElapsed(), *bench.callbacks(ctx, run)], stop=stop)
     last = run_dir / "checkpoints" / "last.ckpt"
-    resume = shared_resume(run, run_dir, ctx.launch.world)
+    kept = pruned_to(run_dir)  # a finished run whose checkpoints were pruned, tested again (row.json lost)
+    resume = shared_resume(run, run_dir, ctx.launch.world) if kept is None else None
     try:
-        trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
+        if kept is None:  # a pruned run finished training: its kept checkpoint is tested again
+            trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
         final = final_train_metrics(trainer, run_dir)
         ckpt = tested_checkpoint(run, run_dir, selection)
+        if ckpt is None and kept is not None:
+            ckpt = run_dir / "checkpoints" / kept  # training finished; its tested weights are this file
         results = trainer.test(task, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, verbose=False)
     except SystemExit:  # Lightning ends a SIGTERM with SIGTERMException, Ctrl-C with sys.exit(1)
         if stop.signum is None:
@@ -489,9 +400,11 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
         raise Interrupted(stop.signum, stop.checkpoint) from None
     metrics = {k.replace("/", "_"): round(float(v), 6) for k, v in (results[0] if results else {}).items()}
     metrics.update(final)
-    metrics.update(bench.after_test(ctx, run, task, dm) or {})
+    with slow_step(f"{tag}: measurements after the test"):
+        metrics.update(bench.after_test(ctx, run, task, dm) or {})
     metrics["params"] = count_params(backbone)
     metrics["wall_s"] = round(elapsed.total(), 2)
     metrics["checkpoint"] = os.path.relpath(ckpt or last, REPO_ROOT) if (ckpt or last.is_file()) else ""
-    finish_wandb(trainer, metrics)
+    finish_wandb(trainer, metrics, logged=set(results[0]) if results else set(),
+                 checkpoint=(run, run_dir, ckpt or last) if ctx.launch.log_checkpoints else None)
     return metrics

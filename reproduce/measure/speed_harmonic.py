@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reproduce._timing import forward_backward, forward_only, peak_memory_mb, time_paired
+from reproduce.measure.timing import forward_backward, forward_only, peak_memory_mb, time_paired
 
 TITLE = "Harmonic convolution (HConv2d) vs plain Conv2d"
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from reproduce._timing import forward_backward, time_fn
+from reproduce.measure.timing import forward_backward, time_fn
 
 TITLE = "CATH: voxeliser and training throughput"
 

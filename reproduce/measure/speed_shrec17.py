@@ -2,7 +2,7 @@
 
 Paper: Cohen et al. 2018 and Defferrard et al. 2020 feed SHREC'17 meshes to spherical CNNs as
 6-channel spherical images (a ray from every sample point towards the centre, hit distance and
-normal angle on the mesh and on its convex hull, ``datamodules/shrec17.py``); Weiler et al. 2018
+normal angle on the mesh and on its convex hull, ``datamodules/shrec17_render.py``); Weiler et al. 2018
 voxelise them (obj2voxel ``--size 64 --double``). Every mesh is preprocessed once per augmentation
 copy, so this throughput bounds how fast a new data set or augmentation is ready. Measured here:
 
@@ -22,13 +22,13 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from reproduce._timing import time_fn
+from reproduce.measure.timing import time_fn
 
 TITLE = "SHREC'17 preprocessing: ray casting and voxelising, meshes per second"
 
 
 def _meshes(quick: bool) -> list[tuple[str, trimesh.Trimesh]]:
-    from datamodules.shrec17 import centre_and_scale
+    from datamodules.meshes import centre_and_scale
     from datamodules.shrec17_standin import SYNSETS, build_model
 
     rng = np.random.default_rng(0)
@@ -41,10 +41,18 @@ def _meshes(quick: bool) -> list[tuple[str, trimesh.Trimesh]]:
     return [(name, [centre_and_scale(m) for m in ms]) for name, ms in out]
 
 
+def _row(what: str, fn, floor, k: int, reps: int, notes: str) -> dict:
+    """One row: ``fn`` and ``floor`` each process all ``k`` meshes once; times per mesh."""
+    t, f = time_fn(fn, 1, reps), time_fn(floor, 1, reps)
+    return {"what": what, "time_ms": 1e3 * t / k, "floor_ms": 1e3 * f / k, "ratio": t / f, "meshes_per_s": k / t,
+            "notes": notes}
+
+
 def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
     """Return ``(title, rows)``; ``ratio`` = time / floor, ``meshes_per_s`` = 1 / time."""
-    from datamodules.shrec17 import (draw_pose, ray_backend, render, sampling_vectors, sphere_channels,
-                                     voxelize_surface)
+    from datamodules.meshes import draw_pose
+    from datamodules.shrec17_render import ray_backend, render, sampling_vectors, sphere_channels
+    from datamodules.voxelize import voxelize_surface
 
     backend = ray_backend("auto")
     reps = 1 if quick else 3
@@ -62,12 +70,9 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
                 for m, p in zip(meshes, poses):
                     render(m, x, p, backend)
 
-            t, f = time_fn(full, 1, reps), time_fn(floor, 1, reps)
-            k = len(meshes)
-            rows.append({"what": f"ray casting 6 channels, {spec} ({len(x):,} rays), {label}", "time_ms": 1e3 * t / k,
-                         "floor_ms": 1e3 * f / k, "ratio": t / f, "meshes_per_s": k / t,
-                         "notes": f"backend {backend}; floor: one ray query + 3 channels on the mesh only "
-                                  "(no hull, no hull rays)"})
+            rows.append(_row(f"ray casting 6 channels, {spec} ({len(x):,} rays), {label}", full, floor, len(meshes),
+                             reps, f"backend {backend}; floor: one ray query + 3 channels on the mesh only "
+                                   "(no hull, no hull rays)"))
         for n in (17,) if quick else (33, 64):
             def vox():
                 for m in meshes:
@@ -77,10 +82,7 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
                 for m in meshes:
                     m.voxelized(pitch=2.0 / (2 * n))
 
-            t, f = time_fn(vox, 1, reps), time_fn(tri, 1, reps)
-            k = len(meshes)
-            rows.append({"what": f"voxelise (obj2voxel --double), {n}³, {label}", "time_ms": 1e3 * t / k,
-                         "floor_ms": 1e3 * f / k, "ratio": t / f, "meshes_per_s": k / t,
-                         "notes": f"floor: trimesh Trimesh.voxelized at the same {2 * n}³ pitch (surface only, "
-                                  "no sub-cube counts)"})
+            rows.append(_row(f"voxelise (obj2voxel --double), {n}³, {label}", vox, tri, len(meshes), reps,
+                             f"floor: trimesh Trimesh.voxelized at the same {2 * n}³ pitch (surface only, "
+                             "no sub-cube counts)"))
     return TITLE, rows

@@ -22,7 +22,7 @@ import time
 import torch
 from torch import nn
 
-from reproduce._timing import forward_backward, forward_only, peak_memory_mb, time_fn
+from reproduce.measure.timing import forward_backward, forward_only, peak_memory_mb, time_fn
 
 TITLE = "3D steerable convolution vs plain Conv3d"
 RS = [(4, 0), (4, 1), (2, 2)]  # 4 + 12 + 10 = 26 channels

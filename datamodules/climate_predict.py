@@ -1,5 +1,8 @@
-"""``reproduce/climate.py --predict CKPT --data-dir IN --out OUT``: segment CAM5 / ClimateNet netCDF
-files with a trained checkpoint, writing the result on each input's own grid.
+"""Segment CAM5 / ClimateNet netCDF files with a trained network, writing the result on each input's
+own grid: what ``reproduce/climate.py --predict CKPT --data-dir IN --out OUT`` runs, beside the reader
+of those files (:mod:`datamodules.climate`). The checkpoint side (its config, its weights, the
+network they build) is the runner's (:func:`reproduce.runner.evaluate.load_weights`); this module
+gets the network as a callable and never reads a checkpoint.
 
 For every ``IN/*.nc`` (regular ``(time, lat, lon)`` or unstructured ``ncol`` columns, read by
 :func:`datamodules.climate.open_cam5`: reversed latitudes, either longitude convention, fill
@@ -19,8 +22,8 @@ onto it exactly as for training (:func:`datamodules.climate.interpolator_for`) a
 the published statistics; the class probabilities come back onto the input points by inverse-
 distance weighting over the 4 nearest sampling vertices (:func:`datamodules.climate.idw_points`, a
 convex combination). A model trained on ``native`` columns instead runs on each file's own
-columns, its graph built on them (``DeepSphereUNet("points", coords=...)``), with no interpolation.
-The checkpoint is read with ``torch.load(weights_only=True)``.
+columns, its graph built on them (``net_for(coords)``: ``DeepSphereUNet("points", coords=...)``),
+with no interpolation.
 
 Every input is checked before any output is written (:func:`check_inputs`: layout, units, every
 step read); unusable files are all named in one error, a line each, and nothing is written. Each
@@ -28,44 +31,19 @@ output is written to a temporary name and renamed into place.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-from datamodules._common import InputError
+from datamodules._common import InputError, atomic_path
 from datamodules.climate import (CLASSES, VARIABLES, _quiet, idw_points, interpolator_for, netcdf_files,
-                                 normalize, open_cam5, parse_sampling)
+                                 normalize, open_cam5)
 from models.deepsphere.graph import lonlat_vectors
-from reproduce.runner import config as C
-from reproduce.runner.evaluate import load_run, usable_checkpoint
 
-
-def load_weights(bench, ckpt: Path):
-    """(run, backbone state dict) of a checkpoint this runner wrote."""
-    import torch
-
-    ckpt = usable_checkpoint(ckpt, "--predict")
-    run, _ = load_run(bench, ckpt, [])
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    sd = {k[len("backbone."):]: v for k, v in state["state_dict"].items() if k.startswith("backbone.")}
-    if not sd:
-        raise InputError(f"--predict: {ckpt} holds no backbone weights")
-    return run, sd
-
-
-def build_net(bench, run, sd, coords=None, device="cpu"):
-    samp = parse_sampling(run.setting["sampling"])
-    net = C.build(bench.model_class(run), bench._model_section(run), f"models.{run.model}",
-                  in_channels=len(VARIABLES), num_classes=len(CLASSES),
-                  sampling="points" if samp.kind == "native" else samp.name,
-                  **({"coords": coords} if samp.kind == "native" else {}))
-    try:
-        net.load_state_dict(sd)
-    except RuntimeError as e:
-        raise InputError(f"--predict: the checkpoint does not fit the model of its config "
-                         f"({str(e).splitlines()[0][:160]})") from None
-    return net.to(device).eval()
+#: ``net_for(coords)``: the trained network in eval mode on the device, for the sampling it was trained
+#: on (``coords`` None) or, for a model trained on native columns, built on a file's own ``coords``
+NetFor = Callable[[Optional[np.ndarray]], Any]
 
 
 def output_points(ds, grid: str) -> np.ndarray:
@@ -78,11 +56,12 @@ def output_points(ds, grid: str) -> np.ndarray:
     return lonlat_vectors(lon, lat)
 
 
-def predict(bench, ckpt: Path, data_dir: Path, out_dir: Path, gpus: int = 0) -> list[Path]:
-    """Segment every ``data_dir/*.nc``; all inputs are checked first (:func:`check_inputs`), so a
-    bad file stops the command before any output is written; each output is written atomically."""
-    run, sd = load_weights(bench, ckpt)
-    samp = parse_sampling(run.setting["sampling"])
+def predict(net_for: NetFor, samp, ckpt: Path, model: str, data_dir: Path, out_dir: Path,
+            device: str = "cpu") -> list[Path]:
+    """Segment every ``data_dir/*.nc`` with the network of ``net_for`` (trained on sampling ``samp``,
+    from checkpoint ``ckpt``, described as ``model`` in the outputs' attributes); all inputs are
+    checked first (:func:`check_inputs`), so a bad file stops the command before any output is
+    written; each output is written atomically."""
     data_dir, out_dir = Path(data_dir).expanduser().resolve(), Path(out_dir).expanduser().resolve()
     if not data_dir.is_dir():
         raise InputError(f"--predict: --data-dir {data_dir} is not a directory")
@@ -93,12 +72,11 @@ def predict(bench, ckpt: Path, data_dir: Path, out_dir: Path, gpus: int = 0) -> 
         raise InputError("--predict: --out must differ from --data-dir (the outputs keep the input names)")
     checked = check_inputs(files, samp)  # every file, before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = "cuda" if gpus else "cpu"
-    net = None if samp.kind == "native" else build_net(bench, run, sd, device=device)
+    net = None if samp.kind == "native" else net_for(None)
     written: list[Path] = []
     for path, f, into in checked:
         try:
-            written.append(_segment(bench, run, sd, samp, net, ckpt, path, f, into, out_dir, device))
+            written.append(_segment(net_for, samp, net, ckpt, model, path, f, into, out_dir, device))
         except OSError as e:
             left = [p.name for p, _, _ in checked[len(written):]]
             raise InputError(f"--predict: writing {out_dir / path.name} failed ({e.strerror or e}); "
@@ -134,16 +112,16 @@ def check_inputs(files: list[Path], samp) -> list[tuple]:
     return checked
 
 
-def _segment(bench, run, sd, samp, net, ckpt, path, f, into, out_dir, device) -> Path:
+def _segment(net_for: NetFor, samp, net, ckpt, model: str, path, f, into, out_dir, device) -> Path:
     """Segment one checked file and write ``out_dir/<name>`` atomically."""
     import torch
     import xarray as xr
 
     if samp.kind == "native":
-        net = build_net(bench, run, sd, coords=f.vectors(), device=device)
+        net = net_for(f.vectors())
     with _quiet(), xr.open_dataset(path, engine="netcdf4", decode_times=False) as ds:
         pts = output_points(ds, f.grid)
-        back = idw_points(f.vectors() if samp.kind == "native" else samp.vectors(), pts, k=4)
+        back = idw_points(f.vectors() if samp.kind == "native" else samp.vertices(), pts, k=4)
         space = ("lat", "lon") if f.grid == "latlon" else ("ncol",)
         shape = tuple(ds.sizes[d] for d in space)
         timed = "time" in ds[VARIABLES[0]].dims
@@ -171,17 +149,13 @@ def _segment(bench, run, sd, samp, net, ckpt, path, f, into, out_dir, device) ->
         coords={**coords, "class": ("class", np.arange(len(CLASSES), dtype=np.int32),
                                     {"long_name": "class index: 0 BG, 1 TC, 2 AR"})},
         attrs={**attrs, "prediction_checkpoint": str(Path(ckpt).resolve()),
-               "prediction_model": f"{run.model} ({run.benchmark}, preset {run.preset}, seed {run.seed})",
+               "prediction_model": model,
                "prediction_sampling": samp.name, "prediction_source": str(path),
                "prediction_method": (f"fields: {into.method}; probabilities back: {back.method}; "
                                      f"LABELS = argmax"),
                "history": (str(attrs.get("history", "")) + "\n" if attrs.get("history") else "")
                + "segmented by equivariant-bench reproduce/climate.py --predict"})
     target = out_dir / path.name
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(target) as tmp:
         out.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
