@@ -74,7 +74,7 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules._common import ClassCountError, InputError, command_line, ensure_stand_in, subcommands, trainer_world
 from datamodules.cath_pdb import (CATH_CLASSES, NPZ_KEYS, TEST_SPLITS, TRAIN_SPLITS, VAL_SPLITS, BuildSummary,
                                   build_dataset)
-from models.geometry import random_rotation, relative_error
+from models.geometry import random_rotation
 
 #: config key ``data.dataset`` → published file name
 FILES = {"10arch": "cath_10arch_ca.npz", "3class": "cath_3class_ca.npz", "20topo": "cath_20topo_ca.npz"}
@@ -457,28 +457,6 @@ class CathDataModule(pl.LightningDataModule):
         return self.voxelize_batch(batch, self.rotate_train if training else self.rotate_eval)
 
     # -- evaluation in random orientations -------------------------------------------------------
-    def rotated_test(self, net, generator: torch.Generator) -> dict:
-        """``net`` on the test set with every record in a Haar-random orientation (an exact rotation
-        of its CA coordinates, then re-voxelised): accuracy ``test_acc_rotated`` and the mean
-        relative change of the logits against the file's orientation ``equivariance_error_so3``
-        (:func:`models.geometry.relative_error`). Rotations are drawn from ``generator``."""
-        device = next(net.parameters()).device
-        was_training = net.training
-        net.eval()
-        ds = self.sets["test"]
-        correct, errs = 0, []
-        with torch.no_grad():
-            for start in range(0, len(ds), self.batch_size):
-                pos, mask, y = collate([ds[i] for i in range(start, min(start + self.batch_size, len(ds)))])
-                pos, mask, y = pos.to(device), mask.to(device), y.to(device)
-                R = random_rotation(len(pos), generator=generator, dtype=torch.float32).to(device)
-                y0 = net(voxelize(pos, mask, self.grid_size, self.bin_size, self.sigma))
-                y1 = net(voxelize(pos, mask, self.grid_size, self.bin_size, self.sigma, R))
-                correct += int((y1.argmax(1) == y).sum())
-                errs += relative_error(y1, y0, reduction="none").tolist()
-        net.train(was_training)
-        return {"test_acc_rotated": round(correct / len(ds), 6),
-                "equivariance_error_so3": round(float(np.mean(errs)), 5)}
 
 
 # --------------------------------------------------------------------------- stand-in

@@ -88,6 +88,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules._common import (InputError, atomic_write_text, ensure_stand_in, eval_batch, eval_sampler,
                                  per_rank_batch)
+from models.deepsphere.sampling import Sampling
 
 BENCH = "climate"
 #: the 16 CAM5 fields, in the channel order of the UGSCNN npz files (inferred from
@@ -312,53 +313,22 @@ def check_plausible(path: Path, data: np.ndarray, where: str = "") -> list[str]:
 
 
 # --------------------------------------------------------------------------- samplings
-@dataclass(frozen=True)
-class Sampling:
-    """A model sampling: ``kind`` in ``ico`` / ``healpix`` / ``equiangular`` / ``native`` and its
-    resolution (level, Nside, bandwidth; 0 for native)."""
-
-    kind: str
-    res: int = 0
-
-    @property
-    def name(self) -> str:
-        return "native" if self.kind == "native" else f"{self.kind}:{self.res}"
-
-    @property
-    def tag(self) -> str:  # for folder names
-        return self.name.replace(":", "")
-
-    def vectors(self) -> np.ndarray:
-        from models.deepsphere.graph import equiangular_vectors, healpix_vectors, icosahedral_vectors
-
-        if self.kind == "ico":
-            return icosahedral_vectors(self.res)
-        if self.kind == "healpix":
-            return healpix_vectors(self.res)
-        if self.kind == "equiangular":
-            return equiangular_vectors(self.res)
-        raise InputError(f"{BENCH}: the 'native' sampling has no fixed points (it keeps each file's columns)")
+#: the samplings a climate model runs on (``native``: each file's own points, kept as they are)
+SAMPLINGS = ("ico", "healpix", "equiangular", "native")
 
 
-def parse_sampling(spec: str) -> Sampling:
-    """``"ico:5"``, ``"healpix:32"``, ``"equiangular:64"`` or ``"native"``.
+def parse_sampling(spec: str | Sampling) -> Sampling:
+    """:meth:`Sampling.parse <models.deepsphere.sampling.Sampling.parse>` of ``ico:L``,
+    ``healpix:NSIDE``, ``equiangular:B`` or ``native``; a bad value is this benchmark's
+    :class:`InputError`.
 
-    >>> parse_sampling("healpix:32").name, parse_sampling("ico:5").vectors().shape
+    >>> parse_sampling("healpix:32").name, parse_sampling("ico:5").vertices().shape
     ('healpix:32', (10242, 3))
     """
-    spec = str(spec).strip()
-    if spec == "native":
-        return Sampling("native")
-    kind, _, arg = spec.partition(":")
-    if kind not in ("ico", "healpix", "equiangular") or not arg.isdigit():
-        raise InputError(f"{BENCH}: unknown sampling '{spec}'. Valid values are ico:L, healpix:NSIDE, "
-                         f"equiangular:B, native")
-    res = int(arg)
-    if kind == "healpix" and (res < 1 or res & (res - 1)):
-        raise InputError(f"{BENCH}: HEALPix Nside must be a power of 2, got {res}")
-    if kind == "equiangular" and res < 1:
-        raise InputError(f"{BENCH}: equiangular bandwidth must be >= 1, got {res}")
-    return Sampling(kind, res)
+    try:
+        return Sampling.parse(spec, SAMPLINGS)
+    except ValueError as e:
+        raise InputError(f"{BENCH}: {e}") from None
 
 
 # --------------------------------------------------------------------------- netCDF reader
@@ -631,7 +601,7 @@ def interpolator_for(f: Cam5File, sampling: Sampling) -> Interpolator | None:
         return None
     key = (f.grid, sampling.name, f.lat.tobytes(), f.lon.tobytes())
     if key not in _INTERP_CACHE:
-        tgt = sampling.vectors()
+        tgt = sampling.vertices()
         if len(_INTERP_CACHE) > 8:
             _INTERP_CACHE.clear()
         _INTERP_CACHE[key] = (bilinear_lonlat(f.lat, f.lon, tgt) if f.grid == "latlon"
@@ -1008,13 +978,13 @@ class ClimateDataModule(pl.LightningDataModule):
 
     @property
     def num_vertices(self) -> int | None:
-        return None if self.sampling.kind == "native" else len(self.sampling.vectors())
+        return None if self.sampling.kind == "native" else self.sampling.num_vertices
 
     def vectors(self) -> np.ndarray:
         """Unit vectors ``(V, 3)`` of the samples' vertices: the sampling's, or for ``native`` the
         columns of the (resampled) files, e.g. for ``DeepSphereUNet("points", coords=...)``."""
         if self.sampling.kind != "native":
-            return self.sampling.vectors()
+            return self.sampling.vertices()
         from models.deepsphere.graph import lonlat_vectors
 
         if self.files is None:

@@ -121,7 +121,7 @@ def _segment(net_for: NetFor, samp, net, ckpt, model: str, path, f, into, out_di
         net = net_for(f.vectors())
     with _quiet(), xr.open_dataset(path, engine="netcdf4", decode_times=False) as ds:
         pts = output_points(ds, f.grid)
-        back = idw_points(f.vectors() if samp.kind == "native" else samp.vectors(), pts, k=4)
+        back = idw_points(f.vectors() if samp.kind == "native" else samp.vertices(), pts, k=4)
         space = ("lat", "lon") if f.grid == "latlon" else ("ncol",)
         shape = tuple(ds.sizes[d] for d in space)
         timed = "time" in ds[VARIABLES[0]].dims

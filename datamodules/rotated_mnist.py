@@ -371,7 +371,9 @@ def write_stand_in(data_dir: str | os.PathLike, digits: int = 5000, seed: int = 
 # --------------------------------------------------------------------------- datamodule
 def rotate_batch(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """Rotate each image of ``(B, C, H, W)`` counter-clockwise by ``angles`` (radians) about its
-    centre, bilinear, zeros outside (``affine_grid`` / ``grid_sample``, align_corners=False)."""
+    centre, bilinear, zeros outside (``affine_grid`` / ``grid_sample``, align_corners=False): the
+    batched form of :func:`models.geometry.resample_image` — the same numbers to rounding wherever the
+    image is zero within a pixel of its frame, as digits are (``tests/test_rotated_mnist.py``)."""
     c, s = torch.cos(angles), torch.sin(angles)
     # output pixel p samples the input at R(-θ) p; grid coordinates are (x right, y down)
     theta = torch.stack([torch.stack([c, -s, torch.zeros_like(c)], -1),

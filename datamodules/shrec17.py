@@ -41,11 +41,11 @@ only finds that cache keeps it), for the benchmark's tables: ``meshes``
 (nothing computed), ``skipped`` (missing and broken meshes), ``workers``, ``input``, ``grid``.
 Any error while preprocessing one mesh (trimesh, qhull) makes it a broken mesh, never a crash.
 
-**Stand-in** (:mod:`datamodules.shrec17_standin`): procedural shapes of **8 synsets** (airplane,
-bottle, car, chair, guitar, lamp, mug, table; real ShapeNet synset ids) with 2–3 sub-synsets of
-distinct geometry each, every model Haar-rotated, written in the SHREC'17 layout (``.obj`` and
-csv files, plus ``test.csv`` and ``all.csv``) and read back by the same reader. With
-``stand_in=True`` set ``num_classes=8``.
+**Stand-in** (:mod:`datamodules.shrec17_standin`): procedural shapes of **16 synsets** (real
+ShapeNet synset ids) with 2–3 sub-synsets each, some sharing parts across synsets, every model
+perturbed (missing parts, strays, stretch, noise, holes) and Haar-rotated, written in the
+SHREC'17 layout (``.obj`` and csv files, plus ``test.csv`` and ``all.csv``) and read back by the same reader. With
+``stand_in=True`` set ``num_classes=16``.
 
 Batches are ``(x, y, id)``: ``x`` float32 ``(B, V, 6)`` or ``(B, 1, n, n, n)``, ``y`` int64 class
 index (``class_names`` order: sorted synsets of the training split), ``id`` int64 model id.
@@ -74,7 +74,7 @@ from datamodules._common import (InputError, atomic_write_text, command_line, ev
 from datamodules.shrec17_cache import CACHE_VERSION, fill_cache, recompute
 from datamodules.shrec17_layout import (HINT, MAX_NAMED_CLASSES, Item, SplitIndex, index_folders, index_shrec_split,
                                         is_shrec_layout, report, report_once)
-from datamodules.shrec17_render import normalize_channels, ray_backend, sampling_vectors
+from datamodules.shrec17_render import normalize_channels, parse_sampling, ray_backend
 
 BENCH = "shrec17"
 #: at most this many missing-file rows are named per split (the rest are counted)
@@ -118,6 +118,11 @@ class Shrec17Dataset(Dataset):
 
 
 # --------------------------------------------------------------------------- datamodule
+def _stand_in_classes() -> int:
+    from datamodules.shrec17_standin import NUM_CLASSES
+    return NUM_CLASSES
+
+
 class Shrec17DataModule(pl.LightningDataModule):
     """SHREC'17 meshes as spherical images or voxel grids (module docstring), train / val / test.
 
@@ -129,8 +134,8 @@ class Shrec17DataModule(pl.LightningDataModule):
 
     ``data_dir``: the SHREC'17 layout or a folder-per-class layout; with ``stand_in`` the offline
     stand-in is written there first (:mod:`datamodules.shrec17_standin`, sizes
-    ``stand_in_train/val/test`` models per synset, ``stand_in_seed``; 8 synsets, so
-    ``num_classes=8``). ``input``: ``"sphere"`` (``sampling``) or ``"voxel"`` (``voxel_size``,
+    ``stand_in_train/val/test`` models per synset on average, ``stand_in_seed``; 16 synsets, so
+    ``num_classes=16``). ``input``: ``"sphere"`` (``sampling``) or ``"voxel"`` (``voxel_size``,
     ``voxel_double``, ``voxel_fit``). ``train_augmentations`` / ``test_augmentations``: copies of
     every training / validation-and-test mesh, each with its own draw (``rotate``, ``translate``,
     ``seed``); all copies are items of the split (the test set holds every copy of every mesh,
@@ -176,7 +181,7 @@ class Shrec17DataModule(pl.LightningDataModule):
         self.input = input
         self.sampling, self.voxel_size = str(sampling), int(voxel_size)
         if input == "sphere":
-            sampling_vectors(self.sampling)  # validates the name
+            self.sampling = parse_sampling(sampling).name
         self.voxel_double, self.voxel_fit = bool(voxel_double), voxel_fit
         self.copies = {"train": int(train_augmentations), "val": int(test_augmentations),
                        "test": int(test_augmentations)}
@@ -280,7 +285,8 @@ class Shrec17DataModule(pl.LightningDataModule):
             self.num_classes = len(names)
         if len(names) != self.num_classes:
             raise InputError(f"{BENCH}: {source} has {len(names)} synsets (classes), config data.num_classes "
-                             f"is {self.num_classes}" + (" (the stand-in has 8)" if self.stand_in else ""))
+                             f"is {self.num_classes}"
+                             + (f" (the stand-in has {_stand_in_classes()})" if self.stand_in else ""))
         known = set(names)
         if self.layout == "folders" and self.fixed_classes is not None:
             unknown = sorted({r.synset for ix in index.values() for r in ix.rows} - known)

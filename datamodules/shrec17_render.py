@@ -24,7 +24,6 @@ mapped into the mesh's frame (``x ↦ R⁻¹(x/s − t)``) and the BVH is built 
 """
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import numpy as np
@@ -33,6 +32,7 @@ import trimesh
 
 from datamodules._common import InputError
 from datamodules.meshes import Pose, convex_hull
+from models.deepsphere.sampling import Sampling
 
 BENCH = "shrec17"
 #: s2cnn ``ProjectOnSphere`` per-channel normalisation (s2cnn ``examples/shrec17/dataset.py``)
@@ -41,35 +41,27 @@ CHANNEL_STD = (0.26, 0.50, 0.29, 0.19, 0.18, 0.25)
 
 
 # --------------------------------------------------------------------------- samplings
-@functools.lru_cache(maxsize=8)
-def sampling_vectors(spec: str) -> np.ndarray:
+#: the samplings of the spherical input (the networks' vertex order, :mod:`models.deepsphere.sampling`)
+SAMPLINGS = ("healpix", "equiangular")
+
+
+def parse_sampling(spec: str | Sampling) -> Sampling:
+    """:meth:`Sampling.parse <models.deepsphere.sampling.Sampling.parse>` of ``healpix:NSIDE``
+    (NEST) or ``equiangular:B``; a bad value is this benchmark's :class:`InputError`."""
+    try:
+        return Sampling.parse(spec, SAMPLINGS)
+    except ValueError as e:
+        raise InputError(f"{BENCH}: {e}") from None
+
+
+def sampling_vectors(spec: str | Sampling) -> np.ndarray:
     """Unit vectors ``(V, 3)`` of ``healpix:<nside>`` (NEST) or ``equiangular:<b>``, the networks'
-    vertex order (:mod:`models.deepsphere.graph`). Read-only, cached per process.
+    vertex order. Read-only, cached per process.
 
     >>> sampling_vectors("healpix:2").shape, sampling_vectors("equiangular:4").shape
     ((48, 3), (64, 3))
     """
-    from models.deepsphere.graph import equiangular_vectors, healpix_vectors
-
-    kind, _, n = str(spec).partition(":")
-    try:
-        n = int(n)
-    except ValueError:
-        n = -1
-    try:
-        if kind == "healpix" and n > 0:
-            v = healpix_vectors(n)
-        elif kind == "equiangular" and n > 0:
-            v = equiangular_vectors(n)
-        else:
-            raise ValueError("unknown")
-    except ValueError as e:
-        raise InputError(f"{BENCH}: data.sampling '{spec}' is not a sampling of this benchmark "
-                         f"(healpix:<nside, a power of 2> or equiangular:<bandwidth>)"
-                         + ("" if str(e) == "unknown" else f": {e}")) from None
-    v = np.ascontiguousarray(v, dtype=np.float64)
-    v.setflags(write=False)
-    return v
+    return parse_sampling(spec).vertices()
 
 
 # --------------------------------------------------------------------------- ray casting

@@ -18,8 +18,10 @@ and the optimiser recipe of the config's ``optim`` section (:class:`Optim`)::
 
 Every stage runs :meth:`Task._step`: ``out = backbone(x)``, ``loss(out, y)``, then the task's
 metrics. Metric keys: ``<stage>/loss`` and, per task, ``<stage>/acc`` (Classify, Retrieve),
-``<stage>/map``, ``<stage>/acc_mean``, ``<stage>/{recall,ap,iou}_<class>`` (Segment),
-``test/map`` (Retrieve, from a ranking of the whole test set).
+``<stage>/map``, ``<stage>/acc_mean``, ``<stage>/{recall,ap,iou}_<class>`` (Segment; the AP of
+per-site class probabilities, not a retrieval score). Retrieve logs no retrieval metric of its
+own: the benchmark scores its kept outputs with the one retrieval mAP, the official SHREC'17
+evaluator (:func:`models.retrieval.evaluate`).
 """
 from __future__ import annotations
 
@@ -332,35 +334,6 @@ class Segment(Task):
 
 
 # --------------------------------------------------------------------------- retrieval
-def retrieval_map(embeddings: torch.Tensor, labels: torch.Tensor, chunk: int = 1024) -> float:
-    """Mean average precision of ranking every other item by cosine similarity of its embedding,
-    relevant = same label; queries without any relevant item are left out.
-
-    AP(q) = (1 / |rel(q)|) Σ_k P@k · rel_k over the ranked list of the N − 1 other items.
-
-    >>> e = torch.tensor([[1., 0], [.9, .1], [0, 1], [.1, .9]])
-    >>> retrieval_map(e, torch.tensor([0, 0, 1, 1]))
-    1.0
-    >>> round(retrieval_map(e, torch.tensor([0, 1, 0, 1])), 4)  # (1/3 + 1/2 + 1/3 + 1/2) / 4
-    0.4167
-    """
-    e = F.normalize(embeddings.double(), dim=1)
-    n = len(e)
-    aps = []
-    for lo in range(0, n, chunk):
-        q = torch.arange(lo, min(lo + chunk, n))
-        sims = e[q] @ e.T
-        sims[torch.arange(len(q)), q] = -float("inf")  # the query itself ranks last ...
-        order = sims.argsort(dim=1, descending=True)[:, : n - 1]  # ... and is cut off
-        rel = (labels[order] == labels[q][:, None]).double()
-        k = torch.arange(1, n, dtype=torch.float64)
-        n_rel = rel.sum(1)
-        ap = ((rel.cumsum(1) / k) * rel).sum(1) / n_rel.clamp_min(1)
-        aps.append(ap[n_rel > 0])
-    aps = torch.cat(aps)
-    return float(aps.mean()) if len(aps) else float("nan")
-
-
 def gather_uneven(all_gather, t: torch.Tensor, world: int) -> torch.Tensor:
     """Every process's rows of ``t`` (their numbers may differ), in the order of the dataset that
     the evaluation sampler dealt out (:func:`datamodules._common.eval_sampler`: process r holds
@@ -422,11 +395,10 @@ def triplet_semihard_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin
 
 class Retrieve(Classify):
     """Classification training, retrieval evaluation: at test time every item's embedding
-    (``backbone.embed(x)`` where the backbone has it, else its class scores) is kept, the test
-    set is ranked against itself (:func:`retrieval_map`, logged as ``test/map``) and
+    (``backbone.embed(x)`` where the backbone has it, else its class scores) is kept, and
     ``self.test_outputs`` holds ``embeddings``, ``logits``, ``scores`` (softmax), ``labels`` and
-    ``ids`` (a third batch element, when the datamodule yields one) for benchmark-specific
-    evaluators.
+    ``ids`` (a third batch element, when the datamodule yields one) for the benchmark's
+    retrieval evaluator (SHREC'17: :func:`models.retrieval.evaluate`, the official metrics).
 
     ``triplet_margin``: add :func:`triplet_semihard_loss` of the L2-normalised embeddings to the
     training cross-entropy (deepsphere-tf1's SHREC'17 ``extra_loss``); the backbone must have
@@ -482,9 +454,8 @@ class Retrieve(Classify):
             ids = torch.arange(len(labels), device=labels.device)
         self.test_outputs = {"embeddings": emb.cpu(), "logits": logits.cpu(), "scores": scores.cpu(),
                              "labels": labels.cpu(), "ids": ids.cpu()}
-        self.log("test/map", retrieval_map(emb.cpu(), labels.cpu()), rank_zero_only=True)
         self._kept = []
 
 
 __all__ = ["Optim", "Schedule", "ParamGroup", "build_optimizer", "Task", "Classify", "Segment",
-           "Retrieve", "retrieval_map", "gather_uneven", "triplet_semihard_loss", "STAGES"]
+           "Retrieve", "gather_uneven", "triplet_semihard_loss", "STAGES"]

@@ -1,13 +1,9 @@
 """CAM5 climate event segmentation (TC / AR / BG) on the sphere: the DeepSphere U-Net, weighted vs
 unweighted loss, and the same net on other samplings.
 
-Reproduces Defferrard, Milani, Gusset, Perraudin, ICLR 2020, tab:climate and tab:climate:map:
-per-class accuracy (recall) of TC, AR, BG and its mean, TC/AR average precision and their mean
-(mAP) on the UGSCNN level-5 data, for the DeepSphere U-Net with sklearn-"balanced" class weights
-and without, and for the narrower "Jiang architecture"; beside every published row (Mudigonda 2017,
-Jiang 2019 paper / rerun, Cohen 2019 gauge S2R / R2R, DeepSphere wider). Per-class IoU (ClimateNet's
-metric) is an extra column. A second table runs the same net on HEALPix and equiangular samplings
-of the same maps (the "any sampling" claim, measured).
+Reproduces Defferrard, Milani, Gusset, Perraudin, ICLR 2020, tab:climate and tab:climate:map (per-class
+accuracy, AP and mAP on the UGSCNN level-5 data, weighted and unweighted loss, the "Jiang architecture")
+beside every published row, plus per-class IoU and the same net on HEALPix and equiangular samplings.
 
     python reproduce/climate.py --preset smoke    # ~1 min: stand-in at ico:2, 1 epoch, every row kind
     python reproduce/climate.py --preset cpu      # ~30-40 min on 2 cores: stand-in at ico:4 (configs/climate/cpu.yaml)
@@ -27,7 +23,6 @@ Writes results/climate.csv (one row per run) and results/climate.md (+ climate.p
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -46,15 +41,15 @@ if __name__ == "__main__":  # --help answers before torch and Lightning are impo
     from reproduce.runner.cli import early_exit
     early_exit("climate", __doc__, predict_arguments)
 
-import numpy as np
 
 from datamodules._common import InputError
 from datamodules.climate import CLASSES, ClimateDataModule, parse_sampling
 from models.deepsphere.unet import DeepSphereUNet
 from models.tasks import Segment
+from reproduce.reports.climate import REPORT, encode_map
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
-from reproduce.reports.climate import REPORT, encode_map
+from reproduce.runner.after_test import InferenceTime
 
 LOSSES = ("weighted", "unweighted")
 INFER_MAPS = 5  # test maps timed one at a time (batch 1) after a warm-up map
@@ -66,6 +61,7 @@ class Climate(Benchmark):
     models = {"unet": DeepSphereUNet}
     task = Segment
     report = REPORT
+    measurements = (InferenceTime(INFER_MAPS),)
 
     def __init__(self):
         self._weights: dict[str, list[float]] = {}
@@ -114,27 +110,19 @@ class Climate(Benchmark):
         """The training split's balanced weights, inference ms per map (batch 1) and one test map."""
         import torch
 
+        from datamodules.climate import MEAN, STD
+
         out = {} if ctx.evaluate is not None else {
             f"class_weight_{c}": round(w, 6) for c, w in zip(CLASSES, self.class_weights(ctx, run))}
         net, dev = task.backbone.eval(), task.device
         test = datamodule.datasets["test"]
         out.update(vertices=int(net.num_vertices), train_maps=len(datamodule.datasets["train"]), test_maps=len(test))
-        times = []
-        with torch.no_grad():
-            for i in range(min(len(test), INFER_MAPS + 1)):
-                x = test[i][0][None].to(dev)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                logits = net(x)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - t0)
-                if i == 0:
-                    y, x0 = test[0][1].numpy(), test[0][0].numpy()
-                    from datamodules.climate import MEAN, STD
-                    out["example_map"] = encode_map(x0[0] * STD[0] + MEAN[0], y, logits[0].argmax(0).cpu().numpy())
-        out["infer_ms"] = round(1000 * float(np.mean(times[1:] or times)), 3)
+        out.update(self.declared_measurements(ctx, run, task, datamodule))
+        if len(test) and ctx.evaluate is None:  # the figure's map: a training run's row
+            x0, y = test[0][0], test[0][1].numpy()
+            with torch.no_grad():
+                pred = net.eval()(x0[None].to(dev))[0].argmax(0).cpu().numpy()
+            out["example_map"] = encode_map(x0.numpy()[0] * STD[0] + MEAN[0], y, pred)
         return out
 
     # -- --predict ------------------------------------------------------------------------------

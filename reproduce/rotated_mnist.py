@@ -42,11 +42,12 @@ import torch
 from datamodules.rotated_mnist import Augment, RotatedMNISTDataModule, load_split, rotate_image
 from models.baselines import P4CNN, Z2CNN
 from models.bn import RecalibrateBN
-from models.geometry import relative_error
 from models.harmonic import HNet
+from reproduce.reports.rotated_mnist import REPORT
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
-from reproduce.reports.rotated_mnist import REPORT
+from reproduce.runner.after_test import Invariance
+
 
 @dataclasses.dataclass
 class Evaluation:
@@ -56,6 +57,25 @@ class Evaluation:
     recalibrate_bn: bool = False     # BN population statistics after the last epoch (models/bn.py)
 
 
+def evaluation(run) -> Evaluation:
+    """A run's ``evaluation`` section, typed (the report reads it as ``view.bench.evaluation``)."""
+    return C.build(Evaluation, run.cfg.get("evaluation"), "evaluation")
+
+
+def test_digits(run, dm) -> torch.Tensor:
+    """The first ``evaluation.equivariance_digits`` test digits, (N, 1, 28, 28) float64."""
+    return torch.from_numpy(load_split(dm.test_dir, "test")[0][:evaluation(run).equivariance_digits]).double()[:, None]
+
+
+def quarter_turns(run, dm, device=None):
+    x = test_digits(run, dm)
+    yield x, [torch.rot90(x, k, dims=(-2, -1)) for k in (1, 2, 3)], None
+
+
+def rot45(run, dm, device=None):
+    """A resampled 45° rotation (bilinear, as the data: :func:`rotate_image`)."""
+    x = test_digits(run, dm)
+    yield x, [torch.from_numpy(np.stack([rotate_image(img, math.pi / 4) for img in x[:, 0].numpy()]))[:, None]], None
 
 
 class RotatedMNIST(Benchmark):
@@ -63,6 +83,9 @@ class RotatedMNIST(Benchmark):
     datamodule = RotatedMNISTDataModule
     models = {"hnet": HNet, "z2cnn": Z2CNN, "p4cnn": P4CNN}
     report = REPORT
+    #: the trained classifier's logits on test digits (float64): exact quarter turns, 45°
+    measurements = (Invariance("rot90", quarter_turns, exact=True),
+                    Invariance("rot45", rot45, agreement="rot45_prediction_agreement"))
     #: --evaluate scores every test digit: the checkpoint's data.test_size (a training-time choice of
     #: its preset, for speed) is dropped unless that command line sets data.test_size itself
     evaluate_defaults = {"data.test_size": None}
@@ -78,8 +101,7 @@ class RotatedMNIST(Benchmark):
         """The backbone's keyword arguments: the model entry without ``augment`` (the datamodule's)."""
         return {k: v for k, v in super()._model_section(run).items() if k != "augment"}
 
-    def evaluation(self, run) -> Evaluation:
-        return C.build(Evaluation, run.cfg.get("evaluation"), "evaluation")
+    evaluation = staticmethod(evaluation)
 
     def check(self, ctx, run) -> None:
         super().check(ctx, run)
@@ -89,21 +111,7 @@ class RotatedMNIST(Benchmark):
         return [RecalibrateBN()] if self.evaluation(run).recalibrate_bn else []
 
     def after_test(self, ctx, run, task, datamodule) -> dict:
-        """Invariance of the trained classifier's logits on test digits (float64): exact quarter
-        turns (``torch.rot90``) and a resampled 45° rotation (bilinear, as the data)."""
-        x = load_split(datamodule.test_dir, "test")[0][:self.evaluation(run).equivariance_digits]
-        net = task.backbone.eval().double()
-        with torch.no_grad():
-            xt = torch.from_numpy(x).double()[:, None]
-            y = net(xt)
-            e90 = max(relative_error(net(torch.rot90(xt, k, dims=(-2, -1))), y) for k in (1, 2, 3))
-            x45 = np.stack([rotate_image(img, math.pi / 4) for img in x])
-            y45 = net(torch.from_numpy(x45).double()[:, None])
-            agree = float((y45.argmax(1) == y.argmax(1)).double().mean())
-        task.backbone.float()
-        out = {"equivariance_error_rot90": f"{e90:.2e}",
-               "equivariance_error_rot45": round(relative_error(y45, y), 5),
-               "rot45_prediction_agreement": round(agree, 4)}
+        out = self.declared_measurements(ctx, run, task, datamodule)
         return {**out, "n_train": datamodule.n_train} if datamodule.n_train else out
 
 

@@ -1,11 +1,8 @@
 """SHREC'17 3D shape retrieval (ShapeNet Core55, perturbed split): DeepSphere on HEALPix and on the
-equiangular grid, the 3D steerable CNN on voxels, and the spectral spherical CNNs, scored by the
-official SHREC'17 evaluator (reimplemented in ``models/retrieval.py``).
-
-Reproduces Defferrard et al. ICLR 2020, tab:shrec17 ("performance, size, speed": classification F1,
-micro mAP, parameters, inference and training time) and tab:shrec17_retrieval (micro and macro P@N,
-R@N, F1@N, mAP, NDCG) beside the published rows of the SHREC'17 entries (Tatsuma ReVGG, Furuya DLAN,
-Bai GIFT, Deng CM-VGG), Cohen et al. 2018 (S2CNN), Esteves et al. 2018 and Weiler et al. 2018 §5.2.
+equiangular grid, the 3D steerable CNN on voxels and the spectral spherical CNNs, scored by the official
+SHREC'17 evaluator (``models/retrieval.py``). Reproduces Defferrard et al. ICLR 2020, tab:shrec17 and
+tab:shrec17_retrieval, beside the published rows (the SHREC'17 entries, Cohen et al. 2018, Esteves et
+al. 2018, Weiler et al. 2018 §5.2).
 
     python reproduce/shrec17.py --preset smoke    # ~2 min: tiny stand-in, every row kind, 1 epoch
     python reproduce/shrec17.py --preset cpu      # ~30-40 min on 2 cores: stand-in (configs/shrec17/cpu.yaml)
@@ -20,9 +17,7 @@ Writes results/shrec17.csv (one row per run), results/shrec17.md and results/shr
 """
 from __future__ import annotations
 
-import functools
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -37,15 +32,22 @@ import torch
 
 from datamodules._common import InputError, atomic_write_text
 from datamodules.shrec17 import Shrec17DataModule
+from datamodules.shrec17_render import SAMPLINGS, parse_sampling
 from models import retrieval as R
 from models.deepsphere.nets import SphereClassifier
-from models.geometry import relative_error
+from models.deepsphere.sampling import FORMS
 from models.spectral import S2CNN, EstevesSphericalCNN
 from models.steerable import Shrec17SE3Net
 from models.tasks import Retrieve
+from reproduce.reports.shrec17 import INFER_OBJECTS, REPORT, figure_maps
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
-from reproduce.reports.shrec17 import INFER_OBJECTS, REPORT, figure_maps
+from reproduce.runner.after_test import InferenceTime, Invariance
+from reproduce.runner.evaluate import datamodule_state
+
+#: the logits of an object's first two orientations (the test-time augmentations), compared
+ROTATION = Invariance("rotation", agreement="rotation_agreement", column="rotation_logit_error")
+
 
 def evaluation_settings(cfg: dict) -> tuple[str, str]:
     """``(retrieval mode, summed scores)`` of a run's ``evaluation`` section; a bad value is an
@@ -68,28 +70,15 @@ def parse_input(text: str) -> dict:
     """A grid row's ``setting.input`` → datamodule arguments: ``healpix:32`` / ``equiangular:64``
     (6-channel ray casting on that sampling) or ``voxel:64`` (occupancy grid of that edge)."""
     kind, _, arg = str(text).partition(":")
-    if kind in ("healpix", "equiangular") and arg.isdigit():
-        return {"input": "sphere", "sampling": f"{kind}:{int(arg)}"}
     if kind == "voxel" and arg.isdigit():
         return {"input": "voxel", "voxel_size": int(arg)}
-    raise InputError(f"shrec17: setting.input {text!r} must be healpix:NSIDE, equiangular:B or voxel:N")
+    if kind in SAMPLINGS:
+        return {"input": "sphere", "sampling": parse_sampling(text).name}
+    raise InputError(f"shrec17: setting.input {text!r} must be {', '.join(FORMS[k] for k in SAMPLINGS)} or voxel:N")
 
 
 #: model kinds and the input each needs ("sphere" any sampling, "equiangular" only, "voxel")
 NEEDS = {"deepsphere": "sphere", "se3": "voxel", "esteves": "equiangular", "s2cnn": "equiangular"}
-
-
-# --------------------------------------------------------------------------- benchmark
-def checkpoint_classes(ckpt) -> list[str] | None:
-    """The class order a checkpoint was trained with (its datamodule state), or None."""
-    return _checkpoint_classes(str(Path(ckpt).resolve()))
-
-
-@functools.lru_cache(maxsize=4)  # asked for by the config check and by the datamodule build: read once
-def _checkpoint_classes(ckpt: str) -> list[str] | None:
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    names = (state.get(Shrec17DataModule.__qualname__) or {}).get("class_names")
-    return [str(c) for c in names] if names else None
 
 
 class Shrec17(Benchmark):
@@ -98,6 +87,7 @@ class Shrec17(Benchmark):
     models = {"deepsphere": SphereClassifier, "se3": Shrec17SE3Net, "esteves": EstevesSphericalCNN, "s2cnn": S2CNN}
     task = Retrieve
     report = REPORT
+    measurements = (InferenceTime(INFER_OBJECTS),)
     #: the class count and voxel grid options a checkpoint was trained on (--evaluate keeps them;
     #: the sampling / voxel size is the run's setting, which --evaluate takes from the checkpoint)
     geometry_keys = ("data.num_classes", "data.voxel_double", "data.voxel_fit")
@@ -106,7 +96,8 @@ class Shrec17(Benchmark):
         # data.seed (not the run seed) draws the augmentations: every run and model of an input shares its cache
         args = {**super().datamodule_args(ctx, run), **parse_input(run.setting.get("input", ""))}
         if ctx.evaluate is not None and "class_names" not in (run.cfg.get("data") or {}):
-            args["class_names"] = checkpoint_classes(ctx.evaluate)  # score other data in the model's class order
+            names = datamodule_state(ctx.evaluate, Shrec17DataModule).get("class_names")  # the model's class order
+            args["class_names"] = [str(c) for c in names] if names else None
         return args
 
     def model_args(self, ctx, run) -> dict:
@@ -118,7 +109,7 @@ class Shrec17(Benchmark):
         args["in_channels"] = 6
         if kind == "deepsphere":
             return {**args, "sampling": inp["sampling"]}
-        return {**args, "bandwidth": int(inp["sampling"].partition(":")[2])}
+        return {**args, "bandwidth": parse_sampling(inp["sampling"]).res}
 
     def check(self, ctx, run) -> None:
         if "input" not in run.setting:
@@ -128,7 +119,7 @@ class Shrec17(Benchmark):
         kind = (run.cfg.get("model") or {}).get("kind")
         need = NEEDS.get(kind)
         if need == "voxel" and inp["input"] != "voxel" or need in ("sphere", "equiangular") and inp["input"] != "sphere" \
-                or need == "equiangular" and not inp["sampling"].startswith("equiangular"):
+                or need == "equiangular" and parse_sampling(inp["sampling"]).kind != "equiangular":
             raise InputError(f"config grid row {run.model}: model kind {kind!r} needs {need} input, "
                              f"setting.input is {run.setting['input']!r}")
         evaluation_settings(run.cfg)
@@ -166,8 +157,7 @@ class Shrec17(Benchmark):
             R.write_results(lists, folder, run.model, datamodule.test_dataset_name)
             atomic_write_text(folder / f"{run.model}.summary.csv",
                               "\n".join(R.summary_rows(res, datamodule.test_dataset_name, run.model)) + "\n")
-        net, dev = task.backbone.eval(), task.device
-        metrics["infer_ms"] = self._infer_ms(net, datamodule.datasets["test"], dev)
+        metrics.update(self.declared_measurements(ctx, run, task, datamodule))
         if datamodule.input == "sphere" and ctx.evaluate is None:
             metrics.update(figure_maps(datamodule, lists, labels))
         return metrics
@@ -182,23 +172,7 @@ class Shrec17(Benchmark):
         if not pairs:
             return {}
         a, b = (torch.from_numpy(logits[[p[j] for p in pairs]]).double() for j in (0, 1))
-        return {"rotation_logit_error": round(float(relative_error(b, a)), 5),
-                "rotation_agreement": round(float((a.argmax(1) == b.argmax(1)).double().mean()), 4)}
-
-    @staticmethod
-    def _infer_ms(net, dataset, dev) -> float:
-        times = []
-        with torch.no_grad():
-            for i in range(min(len(dataset), INFER_OBJECTS + 1)):
-                x = dataset[i][0][None].to(dev)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                net(x)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - t0)
-        return round(1000 * float(np.mean(times[1:] or times)), 3)
+        return ROTATION.columns(a, [b])
 
 
 BENCH = Shrec17()

@@ -23,17 +23,34 @@ if __name__ == "__main__":  # --help answers before torch and Lightning are impo
     from reproduce.runner.cli import early_exit
     early_exit("tetris", __doc__)
 
-import numpy as np
 import torch
 
 from datamodules._common import InputError, torch_generator
 from datamodules.tetris import TetrisDataModule, rotated_set
 from models.baselines import MassOnlyClassifier, TetrisCNN
-from models.geometry import cube_rotations, relative_error, rotate_voxels
+from models.geometry import cube_rotations, rotate_voxels
 from models.steerable import TetrisSE3Net
-from reproduce.runner import Benchmark, main
-from reproduce.runner.progress import progress
 from reproduce.reports.tetris import REPORT
+from reproduce.runner import Benchmark, main
+from reproduce.runner.after_test import Invariance
+
+
+def cube_views(run, dm, device=None):
+    """The 8 canonical pieces on an odd grid (the cube check needs a centre voxel) and their 24
+    exact cube rotations."""
+    x = dm.canonical(dm.size + (1 - dm.size % 2)).double()
+    yield x, [rotate_voxels(x, R) for R in cube_rotations()], None
+
+
+def so3_views(run, dm, device=None):
+    """The 8 canonical pieces and ``evaluation.so3_rotations`` sets of them, each piece at its
+    own Haar-random rotation (resampled, low-passed as the data; generator of the run seed)."""
+    gen = torch_generator(run.seed, 2)
+    raw = dm.pieces()
+    n = int(run.cfg.get("evaluation", {}).get("so3_rotations", 4))
+    yield dm.canonical().double(), (torch.from_numpy(rotated_set(raw, gen, run.cfg["data"]["lowpass_scale"]))[:, None]
+                                    for _ in range(n)), None
+
 
 class Tetris(Benchmark):
     name = "tetris"
@@ -42,6 +59,12 @@ class Tetris(Benchmark):
     datamodule = TetrisDataModule
     models = {"se3": TetrisSE3Net, "cnn": TetrisCNN, "mass": MassOnlyClassifier}
     report = REPORT
+    #: the trained classifier's logits (float64, one piece per pass: at 37³ a piece takes ~4 GB on
+    #: the CPU) under the exact cube rotations and resampled SO(3) rotations
+    measurements = (Invariance("cube", cube_views, exact=True, chunk=1, describe="the 24 cube rotations",
+                               unit="rotations"),
+                    Invariance("so3", so3_views, agreement="so3_prediction_agreement", chunk=1,
+                               describe="resampled SO(3) rotations", unit="rotation sets"))
     #: the voxel grid and class count a checkpoint was trained on (--evaluate keeps them)
     geometry_keys = ("data.num_classes", "data.size", "data.zoom", "data.geometry")
 
@@ -65,35 +88,6 @@ class Tetris(Benchmark):
         clf = self.build_backbone(ctx, run).fit(*dm.train_set.tensors)
         return {"test_acc": round(clf.score(*dm.test_set.tensors), 6),
                 "final_train_acc": round(clf.score(*dm.train_set.tensors), 6)}
-
-    def after_test(self, ctx, run, task, datamodule) -> dict:
-        """Invariance of the trained classifier's logits: exact cube rotations and resampled SO(3)."""
-        device = "cuda" if ctx.launch.gpus and torch.cuda.is_available() else "cpu"
-        backbone = task.backbone.eval().double().to(device)
-
-        def net(v):  # one piece at a time: float64 convs at 37³ take ~4 GB per piece on the CPU
-            return torch.cat([backbone(v[i:i + 1]) for i in range(len(v))])
-
-        d = run.cfg["data"]
-        n = datamodule.size + (1 - datamodule.size % 2)  # the cube check needs an odd grid
-        x = datamodule.canonical(n).double().to(device)
-        with torch.no_grad():
-            y = net(x)
-            cube = max(relative_error(net(rotate_voxels(x, R)), y) for R in progress(
-                cube_rotations(), f"[tetris] {run.model}: float64 logits under the 24 cube rotations", "rotations"))
-            y0 = y if n == datamodule.size else net(datamodule.canonical().double().to(device))
-            gen = torch_generator(run.seed, 2)
-            raw = datamodule.pieces()
-            errs, agree = [], []
-            for _ in progress(range(int(run.cfg.get("evaluation", {}).get("so3_rotations", 4))),
-                              f"[tetris] {run.model}: float64 logits under resampled SO(3) rotations", "rotation sets"):
-                xr = rotated_set(raw, gen, d["lowpass_scale"])
-                yr = net(torch.from_numpy(xr)[:, None].double().to(x.device))
-                errs.append(relative_error(yr, y0))
-                agree.append(float((yr.argmax(1) == y.argmax(1)).double().mean()))
-        task.backbone.float().cpu()
-        return {"equivariance_error_cube": f"{cube:.2e}", "equivariance_error_so3": round(float(np.mean(errs)), 5),
-                "so3_prediction_agreement": round(float(np.mean(agree)), 4)}
 
 
 BENCH = Tetris()

@@ -439,7 +439,7 @@ def test_resampling_round_trip_smooth_field_and_label_fractions():
     lon = np.arange(0, 360, 2.0)
     LO, LA = np.meshgrid(lon, lat)
     f = smooth(LA, LO)
-    ico = C.parse_sampling("ico:5").vectors()
+    ico = C.parse_sampling("ico:5").vertices()
     to_ico = C.bilinear_lonlat(lat, lon, ico)
     g = to_ico.fields(f.reshape(1, -1))[0]
     grid = lonlat_vectors(LO.ravel(), LA.ravel())

@@ -51,7 +51,8 @@ def test_smoke_writes_rows_table_and_figure(smoke):
         assert float(r["infer_ms"]) > 0 and r["checkpoint"].endswith("last.ckpt")  # smoke tests the final model, as paper
         w = np.array([float(r[f"class_weight_{c}"]) for c in DC.CLASSES])
         assert abs((1 / (3 * w)).sum() - 1) < 1e-4 and w[0] < 1 < w[2] and w[0] < w[1]  # sklearn 'balanced'
-        tmq, true, pred = decode_map(r["example_map"])
+        tmq, true, pred = decode_map(tmp / "res", r["example_map"])
+        assert r["example_map"] == f"climate/{r['run_id']}.example_map.npz"
         assert len(tmq) == len(true) == len(pred) == int(r["vertices"]) and set(np.unique(pred)) <= {0, 1, 2}
         assert 0 < tmq.min() < tmq.max() < 120  # kg m-2, in physical units
     ico = {r["model"]: r for r in rows if r["setting_sampling"] == "ico:2"}

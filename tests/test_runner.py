@@ -94,11 +94,9 @@ def test_evaluate_refuses_another_class_count_unless_asked(tmp_path):
         np.savez(tmp_path / name / "blobs.npz", x=rng.normal(size=(64, 8)) + 1.5 * y[:, None], y=y)
 
     def ev(folder, *extra):  # the data as they are (no --stand-in)
-        cmd = [sys.executable, str(SCRIPT), "--logger", "none", "--preset", "smoke", "--evaluate", str(ckpt),
-               "--data-dir", str(tmp_path / folder), "--results-dir", str(tmp_path / "res"),
-               "--runs-dir", str(tmp_path / "runs"), *extra]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT,
-                              env={**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1"})
+        return run_script(SCRIPT, "--logger", "none", "--preset", "smoke", "--evaluate", ckpt, "--data-dir",
+                          tmp_path / folder, "--results-dir", tmp_path / "res", "--runs-dir", tmp_path / "runs", *extra,
+                          check=False, timeout=240)
 
     def error(p):
         lines = p.stderr.strip().splitlines()
@@ -127,7 +125,7 @@ def test_evaluate_refuses_another_class_count_unless_asked(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--preset", "huge"], "unknown preset 'huge'"),
+    (["--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
     (["--preset", "smoke", "--only", "nope"], "unknown model(s) nope"),
     (["--preset", "smoke", "optim.lrr=1"], "config optim.lrr: unknown key for Optim"),
     (["--preset", "smoke", "grid.runz=1"], "unknown key 'grid.runz'"),
@@ -271,3 +269,17 @@ def test_wandb_one_run_per_grid_cell_with_its_own_test_metrics_and_a_table_run(t
         assert 0.0 <= r.summary["test/acc"] <= 1.0 and r.summary["params"] > 0
     (table_run,) = by_kind["table"]
     assert table_run.name == "boring-smoke-table"
+
+
+def test_datamodule_state_is_what_the_checkpoint_saved_of_that_datamodule(tmp_path):
+    import torch
+
+    from reproduce.runner.evaluate import datamodule_state
+
+    class Shapes:  # stands for a LightningDataModule class: its state is saved under its __qualname__
+        pass
+
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {}, Shapes.__qualname__: {"class_names": ["04379243", "02691156"]}}, path)
+    assert datamodule_state(path, Shapes) == {"class_names": ["04379243", "02691156"]}
+    assert datamodule_state(str(path), torch.nn.Module) == {}

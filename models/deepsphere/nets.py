@@ -32,6 +32,7 @@ from torch import nn
 
 from models.deepsphere.graph import healpix_laplacian, healpix_pixels
 from models.deepsphere.layers import ChebConv, GlobalAvgPool, HealpixPool, SphereBatchNorm
+from models.deepsphere.sampling import CLASSIFIER_GRAPH, Sampling
 from models.deepsphere.unet import sphere_levels
 
 
@@ -191,7 +192,8 @@ class SphereClassifier(nn.Module):
     992, FC 14,080). Graphs: HEALPix ``graph="v1"`` (the 8 HEALPix neighbours, kernel
     exp(−d²/(2·mean d²)) as deepsphere-cosmo-tf1 ``utils.healpix_weightmatrix`` computes it; the
     paper's SHREC'17 setting) or k-NN; equiangular k = 4 with w = 1/d (``kernel_width="inverse_distance"``, Khasanova & Frossard, [ICLR]
-    'Experiments'). Each level has its own graph (:func:`~.unet.sphere_levels`).
+    'Experiments'); these defaults are :data:`~.sampling.CLASSIFIER_GRAPH`. Each level has its own
+    graph (:func:`~.unet.sphere_levels`).
 
     Arguments: ``sampling`` (``"healpix:32"``, ``"equiangular:64"``, …), ``in_channels``,
     ``num_classes``, ``channels`` (one pooled block each), ``K``, ``graph`` / ``k`` /
@@ -211,14 +213,11 @@ class SphereClassifier(nn.Module):
                  laplacian: str = "normalized", pool: str = "max"):
         super().__init__()
         channels = [int(c) for c in channels]
-        kind = str(sampling).partition(":")[0]
-        if kind not in ("healpix", "equiangular", "ico"):
-            raise ValueError(f"SphereClassifier: sampling must be healpix:NSIDE, equiangular:B or ico:L, got {sampling!r}")
-        if graph is None:
-            graph = "v1" if kind == "healpix" else "knn"
-        if kind == "equiangular":
-            k = 4 if k is None else k
-            kernel_width = "inverse_distance" if kernel_width is None else kernel_width
+        sampling = Sampling.parse(sampling)
+        paper = CLASSIFIER_GRAPH.get(sampling.kind, {})
+        graph = paper.get("graph", "knn") if graph is None else graph
+        k = paper.get("k") if k is None else k
+        kernel_width = paper.get("kernel_width") if kernel_width is None else kernel_width
         levels = sphere_levels(sampling, len(channels), k=k, laplacian=laplacian, kernel_width=kernel_width,
                                pool=pool, graph=graph)
         self.sampling, self.in_channels, self.num_classes = str(sampling), int(in_channels), int(num_classes)

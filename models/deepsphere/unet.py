@@ -58,10 +58,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.deepsphere.graph import (chebyshev_operator, equiangular_graph, healpix_laplacian,
-                                     icosahedral_laplacian, icosahedral_size, knn_graph)
-from models.deepsphere.layers import (ChebConv, EquiangularPool, EquiangularUnpool, HealpixPool,
-                                      HealpixUnpool, IcosahedralPool, IcosahedralUnpool, SphereBatchNorm)
+from models.deepsphere.graph import icosahedral_size
+from models.deepsphere.layers import ChebConv, SphereBatchNorm
+from models.deepsphere.sampling import Sampling
 
 #: the ICLR DeepSphere climate net: GC32, GC64 at L5, GC128 L4, GC256 L3, GC512 L2, L1, L0
 PAPER_ENCODER: tuple[tuple[int, ...], ...] = ((32, 64), (128,), (256,), (512,), (512,), (512,))
@@ -92,65 +91,26 @@ def sphere_levels(sampling: str, depth: int, coords: np.ndarray | None = None, k
     """The ``depth + 1`` levels of a sampling (finest first), see the module docstring.
 
     ``sampling``: ``"ico:L"``, ``"healpix:NSIDE"``, ``"equiangular:B"`` or ``"points"`` (then
-    ``coords``, unit vectors ``(n, 3)``, are required). ``k`` / ``kernel_width`` default to the
-    ICLR choices: 6 and ``"mean_distance"`` (icosahedron), 8 and ``"optimal"`` (HEALPix), 8 and
-    ``"mean"`` (equiangular), 5 and ``"mean"`` (points, the GHCN graph). ``pool``: ``"avg"``
+    ``coords``, unit vectors ``(n, 3)``, are required), parsed by
+    :meth:`~.sampling.Sampling.parse`; its levels, pooling and graph defaults are the
+    :class:`~.sampling.Sampling`'s (``k`` / ``kernel_width``: :data:`~.sampling.GRAPH_DEFAULTS`). ``pool``: ``"avg"``
     (climate) or ``"max"`` (SHREC'17) for HEALPix and equiangular pooling (icosahedral pooling
     is a 1-ring average); ``graph``: ``"knn"`` or ``"v1"`` (HEALPix only: the 8 HEALPix
     neighbours of Perraudin et al., :func:`~.graph.healpix_graph_v1`).
     """
-    if graph not in ("knn", "v1") or (graph == "v1" and not str(sampling).startswith("healpix")):
-        raise ValueError(f"sphere_levels: graph must be 'knn' (any sampling) or 'v1' (HEALPix), got {graph!r} "
-                         f"for {sampling}")
-    kind, _, arg = str(sampling).partition(":")
+    s = Sampling.parse(sampling, allowed=("ico", "healpix", "equiangular", "points"))
     depth = int(depth)
-    if kind == "ico":
-        top = int(arg)
-        if top - depth < 0:
-            raise ValueError(f"DeepSphereUNet: icosahedral level {top} cannot be pooled {depth} times; "
-                             f"use a shallower encoder or a finer level")
-        k = 6 if k is None else k
-        kw = "mean_distance" if kernel_width is None else kernel_width
-        out = []
-        for d in range(depth + 1):
-            lvl = top - d
-            out.append(SphereLevel(f"ico:{lvl}", icosahedral_laplacian(lvl, k, laplacian, kw),
-                                   IcosahedralPool(lvl) if d < depth else None,
-                                   IcosahedralUnpool(lvl, ico_unpool) if d < depth else None))
-        return out
-    if kind == "healpix":
-        nside = int(arg)
-        if nside < 1 or nside & (nside - 1) or nside >> depth < 1:
-            raise ValueError(f"DeepSphereUNet: HEALPix Nside {nside} cannot be halved {depth} times "
-                             f"(Nside must be a power of 2 >= 2^{depth})")
-        k = 8 if k is None else k
-        kw = "optimal" if kernel_width is None else kernel_width
-        return [SphereLevel(f"healpix:{nside >> d}", healpix_laplacian(nside >> d, k, None, 0, laplacian, graph, kw),
-                            HealpixPool(pool) if d < depth else None,
-                            HealpixUnpool("nearest") if d < depth else None) for d in range(depth + 1)]
-    if kind == "equiangular":
-        b = int(arg)
-        if b < 1 or b % (1 << depth):
-            raise ValueError(f"DeepSphereUNet: equiangular bandwidth {b} cannot be halved {depth} times "
-                             f"(it must be a multiple of 2^{depth})")
-        k = 8 if k is None else k
-        kw = "mean" if kernel_width is None else kernel_width
-        out = []
-        for d in range(depth + 1):
-            g = equiangular_graph(b >> d, k, kw)
-            op, _ = chebyshev_operator(g.W, laplacian)
-            out.append(SphereLevel(f"equiangular:{b >> d}", op, EquiangularPool(b >> d, pool) if d < depth else None,
-                                   EquiangularUnpool(b >> d) if d < depth else None))
-        return out
-    if kind == "points":
-        if coords is None:
-            raise ValueError("DeepSphereUNet: sampling 'points' needs coords (n, 3) unit vectors")
-        g = knn_graph(np.asarray(coords, dtype=np.float64), 5 if k is None else k,
-                      "mean" if kernel_width is None else kernel_width, name="points")
-        op, _ = chebyshev_operator(g.W, laplacian)
-        return [SphereLevel(f"points:{g.n}", op, nn.Identity() if d < depth else None,
-                            nn.Identity() if d < depth else None) for d in range(depth + 1)]
-    raise ValueError(f"DeepSphereUNet: unknown sampling '{sampling}' (ico:L, healpix:NSIDE, equiangular:B or points)")
+    levels = s.levels(depth)
+    out = []
+    for d, lv in enumerate(levels):
+        if lv.kind == "points" and out:  # one graph on the points at every depth
+            op = out[0].laplacian
+        else:
+            op = lv.operator(k, kernel_width, laplacian, graph, coords)
+        name = f"points:{op.shape[0]}" if lv.kind == "points" else lv.name
+        pool_, unpool = lv.pooling(pool, ico_unpool) if d < depth else (None, None)
+        out.append(SphereLevel(name, op, pool_, unpool))
+    return out
 
 
 class LevelInfo(NamedTuple):

@@ -1,4 +1,5 @@
-"""Timing helpers for ``reproduce/speed.py``: a benchmark, never a timed test.
+"""Timing helpers for ``reproduce/speed.py``: a benchmark, never a timed test. The one wall-time
+function, :func:`time_fn`, is :func:`reproduce.runner.after_test.time_fn`.
 
 Every figure is a median over repetitions after warm-up, and every ratio is taken against a
 floor (plain Conv2d/Conv3d, bare sparse matmul) measured *in the same process and run*.
@@ -11,25 +12,7 @@ from typing import Callable
 
 import torch
 
-
-def _sync(device: torch.device | str | None) -> None:
-    if device is not None and torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_fn(fn: Callable[[], object], warmup: int = 2, reps: int = 5,
-            device: torch.device | str | None = None) -> float:
-    """Median wall time of ``fn()`` in seconds."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from reproduce.runner.after_test import time_fn
 
 
 def time_paired(fn: Callable[[], object], floor: Callable[[], object], warmup: int = 2, reps: int = 5,

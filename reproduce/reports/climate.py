@@ -2,15 +2,13 @@
 ones), the same net on other samplings, the class weights, and one segmented test map."""
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 
 from datamodules.climate import (CLASSES, PUBLISHED_CLASS_WEIGHTS, PUBLISHED_FREQUENCIES, StandInClimate,
                                  parse_sampling, stand_in_description)
 from reproduce.runner import config as C
 from reproduce.runner import tables as T
+from reproduce.runner.store import Artifact, load_npz, npz_bytes
 from reproduce.runner.tables import Published
 
 LABELS = {"ds_weighted": "DeepSphere, weighted loss", "ds_unweighted": "DeepSphere, non-weighted loss",
@@ -135,19 +133,19 @@ def weights_table(view) -> str:
 
 
 # --------------------------------------------------------------------------- figure
-def encode_map(tmq: np.ndarray, true: np.ndarray, pred: np.ndarray) -> str:
-    """One test map as a CSV cell: TMQ quantised to 8 bits and the two label maps, compressed."""
+def encode_map(tmq: np.ndarray, true: np.ndarray, pred: np.ndarray) -> Artifact:
+    """One test map as a file of the row (:class:`~reproduce.runner.store.Artifact`): TMQ
+    quantised to 8 bits and the two label maps, compressed ``.npz``."""
     lo, hi = float(tmq.min()), float(tmq.max())
     q = np.round(255 * (tmq - lo) / max(hi - lo, 1e-12)).astype(np.uint8)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, tmq=q, range=np.array([lo, hi]), labels=(3 * true + pred).astype(np.uint8))
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return Artifact(npz_bytes(tmq=q, range=np.array([lo, hi]), labels=(3 * true + pred).astype(np.uint8)))
 
 
-def decode_map(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    with np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False) as z:
-        lo, hi = z["range"]
-        return lo + (hi - lo) * z["tmq"] / 255.0, z["labels"] // 3, z["labels"] % 3
+def decode_map(results_dir, cell: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TMQ, true and predicted labels of a row's ``example_map`` file (relative to ``results_dir``)."""
+    z = load_npz(results_dir, cell)
+    lo, hi = z["range"]
+    return lo + (hi - lo) * z["tmq"] / 255.0, z["labels"] // 3, z["labels"] % 3
 
 
 def plot(view):
@@ -157,8 +155,8 @@ def plot(view):
     if not rows or parse_sampling(samp).kind == "native":
         return None
     row = rows[0]
-    tmq, true, pred = decode_map(row["example_map"])
-    v = parse_sampling(samp).vectors()
+    tmq, true, pred = decode_map(view.results_dir, row["example_map"])
+    v = parse_sampling(samp).vertices()
     lon, lat = (np.degrees(np.arctan2(v[:, 1], v[:, 0])) + 180) % 360 - 180, np.degrees(np.arcsin(v[:, 2]))
     plt = T.pyplot()
     from matplotlib.colors import ListedColormap

@@ -2,15 +2,13 @@
 the reproduced ones, the invariance and preprocessing tables, and the retrieval figure."""
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 
 from datamodules.shrec17_render import CHANNEL_MEAN, CHANNEL_STD, sampling_vectors
 from datamodules.shrec17_standin import SYNSETS, stand_in_description
 from models import retrieval as R
 from reproduce.runner import tables as T
+from reproduce.runner.store import Artifact, load_npz, npz_bytes
 from reproduce.runner.tables import Published
 
 LABELS = {"ds_healpix": "DeepSphere, HEALPix", "ds_equiangular": "DeepSphere, equiangular",
@@ -125,16 +123,15 @@ PREPROCESSING = T.Table(
 
 
 # --------------------------------------------------------------------------- figure
-def encode_maps(maps: np.ndarray) -> str:
-    """Input maps (k, lat, lon) in [0, 1] as one CSV cell: 8 bits, compressed."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, maps=np.round(255 * np.clip(maps, 0, 1)).astype(np.uint8))
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+def encode_maps(maps: np.ndarray) -> Artifact:
+    """Input maps (k, lat, lon) in [0, 1] as a file of the row (:class:`~reproduce.runner.store.Artifact`):
+    8 bits, compressed ``.npz``."""
+    return Artifact(npz_bytes(maps=np.round(255 * np.clip(maps, 0, 1)).astype(np.uint8)))
 
 
-def decode_maps(text: str) -> np.ndarray:
-    with np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False) as z:
-        return z["maps"] / 255.0
+def decode_maps(results_dir, cell: str) -> np.ndarray:
+    """The maps of a row's ``example_maps`` file (relative to ``results_dir``), in [0, 1]."""
+    return load_npz(results_dir, cell)["maps"] / 255.0
 
 
 def lonlat_map(values: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -184,7 +181,7 @@ def plot(view):
     if not rows:
         return None
     row = rows[0]
-    maps = decode_maps(row["example_maps"])
+    maps = decode_maps(view.results_dir, row["example_maps"])
     ids = row["example_ids"].split()
     grades = [int(g) for g in row["example_grades"].split()]
     syn = row["example_synsets"].split()

@@ -10,9 +10,13 @@ A ``reproduce/<name>.py`` script subclasses :class:`Benchmark` and mostly *decla
 * ``task`` — the Lightning task of :mod:`models.tasks` (``Classify``, ``Segment``, ``Retrieve``);
 * ``report`` — the results tables, as data (:class:`reproduce.runner.tables.Report`).
 
-and overrides hooks only for what is specific to it (``after_test`` for extra measurements,
-``custom_run`` for rows not trained with Lightning, ``callbacks``; ``add_arguments`` + ``command``
-for a command line option only it has, e.g. climate ``--predict``).
+* ``measurements`` — what is measured on the trained model beyond the task's own metrics
+  (:mod:`reproduce.runner.after_test`: ``Invariance``, ``InferenceTime``), run by the default
+  ``after_test``;
+
+and overrides hooks only for what is specific to it (``after_test`` for columns no declared
+measurement gives, ``custom_run`` for rows not trained with Lightning, ``callbacks``;
+``add_arguments`` + ``command`` for a command line option only it has, e.g. climate ``--predict``).
 """
 from __future__ import annotations
 
@@ -63,6 +67,8 @@ class Benchmark:
     models: ClassVar[dict[str, Any]] = {}
     task: ClassVar[type | None] = None
     report: ClassVar[Any] = None
+    #: measurements on the trained model (:mod:`reproduce.runner.after_test`), run by ``after_test``
+    measurements: ClassVar[tuple] = ()
     #: dotted config values ``--evaluate`` sets on the checkpoint's config before the command
     #: line's overrides (e.g. score the whole test split whatever the training run scored)
     evaluate_defaults: ClassVar[dict] = {}
@@ -148,9 +154,15 @@ class Benchmark:
         """Extra Lightning callbacks for this run."""
         return []
 
+    def declared_measurements(self, ctx: Context, run: Run, task, datamodule) -> dict:
+        """The columns of the declared :attr:`measurements` on the trained model."""
+        from reproduce.runner.after_test import measure_all
+        return measure_all(self.measurements, ctx, run, task, datamodule)
+
     def after_test(self, ctx: Context, run: Run, task, datamodule) -> dict:
-        """Extra columns measured on the trained model (e.g. equivariance errors)."""
-        return {}
+        """Extra columns measured on the trained model: the declared :attr:`measurements`; a
+        benchmark overrides it for columns that no declared measurement gives."""
+        return self.declared_measurements(ctx, run, task, datamodule)
 
     # -- the benchmark's own commands --------------------------------------------------------------
     def configure(self, cfg: dict, args) -> dict:

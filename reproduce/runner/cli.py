@@ -44,6 +44,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose refusals are one ``error:`` line (as every other refusal of the
+    runner), exit status 2, instead of the usage block and ``prog: error:``."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} ({self.prog} --help lists the options)\n")
+
+
 def presets(name: str, config_root: Path = C.CONFIG_ROOT) -> list[str]:
     """The presets of a benchmark: the ``configs/<name>/<preset>.yaml`` that exist, in the order
     smoke, cpu, paper."""
@@ -53,7 +61,7 @@ def presets(name: str, config_root: Path = C.CONFIG_ROOT) -> list[str]:
 def build_parser(bench, doc: str | None) -> argparse.ArgumentParser:
     """The shared options (``bench`` needs only ``name``, ``config_root`` and ``add_arguments``:
     :func:`early_exit` builds it before the benchmark's module has imported torch)."""
-    p = argparse.ArgumentParser(prog=f"reproduce/{bench.name}.py", description=doc, formatter_class=HelpFormatter)
+    p = Parser(prog=f"reproduce/{bench.name}.py", description=doc, formatter_class=HelpFormatter)
     choices = presets(bench.name, bench.config_root)
     p.add_argument("--preset", default=None, choices=choices,
                    help="configs/%s/<preset>.yaml (default: paper on GPUs, else cpu)" % bench.name)

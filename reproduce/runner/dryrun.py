@@ -95,17 +95,20 @@ def _cosmology(run: Run) -> InputSpec:
 
 def _climate(run: Run) -> InputSpec:
     from datamodules.climate import parse_sampling
-    v = len(parse_sampling(str(run.setting["sampling"])).vectors())
+    s = parse_sampling(str(run.setting["sampling"]))
+    if s.kind == "native":
+        raise InputError("climate: the 'native' sampling has no fixed points (it keeps each file's columns)")
+    v = s.num_vertices
     return InputSpec((16, v), 3, int(run.cfg["data"]["batch_size"]), CLIMATE_TRAIN_FILES, False,
                      "16 CAM5 fields on the sampling's vertices, labels per vertex (datamodules/climate.py); "
                      "43,916 training maps (ugscnn partition.py)", y=(v,))
 
 
 def _shrec17(run: Run) -> InputSpec:
-    from datamodules.shrec17_render import sampling_vectors
+    from datamodules.shrec17_render import parse_sampling
     d, inp = run.cfg["data"], str(run.setting["input"])
     kind, _, arg = inp.partition(":")
-    x = (1, int(arg), int(arg), int(arg)) if kind == "voxel" else (len(sampling_vectors(inp)), 6)
+    x = (1, int(arg), int(arg), int(arg)) if kind == "voxel" else (parse_sampling(inp).num_vertices, 6)
     return InputSpec(x, int(d["num_classes"]), int(d["batch_size"]), SHREC17_TRAIN * int(d.get("train_augmentations", 1)),
                      True, "6-channel spherical image (V, 6) or voxel grid (1, n, n, n) (datamodules/shrec17.py); "
                            "35,764 training models (all.csv) × data.train_augmentations", ids=True)

@@ -19,7 +19,7 @@ from reproduce.runner import config as C
 from reproduce.runner.checkpoints import prune, resume_point
 from reproduce.runner.runs import Run, RunLock, global_rank
 from reproduce.runner.launch import Interrupted
-from reproduce.runner.store import REPO_ROOT, now, upsert_rows
+from reproduce.runner.store import REPO_ROOT, now, save_artifacts, upsert_rows
 
 
 def expand_grid(bench, cfg: dict, seed: int = 0, only: list[str] | None = None) -> list[Run]:
@@ -128,7 +128,8 @@ def resync(csv_path: Path, runs: list[Run], runs_dir: Path, name: str) -> None:
     """The run folders are the source of truth: put every finished run's row back into the
     results CSV when it is missing there or differs (a deleted row, an older copy, two
     invocations that interleaved)."""
-    rows = [x for r in (finished_row(run.run_dir(runs_dir)) for run in runs) if r is not None for x in csv_rows(r)]
+    rows = [save_artifacts(csv_path, x) for r in (finished_row(run.run_dir(runs_dir)) for run in runs) if r is not None
+            for x in csv_rows(r)]
     if rows:
         n = upsert_rows(csv_path, rows)
         if n:
@@ -207,6 +208,7 @@ def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
         row = {**ident, "cell_wall_s": row["wall_s"],
                "rows": [{**cell, **part, **ident, "cell_wall_s": row["wall_s"]} for part in parts]}
     if ctx.is_rank_zero:
+        row = save_artifacts(csv_path, row)  # figure inputs as files beside the CSV, their paths in the row
         atomic_write_text(run_dir / "row.json", json.dumps(row, indent=1, default=str))
         upsert_rows(csv_path, csv_rows(row))
         atomic_write_text(run_dir / "done", started + "\n")  # written last: the run is finished

@@ -5,6 +5,11 @@ where it came from. Used by the training grid and by the measurement benchmarks
 A results CSV has one row per finished run; its first columns are :data:`CSV_FIRST`
 (``docs/conventions.md``), benchmark columns follow in the order they first appear. Every
 write goes through a temporary file and ``os.replace``: a reader never sees half a file.
+
+A column whose value is a file (a figure's input maps) is an :class:`Artifact` in the row the
+benchmark returns: :func:`save_artifacts` writes it beside the CSV, in ``<benchmark>/``, and the
+cell holds that path relative to the CSV's folder (:func:`artifact_path` resolves it); no cell
+holds file contents.
 """
 from __future__ import annotations
 
@@ -16,9 +21,10 @@ import io
 import os
 import platform
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
-from datamodules._common import atomic_write_text
+from datamodules._common import InputError, atomic_open, atomic_write_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -143,3 +149,64 @@ def upsert_rows(path: str | os.PathLike, rows: list[dict]) -> int:
 def upsert_row(path: str | os.PathLike, row: dict) -> None:
     """Insert or replace (by ``run_id``) one row of a results CSV, atomically, under its lock."""
     upsert_rows(path, [row])
+
+
+# --------------------------------------------------------------------------- files of a row
+@dataclass(frozen=True)
+class Artifact:
+    """A file-valued column of a row: ``data`` written as ``<benchmark>/<run_id>.<column><suffix>``
+    beside the results CSV by :func:`save_artifacts`."""
+
+    data: bytes
+    suffix: str = ".npz"
+
+
+#: how a cell of rows written before artifacts existed begins: a base64-encoded ``.npz`` (zip) file
+_EMBEDDED_NPZ = "UEsDB"
+
+
+def save_artifacts(csv_path: str | os.PathLike, row: dict) -> dict:
+    """``row`` with every :class:`Artifact` written beside ``csv_path`` (atomically) and replaced
+    by its path relative to the CSV's folder. A cell that still holds a base64-encoded ``.npz``
+    (rows and ``row.json`` files written before figure inputs were files) becomes such a file too."""
+    import base64
+    import binascii
+
+    csv_path = Path(csv_path)
+    out = dict(row)
+    for key, value in row.items():
+        if isinstance(value, str) and value.startswith(_EMBEDDED_NPZ) and len(value) > 64:
+            try:
+                value = Artifact(base64.b64decode(value, validate=True))
+            except (binascii.Error, ValueError):
+                continue
+        if isinstance(value, Artifact):
+            rel = f"{csv_path.stem}/{row['run_id']}.{key}{value.suffix}"
+            with atomic_open(csv_path.parent / rel, "wb") as f:
+                f.write(bytes(value.data))
+            out[key] = rel
+    return out
+
+
+def artifact_path(results_dir: str | os.PathLike, cell: str) -> Path:
+    """The file a row's artifact cell names (relative to the results folder); an
+    :class:`InputError` naming it when it is not there."""
+    path = Path(results_dir) / str(cell)
+    if not path.is_file():
+        raise InputError(f"results: {path} (a file a results row names) is missing")
+    return path
+
+
+def load_npz(results_dir: str | os.PathLike, cell: str) -> dict:
+    """The arrays of an ``.npz`` artifact (no pickled objects)."""
+    import numpy as np
+    with np.load(artifact_path(results_dir, cell), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def npz_bytes(**arrays) -> bytes:
+    """``arrays`` as the bytes of a compressed ``.npz`` file (an :class:`Artifact`'s data)."""
+    import numpy as np
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
