@@ -328,6 +328,16 @@ def collate(items):
 class CathDataModule(pl.LightningDataModule):
     """Train / validation / test splits of a CATH npz, voxelised on the device per batch.
 
+    Batches of the loaders: ``(pos, mask, y)`` — ``pos`` float32 ``(B, A, 3)``, CA coordinates in
+    Å (centred, zero-padded to the batch's longest record A); ``mask`` bool ``(B, A)``, the real
+    atoms; ``y`` int64 ``(B,)``, the class 0..K−1. A model takes voxel grids: :meth:`model_batch`
+    turns a batch into ``(x, y)`` with ``x`` float32 ``(B, 1, n, n, n)`` (``n = grid_size``; what a
+    Trainer does after the transfer, :meth:`on_after_batch_transfer`, which also rotates training
+    batches). Outside a Trainer::
+
+        dm.setup("test")
+        x, y = dm.model_batch(next(iter(dm.test_dataloader())))   # (16, 1, 50, 50, 50), (16,)
+
     Reads ``data_dir / FILES[dataset]``; with ``stand_in`` it first writes the offline stand-in
     there (:func:`prepare_stand_in`, parameters ``stand_in_*``; only ``dataset="10arch"``).
     Every other keyword is a key of the config's ``data`` section, except ``reduction`` (the grid
@@ -431,6 +441,12 @@ class CathDataModule(pl.LightningDataModule):
         rot = random_rotation(len(pos), dtype=pos.dtype).to(pos.device) if rotate else None
         x = voxelize(pos, mask, self.grid_size, self.bin_size, self.sigma, rot)
         return x, y
+
+    def model_batch(self, batch, rotate: bool = False):
+        """``(x, y)`` the model takes from a loader's ``(pos, mask, y)`` batch: the voxel grids
+        ``(B, 1, n, n, n)`` on the batch's device, in the file's orientation unless ``rotate``
+        (a Haar-random rotation per record from the global torch RNG, as in training)."""
+        return self.voxelize_batch(batch, rotate)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         t = getattr(self, "trainer", None)

@@ -60,8 +60,9 @@ Splits: the split lists when they exist; otherwise 70 / 10 / 20 of the sorted sa
 a seed-0 shuffle (``numpy.random.default_rng(0).permutation``; UGSCNN's ``partition.py`` ratios —
 the official lists are what reproduce its exact split).
 
-Stand-in (:class:`StandInClimate`, :func:`write_stand_in`): ClimateNet-style netCDF files,
-read back by the same reader and resampler (see :func:`stand_in_description`).
+Stand-in (:class:`StandInClimate`, :func:`write_stand_in`, in :mod:`datamodules.climate_standin`):
+ClimateNet-style netCDF files with background weather and threshold-rule labels, read back by the
+same reader and resampler (see :func:`stand_in_description`).
 
 Command line::
 
@@ -765,166 +766,10 @@ def write_split_lists(folder: Path, splits: dict[str, list[str]]) -> None:
 
 
 # --------------------------------------------------------------------------- stand-in
-@dataclass(frozen=True)
-class StandInClimate:
-    """How the offline stand-in is made (config ``data.stand_in_maps``).
-
-    ``files`` netCDF files of one time step on an ``nlat × nlon`` grid; per map a Poisson number
-    of tropical cyclones (mean ``tc_per_map``, radius ``tc_radius_deg``) and ``ar_per_map`` ± 1
-    atmospheric rivers (length ``ar_length_deg``, half-width ``ar_halfwidth_deg``); ``seed``.
-    """
-
-    files: int = 40
-    nlat: int = 96
-    nlon: int = 192
-    tc_per_map: float = 1.0
-    tc_radius_deg: float = 3.6
-    ar_per_map: int = 3
-    ar_length_deg: float = 50.0
-    ar_halfwidth_deg: float = 3.0
-    seed: int = 0
-
-
-#: units and long names written to the stand-in (CAM5 / ClimateNet conventions)
-_ATTRS = {"TMQ": ("kg m-2", "Total (vertically integrated) precipitable water"),
-          "U850": ("m/s", "Zonal wind at 850 mbar"), "V850": ("m/s", "Meridional wind at 850 mbar"),
-          "UBOT": ("m/s", "Lowest model level zonal wind"), "VBOT": ("m/s", "Lowest model level meridional wind"),
-          "QREFHT": ("kg/kg", "Reference height humidity"), "PS": ("Pa", "Surface pressure"),
-          "PSL": ("Pa", "Sea level pressure"), "T200": ("K", "Temperature at 200 mbar"),
-          "T500": ("K", "Temperature at 500 mbar"), "PRECT": ("m/s", "Total precipitation rate"),
-          "TS": ("K", "Surface temperature"), "TREFHT": ("K", "Reference height temperature"),
-          "Z1000": ("m", "Geopotential Z at 1000 mbar"), "Z200": ("m", "Geopotential Z at 200 mbar"),
-          "ZBOT": ("m", "Lowest model level height")}
-#: background latitude profile per variable, in units of its std: coefficient of (3 cos² φ − 2)
-#: (warm / moist tropics), of the mid-latitude jet exp(−((|φ|−45)/12)²), and of the noise
-_PROFILE = {"TMQ": (1.0, 0, .3), "U850": (0, 1.2, .4), "V850": (0, 0, .5), "UBOT": (0, .8, .4),
-            "VBOT": (0, 0, .5), "QREFHT": (1.0, 0, .3), "PS": (.2, 0, .3), "PSL": (.3, 0, .3),
-            "T200": (.6, 0, .3), "T500": (1.0, 0, .2), "PRECT": (.3, 0, .3), "TS": (1.0, 0, .2),
-            "TREFHT": (1.0, 0, .2), "Z1000": (.2, 0, .4), "Z200": (1.0, 0, .2), "ZBOT": (.2, 0, .4)}
-
-
-def _angular_dist(lat, lon, clat, clon) -> np.ndarray:
-    """Great-circle distance in degrees between grid points and a centre."""
-    p1, p2 = np.radians(lat), np.radians(clat)
-    c = np.sin(p1) * np.sin(p2) + np.cos(p1) * np.cos(p2) * np.cos(np.radians(lon - clon))
-    return np.degrees(np.arccos(np.clip(c, -1, 1)))
-
-
-def stand_in_map(m: StandInClimate, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """One stand-in time step on the ``(nlat, nlon)`` grid: ``{variable: field}`` (float32, CAM5
-    units) and ``LABELS`` (int64), see :func:`stand_in_description`."""
-    lat = -90 + 180 * (np.arange(m.nlat) + 0.5) / m.nlat
-    lon = 360 * np.arange(m.nlon) / m.nlon
-    LON, LAT = np.meshgrid(lon, lat)
-    phi = np.radians(LAT)
-    trop = 3 * np.cos(phi) ** 2 - 2
-    jet = np.exp(-((np.abs(LAT) - 45) / 12) ** 2)
-    out = {}
-    for i, v in enumerate(VARIABLES):
-        a, j, n = _PROFILE[v]
-        noise = np.zeros_like(LAT)
-        for _ in range(4):  # smooth noise: a few low-order waves in lon and lat
-            kx, ky = rng.integers(1, 6), rng.integers(1, 4)
-            noise += np.cos(kx * np.radians(LON) + rng.uniform(0, 2 * np.pi)) \
-                * np.cos(ky * phi + rng.uniform(0, 2 * np.pi)) * np.cos(phi) / 2
-        out[v] = MEAN[i] + STD[i] * (a * trop + j * jet + n * noise)
-    labels = np.zeros(LAT.shape, np.int64)
-    # atmospheric rivers: narrow moist filaments from the tropics poleward (eastward bending)
-    n_ar = max(0, m.ar_per_map + int(rng.integers(-1, 2)))
-    for _ in range(n_ar):
-        hemi = rng.choice([-1.0, 1.0])
-        lat0, lon0 = hemi * rng.uniform(12, 22), rng.uniform(0, 360)
-        s = np.linspace(0, 1, 200)
-        plat = lat0 + hemi * m.ar_length_deg * 0.8 * s
-        plon = lon0 + m.ar_length_deg * 0.6 * s + rng.uniform(-10, 10) * np.sin(np.pi * s)
-        from models.deepsphere.graph import lonlat_vectors
-
-        tree = cKDTree(lonlat_vectors(plon % 360, plat))
-        chord, k = tree.query(lonlat_vectors(LON.ravel(), LAT.ravel()))
-        d = np.degrees(2 * np.arcsin(np.clip(chord / 2, 0, 1))).reshape(LAT.shape)
-        prof = np.exp(-(d / m.ar_halfwidth_deg) ** 2)
-        out["TMQ"] += 22 * prof
-        out["QREFHT"] += 0.006 * prof
-        out["PRECT"] += 2e-7 * prof
-        tang_lat, tang_lon = np.gradient(plat), np.gradient(plon) * np.cos(np.radians(plat))
-        norm = np.hypot(tang_lat, tang_lon)
-        kk = k.reshape(LAT.shape)
-        out["U850"] += 18 * prof * (tang_lon / norm)[kk]
-        out["V850"] += 18 * prof * (tang_lat / norm)[kk]
-        labels[d < m.ar_halfwidth_deg] = 2
-    # tropical cyclones: compact TMQ maximum, low pressure, rotating winds (cyclonic: counter-
-    # clockwise in the northern hemisphere, clockwise in the southern)
-    for _ in range(int(rng.poisson(m.tc_per_map))):
-        hemi = rng.choice([-1.0, 1.0])
-        clat, clon = hemi * rng.uniform(8, 28), rng.uniform(0, 360)
-        d = _angular_dist(LAT, LON, clat, clon)
-        r = m.tc_radius_deg
-        core = np.exp(-(d / r) ** 2)
-        out["TMQ"] += 35 * core
-        out["PSL"] -= 4000 * np.exp(-(d / (1.5 * r)) ** 2)
-        out["PS"] -= 4000 * np.exp(-(d / (1.5 * r)) ** 2)
-        out["PRECT"] += 1e-6 * core
-        out["T500"] += 4 * core
-        dx = ((LON - clon + 180) % 360 - 180) * np.cos(np.radians(LAT))
-        dy = LAT - clat
-        rr = np.maximum(np.hypot(dx, dy), 1e-6)
-        speed = 40 * (rr / r) * np.exp(0.5 * (1 - (rr / r) ** 2))
-        sense = 1.0 if clat > 0 else -1.0
-        for u, v, f in (("U850", "V850", 1.0), ("UBOT", "VBOT", 0.7)):
-            out[u] += f * sense * speed * (-dy / rr)
-            out[v] += f * sense * speed * (dx / rr)
-        labels[d < r] = 1
-    for v in ("TMQ", "QREFHT", "PRECT"):
-        out[v] = np.maximum(out[v], 0.02 * MEAN[VARIABLES.index(v)])
-    return {v: a.astype(np.float32) for v, a in out.items()}, labels
-
-
-def stand_in_description(m: StandInClimate) -> str:
-    return (f"Offline stand-in: {m.files} ClimateNet-style netCDF files (one time step each, dims (time, lat, "
-            f"lon) = (1, {m.nlat}, {m.nlon}), the 16 CAM5 variables and LABELS; written by "
-            f"datamodules/climate.py::write_stand_in, seed {m.seed}). Backgrounds: the published UGSCNN "
-            f"mean plus std x (latitude profile + smooth low-order waves) per variable. Tropical "
-            f"cyclones (Poisson, mean {m.tc_per_map:g} per map, radius {m.tc_radius_deg:g} deg, 8-28 deg "
-            f"from the equator): TMQ maximum, PSL/PS minimum, rotating U850/V850 (counter-clockwise in the "
-            f"north, clockwise in the south), label TC inside the radius. Atmospheric rivers ({m.ar_per_map} "
-            f"+/- 1 per map): filaments of {m.ar_length_deg:g} deg from 12-22 deg latitude poleward, TMQ "
-            f"+22 kg m-2 over a half-width of {m.ar_halfwidth_deg:g} deg, label AR inside it. Area fractions "
-            f"come out near the published 97.7 % BG / 2.2 % AR / 0.1 % TC. Read back through the same "
-            f"netCDF reader and resampler as real data.")
-
-
-def write_stand_in(data_dir: str | os.PathLike, m: StandInClimate = StandInClimate()) -> Path:
-    """Write the stand-in netCDF files (``data-YYYY-MM-DD-HH-1.nc``, 3-hourly dates from
-    2106-01-01) into ``data_dir``. No manifest: :meth:`ClimateDataModule.prepare_data` writes it
-    through :func:`datamodules._common.ensure_stand_in`."""
-    import xarray as xr
-
-    root = Path(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng([int(m.seed), 12])
-    lat = -90 + 180 * (np.arange(m.nlat) + 0.5) / m.nlat
-    lon = 360 * np.arange(m.nlon) / m.nlon
-    from tqdm import tqdm
-
-    for i in tqdm(range(int(m.files)), desc="climate stand-in", unit="file", leave=False):
-        fields, labels = stand_in_map(m, rng)
-        hours = 3 * i
-        day = hours // 24
-        date = f"2106-{1 + day // 28:02d}-{1 + day % 28:02d}-{hours % 24:02d}"
-        ds = xr.Dataset(
-            {v: (("time", "lat", "lon"), a[None], {"units": _ATTRS[v][0], "long_name": _ATTRS[v][1]})
-             for v, a in fields.items()},
-            coords={"time": ("time", [float(hours) / 24], {"units": "days since 2106-01-01 00:00:00",
-                                                          "calendar": "noleap"}),
-                    "lat": ("lat", lat, {"units": "degrees_north"}),
-                    "lon": ("lon", lon, {"units": "degrees_east"})},
-            attrs={"title": "equivariant-bench CAM5 stand-in (synthetic)", "source": "datamodules/climate.py"})
-        ds[LABEL_VAR] = (("time", "lat", "lon"), labels[None], {"long_name": "0 background, 1 TC, 2 AR"})
-        path = root / f"data-{date}-1.nc"
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        ds.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, path)
-    return root
+# the generator lives in datamodules/climate_standin.py; its public names stay importable from here
+from datamodules.climate_standin import (StandInClimate, stand_in_description, stand_in_map,  # noqa: E402
+                                         write_stand_in)
+from datamodules.climate_standin import _ATTRS, _angular_dist  # noqa: E402,F401  (former names of this module)
 
 
 # --------------------------------------------------------------------------- dataset + datamodule
@@ -945,6 +790,11 @@ class MeshFiles(Dataset):
 
 class ClimateDataModule(pl.LightningDataModule):
     """CAM5 maps on the chosen sampling as ``(B, 16, V)`` float32 / ``(B, V)`` int64 batches.
+
+    Batches (every loader): ``(x, y)`` — ``x`` float32 ``(B, 16, V)``, the 16 normalised CAM5
+    fields (:data:`VARIABLES` order) on the V vertices of ``sampling``; ``y`` int64 ``(B, V)``, the
+    class per vertex (0 background, 1 tropical cyclone, 2 atmospheric river). The model takes
+    ``x`` as it is and returns ``(B, 3, V)`` logits (:meth:`model_batch`).
 
     ``data_dir``: UGSCNN-layout npz folder (``sampling`` must be the files': ``ico:5`` for
     UGSCNN's, whatever ``resample`` wrote otherwise) or a folder of netCDF
@@ -1089,6 +939,11 @@ class ClimateDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", False)
+
+    def model_batch(self, batch):
+        """``(x, y)``: the model's input and target from a batch of this datamodule's loaders
+        (what a training or test step feeds ``task(x)``), usable outside a Trainer."""
+        return batch[0], batch[1]
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", False)

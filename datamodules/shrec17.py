@@ -41,11 +41,11 @@ only finds that cache keeps it), for the benchmark's tables: ``meshes``
 (nothing computed), ``skipped`` (missing and broken meshes), ``workers``, ``input``, ``grid``.
 Any error while preprocessing one mesh (trimesh, qhull) makes it a broken mesh, never a crash.
 
-**Stand-in** (:mod:`datamodules.shrec17_standin`): procedural shapes of **8 synsets** (airplane,
-bottle, car, chair, guitar, lamp, mug, table; real ShapeNet synset ids) with 2–3 sub-synsets of
-distinct geometry each, every model Haar-rotated, written in the SHREC'17 layout (``.obj`` and
-csv files, plus ``test.csv`` and ``all.csv``) and read back by the same reader. With
-``stand_in=True`` set ``num_classes=8``.
+**Stand-in** (:mod:`datamodules.shrec17_standin`): procedural shapes of **16 synsets** (real
+ShapeNet synset ids) with 2–3 sub-synsets each, some sharing parts across synsets, every model
+perturbed (missing parts, strays, stretch, noise, holes) and Haar-rotated, written in the
+SHREC'17 layout (``.obj`` and csv files, plus ``test.csv`` and ``all.csv``) and read back by the same reader. With
+``stand_in=True`` set ``num_classes=16``.
 
 Batches are ``(x, y, id)``: ``x`` float32 ``(B, V, 6)`` or ``(B, 1, n, n, n)``, ``y`` int64 class
 index (``class_names`` order: sorted synsets of the training split), ``id`` int64 model id.
@@ -118,13 +118,24 @@ class Shrec17Dataset(Dataset):
 
 
 # --------------------------------------------------------------------------- datamodule
+def _stand_in_classes() -> int:
+    from datamodules.shrec17_standin import NUM_CLASSES
+    return NUM_CLASSES
+
+
 class Shrec17DataModule(pl.LightningDataModule):
     """SHREC'17 meshes as spherical images or voxel grids (module docstring), train / val / test.
 
+    Batches (every loader): ``(x, y, ids)`` — ``x`` float32, ``(B, V, 6)`` for ``input="sphere"``
+    (the 6 ray-cast channels on the V points of ``sampling``, normalised per channel) or
+    ``(B, 1, n, n, n)`` for ``input="voxel"``; ``y`` int64 ``(B,)``, the class index (synsets in
+    :attr:`class_names` order); ``ids`` int64 ``(B,)``, the SHREC'17 model id (retrieval output).
+    :meth:`model_batch` gives ``(x, y)``.
+
     ``data_dir``: the SHREC'17 layout or a folder-per-class layout; with ``stand_in`` the offline
     stand-in is written there first (:mod:`datamodules.shrec17_standin`, sizes
-    ``stand_in_train/val/test`` models per synset, ``stand_in_seed``; 8 synsets, so
-    ``num_classes=8``). ``input``: ``"sphere"`` (``sampling``) or ``"voxel"`` (``voxel_size``,
+    ``stand_in_train/val/test`` models per synset on average, ``stand_in_seed``; 16 synsets, so
+    ``num_classes=16``). ``input``: ``"sphere"`` (``sampling``) or ``"voxel"`` (``voxel_size``,
     ``voxel_double``, ``voxel_fit``). ``train_augmentations`` / ``test_augmentations``: copies of
     every training / validation-and-test mesh, each with its own draw (``rotate``, ``translate``,
     ``seed``); all copies are items of the split (the test set holds every copy of every mesh,
@@ -274,7 +285,8 @@ class Shrec17DataModule(pl.LightningDataModule):
             self.num_classes = len(names)
         if len(names) != self.num_classes:
             raise InputError(f"{BENCH}: {source} has {len(names)} synsets (classes), config data.num_classes "
-                             f"is {self.num_classes}" + (" (the stand-in has 8)" if self.stand_in else ""))
+                             f"is {self.num_classes}"
+                             + (f" (the stand-in has {_stand_in_classes()})" if self.stand_in else ""))
         known = set(names)
         if self.layout == "folders" and self.fixed_classes is not None:
             unknown = sorted({r.synset for ix in index.values() for r in ix.rows} - known)
@@ -414,6 +426,11 @@ class Shrec17DataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
+
+    def model_batch(self, batch):
+        """``(x, y)``: the model's input and target from a batch of this datamodule's loaders
+        (what a training or test step feeds ``task(x)``), usable outside a Trainer."""
+        return batch[0], batch[1]
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")

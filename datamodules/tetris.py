@@ -89,7 +89,12 @@ def rotated_set(pieces: np.ndarray, generator: torch.Generator, scale: float) ->
 
 
 class TetrisDataModule(pl.LightningDataModule):
-    """Train on the 8 pieces rotated once (full batch), test on ``test_sets`` rotated sets."""
+    """Train on the 8 pieces rotated once (full batch), test on ``test_sets`` rotated sets.
+
+    Batches (every loader): ``(x, y)`` — ``x`` float32 ``(B, 1, size, size, size)``, the low-passed
+    rotated pieces (one channel, grid axes x, y, z); ``y`` int64 ``(B,)``, the piece index 0–7
+    (:data:`PIECES`). The model takes ``x`` as it is (:meth:`model_batch`).
+    """
 
     def __init__(self, zoom: int = 5, size: int = 36, test_sets: int = 100, lowpass_scale: float = 2.0,
                  seed: int = 0, test_batch_size: int = 32, num_classes: int = 8, geometry: str = "zoom"):
@@ -126,6 +131,11 @@ class TetrisDataModule(pl.LightningDataModule):
         xs = [torch.from_numpy(rotated_set(pieces, test_gen, self.scale)).float()[:, None]
               for _ in range(self.test_sets)]
         self.test_set = TensorDataset(torch.cat(xs), labels.repeat(self.test_sets))
+
+    def model_batch(self, batch):
+        """``(x, y)``: the model's input and target from a batch of this datamodule's loaders
+        (what a training or test step feeds ``task(x)``), usable outside a Trainer."""
+        return batch[0], batch[1]
 
     def train_dataloader(self) -> DataLoader:
         # one full batch of the 8 pieces per step: under DDP each of W processes loads 8 / W

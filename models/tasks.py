@@ -142,6 +142,28 @@ class Task(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
+    # -- loading a trained run -------------------------------------------------------------------
+    @classmethod
+    def from_run(cls, run_dir, checkpoint="best", **kwargs) -> "Task":
+        """The trained task of a run folder (or of a checkpoint inside its ``checkpoints/``),
+        rebuilt from its ``config.yaml`` (:func:`reproduce.load.load_run`, which also gives the
+        datamodule; ``kwargs`` go to it)."""
+        from reproduce.load import load_run
+        task = load_run(run_dir, checkpoint=checkpoint, **kwargs).task
+        if not isinstance(task, cls):
+            raise TypeError(f"{run_dir} holds a {type(task).__name__}, not a {cls.__name__}")
+        return task
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
+        """Lightning's loader when the backbone is passed (``backbone=...``); without it, a
+        checkpoint in a run folder is rebuilt from the run's ``config.yaml`` (:meth:`from_run`):
+        the backbone is not a hyper-parameter the checkpoint can store."""
+        if "backbone" in kwargs:
+            return super().load_from_checkpoint(checkpoint_path, map_location=map_location,
+                                                hparams_file=hparams_file, strict=strict, **kwargs)
+        return cls.from_run(checkpoint_path, map_location=str(map_location or "cpu"))
+
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of logits ``(B, K, ...)`` against class labels ``(B, ...)``."""
         return F.cross_entropy(out, y)

@@ -39,9 +39,10 @@ from datamodules.cath import CathDataModule, collate, voxelize
 from models.baselines import ResNet34
 from models.geometry import random_rotation
 from models.steerable import SE3ResNet34Small
+from reproduce.reports.cath import REPORT
 from reproduce.runner import Benchmark, main
 from reproduce.runner.after_test import Invariance
-from reproduce.reports.cath import REPORT
+
 
 def rotated_views(run, dm, device=None):
     """The test set, batch by batch, as given and with every record in a Haar-random orientation

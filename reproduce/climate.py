@@ -1,13 +1,9 @@
 """CAM5 climate event segmentation (TC / AR / BG) on the sphere: the DeepSphere U-Net, weighted vs
 unweighted loss, and the same net on other samplings.
 
-Reproduces Defferrard, Milani, Gusset, Perraudin, ICLR 2020, tab:climate and tab:climate:map:
-per-class accuracy (recall) of TC, AR, BG and its mean, TC/AR average precision and their mean
-(mAP) on the UGSCNN level-5 data, for the DeepSphere U-Net with sklearn-"balanced" class weights
-and without, and for the narrower "Jiang architecture"; beside every published row (Mudigonda 2017,
-Jiang 2019 paper / rerun, Cohen 2019 gauge S2R / R2R, DeepSphere wider). Per-class IoU (ClimateNet's
-metric) is an extra column. A second table runs the same net on HEALPix and equiangular samplings
-of the same maps (the "any sampling" claim, measured).
+Reproduces Defferrard, Milani, Gusset, Perraudin, ICLR 2020, tab:climate and tab:climate:map (per-class
+accuracy, AP and mAP on the UGSCNN level-5 data, weighted and unweighted loss, the "Jiang architecture")
+beside every published row, plus per-class IoU and the same net on HEALPix and equiangular samplings.
 
     python reproduce/climate.py --preset smoke    # ~1 min: stand-in at ico:2, 1 epoch, every row kind
     python reproduce/climate.py --preset cpu      # ~30-40 min on 2 cores: stand-in at ico:4 (configs/climate/cpu.yaml)
@@ -50,9 +46,9 @@ from datamodules._common import InputError
 from datamodules.climate import CLASSES, ClimateDataModule, parse_sampling
 from models.deepsphere.unet import DeepSphereUNet
 from models.tasks import Segment
+from reproduce.reports.climate import REPORT, encode_map
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
-from reproduce.reports.climate import REPORT, encode_map
 from reproduce.runner.after_test import InferenceTime
 
 LOSSES = ("weighted", "unweighted")

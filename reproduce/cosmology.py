@@ -33,9 +33,10 @@ from datamodules._common import InputError
 from datamodules.cosmology import CosmologyDataModule
 from models.baselines import FlatPatchConvNet, LinearSVMBaseline
 from models.deepsphere.nets import deepsphere_classifier
+from reproduce.reports.cosmology import REPORT
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
-from reproduce.reports.cosmology import REPORT
+
 
 class Cosmology(Benchmark):
     name = "cosmology"

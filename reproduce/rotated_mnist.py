@@ -43,10 +43,11 @@ from datamodules.rotated_mnist import Augment, RotatedMNISTDataModule, load_spli
 from models.baselines import P4CNN, Z2CNN
 from models.bn import RecalibrateBN
 from models.harmonic import HNet
+from reproduce.reports.rotated_mnist import REPORT
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 from reproduce.runner.after_test import Invariance
-from reproduce.reports.rotated_mnist import REPORT
+
 
 @dataclasses.dataclass
 class Evaluation:
@@ -56,6 +57,9 @@ class Evaluation:
     recalibrate_bn: bool = False     # BN population statistics after the last epoch (models/bn.py)
 
 
+def evaluation(run) -> Evaluation:
+    """A run's ``evaluation`` section, typed (the report reads it as ``view.bench.evaluation``)."""
+    return C.build(Evaluation, run.cfg.get("evaluation"), "evaluation")
 
 
 def test_digits(run, dm) -> torch.Tensor:
@@ -98,8 +102,7 @@ class RotatedMNIST(Benchmark):
         """The backbone's keyword arguments: the model entry without ``augment`` (the datamodule's)."""
         return {k: v for k, v in super()._model_section(run).items() if k != "augment"}
 
-    def evaluation(self, run) -> Evaluation:
-        return C.build(Evaluation, run.cfg.get("evaluation"), "evaluation")
+    evaluation = staticmethod(evaluation)
 
     def check(self, ctx, run) -> None:
         super().check(ctx, run)
@@ -111,6 +114,7 @@ class RotatedMNIST(Benchmark):
     def after_test(self, ctx, run, task, datamodule) -> dict:
         out = self.declared_measurements(ctx, run, task, datamodule)
         return {**out, "n_train": datamodule.n_train} if datamodule.n_train else out
+
 
 BENCH = RotatedMNIST()
 

@@ -1,11 +1,8 @@
 """SHREC'17 3D shape retrieval (ShapeNet Core55, perturbed split): DeepSphere on HEALPix and on the
-equiangular grid, the 3D steerable CNN on voxels, and the spectral spherical CNNs, scored by the
-official SHREC'17 evaluator (reimplemented in ``models/retrieval.py``).
-
-Reproduces Defferrard et al. ICLR 2020, tab:shrec17 ("performance, size, speed": classification F1,
-micro mAP, parameters, inference and training time) and tab:shrec17_retrieval (micro and macro P@N,
-R@N, F1@N, mAP, NDCG) beside the published rows of the SHREC'17 entries (Tatsuma ReVGG, Furuya DLAN,
-Bai GIFT, Deng CM-VGG), Cohen et al. 2018 (S2CNN), Esteves et al. 2018 and Weiler et al. 2018 §5.2.
+equiangular grid, the 3D steerable CNN on voxels and the spectral spherical CNNs, scored by the official
+SHREC'17 evaluator (``models/retrieval.py``). Reproduces Defferrard et al. ICLR 2020, tab:shrec17 and
+tab:shrec17_retrieval, beside the published rows (the SHREC'17 entries, Cohen et al. 2018, Esteves et
+al. 2018, Weiler et al. 2018 §5.2).
 
     python reproduce/shrec17.py --preset smoke    # ~2 min: tiny stand-in, every row kind, 1 epoch
     python reproduce/shrec17.py --preset cpu      # ~30-40 min on 2 cores: stand-in (configs/shrec17/cpu.yaml)
@@ -20,7 +17,6 @@ Writes results/shrec17.csv (one row per run), results/shrec17.md and results/shr
 """
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
@@ -43,10 +39,11 @@ from models.deepsphere.sampling import FORMS
 from models.spectral import S2CNN, EstevesSphericalCNN
 from models.steerable import Shrec17SE3Net
 from models.tasks import Retrieve
+from reproduce.reports.shrec17 import INFER_OBJECTS, REPORT, figure_maps
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
-from reproduce.reports.shrec17 import INFER_OBJECTS, REPORT, figure_maps
 from reproduce.runner.after_test import InferenceTime, Invariance
+from reproduce.runner.evaluate import datamodule_state
 
 #: the logits of an object's first two orientations (the test-time augmentations), compared
 ROTATION = Invariance("rotation", agreement="rotation_agreement", column="rotation_logit_error")
@@ -84,19 +81,6 @@ def parse_input(text: str) -> dict:
 NEEDS = {"deepsphere": "sphere", "se3": "voxel", "esteves": "equiangular", "s2cnn": "equiangular"}
 
 
-# --------------------------------------------------------------------------- benchmark
-def checkpoint_classes(ckpt) -> list[str] | None:
-    """The class order a checkpoint was trained with (its datamodule state), or None."""
-    return _checkpoint_classes(str(Path(ckpt).resolve()))
-
-
-@functools.lru_cache(maxsize=4)  # asked for by the config check and by the datamodule build: read once
-def _checkpoint_classes(ckpt: str) -> list[str] | None:
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    names = (state.get(Shrec17DataModule.__qualname__) or {}).get("class_names")
-    return [str(c) for c in names] if names else None
-
-
 class Shrec17(Benchmark):
     name = "shrec17"
     datamodule = Shrec17DataModule
@@ -112,7 +96,8 @@ class Shrec17(Benchmark):
         # data.seed (not the run seed) draws the augmentations: every run and model of an input shares its cache
         args = {**super().datamodule_args(ctx, run), **parse_input(run.setting.get("input", ""))}
         if ctx.evaluate is not None and "class_names" not in (run.cfg.get("data") or {}):
-            args["class_names"] = checkpoint_classes(ctx.evaluate)  # score other data in the model's class order
+            names = datamodule_state(ctx.evaluate, Shrec17DataModule).get("class_names")  # the model's class order
+            args["class_names"] = [str(c) for c in names] if names else None
         return args
 
     def model_args(self, ctx, run) -> dict:

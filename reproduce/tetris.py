@@ -30,9 +30,10 @@ from datamodules.tetris import TetrisDataModule, rotated_set
 from models.baselines import MassOnlyClassifier, TetrisCNN
 from models.geometry import cube_rotations, rotate_voxels
 from models.steerable import TetrisSE3Net
+from reproduce.reports.tetris import REPORT
 from reproduce.runner import Benchmark, main
 from reproduce.runner.after_test import Invariance
-from reproduce.reports.tetris import REPORT
+
 
 def cube_views(run, dm, device=None):
     """The 8 canonical pieces on an odd grid (the cube check needs a centre voxel) and their 24

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from datamodules._common import InputError
-from reproduce.runner.cli import build_parser, presets, refuse_shared_options, shared_options
+from reproduce.runner.cli import build_parser, presets
 from reproduce.runner.launch import check_nodes, check_strategy, precision_override, resolve_devices
 from tests.conftest import run_script
 
@@ -113,7 +113,7 @@ class Named:
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
-def test_preset_choices_are_the_configs_that_exist(name):
+def test_preset_choices_are_the_configs_that_exist(name, capsys):
     p = build_parser(Named(name), None)
     (action,) = [a for a in p._actions if "--preset" in a.option_strings]
     assert list(action.choices) == presets(name) == [
@@ -121,6 +121,8 @@ def test_preset_choices_are_the_configs_that_exist(name):
     with pytest.raises(SystemExit) as e:
         p.parse_args(["--preset", "fast"])
     assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: argument --preset: invalid choice: 'fast'") and len(err.strip().splitlines()) == 1
 
 
 def test_help_shows_defaults_and_the_lightning_options():
@@ -133,7 +135,7 @@ def test_help_shows_defaults_and_the_lightning_options():
         assert default in text, default
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
+@pytest.mark.parametrize("name", SCRIPTS + ["equivariance_sphere", "speed", "scaling"])
 def test_help_is_answered_without_importing_torch(name):
     code = ("import runpy, sys\n"
             f"sys.argv = ['reproduce/{name}.py', '--help']\n"
@@ -169,26 +171,19 @@ def test_unmet_or_contradictory_requests_write_nothing(tmp_path, args, message):
 
 
 # --------------------------------------------------------------------------- measurement scripts
-def test_measurement_scripts_name_the_shared_options_they_do_not_take():
-    import argparse
-    shared = shared_options()
-    assert {"--preset", "--gpus", "--accelerator", "--list", "--max-epochs"} <= set(shared)
-    p = argparse.ArgumentParser(prog="x")
-    p.add_argument("--device", default="cpu")
-    with pytest.raises(SystemExit) as e:
-        refuse_shared_options(p, ["--gpus", "1"], "a timing")
-    assert e.value.code == 2
-    assert refuse_shared_options(p, ["--device", "cuda"], "a timing").device == "cuda"
-
-
-def test_equivariance_sphere_list_checks_overrides_and_refuses_training_options():
-    ok = py("reproduce/equivariance_sphere.py", "--preset", "smoke", "--list", PYTHONPATH=str(ROOT))
-    assert ok.returncode == 0 and "nside=" in ok.stdout, ok.stderr[-2000:]
+def test_measurement_list_checks_overrides_and_refuses_what_does_not_apply(tmp_path):
+    """equivariance_sphere, speed and scaling are measurement benchmarks on the runner: its --list
+    (a cell per graph and Nside), its config checks, and one error line for an option that needs
+    training or several processes."""
+    ok = py("reproduce/equivariance_sphere.py", "--preset", "smoke", "--list", "--runs-dir", tmp_path,
+            PYTHONPATH=str(ROOT))
+    assert ok.returncode == 0 and "nside=16" in ok.stdout and "todo" in ok.stdout, ok.stderr[-2000:]
     bad = py("reproduce/equivariance_sphere.py", "--list", "data.nsidez=[3]", PYTHONPATH=str(ROOT))
     assert bad.returncode == 2 and "error: config data.nsidez: unknown key" in bad.stderr
-    gpus = py("reproduce/equivariance_sphere.py", "--gpus", "1", PYTHONPATH=str(ROOT))
-    assert gpus.returncode == 2 and gpus.stderr.startswith("error: --gpus")
-    assert len(gpus.stderr.strip().splitlines()) == 1, gpus.stderr
+    for script in ("equivariance_sphere", "speed", "scaling"):
+        procs = py(f"reproduce/{script}.py", "--cpu-procs", "2", PYTHONPATH=str(ROOT))
+        assert procs.returncode == 2 and "--cpu-procs cannot be used" in procs.stderr, procs.stderr[-2000:]
+        assert len(procs.stderr.strip().splitlines()) == 1
 
 
 # --------------------------------------------------------------------------- summary and checkpoints

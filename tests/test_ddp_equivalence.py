@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.conftest import script_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "ddp_equivalence.py"
@@ -22,8 +23,7 @@ SGD = ["optim.name=sgd", "optim.momentum=0"]
 def step(out: Path, bench: str, model: str, procs: int, data: Path, *overrides: str,
          env: dict | None = None) -> tuple[dict, list[dict]]:
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "EB_NO_PROGRESS": "1",
-           "PYTHONUNBUFFERED": "1", **(env or {})}
+    env = script_env(PYTHONPATH=ROOT, **(env or {}))
     for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "SLURM_PROCID", "SLURM_NTASKS"):
         env.pop(var, None)
     p = subprocess.run([sys.executable, str(SCRIPT), bench, model, str(procs), str(out), str(data), *overrides],

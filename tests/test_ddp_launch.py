@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.runner import runs as R
+from tests.conftest import run_script
 
 LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "SLURM_NTASKS",
                "SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_RESTART_COUNT", "TORCHELASTIC_RUN_ID",
@@ -153,18 +154,11 @@ def test_ddp_in_an_interactive_slurm_allocation_one_row_per_cell_and_ranks_agree
     ``SLURM_PROCID=0``. Every rank used to believe it was rank 0 (rank 1 then waited forever for
     the run lock that rank 0 held). Two cells, each run by both ranks."""
     import csv
-    import os
-    import subprocess
-    import sys
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(root), "SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "bash",
-           "SLURM_JOB_ID": "4242", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
-    cmd = [sys.executable, str(root / "tests" / "data" / "boring_bench.py"), "--logger", "csv",
-           "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"),
-           "--data-dir", str(tmp_path / "data"), "--stand-in", "--preset", "smoke", "--cpu-procs", "2"]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400, cwd=root)
-    assert p.returncode == 0, p.stderr[-3000:]
+    run_script("tests/data/boring_bench.py", "--logger", "csv", "--results-dir", tmp_path / "res", "--runs-dir",
+               tmp_path / "runs", "--data-dir", tmp_path / "data", "--stand-in", "--preset", "smoke", "--cpu-procs", "2",
+               timeout=400, PYTHONPATH=root, SLURM_PROCID="0", SLURM_NTASKS="1", SLURM_JOB_NAME="bash",
+               SLURM_JOB_ID="4242", SLURM_LOCALID="0", SLURM_NODEID="0")
     with open(tmp_path / "res" / "boring.csv") as f:
         rows = list(csv.DictReader(f))
     assert sorted(r["model"] for r in rows) == ["mlp", "mlp_wide"]

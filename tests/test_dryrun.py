@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.runner import config as C
+from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = C.benchmark_names(trained=True)  # every configs/<name>/ whose paper preset is a grid
@@ -166,9 +167,7 @@ def test_dry_run_paper_presets_on_cpu(name, tmp_path, capsys):
 # --------------------------------------------------------------------------- gpu_check.py
 def _gpu_check(tmp_path: Path, *extra: str) -> Path:
     out = tmp_path / "check"
-    p = subprocess.run([sys.executable, str(ROOT / "reproduce" / "gpu_check.py"), "--device", "cpu", "--tiny",
-                        "--out", str(out), *extra], cwd=ROOT, capture_output=True, text=True, timeout=1200)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    run_script("reproduce/gpu_check.py", "--device", "cpu", "--tiny", "--out", out, *extra, timeout=1200)
     return out
 
 

@@ -99,7 +99,6 @@ def test_smoke_preset_writes_csv_md_png(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--preset", "huge"], "unknown preset"),
     (["--preset", "smoke", "data.nsides=[12]"], "not a power of 2"),
     (["--preset", "smoke", "data.nsidez=[16]"], "unknown key"),
     (["--preset", "smoke", "data.nsides=[8]"], "degree_step"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.runner import launchers as L
-from tests.conftest import run_script
+from tests.conftest import run_script, script_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"
@@ -113,8 +112,7 @@ def test_launcher_options_are_checked_before_anything_runs(tmp_path, args, messa
 def test_sigterm_to_the_driver_stops_its_cells_and_the_rerun_resumes_them(tmp_path, sequential):
     import signal
     import time
-    env = {**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(ROOT), "EB_TEST_EPOCH_SLEEP": "0.5"}
+    env = script_env(PYTHONPATH=ROOT, EB_TEST_EPOCH_SLEEP="0.5")
     p = subprocess.Popen([sys.executable, str(SCRIPT), *base(tmp_path), "--jobs", "2"], env=env, cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 200

@@ -8,8 +8,6 @@ The per-benchmark tests are parametrised so that a missing ledger fails under it
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ import yaml
 
 from reproduce import protocols as P
 from reproduce.runner import config as C
+from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -159,8 +158,7 @@ def test_malformed_ledger_from_the_command_line(tmp_path):
     data = _good()
     _missing_why(data)
     configs = _write(tmp_path, data)
-    p = subprocess.run([sys.executable, str(ROOT / "reproduce" / "protocols.py"), "--configs", str(configs),
-                        "--out", str(tmp_path / "p.md")], capture_output=True, text=True, cwd=ROOT)
+    p = run_script("reproduce/protocols.py", "--configs", configs, "--out", tmp_path / "p.md", check=False)
     assert p.returncode == 2, p.stderr
     assert p.stderr.count("\n") == 1 and "toy/protocol.yaml entries[1] (epochs)" in p.stderr
     assert p.stdout == ""

@@ -60,7 +60,9 @@ def test_sigkill_during_training_then_resume_finishes_with_nothing_left_over(tmp
     assert "resuming" in out.stderr
     assert [r["model"] for r in rows(tmp_path)] == ["mlp"]
     assert not list((tmp_path / "runs").rglob(".*.tmp*"))
-    assert check_checkpoint(ckpt_dir(tmp_path) / "last.ckpt") is None
+    # the finished smoke run keeps its tested (val/acc-selected) checkpoint only
+    assert check_checkpoint(ckpt_dir(tmp_path) / "best.ckpt") is None
+    assert sorted(f.name for f in ckpt_dir(tmp_path).iterdir()) == ["best.ckpt", "pruned.json"]
 
 
 @pytest.mark.slow

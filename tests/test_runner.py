@@ -15,7 +15,7 @@ import pytest
 from reproduce.runner import config as _config
 from reproduce.runner.grid import current_rows
 from reproduce.runner.runs import Run
-from reproduce.runner.store import read_rows, upsert_row
+from reproduce.runner.store import read_rows, upsert_row, upsert_rows
 from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,11 +94,9 @@ def test_evaluate_refuses_another_class_count_unless_asked(tmp_path):
         np.savez(tmp_path / name / "blobs.npz", x=rng.normal(size=(64, 8)) + 1.5 * y[:, None], y=y)
 
     def ev(folder, *extra):  # the data as they are (no --stand-in)
-        cmd = [sys.executable, str(SCRIPT), "--logger", "none", "--preset", "smoke", "--evaluate", str(ckpt),
-               "--data-dir", str(tmp_path / folder), "--results-dir", str(tmp_path / "res"),
-               "--runs-dir", str(tmp_path / "runs"), *extra]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT,
-                              env={**os.environ, "EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1"})
+        return run_script(SCRIPT, "--logger", "none", "--preset", "smoke", "--evaluate", ckpt, "--data-dir",
+                          tmp_path / folder, "--results-dir", tmp_path / "res", "--runs-dir", tmp_path / "runs", *extra,
+                          check=False, timeout=240)
 
     def error(p):
         lines = p.stderr.strip().splitlines()
@@ -127,7 +125,7 @@ def test_evaluate_refuses_another_class_count_unless_asked(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--preset", "huge"], "unknown preset 'huge'"),
+    (["--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
     (["--preset", "smoke", "--only", "nope"], "unknown model(s) nope"),
     (["--preset", "smoke", "optim.lrr=1"], "config optim.lrr: unknown key for Optim"),
     (["--preset", "smoke", "grid.runz=1"], "unknown key 'grid.runz'"),
@@ -170,6 +168,17 @@ def test_upsert_row_replaces_by_run_id_and_keeps_others(tmp_path):
     assert [(r["model"], r["test_acc"]) for r in got] == [("b", "0.7"), ("a", "0.6")]
     assert list(got[0])[:2] == ["model", "seed"]
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_upsert_rows_replaces_a_measurement_cell_whole(tmp_path):
+    """A measurement cell's rows share its run_id: a new set replaces all of them (a shorter one
+    leaves none of the old rows behind), the same set changes nothing, other cells stay."""
+    path = tmp_path / "m.csv"
+    cell = [{"model": "g", "run_id": "c", "degree": d, "err": 0.1 * d} for d in (1, 2, 3)]
+    assert upsert_rows(path, cell + [{"model": "h", "run_id": "d", "degree": 1, "err": 9}]) == 4
+    assert upsert_rows(path, cell) == 0
+    assert upsert_rows(path, [{"model": "g", "run_id": "c", "degree": 1, "err": 0.5}]) == 1
+    assert [(r["run_id"], r["degree"], r["err"]) for r in read_rows(path)] == [("d", "1", "9"), ("c", "1", "0.5")]
 
 
 def test_table_drops_rows_made_with_an_earlier_config():
@@ -257,45 +266,31 @@ def test_stand_in_manifest_reused_then_regenerated_when_its_parameters_change(tm
     assert p.returncode == 2 and "config data.sampels: unknown key for BlobData" in p.stderr
 
 
-def _wandb_records(path: Path):
-    """The records of an offline W&B run file (LevelDB-style log blocks of protobuf records)."""
-    import struct
-
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data = path.read_bytes()
-    assert data[:4] == b":W&B"
-    pos, block, buf, out = 7, 32768, b"", []
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # block trailer
-            pos += block - pos % block
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        buf += data[pos + 7:pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):  # FULL or LAST
-            rec = pb.Record()
-            rec.ParseFromString(buf)
-            out.append(rec)
-            buf = b""
-    return out
-
-
 def test_wandb_one_run_per_grid_cell_with_its_own_test_metrics_and_a_table_run(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     run_boring(tmp_path, "--preset", "smoke", "--logger", "wandb", env={**env, "WANDB_MODE": "offline"})
-    files = sorted((tmp_path / "runs").rglob("offline-run-*/*.wandb"))
+    from tests.wandb_files import offline_runs
     by_kind = {}
-    for f in files:
-        recs = _wandb_records(f)
-        (run,) = [r.run for r in recs if r.WhichOneof("record_type") == "run"]
-        summary = {u.key: u.value_json for r in recs if r.WhichOneof("record_type") == "summary"
-                   for u in r.summary.update if u.key}
-        by_kind.setdefault("table" if run.display_name.endswith("-table") else "cell", []).append((run, summary))
+    for run in offline_runs(tmp_path / "runs"):
+        by_kind.setdefault("table" if run.name.endswith("-table") else "cell", []).append(run)
     cells = by_kind["cell"]
-    assert sorted(r.display_name for r, _ in cells) == ["boring-mlp-hidden=16-seed0", "boring-mlp_wide-hidden=32-seed0"]
-    assert len({r.run_id for r, _ in cells}) == 2
-    for _, summary in cells:
-        assert 0.0 <= float(summary["test_acc"]) <= 1.0 and int(summary["params"]) > 0
-    (table_run, _), = by_kind["table"]
-    assert table_run.display_name == "boring-smoke-table"
+    assert sorted(r.name for r in cells) == ["boring-mlp-hidden=16-seed0", "boring-mlp_wide-hidden=32-seed0"]
+    assert len({r.run_id for r in cells}) == 2
+    for r in cells:
+        assert 0.0 <= r.summary["test/acc"] <= 1.0 and r.summary["params"] > 0
+    (table_run,) = by_kind["table"]
+    assert table_run.name == "boring-smoke-table"
+
+
+def test_datamodule_state_is_what_the_checkpoint_saved_of_that_datamodule(tmp_path):
+    import torch
+
+    from reproduce.runner.evaluate import datamodule_state
+
+    class Shapes:  # stands for a LightningDataModule class: its state is saved under its __qualname__
+        pass
+
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {}, Shapes.__qualname__: {"class_names": ["04379243", "02691156"]}}, path)
+    assert datamodule_state(path, Shapes) == {"class_names": ["04379243", "02691156"]}
+    assert datamodule_state(str(path), torch.nn.Module) == {}

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from reproduce import scaling
-from reproduce.measure.scaling_report import FIT_FROM, slope
+from reproduce.reports.scaling import FIT_FROM, slope
 from reproduce.runner import config as C
 from reproduce.runner.store import read_rows
 

@@ -23,11 +23,13 @@ from datamodules import shrec17_render as rays
 from datamodules import voxelize as vox
 from datamodules import shrec17 as S
 from datamodules._common import InputError
-from datamodules.shrec17_standin import SYNSETS, prepare_stand_in, write_stand_in
+from datamodules.shrec17_standin import (NUM_CLASSES, PERTURB, SYNSETS, prepare_stand_in, split_counts,
+                                        write_stand_in)
 from models.retrieval import evaluate, grades
 
-SMALL = dict(stand_in_train=2, stand_in_val=1, stand_in_test=1)  # 8 synsets x 4 models
-FAST = dict(num_classes=8, sampling="healpix:2", progress=False, batch_size=4, test_batch_size=4)
+SMALL = dict(stand_in_train=2, stand_in_val=1, stand_in_test=1)  # 16 synsets, 1-4 / 1-2 / 1-2 models each
+N_TRAIN, N_VAL, N_TEST = (sum(split_counts(n).values()) for n in (2, 1, 1))  # models in each split
+FAST = dict(num_classes=NUM_CLASSES, sampling="healpix:2", progress=False, batch_size=4, test_batch_size=4)
 
 
 def write_obj(path, v, f, fmt="{}"):
@@ -129,7 +131,7 @@ def test_broken_meshes_are_skipped_with_one_line_each(standin, tmp_path, capsys)
         assert sum(p.name in ln and why in ln for ln in lines) == 1
     assert dm.preprocess_stats["skipped"] == 3
     dm.setup()
-    assert len(dm.datasets["train"]) == 16 - 3
+    assert len(dm.datasets["train"]) == N_TRAIN - 3
     ids = {int(dm.datasets["train"][k][2]) for k in range(len(dm.datasets["train"]))}
     assert not ids & {int(p.stem) for p in train[:3]}
     # a second run takes the broken list from the cache: nothing recomputed, the same 3 skipped
@@ -340,7 +342,7 @@ def test_voxeliser_double_counts_sub_cubes_and_box_fit():
 
 
 # ------------------------------------------------------------------ stand-in
-def test_stand_in_is_deterministic_and_has_the_shrec_layout(tmp_path):
+def test_stand_in_is_deterministic_and_has_the_shrec_layout(tmp_path, monkeypatch):
     a = write_stand_in(tmp_path / "a", train=1, val=1, test=3, seed=5)
     b = write_stand_in(tmp_path / "b", train=1, val=1, test=3, seed=5)
     c = write_stand_in(tmp_path / "c", train=1, val=1, test=3, seed=6)
@@ -353,13 +355,18 @@ def test_stand_in_is_deterministic_and_has_the_shrec_layout(tmp_path):
     for name in ("train.csv", "val.csv", "test.csv", "all.csv"):
         assert (a / name).read_text().splitlines()[0] == "id,synsetId,subSynsetId,modelId,split"
     rows = list(csv.DictReader(open(a / "all.csv")))
-    assert len(rows) == 8 * 5 and len({r["id"] for r in rows}) == 40
+    n = sum(split_counts(1).values()) * 2 + sum(split_counts(3).values())
+    assert len(rows) == n and len({r["id"] for r in rows}) == n
     assert {r["synsetId"] for r in rows} == set(SYNSETS)
     for r in rows:
         assert (a / f"{r['split']}_perturbed" / f"{r['id']}.obj").is_file()
     texts = [p.read_text() for p in sorted(a.rglob("*.obj"))]
     assert any("/1/1 " in t for t in texts) and any("//1 " in t for t in texts)
-    assert any(len(ln.split()) == 5 for t in texts for ln in t.splitlines() if ln.startswith("f "))  # quads
+    # quads: exactly coplanar triangle pairs, which the vertex noise leaves none of; without it they occur
+    monkeypatch.setitem(PERTURB, "noise", 0.0)
+    flat = write_stand_in(tmp_path / "flat", train=1, val=1, test=1, seed=5)
+    texts = [p.read_text() for p in sorted(flat.rglob("*.obj"))]
+    assert any(len(ln.split()) == 5 for t in texts for ln in t.splitlines() if ln.startswith("f "))
     labels = layout.read_csv(a / "all.csv")
     lab = {r.id: (r.synset, r.sub, r.split) for r in labels}
     test = [i for i, v in lab.items() if v[2] == "test"]
@@ -374,7 +381,7 @@ def test_datamodule_sphere_end_to_end(standin):
     dm = S.Shrec17DataModule(standin, stand_in=True, **SMALL, **FAST, test_augmentations=2)
     dm.prepare_data()
     st = dm.preprocess_stats
-    assert st["meshes"] + st["cached"] == 16 + 8 * 2 + 8 * 2 and st["input"] == "sphere"
+    assert st["meshes"] + st["cached"] == N_TRAIN + N_VAL * 2 + N_TEST * 2 and st["input"] == "sphere"
     assert st["backend"] in ("embree", "numpy") and st["grid"] == "healpix:2"
     dm.setup("fit")
     assert dm.class_names == sorted(SYNSETS) and dm.test_split_name == "test"
@@ -385,15 +392,15 @@ def test_datamodule_sphere_end_to_end(standin):
     assert isinstance(dm.test_dataloader().sampler, torch.utils.data.SequentialSampler)
     test = [dm.datasets["test"][k] for k in range(len(dm.datasets["test"]))]
     ids = [int(t[2]) for t in test]
-    assert len(test) == 16 and all(ids.count(k) == 2 for k in set(ids))     # two copies each
+    assert len(test) == 2 * N_TEST and all(ids.count(k) == 2 for k in set(ids))     # two copies each
     assert not torch.equal(test[0][0], test[1][0])                          # ... with their own draw
     lab = dm.labels()
     assert list(lab) == [r.id for r in layout.read_csv(standin / "test.csv")]  # csv order
     assert {f"{k:06d}" for k in ids} == set(lab)
-    for k in range(0, 16, 2):
+    for k in range(0, 2 * N_TEST, 2):
         assert dm.class_names[test[k][1]] == lab[f"{ids[k]:06d}"][0]
     res = evaluate({q: list(lab) for q in lab}, lab, dm.test_split_name)
-    assert res["num_queries"] == 8 and res["ignored_queries"] == 0
+    assert res["num_queries"] == N_TEST and res["ignored_queries"] == 0
     raw = S.Shrec17DataModule(standin, stand_in=True, normalize=False, **SMALL, **FAST)
     raw.setup()
     xr = raw.datasets["val"][0][0]
@@ -410,7 +417,8 @@ def test_datamodule_voxel_end_to_end(standin):
     assert x.shape == (4, 1, 9, 9, 9) and x.dtype == torch.float32
     v = torch.unique(x * 8)
     assert v.min() == 0 and v.max() <= 8 and torch.equal(v, v.round()) and (x > 0).any()
-    assert set(dm.labels()) == {f"{k:06d}" for k in (int(dm.datasets["test"][j][2]) for j in range(8))}
+    test = dm.datasets["test"]
+    assert set(dm.labels()) == {f"{k:06d}" for k in (int(test[j][2]) for j in range(len(test)))}
 
 
 def test_cache_reuse_corruption_and_changed_mesh(standin, tmp_path, capsys):
@@ -418,19 +426,19 @@ def test_cache_reuse_corruption_and_changed_mesh(standin, tmp_path, capsys):
     kw = dict(test_split="val", cache_dir=tmp_path / "cache", **FAST)
     dm = S.Shrec17DataModule(d, **kw)
     dm.prepare_data()
-    assert dm.preprocess_stats["meshes"] == 24 and not dm.preprocess_stats["from_cache"]
+    assert dm.preprocess_stats["meshes"] == N_TRAIN + N_VAL and not dm.preprocess_stats["from_cache"]
     assert dm.preprocess_stats["meshes_per_s"] > 0
     first = dict(dm.preprocess_stats)
     dm.prepare_data()                             # Lightning's second call (test): keeps the numbers
     assert dm.preprocess_stats == first
     again = S.Shrec17DataModule(d, **kw)
     again.prepare_data()
-    assert again.preprocess_stats["meshes"] == 0 and again.preprocess_stats["cached"] == 24
+    assert again.preprocess_stats["meshes"] == 0 and again.preprocess_stats["cached"] == N_TRAIN + N_VAL
     assert again.preprocess_stats["from_cache"]
     again.setup()
     before = again.datasets["train"][0]
     cached = sorted((dm.cache_folder / "train").glob("*.npz"))
-    assert len(cached) == 16 and str(dm.cache_folder).startswith(str(tmp_path / "cache"))
+    assert len(cached) == N_TRAIN and str(dm.cache_folder).startswith(str(tmp_path / "cache"))
     victim = dm.cache_folder / "train" / f"{before[2]:06d}_0.npz"
     victim.write_bytes(b"garbage")
     after = again.datasets["train"][0]            # read back: recomputed, identical
@@ -456,7 +464,7 @@ def test_worker_pool_writes_the_same_cache(standin, tmp_path):
         dm = S.Shrec17DataModule(d, test_split="val", input="voxel", voxel_size=6, preprocess_workers=w,
                                  cache_dir=tmp_path / f"c{w}", **FAST)
         dm.prepare_data()
-        assert dm.preprocess_stats["workers"] == w and dm.preprocess_stats["meshes"] == 24
+        assert dm.preprocess_stats["workers"] == w and dm.preprocess_stats["meshes"] == N_TRAIN + N_VAL
         dm.setup()
         out[w] = torch.stack([dm.datasets["val"][k][0] for k in range(8)])
     assert torch.equal(out[0], out[2])
@@ -474,10 +482,10 @@ def test_two_processes_filling_one_cache_take_turns(standin, tmp_path):
     ctx = cache._pool_context()
     with ctx.Pool(2) as pool:
         computed = pool.map(_fill_in_process, [(items, tmp_path / "val", params)] * 2)
-    assert sorted(computed) == [0, 16]
+    assert sorted(computed) == [0, 2 * N_VAL]
     assert not list(tmp_path.rglob(".*.tmp*"))
     again = cache.fill_cache(items, tmp_path / "val", 2, params, progress=False)
-    assert again.computed == 0 and again.reused == 16 and len(again.usable) == 8
+    assert again.computed == 0 and again.reused == 2 * N_VAL and len(again.usable) == N_VAL
 
 
 def test_max_per_class_caps_the_training_meshes(standin):
@@ -485,7 +493,7 @@ def test_max_per_class_caps_the_training_meshes(standin):
     dm.prepare_data()
     dm.setup()
     ys = [dm.datasets["train"][k][1] for k in range(len(dm.datasets["train"]))]
-    assert sorted(ys) == list(range(8))
+    assert sorted(ys) == list(range(NUM_CLASSES))
 
 
 # ------------------------------------------------------------------ folder-per-class layout
@@ -621,26 +629,26 @@ def test_input_errors_name_the_problem(standin, tmp_path):
         assert "\n" not in str(e.value)
         return str(e.value)
 
-    err("does not exist", data_dir=tmp_path / "nope", num_classes=8)
-    msg = err("has 8 synsets", data_dir=standin, num_classes=55)
+    err("does not exist", data_dir=tmp_path / "nope", num_classes=NUM_CLASSES)
+    msg = err(f"has {NUM_CLASSES} synsets", data_dir=standin, num_classes=55)
     assert "55" in msg and "train.csv" in msg
     d = copy_standin(standin, tmp_path / "d")
     (d / "test.csv").unlink()
     (d / "all.csv").unlink()
-    msg = err("no labels for the test split", data_dir=d, num_classes=8)
+    msg = err("no labels for the test split", data_dir=d, num_classes=NUM_CLASSES)
     assert "all.csv" in msg and "data.test_split=val" in msg
-    dm = S.Shrec17DataModule(d, num_classes=8, test_split="val", sampling="healpix:1", progress=False)
+    dm = S.Shrec17DataModule(d, num_classes=NUM_CLASSES, test_split="val", sampling="healpix:1", progress=False)
     dm.prepare_data()
     dm.setup()
     assert dm.test_dataset_name == "val_perturbed" and set(dm.labels().values()) <= {
         (s, u, "val") for s, (_, subs) in SYNSETS.items() for u, _ in subs}
     shutil.rmtree(d / "val_perturbed")
-    err("missing folder .*val_perturbed", data_dir=d, num_classes=8, test_split="val")
+    err("missing folder .*val_perturbed", data_dir=d, num_classes=NUM_CLASSES, test_split="val")
     (d / "val.csv").unlink()
-    err("missing .*val.csv", data_dir=d, num_classes=8, test_split="val")
-    err("not a sampling", data_dir=d, num_classes=8, sampling="cube:3")
+    err("missing .*val.csv", data_dir=d, num_classes=NUM_CLASSES, test_split="val")
+    err("not a sampling", data_dir=d, num_classes=NUM_CLASSES, sampling="cube:3")
     err("data.input 'mesh' unknown", data_dir=d, input="mesh")
     err("data.test_split 'train' unknown", data_dir=d, test_split="train")
     empty = tmp_path / "empty"
     empty.mkdir()
-    err("neither the SHREC'17 layout", data_dir=empty, num_classes=8)
+    err("neither the SHREC'17 layout", data_dir=empty, num_classes=NUM_CLASSES)

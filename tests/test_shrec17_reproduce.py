@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from datamodules.shrec17_standin import NUM_CLASSES, split_counts
 from models import retrieval as R
 from reproduce.reports.shrec17 import decode_maps
 from reproduce.shrec17 import parse_input
@@ -18,7 +19,9 @@ from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "reproduce" / "shrec17.py"
-TINY = ["data.stand_in_train=3", "data.stand_in_val=1", "data.stand_in_test=2"]  # models per synset (8 synsets)
+TINY = ["data.stand_in_train=2", "data.stand_in_val=1", "data.stand_in_test=1"]  # per synset (16 synsets)
+N_TEST = sum(split_counts(1).values())  # test models of TINY (1 or 2 per synset; 19 in all)
+HEAD = 55 - NUM_CLASSES  # classes fewer than ShapeNet's in the heads
 
 
 def run_shrec(*args, check=True, timeout=600):
@@ -45,15 +48,15 @@ def test_smoke_rows_tables_and_figure(smoke):
         ("s2cnn", "equiangular:64"), ("se3", "voxel:33")]
     for r in rows:
         assert r["data_source"] == "stand-in" and r["scored_split"] == "test"
-        assert int(r["scored_objects"]) == 16  # 8 synsets x 2 test models, augmentations summed per id
+        assert int(r["scored_objects"]) == N_TEST  # augmentations summed per id
         for k in ("micro_precision", "micro_recall", "micro_map", "macro_map", "f1_cls", "rotation_agreement"):
             assert 0.0 <= float(r[k]) <= 1.0, k
         assert float(r["infer_ms"]) > 0 and float(r["rotation_logit_error"]) >= 0
         assert float(r["preprocess_meshes_per_s"]) > 0 and int(r["preprocess_meshes"]) > 0
     by = {r["model"]: r for r in rows}
-    assert int(by["ds_healpix"]["params"]) == int(by["ds_equiangular"]["params"]) == 190_032 - 47 * 256
-    assert int(by["esteves"]["params"]) == 491_959 - 47 * 257  # FC(256 -> classes) with bias
-    assert int(by["s2cnn"]["params"]) == 99_108  # the cpu preset's narrowed S2CNN (50, 50) at b (12, 8)
+    assert int(by["ds_healpix"]["params"]) == int(by["ds_equiangular"]["params"]) == 190_032 - HEAD * 256
+    assert int(by["esteves"]["params"]) == 491_959 - HEAD * 257  # FC(256 -> classes) with bias
+    assert int(by["s2cnn"]["params"]) == 99_108 + 8 * 51  # the cpu preset's narrowed S2CNN (50, 50) at b (12, 8)
     assert by["ds_healpix"]["preprocess_backend"] in ("embree", "numpy")
     maps = decode_maps(tmp / "res", by["ds_healpix"]["example_maps"])
     assert by["ds_healpix"]["example_maps"] == f"shrec17/{by['ds_healpix']['run_id']}.example_maps.npz"
@@ -80,7 +83,7 @@ def test_result_files_score_to_the_row(smoke):
         folder = ROOT / r["run_dir"] / "retrieval" / r["model"] if not Path(r["run_dir"]).is_absolute() \
             else Path(r["run_dir"]) / "retrieval" / r["model"]
         lists = R.read_results(folder)
-        assert len(lists) == 16 and all(len(v) >= 1 for v in lists.values())
+        assert len(lists) == N_TEST and all(len(v) >= 1 for v in lists.values())
         res = R.evaluate(lists, tmp / "data" / "all.csv", split="test")
         for k in ("micro_map", "macro_map", "micro_ndcg", "micro_f1"):
             assert res[k] == pytest.approx(float(r[k]), abs=1e-6), (r["model"], k)
@@ -95,7 +98,7 @@ def test_ddp_two_processes_score_every_object_once(smoke, tmp_path):
               "--results-dir", tmp_path / "res", "--runs-dir", tmp_path / "runs", "--data-dir", tmp_path / "data",
               "--stand-in", *TINY, "data.stand_in_test=3", "data.test_augmentations=1")
     (row,) = rows_of(tmp_path / "res" / "shrec17.csv")
-    assert row["hardware"].endswith("2 DDP procs") and int(row["scored_objects"]) == 24
+    assert row["hardware"].endswith("2 DDP procs") and int(row["scored_objects"]) == sum(split_counts(3).values())
 
 
 @pytest.mark.parametrize("setting, message", [
@@ -154,11 +157,11 @@ def test_evaluate_on_class_folders(smoke, tmp_path):
     before = sorted((run_dir / "retrieval").rglob("*"))
     p = run_shrec("--evaluate", run_dir / "checkpoints" / "last.ckpt", "--data-dir", tmp_path / "folders")
     out = __import__("json").loads(p.stdout.strip().splitlines()[-1])
-    assert out["scored_objects"] == len(test) == 16 and out["test_samples"] == 16 * 2
+    assert out["scored_objects"] == len(test) == N_TEST and out["test_samples"] == N_TEST * 2
     assert 0 <= out["micro_map"] <= 1 and "example_maps" not in out
     assert sorted((run_dir / "retrieval").rglob("*")) == before
     (evaluated,) = run_dir.glob("retrieval-evaluate-*")
-    assert len(R.read_results(evaluated / "ds_healpix")) == 16
+    assert len(R.read_results(evaluated / "ds_healpix")) == N_TEST
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +177,8 @@ def one_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_evaluate_class_folders_named_otherwise_names_the_ids_and_the_hint_works(one_run, tmp_path):
-    """Class folders named 'chair', 'lamp', 'table': one error naming the checkpoint's 8 class ids
-    and how to name the folders; renamed so (3 of the 8 classes), --evaluate scores them and
+    """Class folders named 'chair', 'lamp', 'table': one error naming the checkpoint's 16 class ids
+    and how to name the folders; renamed so (3 of the 16 classes), --evaluate scores them and
     prints the files it scored."""
     import json
 
@@ -196,12 +199,12 @@ def test_evaluate_class_folders_named_otherwise_names_the_ids_and_the_hint_works
     err = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and err[-1].startswith("error: shrec17: ") and len(err) == 1, err
     assert "class folder(s) 'chair', 'lamp', 'table' are not classes of the model" in err[-1]
-    assert f"its 8 class ids are {', '.join(ids)}" in err[-1] and "Rename each class folder to the id" in err[-1]
+    assert f"its {NUM_CLASSES} class ids are {', '.join(ids)}" in err[-1] and "Rename each class folder to the id" in err[-1]
     for synset, word in words.items():
         (tmp_path / "named" / word).rename(tmp_path / "named" / synset)
     p = run_shrec("--evaluate", ckpt, "--data-dir", tmp_path / "named", "--logger", "none")
     out = json.loads(p.stdout.strip().splitlines()[-1])
     scored = sorted(str(q) for q in (tmp_path / "named").rglob("*.off"))
-    assert out["scored_objects"] == len(scored) == 6 and sorted(out["test_files"]) == scored
+    assert out["scored_objects"] == len(scored) == sum(r["synsetId"] in words for r in test) and sorted(out["test_files"]) == scored
     line = next(ln for ln in p.stderr.splitlines() if "[shrec17] scored" in ln)
-    assert line.split("scored ")[1].startswith("12 test samples from ") and all(s in line for s in scored)
+    assert line.split("scored ")[1].startswith(f"{2 * len(scored)} test samples from ") and all(s in line for s in scored)

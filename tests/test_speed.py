@@ -49,8 +49,8 @@ def test_every_section_measures_sane_ratios(tmp_path):
     assert_sane(rows, md, SECTIONS)
 
 
-def test_unknown_section_and_multi_gpu_are_errors(capsys):
+def test_unknown_section_and_several_processes_are_errors(capsys):
     assert speed.main(["--only", "nope"]) == 2
     assert "unknown model(s) nope" in capsys.readouterr().err
-    assert speed.main(["--gpus", "2"]) == 2
-    assert "--gpus N > 1" in capsys.readouterr().err
+    assert speed.main(["--cpu-procs", "2"]) == 2
+    assert "--cpu-procs cannot be used" in capsys.readouterr().err

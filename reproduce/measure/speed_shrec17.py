@@ -41,6 +41,13 @@ def _meshes(quick: bool) -> list[tuple[str, trimesh.Trimesh]]:
     return [(name, [centre_and_scale(m) for m in ms]) for name, ms in out]
 
 
+def _row(what: str, fn, floor, k: int, reps: int, notes: str) -> dict:
+    """One row: ``fn`` and ``floor`` each process all ``k`` meshes once; times per mesh."""
+    t, f = time_fn(fn, 1, reps), time_fn(floor, 1, reps)
+    return {"what": what, "time_ms": 1e3 * t / k, "floor_ms": 1e3 * f / k, "ratio": t / f, "meshes_per_s": k / t,
+            "notes": notes}
+
+
 def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
     """Return ``(title, rows)``; ``ratio`` = time / floor, ``meshes_per_s`` = 1 / time."""
     from datamodules.meshes import draw_pose
@@ -63,12 +70,9 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
                 for m, p in zip(meshes, poses):
                     render(m, x, p, backend)
 
-            t, f = time_fn(full, 1, reps), time_fn(floor, 1, reps)
-            k = len(meshes)
-            rows.append({"what": f"ray casting 6 channels, {spec} ({len(x):,} rays), {label}", "time_ms": 1e3 * t / k,
-                         "floor_ms": 1e3 * f / k, "ratio": t / f, "meshes_per_s": k / t,
-                         "notes": f"backend {backend}; floor: one ray query + 3 channels on the mesh only "
-                                  "(no hull, no hull rays)"})
+            rows.append(_row(f"ray casting 6 channels, {spec} ({len(x):,} rays), {label}", full, floor, len(meshes),
+                             reps, f"backend {backend}; floor: one ray query + 3 channels on the mesh only "
+                                   "(no hull, no hull rays)"))
         for n in (17,) if quick else (33, 64):
             def vox():
                 for m in meshes:
@@ -78,10 +82,7 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
                 for m in meshes:
                     m.voxelized(pitch=2.0 / (2 * n))
 
-            t, f = time_fn(vox, 1, reps), time_fn(tri, 1, reps)
-            k = len(meshes)
-            rows.append({"what": f"voxelise (obj2voxel --double), {n}³, {label}", "time_ms": 1e3 * t / k,
-                         "floor_ms": 1e3 * f / k, "ratio": t / f, "meshes_per_s": k / t,
-                         "notes": f"floor: trimesh Trimesh.voxelized at the same {2 * n}³ pitch (surface only, "
-                                  "no sub-cube counts)"})
+            rows.append(_row(f"voxelise (obj2voxel --double), {n}³, {label}", vox, tri, len(meshes), reps,
+                             f"floor: trimesh Trimesh.voxelized at the same {2 * n}³ pitch (surface only, "
+                             "no sub-cube counts)"))
     return TITLE, rows

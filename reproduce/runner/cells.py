@@ -9,6 +9,7 @@ value prints that value alone: the spread of one run is not a measurement, so no
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from typing import Any, Callable, Iterable
 
@@ -55,6 +56,64 @@ def mean_std_n(values: list[float]) -> tuple[float, float, int]:
     return m, s, len(values)
 
 
+# --------------------------------------------------------------------------- numbers behind the text
+class Number(str):
+    """A cell's text that also carries the numbers it shows, unrounded, in the unit the text uses
+    (``{"mean": 99.06, "std": 1.7, "n": 17}`` for ``'99.1 ± 1.7 % (n=17)'``, ``{"value": 12345}``
+    for ``'12,345'``): the Markdown prints the text, W&B tables get the numbers as numeric columns
+    (:func:`reproduce.runner.tables.numeric_table`).
+
+    >>> c = Number("60.0 ± 14.1 % (n=2)", mean=60.0, std=14.14, n=2)
+    >>> c, c.numbers["n"]
+    ('60.0 ± 14.1 % (n=2)', 2)
+    """
+
+    numbers: dict
+
+    def __new__(cls, text: str, **numbers):
+        obj = super().__new__(cls, text)
+        obj.numbers = dict(numbers)
+        return obj
+
+
+_NUM = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][-+]?\d+)?"
+#: a whole cell that is one number, or ``mean ± std``, with an optional unit (``%``, ``ms``, ``s``,
+#: ``min``, ``h``), ``(n=k)`` and a trailing note in parentheses or brackets:
+#: ``'99 ± 2 % (Weiler 2018, p. 8)'``, ``'12,345'``, ``'17.4 ms'``
+_NUMBER_CELL = re.compile(rf"^\s*(?P<mean>{_NUM})(?:\s*±\s*(?P<std>{_NUM}))?\s*(?:%|ms|s|min|h)?\s*"
+                          rf"(?:\(n=(?P<n>\d+)\))?\s*(?:\(.*\)|\[.*\])?\s*$")
+
+
+def cell_numbers(cell: Any) -> dict | None:
+    """The numbers a cell shows: a :class:`Number`'s own, else parsed from text that is wholly a
+    number (``'86.8 %'``, ``'99 ± 2 % (paper p. 8)'``, ``'5.21e-16'``); None for other text
+    (``'–'``, a label, ``'3D CNN'``).
+
+    >>> cell_numbers("99 ± 2 % (Weiler 2018)")
+    {'mean': 99.0, 'std': 2.0}
+    >>> cell_numbers("1,234"), cell_numbers("3D CNN"), cell_numbers("–")
+    ({'value': 1234.0}, None, None)
+    """
+    if isinstance(cell, Number):
+        return cell.numbers or None
+    if isinstance(cell, bool):
+        return None
+    if isinstance(cell, (int, float)):
+        return {"value": float(cell)}
+    m = _NUMBER_CELL.match(str(cell))
+    if m is None:
+        return None
+    mean = float(m["mean"].replace(",", ""))
+    if m["std"] is None and m["n"] is None:
+        return {"value": mean}
+    out = {"mean": mean}
+    if m["std"] is not None:
+        out["std"] = float(m["std"].replace(",", ""))
+    if m["n"] is not None:
+        out["n"] = int(m["n"])
+    return out
+
+
 # --------------------------------------------------------------------------- formats
 def fmt_pm(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
     """``'0.921 ± 0.027'``; the mean alone for one value; ``'–'`` for none.
@@ -65,7 +124,8 @@ def fmt_pm(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
     m, s, n = mean_std_n(values)
     if not n:
         return NONE
-    return f"{m * scale:.{digits}f}" + (f" ± {s * scale:.{digits}f}" if n > 1 else "")
+    return Number(f"{m * scale:.{digits}f}" + (f" ± {s * scale:.{digits}f}" if n > 1 else ""),
+                  mean=m * scale, std=s * scale, n=n)
 
 
 def fmt_mean_std(values: list[float], scale: float = 100.0, digits: int = 1, unit: str = " %") -> str:
@@ -74,17 +134,21 @@ def fmt_mean_std(values: list[float], scale: float = 100.0, digits: int = 1, uni
     >>> fmt_mean_std([0.5, 0.7]), fmt_mean_std([0.1234], scale=1, digits=3, unit="")
     ('60.0 ± 14.1 % (n=2)', '0.123 (n=1)')
     """
-    return NONE if not values else f"{fmt_pm(values, scale, digits)}{unit} (n={len(values)})"
+    if not values:
+        return NONE
+    pm_ = fmt_pm(values, scale, digits)
+    return Number(f"{pm_}{unit} (n={len(values)})", **pm_.numbers)
 
 
 def fmt_ms(values: list[float]) -> str:
     """Mean milliseconds: ``'17.4 ms'``."""
-    return f"{statistics.fmean(values):.1f} ms" if values else NONE
+    return Number(f"{statistics.fmean(values):.1f} ms", value=statistics.fmean(values)) if values else NONE
 
 
 def fmt_minutes(seconds: list[float]) -> str:
     """Mean of seconds, in minutes: ``'8.2 min'``."""
-    return f"{statistics.fmean(seconds) / 60:.1f} min" if seconds else NONE
+    return (Number(f"{statistics.fmean(seconds) / 60:.1f} min", value=statistics.fmean(seconds) / 60)
+            if seconds else NONE)
 
 
 def fmt_params(values: list[float]) -> str:
@@ -143,7 +207,7 @@ def first_int(key: str, where: dict | None = None) -> Cell:
     """The column's first value as ``12,345``."""
     def cell(rows, k, v):
         xs = floats(_where(rows, where), key)
-        return f"{int(xs[0]):,}" if xs else NONE
+        return Number(f"{int(xs[0]):,}", value=int(xs[0])) if xs else NONE
     return cell
 
 
@@ -157,14 +221,14 @@ def mean_of(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = 
     """Plain mean of a column (e.g. wall seconds → minutes with ``scale=1/60``)."""
     def cell(rows, k, v):
         xs = floats(_where(rows, where), key)
-        return f"{statistics.fmean(xs) * scale:.{digits}f}" if xs else NONE
+        return Number(f"{statistics.fmean(xs) * scale:.{digits}f}", value=statistics.fmean(xs) * scale) if xs else NONE
     return cell
 
 
 def total(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = None) -> Cell:
     def cell(rows, k, v):
         xs = floats(_where(rows, where), key)
-        return f"{sum(xs) * scale:.{digits}f}" if xs else NONE
+        return Number(f"{sum(xs) * scale:.{digits}f}", value=sum(xs) * scale) if xs else NONE
     return cell
 
 

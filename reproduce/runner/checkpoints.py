@@ -213,13 +213,6 @@ def _drop_training_state(path: Path) -> None:
         return
     for key in ("optimizer_states", "lr_schedulers"):
         state.pop(key, None)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+    from datamodules._common import atomic_open
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)

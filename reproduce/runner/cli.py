@@ -44,6 +44,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose refusals are one ``error:`` line (as every other refusal of the
+    runner), exit status 2, instead of the usage block and ``prog: error:``."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} ({self.prog} --help lists the options)\n")
+
+
 def presets(name: str, config_root: Path = C.CONFIG_ROOT) -> list[str]:
     """The presets of a benchmark: the ``configs/<name>/<preset>.yaml`` that exist, in the order
     smoke, cpu, paper."""
@@ -53,7 +61,7 @@ def presets(name: str, config_root: Path = C.CONFIG_ROOT) -> list[str]:
 def build_parser(bench, doc: str | None) -> argparse.ArgumentParser:
     """The shared options (``bench`` needs only ``name``, ``config_root`` and ``add_arguments``:
     :func:`early_exit` builds it before the benchmark's module has imported torch)."""
-    p = argparse.ArgumentParser(prog=f"reproduce/{bench.name}.py", description=doc, formatter_class=HelpFormatter)
+    p = Parser(prog=f"reproduce/{bench.name}.py", description=doc, formatter_class=HelpFormatter)
     choices = presets(bench.name, bench.config_root)
     p.add_argument("--preset", default=None, choices=choices,
                    help="configs/%s/<preset>.yaml (default: paper on GPUs, else cpu)" % bench.name)
@@ -88,6 +96,9 @@ def build_parser(bench, doc: str | None) -> argparse.ArgumentParser:
     p.add_argument("--logger", choices=["wandb", "csv", "none"], default="wandb",
                    help="wandb: W&B (offline unless WANDB_MODE/WANDB_API_KEY say otherwise) + CSV; "
                         "csv: CSV only; none: no per-step logs (results CSV is always written)")
+    p.add_argument("--log-checkpoints", action="store_true",
+                   help="with --logger wandb: log each run's tested checkpoint and its config.yaml as a "
+                        "W&B model artifact (off by default: checkpoints can be large)")
     p.add_argument("--results-dir", default=None,
                    help="where <benchmark>.csv/.md go (default: results/, smoke: results/smoke/)")
     p.add_argument("--runs-dir", default=str(REPO_ROOT / "runs"),
@@ -163,27 +174,6 @@ def early_exit(name: str, doc: str | None, add_arguments=None, argv: list[str] |
     build_parser(_Named(name, add_arguments), doc).parse_args(argv)  # prints the help, exits 0
 
 
-def shared_options() -> list[str]:
-    """The option names every training script takes (:func:`build_parser`)."""
-    p = build_parser(_Named("tetris"), None)
-    return sorted({o for a in p._actions for o in a.option_strings if o.startswith("--") and o != "--help"})
-
-
-def refuse_shared_options(parser: argparse.ArgumentParser, argv: list[str] | None, why: str) -> argparse.Namespace:
-    """Parse ``argv`` with a measurement script's own ``parser``; a shared option of the training
-    scripts that this one does not take is refused by name, with ``why`` (argparse's usage line
-    and one ``error:`` line, exit 2), instead of argparse's generic "unrecognized arguments"."""
-    args, unknown = parser.parse_known_args(argv)
-    shared = set(shared_options())
-    named = [u.split("=", 1)[0] for u in unknown if u.split("=", 1)[0] in shared]
-    if named:
-        own = sorted({o for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"})
-        parser.error(f"{', '.join(named)}: not an option of this script ({why}); its options: {', '.join(own)}")
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    return args
-
-
 def resolve_launch(args: argparse.Namespace) -> Launch:
     """The devices of this invocation from the device options (:mod:`reproduce.runner.launch`);
     ``args.gpus``/``args.cpu_procs`` are set to what was resolved. Contradictions and requests this
@@ -191,8 +181,10 @@ def resolve_launch(args: argparse.Namespace) -> Launch:
     gpus, procs = resolve_devices(args.accelerator, args.devices, args.gpus, args.cpu_procs)
     args.gpus, args.cpu_procs = gpus, procs
     check_nodes(args.num_nodes, args.launcher)
+    if args.log_checkpoints and args.logger != "wandb":
+        raise InputError(f"--log-checkpoints logs W&B artifacts; it needs --logger wandb, not {args.logger}")
     launch = Launch(gpus=gpus, num_nodes=args.num_nodes, cpu_procs=procs, logger=args.logger,
-                    strategy=args.strategy)
+                    strategy=args.strategy, log_checkpoints=args.log_checkpoints)
     check_strategy(args.strategy, launch.world)
     return launch
 

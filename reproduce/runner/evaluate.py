@@ -20,6 +20,7 @@ data class k is scored as the checkpoint's class k; more classes than outputs ar
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from dataclasses import replace
@@ -173,6 +174,18 @@ def _allow_classes(bench, outputs: int, classes: int) -> str:
             f"in the data's order) is scored as the checkpoint's class k")
     print(line, file=sys.stderr)
     return line
+
+
+def datamodule_state(ckpt, datamodule: type) -> dict:
+    """What a checkpoint saved of its datamodule (its ``state_dict`` hook, e.g. the class order a
+    model was trained with), ``{}`` when nothing; the file is read once per path."""
+    return dict(_datamodule_states(str(Path(ckpt).resolve())).get(datamodule.__qualname__) or {})
+
+
+@functools.lru_cache(maxsize=4)  # asked for by the config check and by the datamodule build
+def _datamodule_states(ckpt: str) -> dict:
+    import torch
+    return torch.load(ckpt, map_location="cpu", weights_only=True)
 
 
 def evaluate(bench, ctx, ckpt: Path, overrides: list[str] | None = None, allow_mismatch: bool = False) -> dict:

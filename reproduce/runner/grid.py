@@ -191,9 +191,7 @@ def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
     if ctx.is_rank_zero:
         print(f"[{bench.name}] run {i + 1}/{n}: {run.model} {run.setting_str} "
               f"seed={run.seed} -> {os.path.relpath(run_dir, REPO_ROOT)}", file=sys.stderr)
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(
-            {"benchmark": run.benchmark, "model_name": run.model, "setting": run.setting,
-             "seed": run.seed, "preset": run.preset, "config": run.cfg}, sort_keys=False))
+        write_run_config(run, run_dir, ctx.data_dir)
     started = started_at(run_dir)
     from reproduce.runner.trainer import fit_and_test  # Lightning: imported only to train
     metrics = fit_and_test(bench, ctx, run)
@@ -217,6 +215,16 @@ def _train(bench, ctx, run: Run, i: int, n: int, csv_path: Path) -> dict:
         if metrics.get("checkpoint"):  # smoke/cpu: only the tested checkpoint stays (--keep-checkpoints)
             prune(run_dir, Path(str(metrics["checkpoint"])).name, ctx.keep_checkpoints)
     return row
+
+
+def write_run_config(run: Run, run_dir: Path, data_dir: Path | None) -> None:
+    """``config.yaml`` of a run folder: what rebuilds the run (``--evaluate``,
+    :func:`reproduce.load.load_run`) — benchmark, model, setting, seed, preset, the resolved
+    config, and the data folder it was trained on (informative: another can be given)."""
+    atomic_write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(
+        {"benchmark": run.benchmark, "model_name": run.model, "setting": run.setting,
+         "seed": run.seed, "preset": run.preset, "config": run.cfg,
+         "data_dir": str(data_dir) if data_dir is not None else None}, sort_keys=False))
 
 
 def run_state(run_dir: Path) -> str:

@@ -84,6 +84,8 @@ class Launch:
     cpu_procs: int = 1
     logger: str = "wandb"
     strategy: str = "auto"
+    #: log each W&B run's tested checkpoint (with its config.yaml) as a ``model`` artifact
+    log_checkpoints: bool = False
 
     @property
     def world(self) -> int:

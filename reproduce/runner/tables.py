@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from datamodules._common import atomic_path, atomic_write_text
 from reproduce.runner import config as C
-from reproduce.runner.cells import (NONE, Cell, const, distinct, first_int, floats, fmt_distinct,  # noqa: F401
+from reproduce.runner.cells import (NONE, Cell, Number, cell_numbers, const, distinct, first_int, floats, fmt_distinct,  # noqa: F401
                                     fmt_mean_std, fmt_minutes, fmt_ms, fmt_params, fmt_pm, label, lookup,
                                     max_text, mean_of, mean_std, mean_std_n, minutes, ms, params, percent, pm,
                                     runs, same, select, total)
@@ -163,7 +164,10 @@ class Table:
     ``published`` (entries, or a callable of the view) interleaves published rows: each entry's
     row, then the reproduced row of its ``model`` when there is one; reproduced rows without a
     published twin follow. ``heading``, ``intro`` (before) and ``after`` are text or callables of
-    the view; a table without any row renders nothing, unless ``always`` is set."""
+    the view; a table without any row renders nothing, unless ``always`` is set.
+    ``title`` names the table where it is logged (W&B); without it the heading's text, else the
+    intro's first sentence, name it (:meth:`name`).
+    """
 
     columns: list[Col]
     rows: str = "model"
@@ -173,6 +177,22 @@ class Table:
     intro: str | Callable[[View], str] = ""
     after: str | Callable[[View], str] = ""
     always: bool = False
+    title: str = ""
+
+    def name(self, view: View) -> str:
+        """The table's title: ``title``, else its heading without ``#``, else the first words of
+        its intro, else ``""``."""
+        if self.title:
+            return self.title
+        for part in (self.heading, self.intro):
+            text = (part(view) if callable(part) else part) or ""
+            text = " ".join(text.replace("#", " ").split())
+            if part is self.intro:  # its first sentence
+                text = re.split(r"(?<=[a-z)][.:;])\s", text)[0].rstrip(".:;")
+            if text:
+                return text if len(text) <= 60 else text[:60].rsplit(" ", 1)[0] + " …"
+        return ""
+
     published: Sequence[Published] | Callable[[View], Sequence[Published]] = ()
 
     def _keys(self, view: View, rows: list[dict]) -> list:
@@ -509,27 +529,71 @@ def render(bench, cfg: dict, rows: list[dict], results_dir: Path) -> Path | None
 
 def table_data(bench, cfg: dict, rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
     """Every declared :class:`Table` of the report as (title, header, body) — the same cells
-    as the Markdown, for loggers that take tables (W&B)."""
+    as the Markdown, for loggers that take tables (W&B). Titles are unique (:meth:`Table.name`;
+    ``main`` for an untitled first table, ``table <k>`` for a later one)."""
     view = View(bench=bench, cfg=cfg, rows=rows, results_dir=Path("."))
-    return [("", *s.grid(view)) for s in bench.report.sections if isinstance(s, Table) and s.grid(view)[1]]
+    out, seen = [], set()
+    for k, s in enumerate(x for x in bench.report.sections if isinstance(x, Table)):
+        heads, body = s.grid(view)
+        if not body:
+            continue
+        title = s.name(view) or ("main" if not out else f"table {k + 1}")
+        while title in seen:
+            title += "'"
+        seen.add(title)
+        out.append((title, heads, body))
+    return out
+
+
+def numeric_table(heads: list[str], body: list[list[Any]]) -> tuple[list[str], list[list[Any]]]:
+    """The columns of a table for a dashboard: a column whose cells show numbers
+    (:func:`cell_numbers`: every cell a number or ``–``, at least one number) becomes numeric
+    columns ``<header>: mean``, ``: std``, ``: n`` (or ``<header>`` alone for single values) with
+    the text kept as ``<header>: text``; other columns stay text. Missing numbers are None.
+
+    >>> numeric_table(["model", "acc"], [["a", Number("50.0 ± 1.0 % (n=2)", mean=50.0, std=1.0, n=2)], ["b", "–"]])
+    (['model', 'acc: mean', 'acc: std', 'acc: n', 'acc: text'], [['a', 50.0, 1.0, 2, '50.0 ± 1.0 % (n=2)'], ['b', None, None, None, '–']])
+    """
+    plan = []  # per column: the keys of its numbers, or None for text
+    for j, h in enumerate(heads):
+        nums = [cell_numbers(r[j]) for r in body]
+        texts = [str(r[j]).strip() for r in body]
+        numeric = any(nums) and all(n is not None or t in ("–", "-", "") for n, t in zip(nums, texts))
+        if not numeric:
+            plan.append(None)
+            continue
+        keys = [k for k in ("value", "mean", "std", "n") if any(n and k in n for n in nums)]
+        if keys == ["value"]:
+            plan.append(["value"])
+        else:  # a single value next to mean ± std cells is that column's mean
+            plan.append([k for k in ("mean", "std", "n") if k in keys or k == "mean"])
+    columns, data = [], [[] for _ in body]
+    for j, h in enumerate(heads):
+        keys = plan[j]
+        if keys is None:
+            columns.append(h)
+        elif keys == ["value"]:
+            columns += [h, f"{h}: text"]
+        else:
+            columns += [f"{h}: {k}" for k in keys] + [f"{h}: text"]
+        for i, r in enumerate(body):
+            if keys is None:
+                data[i].append(str(r[j]))
+                continue
+            n = cell_numbers(r[j]) or {}
+            if "value" in n and "mean" not in n:
+                n = {**n, "mean": n["value"]}
+            for k in keys:
+                v = n.get(k)
+                data[i].append(None if v is None else int(v) if k == "n" or isinstance(v, int) else float(v))
+            data[i].append(str(r[j]))
+    return columns, data
 
 
 def wandb_tables(bench, cfg: dict, rows: list[dict], runs_dir: Path) -> None:
-    """Log the benchmark's tables (reproduced beside published, the same cells as the Markdown)
-    as ``wandb.Table``s of one W&B run per invocation (job type ``table``)."""
-    import wandb
-
-    from reproduce.runner.trainer import wandb_project
-    project = wandb_project()
-    folder = Path(runs_dir) / bench.name / cfg["preset"] / "tables"
-    folder.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(project=project, job_type="table",
-                     group=f"{bench.name}/table", name=f"{bench.name}-{cfg['preset']}-table", dir=str(folder),
-                     tags=[bench.name, f"preset={cfg['preset']}"], config={"preset": cfg["preset"]},
-                     settings=wandb.Settings(silent=True))
-    for i, (title, heads, body) in enumerate(table_data(bench, cfg, rows)):
-        run.log({f"table/{i}{'-' + title if title else ''}": wandb.Table(columns=heads, data=body)})
-    run.finish()
+    """Log the benchmark's tables to its W&B table run (:func:`reproduce.runner.wandb_log.log_tables`)."""
+    from reproduce.runner.wandb_log import log_tables
+    log_tables(bench, cfg, rows, runs_dir)
 
 
 # --------------------------------------------------------------------------- results/README.md

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 
 from datamodules._common import atomic_write_text
 from reproduce.runner.checkpoints import (AtomicCheckpointIO, check_checkpoint, clean_temporaries, pruned_to,
@@ -66,43 +66,42 @@ class Elapsed:
 
 
 def wandb_project() -> str:
-    """W&B offline unless ``WANDB_MODE`` or ``WANDB_API_KEY`` say otherwise; the project name."""
-    if "WANDB_MODE" not in os.environ and "WANDB_API_KEY" not in os.environ:
-        os.environ["WANDB_MODE"] = "offline"
-    os.environ.setdefault("WANDB_SILENT", "true")
-    return os.environ.get("WANDB_PROJECT", "equivariant-bench")
+    """W&B offline unless ``WANDB_MODE`` or ``WANDB_API_KEY`` say otherwise; the project name
+    (:func:`reproduce.runner.wandb_log.wandb_project`)."""
+    from reproduce.runner.wandb_log import wandb_project as project
+    return project()
 
 
 def wandb_logger(run: Run, run_dir: Path, data_source: str):
-    """W&B logger of one run — its own W&B run, finished after the test (:func:`finish_wandb`):
-    offline unless ``WANDB_MODE`` or ``WANDB_API_KEY`` say otherwise. The W&B run is started
-    here on rank 0 (resumed under the same id after a kill); other ranks log nothing."""
-    project = wandb_project()
+    """W&B logger of one run — its own W&B run (:mod:`reproduce.runner.wandb_log`), finished
+    after the test (:func:`finish_wandb`): started here on rank 0 (resumed under the same id
+    after a kill), with the best-value summaries of :func:`~reproduce.runner.wandb_log.define_metrics`;
+    other ranks log nothing."""
     from pytorch_lightning.loggers import WandbLogger
+
+    from reproduce.runner import wandb_log
+    project = wandb_log.wandb_project()
     if global_rank() != 0:
         return WandbLogger(project=project, save_dir=str(run_dir))
-    import wandb
-    experiment = wandb.init(
-        project=project,
-        group=f"{run.benchmark}/{run.model}", job_type=run.preset,
-        name=f"{run.benchmark}-{run.model}-{run.setting_str}-seed{run.seed}",
-        tags=[run.benchmark, run.model, f"preset={run.preset}", f"seed={run.seed}", f"data={data_source}"],
-        dir=str(run_dir), id=f"{run.benchmark}-{run.run_id}-s{run.seed}", resume="allow",
-        config={"run": {"model": run.model, "setting": run.setting, "seed": run.seed,
-                        "preset": run.preset}, **run.cfg},
-        settings=wandb.Settings(silent=True))
+    experiment = wandb_log.init_cell_run(run, run_dir, data_source)
+    wandb_log.define_metrics(experiment, trainer_config(run.cfg).selection)
     return WandbLogger(experiment=experiment, save_dir=str(run_dir))
 
 
-def finish_wandb(trainer, summary: dict) -> None:
-    """Write the run's row metrics into its W&B summary and finish the W&B run, so that the next
-    grid cell gets a run of its own."""
+def finish_wandb(trainer, summary: dict, logged: set[str] = frozenset(), checkpoint: tuple | None = None) -> None:
+    """Write the run's row metrics into its W&B summary (numbers as numbers; ``logged``, the test
+    metrics Lightning logged, not twice), log the tested checkpoint as an artifact when
+    ``checkpoint`` = (run, run dir, path) is given, and finish the W&B run, so that the next grid
+    cell gets a run of its own."""
     from pytorch_lightning.loggers import WandbLogger
+
+    from reproduce.runner import wandb_log
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger) and global_rank() == 0:
             exp = logger.experiment
-            exp.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
-            exp.finish()
+            if checkpoint is not None:
+                wandb_log.log_checkpoint(exp, *checkpoint)
+            wandb_log.finish_cell_run(exp, summary, logged)
 
 
 class StopOnSignal(Callback):
@@ -193,6 +192,9 @@ def make_trainer(launch: Launch, run: Run, run_dir: Path, data_source: str, call
         checkpoints.insert(0, ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=sel.metric,
                                               mode=sel.mode, save_last=False, save_top_k=1,
                                               every_n_epochs=1, enable_version_counter=False))
+    # the learning rate of every parameter group, per step or epoch as the schedule steps
+    # (``lr-<optimizer>``); Lightning refuses the monitor without a logger
+    monitors = [LearningRateMonitor()] if loggers else []
     accelerator, devices = ("gpu", launch.gpus) if launch.gpus else ("cpu", max(1, launch.cpu_procs))
     kwargs: dict[str, Any] = dict(
         max_epochs=t.max_epochs, gradient_clip_val=t.gradient_clip_val,
@@ -208,7 +210,8 @@ def make_trainer(launch: Launch, run: Run, run_dir: Path, data_source: str, call
     return pl.Trainer(accelerator=accelerator, devices=devices, num_nodes=launch.num_nodes,
                       strategy="ddp" if launch.world > 1 else "auto", logger=loggers or False,
                       plugins=[AtomicCheckpointIO()],
-                      callbacks=[*checkpoints, stop or StopOnSignal(), RankSeed(run.seed), *(callbacks or [])],
+                      callbacks=[*checkpoints, stop or StopOnSignal(), RankSeed(run.seed), *monitors,
+                                 *(callbacks or [])],
                       default_root_dir=str(run_dir), **kwargs)
 
 
@@ -354,8 +357,13 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     if bench.is_custom(run):
         out = bench.custom_run(ctx, run, run_dir)
         if isinstance(out, list):  # a measurement cell's rows (reproduce/runner/measurement.py)
-            return {"rows": out, "wall_s": round(elapsed.total(), 2)}
-        return {**out, "wall_s": round(elapsed.total(), 2)}
+            metrics = {"rows": out, "wall_s": round(elapsed.total(), 2)}
+        else:
+            metrics = {**out, "wall_s": round(elapsed.total(), 2)}
+        if ctx.launch.logger == "wandb":
+            from reproduce.runner.wandb_log import log_custom_run
+            log_custom_run(run, run_dir, ctx.data_source, metrics)
+        return metrics
 
     set_tf32(trainer_config(run.cfg).tf32)
     from reproduce.runner.progress import slow_step
@@ -397,5 +405,6 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     metrics["params"] = count_params(backbone)
     metrics["wall_s"] = round(elapsed.total(), 2)
     metrics["checkpoint"] = os.path.relpath(ckpt or last, REPO_ROOT) if (ckpt or last.is_file()) else ""
-    finish_wandb(trainer, metrics)
+    finish_wandb(trainer, metrics, logged=set(results[0]) if results else set(),
+                 checkpoint=(run, run_dir, ckpt or last) if ctx.launch.log_checkpoints else None)
     return metrics

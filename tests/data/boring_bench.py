@@ -168,7 +168,45 @@ class BoringSegment(Boring):
         return Segment
 
 
-BENCH = BoringSegment() if os.environ.get("EB_BORING") == "segment" else Boring()
+class Centroid:
+    """Nearest class mean, fitted without Lightning (a custom row, like cosmology's SVMs)."""
+
+    def __init__(self, num_classes: int = 2):
+        self.num_classes = num_classes
+
+
+class BoringWandb(Boring):
+    """Two models, one of them not trained with Lightning, and one model at two settings: what
+    the W&B read-back test needs (a run per cell, groups per setting, numeric tables)."""
+
+    name = "boring_wb"
+    models = {"mlp": MLP, "centroid": Centroid}
+    report = T.Report(
+        title="boring W&B", reproduces="nothing",
+        sections=[T.Table(rows="setting", title="accuracy", columns=[
+            T.Col("setting", T.label({})),
+            T.Col("published acc", T.lookup({"hidden=16": "90 ± 2 % (made up)", "hidden=32": "91 %"})),
+            T.Col("reproduced acc (mean ± std, n runs)", T.mean_std("test_acc")),
+            T.Col("params", T.first_int("params")),
+            T.Col("cube error", T.max_text("equivariance_error_cube"))])])
+
+    def is_custom(self, run):
+        return run.model == "centroid"
+
+    def custom_run(self, ctx, run, run_dir):
+        dm = self.build_datamodule(ctx, run)
+        dm.setup("fit")
+        x, y = dm.train.tensors
+        means = torch.stack([x[y == c].mean(0) for c in range(dm.num_classes)])
+        xt, yt = dm.test.tensors
+        pred = torch.cdist(xt, means).argmin(1)
+        return {"test_acc": round(float((pred == yt).float().mean()), 6)}
+
+    def after_test(self, ctx, run, task, datamodule):
+        return {"equivariance_error_cube": "5.21e-16"}  # formatted text, as tetris writes it
+
+
+BENCH = {"segment": BoringSegment, "wandb": BoringWandb}.get(os.environ.get("EB_BORING", ""), Boring)()
 
 if __name__ == "__main__":
     sys.exit(main(BENCH, __doc__))
