@@ -58,6 +58,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from datamodules._common import atomic_path
+
 
 #: highest spherical-harmonic degree of the background weather (the 96 × 192 grid resolves ~48)
 LMAX = 40
@@ -527,7 +529,6 @@ def write_stand_in(data_dir: str | os.PathLike, m: StandInClimate = StandInClima
             attrs={"title": "equivariant-bench CAM5 stand-in (synthetic)", "source": "datamodules/climate_standin.py"})
         ds[LABEL_VAR] = (("time", "lat", "lon"), labels[None], {"long_name": "0 background, 1 TC, 2 AR"})
         path = root / f"data-{date}-1.nc"
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        ds.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            ds.to_netcdf(tmp, engine="netcdf4")
     return root

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from datamodules import cam5
 from datamodules import climate as C
 from models.deepsphere.graph import icosahedral_vectors
 from reproduce.runner import config as RC
@@ -34,7 +35,7 @@ def _cpu_stand_in() -> C.StandInClimate:
 def _maps(m: C.StandInClimate, n: int, seed: int, level: int = 4):
     lat = -90 + 180 * (np.arange(m.nlat) + 0.5) / m.nlat
     lon = 360 * np.arange(m.nlon) / m.nlon
-    interp = C.bilinear_lonlat(lat, lon, icosahedral_vectors(level))
+    interp = cam5.bilinear_lonlat(lat, lon, icosahedral_vectors(level))
     rng = np.random.default_rng([m.seed, seed])
     xs, ys = [], []
     for _ in range(n):
