@@ -24,34 +24,12 @@ read (:func:`read_mesh_npz`: keys, shapes, dtypes, NaN/inf, one-hot), with an
 :class:`~datamodules._common.InputError` naming the file and the field; ``prepare_data`` checks that
 every listed file exists.
 
-**ClimateNet / raw CAM5 netCDF** (:func:`open_cam5`): one file per time step (a ``time`` dimension
-of length > 1 gives one sample per step), opened lazily with xarray + netCDF4, each field read one
-step at a time. Regular grids have dims ``(time, lat, lon)`` (any order; ``time`` optional);
-unstructured CAM-SE files have a dimension ``ncol`` with ``lat`` / ``lon`` coordinate variables
-and are read as a point set. Variables: the 16 of :data:`VARIABLES` and ``LABELS`` (0 BG, 1 TC,
-2 AR). Handled: latitude descending (reordered ascending), longitude in −180…180 or 0…360 (taken
-modulo 360 and sorted; a duplicated 0/360 column is dropped), missing values (``_FillValue`` /
-``missing_value`` decoded to NaN by xarray, and the CESM convention ``|x| ≥ 1e30``: these source
-points are *left out* of the interpolation, the weights renormalised over the valid neighbours; a
-target point whose weighted neighbours are all missing gets the value of the nearest valid source
-point of that variable and time step). ``LABELS`` must be 0, 1 or 2 everywhere (a fill value there is an error). A missing variable
-is an error naming the file and listing the variables it has.
-
-Resampling onto the model's sampling (:func:`parse_sampling`: ``ico:L``, ``healpix:NSIDE``
-(NEST), ``equiangular:B``, or ``native`` for point-set files) is done once per file and sampling
-and cached to disk as the UGSCNN npz layout (:func:`resample_file`, written atomically, with a
-progress bar); the datamodule then reads the cache through :func:`read_mesh_npz`. Interpolation
-(:class:`Interpolator`):
-
-* fields from a regular lat/lon grid: **bilinear in (lon, lat)**, periodic in longitude, constant
-  beyond the first/last latitude row. It is exact for fields linear in lon and lat, uses the 4
-  surrounding grid points (a convex combination: non-negative fields such as TMQ or PRECT stay
-  non-negative) and copes with non-uniform latitudes (Gaussian grids);
-* fields from a point set (CAM-SE columns, or an icosahedral / HEALPix map read back onto a grid):
-  **inverse-distance weighting** ``w ∝ 1/d²`` over the ``k = 4`` nearest source points on the
-  unit sphere (``scipy.spatial.cKDTree``, chordal distance), exact at coincident points. Also a
-  convex combination; no mesh connectivity is needed;
-* labels: **nearest neighbour** on the unit sphere (a class is never blended).
+**ClimateNet / raw CAM5 netCDF** (:mod:`datamodules.cam5`): one file per time step (or a ``time``
+dimension, one sample per step) on a regular lat/lon grid or CAM-SE columns, with the 16
+:data:`VARIABLES` and ``LABELS``; resampled once per file and sampling onto the model's sampling
+(:func:`parse_sampling`: ``ico:L``, ``healpix:NSIDE`` (NEST), ``equiangular:B``, or ``native`` for
+point-set files) — fields bilinear or inverse-distance, labels nearest neighbour — and cached to
+disk in the UGSCNN npz layout, which the datamodule then reads through :func:`read_mesh_npz`.
 
 Per-channel normalisation: ``(x − mean) / std`` with the published UGSCNN values
 (:data:`MEAN`, :data:`STD`), for every form and sampling.
@@ -60,8 +38,9 @@ Splits: the split lists when they exist; otherwise 70 / 10 / 20 of the sorted sa
 a seed-0 shuffle (``numpy.random.default_rng(0).permutation``; UGSCNN's ``partition.py`` ratios —
 the official lists are what reproduce its exact split).
 
-Stand-in (:class:`StandInClimate`, :func:`write_stand_in`): ClimateNet-style netCDF files,
-read back by the same reader and resampler (see :func:`stand_in_description`).
+Stand-in (:class:`StandInClimate`, :func:`write_stand_in`, in :mod:`datamodules.climate_standin`):
+ClimateNet-style netCDF files with background weather and threshold-rule labels, read back by the
+same reader and resampler (see :func:`stand_in_description`).
 
 Command line::
 
@@ -70,24 +49,20 @@ Command line::
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
 import os
 import re
 import sys
-import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from scipy.spatial import cKDTree
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules._common import (InputError, atomic_write_text, ensure_stand_in, eval_batch, eval_sampler,
-                                 per_rank_batch)
+from datamodules._common import (InputError, atomic_savez, atomic_write_text, command_line, ensure_stand_in, eval_batch,
+                                 eval_sampler, per_rank_batch, subcommands)
 from models.deepsphere.sampling import Sampling
 
 BENCH = "climate"
@@ -116,42 +91,11 @@ NPZ_PATTERN = re.compile(r"^data-\d{4}-\d{2}-\d{2}-\d{2}-.+-mesh\.npz$")
 SPLITS = ("train", "val", "test")
 SPLIT_FILES = {s: f"{s}_split.txt" for s in SPLITS}
 SPLIT_RATIOS = (0.7, 0.1, 0.2)
-MISSING_ABS = 1e30  # CESM/CAM fill convention (1e36): |x| >= this is missing
 #: the units of the 16 fields in CAM5 history files and ClimateNet (the units :data:`MEAN` /
 #: :data:`STD` are in; CESM CAM5 output field list, ClimateNet GMD 14:107 Table 1)
 UNITS = {"TMQ": "kg m-2", "U850": "m/s", "V850": "m/s", "UBOT": "m/s", "VBOT": "m/s", "QREFHT": "kg/kg",
          "PS": "Pa", "PSL": "Pa", "T200": "K", "T500": "K", "PRECT": "m/s", "TS": "K", "TREFHT": "K",
          "Z1000": "m", "Z200": "m", "ZBOT": "m"}
-_G0 = 9.80665  # standard gravity (WMO), geopotential m2 s-2 -> geopotential height m
-#: accepted spellings of each quantity's units (lower case, blanks, '*' and '^' removed) -> (factor,
-#: offset) onto the published unit: value_published = value * factor + offset
-_UNIT_SPELLINGS = {
-    "pressure": {**dict.fromkeys(("pa", "pascal", "pascals"), (1.0, 0.0)),
-                 **dict.fromkeys(("hpa", "mbar", "mb", "millibar", "millibars", "hectopascal", "hectopascals"),
-                                 (100.0, 0.0)),
-                 "kpa": (1000.0, 0.0)},
-    "temperature": {**dict.fromkeys(("k", "kelvin", "degk", "deg_k", "degreesk", "degrees_k", "degree_k"),
-                                    (1.0, 0.0)),
-                    **dict.fromkeys(("degc", "deg_c", "°c", "c", "celsius", "degreesc", "degrees_c",
-                                     "degree_c", "degree_celsius", "degrees_celsius"), (1.0, 273.15))},
-    "wind": {**dict.fromkeys(("m/s", "ms-1", "meters/second", "metres/second", "m/sec"), (1.0, 0.0)),
-             **dict.fromkeys(("km/h", "kmh-1", "km/hr"), (1 / 3.6, 0.0)),
-             **dict.fromkeys(("knots", "knot", "kt", "kts"), (1852 / 3600, 0.0))},
-    "precipitation": {**dict.fromkeys(("m/s", "ms-1", "meters/second", "metres/second"), (1.0, 0.0)),
-                      **dict.fromkeys(("mm/s", "mms-1", "kgm-2s-1", "kg/m2/s", "kg/m2s"), (1e-3, 0.0)),
-                      **dict.fromkeys(("mm/day", "mm/d", "mmday-1", "mmd-1"), (1e-3 / 86400, 0.0)),
-                      **dict.fromkeys(("mm/h", "mm/hr", "mmh-1", "mmhr-1"), (1e-3 / 3600, 0.0))},
-    "column water": {**dict.fromkeys(("kgm-2", "kg/m2", "mm"), (1.0, 0.0)), "cm": (10.0, 0.0)},
-    "mixing ratio": {**dict.fromkeys(("kg/kg", "kgkg-1", "1"), (1.0, 0.0)),
-                     **dict.fromkeys(("g/kg", "gkg-1"), (1e-3, 0.0))},
-    "height": {**dict.fromkeys(("m", "meter", "meters", "metre", "metres", "gpm"), (1.0, 0.0)),
-               "dam": (10.0, 0.0), "km": (1000.0, 0.0),
-               **dict.fromkeys(("m2s-2", "m2/s2"), (1 / _G0, 0.0))},
-}
-_QUANTITY = {"TMQ": "column water", "QREFHT": "mixing ratio", "PS": "pressure", "PSL": "pressure",
-             "PRECT": "precipitation", **dict.fromkeys(("U850", "V850", "UBOT", "VBOT"), "wind"),
-             **dict.fromkeys(("T200", "T500", "TS", "TREFHT"), "temperature"),
-             **dict.fromkeys(("Z1000", "Z200", "ZBOT"), "height")}
 #: a channel whose median, normalised by :data:`MEAN` / :data:`STD`, lies further than this many
 #: published standard deviations from 0 is reported as implausible (wrong units under the right
 #: name: PS in hPa gives −12.5, QREFHT in g/kg +1600, TS in °C −14, Z200 in dam −16; the medians of
@@ -223,15 +167,10 @@ def write_mesh_npz(path: str | os.PathLike, data: np.ndarray, labels: np.ndarray
                    **extra) -> Path:
     """Write the UGSCNN layout atomically: ``data`` float32 ``(16, V)``, ``labels`` one-hot
     uint8 ``(3, V)`` from class indices ``(V,)`` (omitted when None), plus ``extra`` arrays."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"data": np.asarray(data, dtype=np.float32), **{k: np.asarray(v) for k, v in extra.items()}}
     if labels is not None:
         arrays["labels"] = (np.asarray(labels)[None, :] == np.arange(len(CLASSES))[:, None]).astype(np.uint8)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-    return path
+    return atomic_savez(path, **arrays)
 
 
 def normalize(data: np.ndarray) -> np.ndarray:
@@ -243,57 +182,11 @@ def normalize(data: np.ndarray) -> np.ndarray:
 _ANNOUNCED: set[tuple] = set()
 
 
-def _say_once(key: tuple, line: str) -> None:
+def say_once(key: tuple, line: str) -> None:
     """One line on stderr per ``key`` in this process (a folder of files in the same units says it once)."""
     if key not in _ANNOUNCED:
         _ANNOUNCED.add(key)
         print(line, file=sys.stderr)
-
-
-def _unit_key(text: str) -> str:
-    return re.sub(r"[\s*^]", "", str(text).lower())
-
-
-def unit_conversions(path: Path, attrs: dict[str, dict]) -> dict[str, tuple[float, float]]:
-    """``{variable: (factor, offset)}`` that bring each field into its published unit
-    (:data:`UNITS`) from the ``units`` attribute it carries (``attrs``: variable -> attributes).
-    A unit that is the published one (in any common spelling) needs nothing; a convertible one
-    (hPa, mbar, g/kg, °C, mm/day, dam, ...) is converted, said in one line per folder; an
-    unknown unit is an :class:`InputError` naming file, variable and unit; a field without a
-    ``units`` attribute is taken as published, said in one line per folder."""
-    out: dict[str, tuple[float, float]] = {}
-    converted, unitless = [], []
-    for v in VARIABLES:
-        raw = attrs.get(v, {}).get("units")
-        if raw is None or not str(raw).strip():
-            unitless.append(v)
-            continue
-        table = _UNIT_SPELLINGS[_QUANTITY[v]]
-        conv = table.get(_unit_key(raw))
-        if conv is None:
-            known = sorted({k for k in table})
-            raise InputError(f"{BENCH}: {path}: variable {v} has units '{raw}', not {UNITS[v]} and not "
-                             f"convertible to it (known {_QUANTITY[v]} units: {', '.join(known)})")
-        if conv != (1.0, 0.0):
-            out[v] = conv
-            converted.append((v, str(raw).strip()))
-    if converted:
-        groups: dict[str, list[str]] = {}
-        for v, u in converted:
-            groups.setdefault(f"{u} -> {UNITS[v]}", []).append(v)
-        what = "; ".join(f"{', '.join(vs)}: {k} ({_conversion_text(out[vs[0]])})" for k, vs in groups.items())
-        _say_once(("units", str(path.parent), tuple(converted)),
-                  f"{BENCH}: {path} (and every file of {path.parent} in these units): converted {what}")
-    if unitless:
-        _say_once(("unitless", str(path.parent), tuple(unitless)),
-                  f"{BENCH}: {path} (and every file of {path.parent} like it): no units attribute on "
-                  f"{', '.join(unitless)}; taken as the published {', '.join(sorted({UNITS[v] for v in unitless}))}")
-    return out
-
-
-def _conversion_text(conv: tuple[float, float]) -> str:
-    f, o = conv
-    return f"x{f:.6g}" + (f" + {o:g}" if o else "")
 
 
 def check_plausible(path: Path, data: np.ndarray, where: str = "") -> list[str]:
@@ -306,9 +199,9 @@ def check_plausible(path: Path, data: np.ndarray, where: str = "") -> list[str]:
     bad = [i for i in range(len(VARIABLES)) if not abs(z[i]) <= PLAUSIBLE_MEDIAN]
     if bad:
         what = ", ".join(f"{VARIABLES[i]} median {med[i]:.4g} {UNITS[VARIABLES[i]]} ({z[i]:+.3g} std)" for i in bad)
-        _say_once(("range", str(path.parent), tuple(bad)),
-                  f"{BENCH}: warning: {path}{where}: implausible after normalisation (published mean "
-                  f"+- {PLAUSIBLE_MEDIAN:g} std): {what}; are the units right?")
+        say_once(("range", str(path.parent), tuple(bad)),
+                 f"{BENCH}: warning: {path}{where}: implausible after normalisation (published mean "
+                 f"+- {PLAUSIBLE_MEDIAN:g} std): {what}; are the units right?")
     return [VARIABLES[i] for i in bad]
 
 
@@ -329,391 +222,6 @@ def parse_sampling(spec: str | Sampling) -> Sampling:
         return Sampling.parse(spec, SAMPLINGS)
     except ValueError as e:
         raise InputError(f"{BENCH}: {e}") from None
-
-
-# --------------------------------------------------------------------------- netCDF reader
-@dataclass
-class Cam5File:
-    """A CAM5 netCDF file as read by :func:`open_cam5` (no field loaded yet).
-
-    ``grid``: ``"latlon"`` or ``"points"``. For ``latlon``, ``lat`` (ascending) and ``lon``
-    (ascending in [0, 360)) are the axes after reordering, ``lat_order`` / ``lon_order`` the file
-    indices they come from; for ``points``, ``lat`` / ``lon`` are per column. ``n_time`` steps
-    (1 without a ``time`` dimension); ``has_labels`` whether ``LABELS`` exists; ``variables``
-    all data variables of the file.
-    """
-
-    path: Path
-    grid: str
-    lat: np.ndarray
-    lon: np.ndarray
-    lat_order: np.ndarray | None
-    lon_order: np.ndarray | None
-    n_time: int
-    has_labels: bool
-    variables: tuple[str, ...]
-    times: tuple[str, ...] = ()
-    convert: dict = field(default_factory=dict)  # variable -> (factor, offset), see unit_conversions
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (len(self.lat), len(self.lon)) if self.grid == "latlon" else (len(self.lat),)
-
-    def vectors(self) -> np.ndarray:
-        """Unit vectors of the source points, flattened in (lat, lon) order for ``latlon``."""
-        from models.deepsphere.graph import lonlat_vectors
-
-        if self.grid == "latlon":
-            lo, la = np.meshgrid(self.lon, self.lat)
-            return lonlat_vectors(lo.ravel(), la.ravel())
-        return lonlat_vectors(self.lon, self.lat)
-
-    def read_step(self, t: int = 0, require_labels: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """Fields ``(16, *shape)`` float64 (NaN where missing) and labels ``shape`` int64 (or
-        None) of time step ``t``, in the reordered grid."""
-        with _open(self.path) as ds, _quiet():
-            fields = np.stack([self._values(ds[v], t, v) for v in VARIABLES])
-            labels = None
-            if self.has_labels:
-                raw = self._values(ds[LABEL_VAR], t, LABEL_VAR)
-                bad = ~np.isin(raw, (0, 1, 2))
-                if bad.any():
-                    ex = raw[bad][0]
-                    raise InputError(f"{BENCH}: {self.path}: variable {LABEL_VAR} (step {t}) has {int(bad.sum())} "
-                                     f"value(s) other than 0 (BG), 1 (TC), 2 (AR), e.g. "
-                                     f"{'a fill value / NaN' if not np.isfinite(ex) else repr(float(ex))}")
-                labels = raw.astype(np.int64)
-            elif require_labels:
-                raise InputError(f"{BENCH}: {self.path}: no variable {LABEL_VAR} (needed for training and "
-                                 f"scoring); the file has: {', '.join(self.variables)}")
-        fields[np.abs(fields) >= MISSING_ABS] = np.nan
-        for i, v in enumerate(VARIABLES):
-            if np.isnan(fields[i]).all():
-                raise InputError(f"{BENCH}: {self.path}: variable {v} (step {t}) has no valid value "
-                                 f"(all missing / _FillValue)")
-            if v in self.convert:
-                factor, offset = self.convert[v]
-                fields[i] = fields[i] * factor + offset
-        check_plausible(self.path, fields, f" (step {t})" if self.n_time > 1 else "")
-        return fields, labels
-
-    def _values(self, da, t: int, name: str) -> np.ndarray:
-        dims = set(da.dims)
-        space = ("lat", "lon") if self.grid == "latlon" else ("ncol",)
-        want = set(space) | ({"time"} if "time" in dims else set())
-        if dims != want:
-            raise InputError(f"{BENCH}: {self.path}: variable {name} has dims {tuple(da.dims)}, expected "
-                             f"{('time',) + space} (time optional)")
-        if "time" in dims:
-            da = da.isel(time=t)
-        a = np.asarray(da.transpose(*space).values, dtype=np.float64)
-        if self.grid == "latlon":
-            a = a[self.lat_order][:, self.lon_order]
-        return a
-
-
-def _open(path: Path):
-    try:
-        import netCDF4  # noqa: F401  (xarray's engine="netcdf4")
-        import xarray as xr
-    except ImportError as e:
-        raise InputError(f"{BENCH}: reading netCDF needs xarray and netCDF4 ({e}); "
-                         f"pip install xarray netCDF4") from None
-    try:
-        with _quiet():
-            return xr.open_dataset(path, engine="netcdf4", mask_and_scale=True, decode_times=False)
-    except Exception as e:  # OSError, ValueError from netCDF4 / xarray
-        raise InputError(f"{BENCH}: {path}: unreadable netCDF ({type(e).__name__}: {e})") from None
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Library warnings off while a file is opened and decoded: xarray's SerializationWarning
-    (e.g. 'variable has multiple fill values', NCEP files give one per variable) and netCDF4's
-    would bury the one line this reader says about the file; what matters is checked and said
-    here (missing values, units, ranges)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
-def open_cam5(path: str | os.PathLike) -> Cam5File:
-    """Read the layout of a CAM5 / ClimateNet netCDF file (lazily: no field is loaded); see the
-    module docstring for what is accepted. Errors name the file."""
-    path = Path(path)
-    with _open(path) as ds:
-        variables = tuple(str(v) for v in ds.data_vars)
-        missing = [v for v in VARIABLES if v not in ds.variables]
-        if missing:
-            raise InputError(f"{BENCH}: {path}: missing variable(s) {', '.join(missing)}; the file has: "
-                             f"{', '.join(variables) or 'no data variables'}")
-        for c in ("lat", "lon"):
-            if c not in ds.variables:
-                raise InputError(f"{BENCH}: {path}: no coordinate variable '{c}' (the file has: "
-                                 f"{', '.join(map(str, ds.variables))})")
-        convert = unit_conversions(path, {v: dict(ds[v].attrs) for v in VARIABLES})
-        with _quiet():
-            lat = np.asarray(ds["lat"].values, dtype=np.float64)
-            lon = np.asarray(ds["lon"].values, dtype=np.float64)
-        n_time = int(ds.sizes.get("time", 1))
-        times = _time_names(ds, n_time)
-        has_labels = LABEL_VAR in ds.variables
-        if "ncol" in ds.dims:
-            if ds["lat"].dims != ("ncol",) or ds["lon"].dims != ("ncol",):
-                raise InputError(f"{BENCH}: {path}: unstructured file (dimension ncol) needs lat(ncol) and "
-                                 f"lon(ncol), got lat{tuple(ds['lat'].dims)} and lon{tuple(ds['lon'].dims)}")
-            _check_coords(path, lat, lon)
-            return Cam5File(path, "points", lat, lon % 360.0, None, None, n_time, has_labels, variables, times,
-                            convert)
-        if ds["lat"].ndim != 1 or ds["lon"].ndim != 1:
-            raise InputError(f"{BENCH}: {path}: lat and lon must be 1-D axes (dims (time, lat, lon)) or "
-                             f"columns (dimension ncol); got lat{tuple(ds['lat'].dims)}, lon{tuple(ds['lon'].dims)}")
-    _check_coords(path, lat, lon)
-    lat_order = np.argsort(lat, kind="stable")
-    if np.any(np.diff(lat[lat_order]) <= 0):
-        raise InputError(f"{BENCH}: {path}: latitudes are not strictly monotonic (repeated values)")
-    lon_mod = lon % 360.0
-    lon_order = np.argsort(lon_mod, kind="stable")
-    keep = np.concatenate([[True], np.diff(lon_mod[lon_order]) > 1e-9])  # drop a repeated 0/360 column
-    lon_order = lon_order[keep]
-    if len(lon_order) < 2:
-        raise InputError(f"{BENCH}: {path}: fewer than 2 distinct longitudes")
-    return Cam5File(path, "latlon", lat[lat_order], lon_mod[lon_order], lat_order, lon_order, n_time,
-                    has_labels, variables, times, convert)
-
-
-def _check_coords(path: Path, lat: np.ndarray, lon: np.ndarray) -> None:
-    if not (np.all(np.isfinite(lat)) and np.all(np.isfinite(lon))):
-        raise InputError(f"{BENCH}: {path}: lat/lon contain NaN/inf")
-    if np.any(np.abs(lat) > 90 + 1e-9):
-        raise InputError(f"{BENCH}: {path}: latitudes outside [-90, 90] (min {lat.min():g}, max {lat.max():g}); "
-                         f"expected degrees")
-
-
-def _time_names(ds, n_time: int) -> tuple[str, ...]:
-    """``YYYY-MM-DD-HH`` per step when the time coordinate decodes (CF units), else ()."""
-    if "time" not in ds.variables or "units" not in ds["time"].attrs:
-        return ()
-    try:
-        import xarray as xr
-
-        with _quiet():
-            dec = xr.decode_cf(ds[["time"]].copy())["time"].values.reshape(-1)
-        names = tuple(f"{t.year:04d}-{t.month:02d}-{t.day:02d}-{t.hour:02d}" if hasattr(t, "year")
-                      else str(np.datetime_as_string(t, unit="h")).replace("T", "-") for t in dec)
-        return names if len(names) == n_time else ()
-    except Exception:  # undecodable units: fall back to the file name
-        return ()
-
-
-# --------------------------------------------------------------------------- interpolation
-@dataclass
-class Interpolator:
-    """Source → target weights: field value at target ``i`` = ``Σ_j w[i, j] · src[idx[i, j]]``
-    (renormalised over valid sources), label = ``src[nearest[i]]``. ``method`` says which rule."""
-
-    idx: np.ndarray
-    w: np.ndarray
-    nearest: np.ndarray
-    method: str
-    src_vectors: np.ndarray | None = None
-    tgt_vectors: np.ndarray | None = None
-
-    def fields(self, src: np.ndarray) -> np.ndarray:
-        """``(C, N_src)`` (NaN = missing) → ``(C, N_tgt)`` float64, see the module docstring.
-
-        Missing sources are left out and the weights renormalised over the valid ones; a target
-        whose weighted sources are all missing takes the nearest valid source point of that
-        channel (the channel's mean of valid values when the vectors are unknown)."""
-        src = np.asarray(src, dtype=np.float64).reshape(src.shape[0], -1)
-        vals = src[:, self.idx]                           # (C, N, k)
-        valid = np.isfinite(vals)
-        w = np.where(valid, self.w[None], 0.0)
-        num = np.einsum("cnk,cnk->cn", np.where(valid, vals, 0.0), w)
-        den = w.sum(-1)
-        out = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-        for c in np.nonzero((den <= 0).any(1))[0]:
-            ok, todo = np.isfinite(src[c]), den[c] <= 0
-            if self.src_vectors is None or self.tgt_vectors is None:
-                out[c, todo] = np.nanmean(src[c])
-            else:
-                j = cKDTree(self.src_vectors[ok]).query(self.tgt_vectors[todo])[1]
-                out[c, todo] = src[c][ok][j]
-        return out
-
-    def labels(self, src: np.ndarray) -> np.ndarray:
-        return np.asarray(src).reshape(-1)[self.nearest]
-
-
-def bilinear_lonlat(lat: np.ndarray, lon: np.ndarray, tgt_vectors: np.ndarray) -> Interpolator:
-    """Bilinear weights on a regular grid (``lat`` ascending, ``lon`` ascending in [0, 360),
-    periodic) for target unit vectors; sources flattened in (lat, lon) order. Latitudes beyond
-    the first/last row take that row's values (constant extrapolation towards the poles)."""
-    from models.deepsphere.graph import lonlat_vectors
-
-    t = np.asarray(tgt_vectors, dtype=np.float64)
-    tlat = np.degrees(np.arcsin(np.clip(t[:, 2], -1, 1)))
-    tlon = np.degrees(np.arctan2(t[:, 1], t[:, 0])) % 360.0
-    nlat, nlon = len(lat), len(lon)
-    lon_ext = np.concatenate([lon, [lon[0] + 360.0]])
-    i = np.clip(np.searchsorted(lon_ext, tlon, side="right") - 1, 0, nlon - 1)
-    tl = np.where(tlon < lon[0], tlon + 360.0, tlon)
-    i = np.where(tlon < lon[0], nlon - 1, i)
-    a = (tl - lon_ext[i]) / (lon_ext[i + 1] - lon_ext[i])
-    i1 = (i + 1) % nlon
-    j = np.clip(np.searchsorted(lat, tlat, side="right") - 1, 0, nlat - 2)
-    b = np.clip((tlat - lat[j]) / (lat[j + 1] - lat[j]), 0.0, 1.0)
-    idx = np.stack([j * nlon + i, j * nlon + i1, (j + 1) * nlon + i, (j + 1) * nlon + i1], axis=1)
-    w = np.stack([(1 - a) * (1 - b), a * (1 - b), (1 - a) * b, a * b], axis=1)
-    lo, la = np.meshgrid(lon, lat)
-    src = lonlat_vectors(lo.ravel(), la.ravel())
-    nearest = cKDTree(src).query(t)[1]
-    return Interpolator(idx, w, nearest, "bilinear in (lon, lat), periodic lon", src, t)
-
-
-def idw_points(src_vectors: np.ndarray, tgt_vectors: np.ndarray, k: int = 4) -> Interpolator:
-    """Inverse-distance weights ``w ∝ 1/d²`` over the ``k`` nearest source points (chordal
-    distance on the unit sphere; a coincident source point gets all the weight)."""
-    src = np.asarray(src_vectors, dtype=np.float64)
-    k = min(int(k), len(src))
-    tree = cKDTree(src)
-    d, idx = tree.query(np.asarray(tgt_vectors, dtype=np.float64), k=k)
-    d, idx = d.reshape(len(d), -1), idx.reshape(len(idx), -1)
-    hit = d[:, 0] < 1e-12
-    w = 1.0 / np.maximum(d, 1e-12) ** 2
-    w[hit] = 0.0
-    w[hit, 0] = 1.0
-    w /= w.sum(1, keepdims=True)
-    return Interpolator(idx, w, idx[:, 0].copy(), f"inverse-distance (1/d^2) over {k} nearest points",
-                        src, np.asarray(tgt_vectors, dtype=np.float64))
-
-
-_INTERP_CACHE: dict[tuple, Interpolator] = {}
-
-
-def interpolator_for(f: Cam5File, sampling: Sampling) -> Interpolator | None:
-    """The interpolator from ``f``'s grid to ``sampling`` (cached in-process per grid); None for
-    ``native`` (point-set files keep their columns)."""
-    if sampling.kind == "native":
-        if f.grid != "points":
-            raise InputError(f"{BENCH}: {f.path}: sampling 'native' keeps the columns of unstructured (ncol) "
-                             f"files; this file is on a lat/lon grid: choose ico:L, healpix:NSIDE or equiangular:B")
-        return None
-    key = (f.grid, sampling.name, f.lat.tobytes(), f.lon.tobytes())
-    if key not in _INTERP_CACHE:
-        tgt = sampling.vertices()
-        if len(_INTERP_CACHE) > 8:
-            _INTERP_CACHE.clear()
-        _INTERP_CACHE[key] = (bilinear_lonlat(f.lat, f.lon, tgt) if f.grid == "latlon"
-                              else idw_points(f.vectors(), tgt))
-    return _INTERP_CACHE[key]
-
-
-# --------------------------------------------------------------------------- resampling + cache
-_NAME_RE = re.compile(r"(\d{4}-\d{2}-\d{2}-\d{2})-(\d+)")
-
-
-def step_names(f: Cam5File) -> list[str]:
-    """UGSCNN-style names ``data-YYYY-MM-DD-HH-<run>-mesh.npz`` of the steps of ``f``: the date
-    from the decoded time coordinate (else from the file name, ``data-YYYY-MM-DD-HH-<run>…``, with
-    ``-t<i>`` appended for steps after the first), the run from the file name (else 1); a file
-    name without a date keeps its stem."""
-    m = _NAME_RE.search(f.path.name)
-    run = m.group(2) if m else "1"
-    names = []
-    for t in range(f.n_time):
-        if f.times:
-            names.append(f"data-{f.times[t]}-{run}-mesh.npz")
-        elif m:
-            names.append(f"data-{m.group(1)}-{run}{'' if t == 0 else f'-t{t}'}-mesh.npz")
-        else:
-            names.append(f"{f.path.stem}{'' if f.n_time == 1 else f'-t{t}'}-mesh.npz")
-    return names
-
-
-def _stamp(path: Path) -> np.ndarray:
-    st = path.stat()
-    return np.array([st.st_size, st.st_mtime_ns], dtype=np.int64)
-
-
-def _cache_valid(path: Path, source: Path, step: int) -> bool:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return (str(z["source"]) == str(source.resolve()) and int(z["step"]) == step
-                    and np.array_equal(z["stamp"], _stamp(source)))
-    except Exception:
-        return False
-
-
-def resample_file(path: str | os.PathLike, sampling: Sampling | str, out_dir: str | os.PathLike,
-                  require_labels: bool = True) -> list[Path]:
-    """Resample every step of one netCDF file onto ``sampling`` and write it in the UGSCNN npz
-    layout into ``out_dir`` (one file per step, :func:`step_names`; atomic). A file already
-    written from the same source (path, size, mtime) and step is kept. Returns the npz paths."""
-    sampling = parse_sampling(sampling) if isinstance(sampling, str) else sampling
-    path, out_dir = Path(path), Path(out_dir)
-    f = open_cam5(path)
-    names = step_names(f)
-    outs = [out_dir / n for n in names]
-    if all(o.is_file() and _cache_valid(o, path, t) for t, o in enumerate(outs)):
-        return outs
-    if require_labels and not f.has_labels:
-        raise InputError(f"{BENCH}: {path}: no variable {LABEL_VAR} (needed for training and scoring); "
-                         f"the file has: {', '.join(f.variables)}")
-    interp = interpolator_for(f, sampling)
-    for t, o in enumerate(outs):
-        if o.is_file() and _cache_valid(o, path, t):
-            continue
-        fields, labels = f.read_step(t, require_labels)
-        flat = fields.reshape(len(VARIABLES), -1)
-        if interp is None:
-            data = Interpolator(np.arange(flat.shape[1])[:, None], np.ones((flat.shape[1], 1)),
-                                np.arange(flat.shape[1]), "identity").fields(flat)
-            lab = None if labels is None else labels.reshape(-1)
-        else:
-            data = interp.fields(flat)
-            lab = None if labels is None else interp.labels(labels)
-        extra = {"source": np.array(str(path.resolve())), "step": np.array(t), "stamp": _stamp(path),
-                 "sampling": np.array(sampling.name)}
-        if interp is None:
-            extra.update(lat=f.lat.astype(np.float64), lon=f.lon.astype(np.float64))
-        write_mesh_npz(o, data, lab, **extra)
-    return outs
-
-
-def resample_folder(src: str | os.PathLike, sampling: Sampling | str, out_dir: str | os.PathLike,
-                    require_labels: bool = True, progress: bool = True) -> list[Path]:
-    """:func:`resample_file` for every ``*.nc`` of ``src`` (sorted), with a progress bar."""
-    from tqdm import tqdm
-
-    src = Path(src)
-    files = netcdf_files(src)
-    if not files:
-        raise InputError(f"{BENCH}: {src} holds no netCDF files (*.nc); {HINT}")
-    sampling = parse_sampling(sampling) if isinstance(sampling, str) else sampling
-    outs: list[Path] = []
-    before = {o.name: o.stat().st_mtime_ns for o in Path(out_dir).glob("*-mesh.npz")} if Path(out_dir).is_dir() else {}
-    for p in tqdm(files, desc=f"resample -> {sampling.name}", unit="file", disable=not progress, leave=False):
-        outs += resample_file(p, sampling, out_dir, require_labels)
-    first = open_cam5(files[0])
-    grid = (f"lat/lon {len(first.lat)}x{len(first.lon)}" if first.grid == "latlon"
-            else f"{len(first.lat)} ncol columns")
-    made = sum(1 for o in outs if before.get(o.name) != o.stat().st_mtime_ns)
-    how = ("kept on the files' own points" if sampling.kind == "native" else
-           "fields bilinear (lat/lon) or inverse-distance (columns), labels nearest neighbour")
-    _say_once(("resampled", str(src), sampling.name, made),
-              f"{BENCH}: {len(files)} netCDF file(s) of {src} (the first on {grid}) onto {sampling.name} ({how}): "
-              + (f"{made} sample(s) resampled into {out_dir}" if made else f"reused from {out_dir}"))
-    names = [o.name for o in outs]
-    dup = {n for n in names if names.count(n) > 1}
-    if dup:
-        raise InputError(f"{BENCH}: {src}: several steps map to the same sample name {sorted(dup)[0]} "
-                         f"(same date and run in two files)")
-    return outs
-
-
-def netcdf_files(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).glob("*.nc") if p.is_file() and not p.name.startswith("."))
 
 
 # --------------------------------------------------------------------------- splits
@@ -747,184 +255,16 @@ def read_split_lists(folders: Sequence[Path]) -> dict[str, list[str]] | None:
     return None
 
 
-def netcdf_splits(src: Path, outs: Sequence[Path]) -> dict[str, list[str]]:
-    """Splits of the samples ``outs`` resampled from the netCDF folder ``src``: its split lists
-    when it has them (entries name either sample npz files or netCDF files, whose steps all follow
-    their file), else :func:`default_splits` of the sample names."""
-    names = [Path(o).name for o in outs]
-    lists = read_split_lists([Path(src)])
-    if lists is None:
-        return default_splits(names)
-    sources = {n: nc.name for nc in netcdf_files(Path(src)) for n in step_names(open_cam5(nc))}
-    return {s: sorted(n for n in names if n in set(v) or sources.get(n) in set(v)) for s, v in lists.items()}
-
-
 def write_split_lists(folder: Path, splits: dict[str, list[str]]) -> None:
     for s, fn in SPLIT_FILES.items():
         atomic_write_text(Path(folder) / fn, "".join(f"{n}\n" for n in splits[s]))
 
 
 # --------------------------------------------------------------------------- stand-in
-@dataclass(frozen=True)
-class StandInClimate:
-    """How the offline stand-in is made (config ``data.stand_in_maps``).
-
-    ``files`` netCDF files of one time step on an ``nlat × nlon`` grid; per map a Poisson number
-    of tropical cyclones (mean ``tc_per_map``, radius ``tc_radius_deg``) and ``ar_per_map`` ± 1
-    atmospheric rivers (length ``ar_length_deg``, half-width ``ar_halfwidth_deg``); ``seed``.
-    """
-
-    files: int = 40
-    nlat: int = 96
-    nlon: int = 192
-    tc_per_map: float = 1.0
-    tc_radius_deg: float = 3.6
-    ar_per_map: int = 3
-    ar_length_deg: float = 50.0
-    ar_halfwidth_deg: float = 3.0
-    seed: int = 0
-
-
-#: units and long names written to the stand-in (CAM5 / ClimateNet conventions)
-_ATTRS = {"TMQ": ("kg m-2", "Total (vertically integrated) precipitable water"),
-          "U850": ("m/s", "Zonal wind at 850 mbar"), "V850": ("m/s", "Meridional wind at 850 mbar"),
-          "UBOT": ("m/s", "Lowest model level zonal wind"), "VBOT": ("m/s", "Lowest model level meridional wind"),
-          "QREFHT": ("kg/kg", "Reference height humidity"), "PS": ("Pa", "Surface pressure"),
-          "PSL": ("Pa", "Sea level pressure"), "T200": ("K", "Temperature at 200 mbar"),
-          "T500": ("K", "Temperature at 500 mbar"), "PRECT": ("m/s", "Total precipitation rate"),
-          "TS": ("K", "Surface temperature"), "TREFHT": ("K", "Reference height temperature"),
-          "Z1000": ("m", "Geopotential Z at 1000 mbar"), "Z200": ("m", "Geopotential Z at 200 mbar"),
-          "ZBOT": ("m", "Lowest model level height")}
-#: background latitude profile per variable, in units of its std: coefficient of (3 cos² φ − 2)
-#: (warm / moist tropics), of the mid-latitude jet exp(−((|φ|−45)/12)²), and of the noise
-_PROFILE = {"TMQ": (1.0, 0, .3), "U850": (0, 1.2, .4), "V850": (0, 0, .5), "UBOT": (0, .8, .4),
-            "VBOT": (0, 0, .5), "QREFHT": (1.0, 0, .3), "PS": (.2, 0, .3), "PSL": (.3, 0, .3),
-            "T200": (.6, 0, .3), "T500": (1.0, 0, .2), "PRECT": (.3, 0, .3), "TS": (1.0, 0, .2),
-            "TREFHT": (1.0, 0, .2), "Z1000": (.2, 0, .4), "Z200": (1.0, 0, .2), "ZBOT": (.2, 0, .4)}
-
-
-def _angular_dist(lat, lon, clat, clon) -> np.ndarray:
-    """Great-circle distance in degrees between grid points and a centre."""
-    p1, p2 = np.radians(lat), np.radians(clat)
-    c = np.sin(p1) * np.sin(p2) + np.cos(p1) * np.cos(p2) * np.cos(np.radians(lon - clon))
-    return np.degrees(np.arccos(np.clip(c, -1, 1)))
-
-
-def stand_in_map(m: StandInClimate, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """One stand-in time step on the ``(nlat, nlon)`` grid: ``{variable: field}`` (float32, CAM5
-    units) and ``LABELS`` (int64), see :func:`stand_in_description`."""
-    lat = -90 + 180 * (np.arange(m.nlat) + 0.5) / m.nlat
-    lon = 360 * np.arange(m.nlon) / m.nlon
-    LON, LAT = np.meshgrid(lon, lat)
-    phi = np.radians(LAT)
-    trop = 3 * np.cos(phi) ** 2 - 2
-    jet = np.exp(-((np.abs(LAT) - 45) / 12) ** 2)
-    out = {}
-    for i, v in enumerate(VARIABLES):
-        a, j, n = _PROFILE[v]
-        noise = np.zeros_like(LAT)
-        for _ in range(4):  # smooth noise: a few low-order waves in lon and lat
-            kx, ky = rng.integers(1, 6), rng.integers(1, 4)
-            noise += np.cos(kx * np.radians(LON) + rng.uniform(0, 2 * np.pi)) \
-                * np.cos(ky * phi + rng.uniform(0, 2 * np.pi)) * np.cos(phi) / 2
-        out[v] = MEAN[i] + STD[i] * (a * trop + j * jet + n * noise)
-    labels = np.zeros(LAT.shape, np.int64)
-    # atmospheric rivers: narrow moist filaments from the tropics poleward (eastward bending)
-    n_ar = max(0, m.ar_per_map + int(rng.integers(-1, 2)))
-    for _ in range(n_ar):
-        hemi = rng.choice([-1.0, 1.0])
-        lat0, lon0 = hemi * rng.uniform(12, 22), rng.uniform(0, 360)
-        s = np.linspace(0, 1, 200)
-        plat = lat0 + hemi * m.ar_length_deg * 0.8 * s
-        plon = lon0 + m.ar_length_deg * 0.6 * s + rng.uniform(-10, 10) * np.sin(np.pi * s)
-        from models.deepsphere.graph import lonlat_vectors
-
-        tree = cKDTree(lonlat_vectors(plon % 360, plat))
-        chord, k = tree.query(lonlat_vectors(LON.ravel(), LAT.ravel()))
-        d = np.degrees(2 * np.arcsin(np.clip(chord / 2, 0, 1))).reshape(LAT.shape)
-        prof = np.exp(-(d / m.ar_halfwidth_deg) ** 2)
-        out["TMQ"] += 22 * prof
-        out["QREFHT"] += 0.006 * prof
-        out["PRECT"] += 2e-7 * prof
-        tang_lat, tang_lon = np.gradient(plat), np.gradient(plon) * np.cos(np.radians(plat))
-        norm = np.hypot(tang_lat, tang_lon)
-        kk = k.reshape(LAT.shape)
-        out["U850"] += 18 * prof * (tang_lon / norm)[kk]
-        out["V850"] += 18 * prof * (tang_lat / norm)[kk]
-        labels[d < m.ar_halfwidth_deg] = 2
-    # tropical cyclones: compact TMQ maximum, low pressure, rotating winds (cyclonic: counter-
-    # clockwise in the northern hemisphere, clockwise in the southern)
-    for _ in range(int(rng.poisson(m.tc_per_map))):
-        hemi = rng.choice([-1.0, 1.0])
-        clat, clon = hemi * rng.uniform(8, 28), rng.uniform(0, 360)
-        d = _angular_dist(LAT, LON, clat, clon)
-        r = m.tc_radius_deg
-        core = np.exp(-(d / r) ** 2)
-        out["TMQ"] += 35 * core
-        out["PSL"] -= 4000 * np.exp(-(d / (1.5 * r)) ** 2)
-        out["PS"] -= 4000 * np.exp(-(d / (1.5 * r)) ** 2)
-        out["PRECT"] += 1e-6 * core
-        out["T500"] += 4 * core
-        dx = ((LON - clon + 180) % 360 - 180) * np.cos(np.radians(LAT))
-        dy = LAT - clat
-        rr = np.maximum(np.hypot(dx, dy), 1e-6)
-        speed = 40 * (rr / r) * np.exp(0.5 * (1 - (rr / r) ** 2))
-        sense = 1.0 if clat > 0 else -1.0
-        for u, v, f in (("U850", "V850", 1.0), ("UBOT", "VBOT", 0.7)):
-            out[u] += f * sense * speed * (-dy / rr)
-            out[v] += f * sense * speed * (dx / rr)
-        labels[d < r] = 1
-    for v in ("TMQ", "QREFHT", "PRECT"):
-        out[v] = np.maximum(out[v], 0.02 * MEAN[VARIABLES.index(v)])
-    return {v: a.astype(np.float32) for v, a in out.items()}, labels
-
-
-def stand_in_description(m: StandInClimate) -> str:
-    return (f"Offline stand-in: {m.files} ClimateNet-style netCDF files (one time step each, dims (time, lat, "
-            f"lon) = (1, {m.nlat}, {m.nlon}), the 16 CAM5 variables and LABELS; written by "
-            f"datamodules/climate.py::write_stand_in, seed {m.seed}). Backgrounds: the published UGSCNN "
-            f"mean plus std x (latitude profile + smooth low-order waves) per variable. Tropical "
-            f"cyclones (Poisson, mean {m.tc_per_map:g} per map, radius {m.tc_radius_deg:g} deg, 8-28 deg "
-            f"from the equator): TMQ maximum, PSL/PS minimum, rotating U850/V850 (counter-clockwise in the "
-            f"north, clockwise in the south), label TC inside the radius. Atmospheric rivers ({m.ar_per_map} "
-            f"+/- 1 per map): filaments of {m.ar_length_deg:g} deg from 12-22 deg latitude poleward, TMQ "
-            f"+22 kg m-2 over a half-width of {m.ar_halfwidth_deg:g} deg, label AR inside it. Area fractions "
-            f"come out near the published 97.7 % BG / 2.2 % AR / 0.1 % TC. Read back through the same "
-            f"netCDF reader and resampler as real data.")
-
-
-def write_stand_in(data_dir: str | os.PathLike, m: StandInClimate = StandInClimate()) -> Path:
-    """Write the stand-in netCDF files (``data-YYYY-MM-DD-HH-1.nc``, 3-hourly dates from
-    2106-01-01) into ``data_dir``. No manifest: :meth:`ClimateDataModule.prepare_data` writes it
-    through :func:`datamodules._common.ensure_stand_in`."""
-    import xarray as xr
-
-    root = Path(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng([int(m.seed), 12])
-    lat = -90 + 180 * (np.arange(m.nlat) + 0.5) / m.nlat
-    lon = 360 * np.arange(m.nlon) / m.nlon
-    from tqdm import tqdm
-
-    for i in tqdm(range(int(m.files)), desc="climate stand-in", unit="file", leave=False):
-        fields, labels = stand_in_map(m, rng)
-        hours = 3 * i
-        day = hours // 24
-        date = f"2106-{1 + day // 28:02d}-{1 + day % 28:02d}-{hours % 24:02d}"
-        ds = xr.Dataset(
-            {v: (("time", "lat", "lon"), a[None], {"units": _ATTRS[v][0], "long_name": _ATTRS[v][1]})
-             for v, a in fields.items()},
-            coords={"time": ("time", [float(hours) / 24], {"units": "days since 2106-01-01 00:00:00",
-                                                          "calendar": "noleap"}),
-                    "lat": ("lat", lat, {"units": "degrees_north"}),
-                    "lon": ("lon", lon, {"units": "degrees_east"})},
-            attrs={"title": "equivariant-bench CAM5 stand-in (synthetic)", "source": "datamodules/climate.py"})
-        ds[LABEL_VAR] = (("time", "lat", "lon"), labels[None], {"long_name": "0 background, 1 TC, 2 AR"})
-        path = root / f"data-{date}-1.nc"
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        ds.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, path)
-    return root
+# the generator lives in datamodules/climate_standin.py; its public names stay importable from here
+from datamodules.climate_standin import (StandInClimate, stand_in_description, stand_in_map,  # noqa: E402
+                                         write_stand_in)
+from datamodules.climate_standin import _ATTRS, _angular_dist  # noqa: E402,F401  (former names of this module)
 
 
 # --------------------------------------------------------------------------- dataset + datamodule
@@ -1018,6 +358,8 @@ class ClimateDataModule(pl.LightningDataModule):
             read_mesh_npz(folder / names[0], self.num_vertices, require_labels=False)  # units: a range check
             lists = read_split_lists([npz_dir, npz_dir.parent])
         else:
+            from datamodules.cam5 import netcdf_files, netcdf_splits, open_cam5, resample_folder
+
             if not netcdf_files(self.data_dir):
                 raise InputError(f"{BENCH}: {self.data_dir} holds neither UGSCNN *-mesh.npz files nor netCDF "
                                  f"files; {HINT}")
@@ -1105,9 +447,9 @@ class ClimateDataModule(pl.LightningDataModule):
 
 
 # --------------------------------------------------------------------------- command line
-def _cli(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m datamodules.climate", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+@command_line
+def _cli(argv: list[str] | None = None) -> None:
+    p, sub = subcommands("datamodules.climate", __doc__)
     r = sub.add_parser("resample", help="netCDF folder -> UGSCNN npz layout (+ split lists)")
     r.add_argument("--src", required=True, help="folder of CAM5 / ClimateNet *.nc files")
     r.add_argument("--sampling", default="ico:5", help="ico:L | healpix:NSIDE | equiangular:B | native")
@@ -1118,21 +460,18 @@ def _cli(argv: list[str] | None = None) -> int:
     s.add_argument("--files", type=int, default=StandInClimate.files)
     s.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    try:
-        if args.cmd == "resample":
-            outs = resample_folder(args.src, args.sampling, args.out, require_labels=not args.allow_unlabelled)
-            splits = netcdf_splits(Path(args.src), outs)
-            write_split_lists(Path(args.out), splits)
-            print(f"wrote {len(outs)} files ({args.sampling}) and {', '.join(SPLIT_FILES.values())} to {args.out} "
-                  f"({', '.join(f'{k} {len(v)}' for k, v in splits.items())})")
-        else:
-            m = StandInClimate(files=args.files, seed=args.seed)
-            wrote = ensure_stand_in(args.out, BENCH, asdict(m), lambda d: write_stand_in(d, m), stand_in_description(m))
-            print(f"{'wrote' if wrote else 'kept'} the stand-in in {args.out}")
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    if args.cmd == "resample":
+        from datamodules.cam5 import netcdf_splits, resample_folder
+
+        outs = resample_folder(args.src, args.sampling, args.out, require_labels=not args.allow_unlabelled)
+        splits = netcdf_splits(Path(args.src), outs)
+        write_split_lists(Path(args.out), splits)
+        print(f"wrote {len(outs)} files ({args.sampling}) and {', '.join(SPLIT_FILES.values())} to {args.out} "
+              f"({', '.join(f'{k} {len(v)}' for k, v in splits.items())})")
+    else:
+        m = StandInClimate(files=args.files, seed=args.seed)
+        wrote = ensure_stand_in(args.out, BENCH, asdict(m), lambda d: write_stand_in(d, m), stand_in_description(m))
+        print(f"{'wrote' if wrote else 'kept'} the stand-in in {args.out}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ network they build) is the runner's (:func:`reproduce.runner.evaluate.load_weigh
 gets the network as a callable and never reads a checkpoint.
 
 For every ``IN/*.nc`` (regular ``(time, lat, lon)`` or unstructured ``ncol`` columns, read by
-:func:`datamodules.climate.open_cam5`: reversed latitudes, either longitude convention, fill
+:func:`datamodules.cam5.open_cam5`: reversed latitudes, either longitude convention, fill
 values, several time steps), ``OUT/<same name>`` holds
 
 * ``LABELS`` (int32, 0 BG, 1 TC, 2 AR), dims as the input's fields: ``([time,] lat, lon)`` or
@@ -18,9 +18,9 @@ values, several time steps), ``OUT/<same name>`` holds
 
 The model runs on the sampling it was trained on (the run's ``setting.sampling`` in the
 checkpoint's ``config.yaml``; nothing of the training data is needed): fields are interpolated
-onto it exactly as for training (:func:`datamodules.climate.interpolator_for`) and normalised with
+onto it exactly as for training (:func:`datamodules.cam5.interpolator_for`) and normalised with
 the published statistics; the class probabilities come back onto the input points by inverse-
-distance weighting over the 4 nearest sampling vertices (:func:`datamodules.climate.idw_points`, a
+distance weighting over the 4 nearest sampling vertices (:func:`datamodules.cam5.idw_points`, a
 convex combination). A model trained on ``native`` columns instead runs on each file's own
 columns, its graph built on them (``net_for(coords)``: ``DeepSphereUNet("points", coords=...)``),
 with no interpolation.
@@ -37,8 +37,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from datamodules._common import InputError, atomic_path
-from datamodules.climate import (CLASSES, VARIABLES, _quiet, idw_points, interpolator_for, netcdf_files,
-                                 normalize, open_cam5)
+from datamodules.cam5 import _quiet, idw_points, interpolator_for, netcdf_files, open_cam5
+from datamodules.climate import CLASSES, VARIABLES, normalize
 from models.deepsphere.graph import lonlat_vectors
 
 #: ``net_for(coords)``: the trained network in eval mode on the device, for the sampling it was trained

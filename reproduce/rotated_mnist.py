@@ -64,7 +64,8 @@ def evaluation(run) -> Evaluation:
 
 def test_digits(run, dm) -> torch.Tensor:
     """The first ``evaluation.equivariance_digits`` test digits, (N, 1, 28, 28) float64."""
-    return torch.from_numpy(load_split(dm.test_dir, "test")[0][:evaluation(run).equivariance_digits]).double()[:, None]
+    n = C.build(Evaluation, run.cfg.get("evaluation"), "evaluation").equivariance_digits
+    return torch.from_numpy(load_split(dm.test_dir, "test")[0][:n]).double()[:, None]
 
 
 def quarter_turns(run, dm, device=None):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from datamodules._common import InputError
-from reproduce.runner.cli import build_parser, presets, refuse_shared_options, shared_options
+from reproduce.runner.cli import build_parser, presets
 from reproduce.runner.launch import check_nodes, check_strategy, precision_override, resolve_devices
 from tests.conftest import run_script
 
@@ -171,18 +171,6 @@ def test_unmet_or_contradictory_requests_write_nothing(tmp_path, args, message):
 
 
 # --------------------------------------------------------------------------- measurement scripts
-def test_measurement_scripts_name_the_shared_options_they_do_not_take():
-    import argparse
-    shared = shared_options()
-    assert {"--preset", "--gpus", "--accelerator", "--list", "--max-epochs"} <= set(shared)
-    p = argparse.ArgumentParser(prog="x")
-    p.add_argument("--device", default="cpu")
-    with pytest.raises(SystemExit) as e:
-        refuse_shared_options(p, ["--gpus", "1"], "a timing")
-    assert e.value.code == 2
-    assert refuse_shared_options(p, ["--device", "cuda"], "a timing").device == "cuda"
-
-
 def test_measurement_list_checks_overrides_and_refuses_what_does_not_apply(tmp_path):
     """equivariance_sphere, speed and scaling are measurement benchmarks on the runner: its --list
     (a cell per graph and Nside), its config checks, and one error line for an option that needs

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from datamodules import cam5
 from datamodules import climate as C
 from datamodules._common import MANIFEST, InputError
 from models.deepsphere.graph import icosahedral_vectors, lonlat_vectors
@@ -57,7 +58,7 @@ def test_reversed_latitude_and_longitude_conventions_read_the_same(tmp_path):
     lon180 = np.where(LON360 >= 180, LON360 - 360, LON360)
     order = np.argsort(lon180)
     b = write_nc(tmp_path / "b.nc", LAT[::-1], lon180[order])  # descending lat, -180..178
-    fa, fb = C.open_cam5(a), C.open_cam5(b)
+    fa, fb = cam5.open_cam5(a), cam5.open_cam5(b)
     np.testing.assert_array_equal(fa.lat, fb.lat)
     np.testing.assert_array_equal(fa.lon, fb.lon)
     assert np.all(np.diff(fb.lat) > 0) and fb.lon.min() >= 0 and fb.lon.max() < 360
@@ -68,8 +69,8 @@ def test_reversed_latitude_and_longitude_conventions_read_the_same(tmp_path):
     # the reordered grid holds the field at its own coordinates
     LO, LA = np.meshgrid(fb.lon, fb.lat)
     np.testing.assert_allclose(xb[0], smooth(LA, LO), atol=1e-6)
-    ra = C.resample_file(a, "ico:3", tmp_path / "ra")
-    rb = C.resample_file(b, "ico:3", tmp_path / "rb")
+    ra = cam5.resample_file(a, "ico:3", tmp_path / "ra")
+    rb = cam5.resample_file(b, "ico:3", tmp_path / "rb")
     da, _ = C.read_mesh_npz(ra[0], 642)
     db, _ = C.read_mesh_npz(rb[0], 642)
     np.testing.assert_array_equal(da, db)
@@ -78,7 +79,7 @@ def test_reversed_latitude_and_longitude_conventions_read_the_same(tmp_path):
 
 def test_duplicate_360_column_is_dropped(tmp_path):
     lon = np.arange(0, 362, 2.0)  # 0 and 360 both present
-    f = C.open_cam5(write_nc(tmp_path / "x.nc", LAT, lon))
+    f = cam5.open_cam5(write_nc(tmp_path / "x.nc", LAT, lon))
     assert len(f.lon) == 180 and f.read_step(0)[0].shape == (16, 90, 180)
 
 
@@ -94,9 +95,9 @@ def test_fill_values_are_left_out_of_the_interpolation(tmp_path):
     p = write_nc(tmp_path / "f.nc", LAT, LON360, fill=holes)
     with xr.open_dataset(p, mask_and_scale=False) as raw:  # the file really holds the fill value
         assert raw["TMQ"].attrs["_FillValue"] == -9999 and (raw["TMQ"].values == -9999).sum() == 100
-    fields, _ = C.open_cam5(p).read_step(0)
+    fields, _ = cam5.open_cam5(p).read_step(0)
     assert np.isnan(fields[0]).sum() == 100 and np.isnan(fields[6]).sum() == 1
-    out = C.resample_file(p, "ico:4", tmp_path / "r")[0]
+    out = cam5.resample_file(p, "ico:4", tmp_path / "r")[0]
     data, _ = C.read_mesh_npz(out, 2562)  # finite: validated
     v = icosahedral_vectors(4)
     lat = np.degrees(np.arcsin(v[:, 2]))
@@ -105,14 +106,14 @@ def test_fill_values_are_left_out_of_the_interpolation(tmp_path):
     # no -9999 leaked. Targets with some valid weighted neighbours: renormalised bilinear weights;
     # targets whose weighted neighbours are all missing: the nearest valid TMQ value (both stay
     # close to the smooth field, which varies by < 0.1 over 2 grid cells)
-    f = C.open_cam5(p)
-    interp = C.bilinear_lonlat(f.lat, f.lon, v)
+    f = cam5.open_cam5(p)
+    interp = cam5.bilinear_lonlat(f.lat, f.lon, v)
     missing = np.isnan(fields[0]).reshape(-1)[interp.idx]
     w_valid = np.where(missing, 0.0, interp.w).sum(1)
     none_valid, some_valid = w_valid == 0, (w_valid > 0) & missing.any(1)
     assert none_valid.sum() > 5 and some_valid.sum() > 5
     ok = ~np.isnan(fields[0]).reshape(-1)
-    j = C.cKDTree(interp.src_vectors[ok]).query(v[none_valid])[1]
+    j = cam5.cKDTree(interp.src_vectors[ok]).query(v[none_valid])[1]
     np.testing.assert_allclose(data[0][none_valid], fields[0].reshape(-1)[ok][j], rtol=1e-6)
     assert np.abs(data[0][none_valid | some_valid] - truth[none_valid | some_valid]).max() < 0.25
     assert np.abs(data[0][~missing.any(1)] - truth[~missing.any(1)]).max() < 0.02  # 0.017 at the poles
@@ -125,13 +126,13 @@ def test_variable_all_missing_is_an_error(tmp_path):
         return ds
     p = write_nc(tmp_path / "e.nc", LAT, LON360, fill=empty)
     with pytest.raises(InputError, match=r"e\.nc: variable TMQ \(step 0\) has no valid value"):
-        C.open_cam5(p).read_step(0)
+        cam5.open_cam5(p).read_step(0)
 
 
 def test_missing_variable_names_the_file_and_lists_what_it_has(tmp_path):
     p = write_nc(tmp_path / "m.nc", LAT, LON360, drop=("ZBOT", "T200"))
     with pytest.raises(InputError) as e:
-        C.open_cam5(p)
+        cam5.open_cam5(p)
     msg = str(e.value)
     assert "m.nc" in msg and "missing variable(s) T200, ZBOT" in msg
     assert "the file has: TMQ, U850" in msg and "LABELS" in msg
@@ -180,10 +181,10 @@ def test_units_other_than_published_are_converted_with_one_line(tmp_path, capsys
     for k in range(2):
         write_cam5_netcdf4(tmp_path / "other" / f"b{k}.nc", LAT, LON360, units=other, scale=scale)
     capsys.readouterr()
-    a, _ = C.open_cam5(ref).read_step(0, require_labels=False)
+    a, _ = cam5.open_cam5(ref).read_step(0, require_labels=False)
     assert capsys.readouterr().err == ""  # published units, plausible values: nothing to say
     for k in range(2):
-        b, _ = C.open_cam5(tmp_path / "other" / f"b{k}.nc").read_step(0, require_labels=False)
+        b, _ = cam5.open_cam5(tmp_path / "other" / f"b{k}.nc").read_step(0, require_labels=False)
         np.testing.assert_allclose(b, a, rtol=2e-6, atol=1e-6)
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1, err  # one line for the folder
@@ -194,7 +195,7 @@ def test_units_other_than_published_are_converted_with_one_line(tmp_path, capsys
 def test_unknown_units_are_refused_naming_file_variable_and_unit(tmp_path):
     p = write_cam5_netcdf4(tmp_path / "psi.nc", LAT, LON360, units={"PS": "psi"})
     with pytest.raises(InputError, match=r"psi\.nc: variable PS has units 'psi', not Pa and not convertible") as e:
-        C.open_cam5(p)
+        cam5.open_cam5(p)
     assert "hpa" in str(e.value) and "\n" not in str(e.value)
 
 
@@ -203,7 +204,7 @@ def test_implausible_channels_are_a_warning_naming_them(tmp_path, capsys):
     normalisation names PS and PSL with their medians; plausible channels are not named."""
     p = write_cam5_netcdf4(tmp_path / "hpa.nc", LAT, LON360, scale={"PS": (0.01, 0), "PSL": (0.01, 0)})
     capsys.readouterr()
-    C.open_cam5(p).read_step(0, require_labels=False)
+    cam5.open_cam5(p).read_step(0, require_labels=False)
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("climate: warning:") and "hpa.nc" in err[0]
     assert "PS median 1011 Pa (-12.5 std)" in err[0] and "PSL median 1023 Pa (-26 std)" in err[0]
@@ -235,7 +236,7 @@ def test_library_warnings_of_an_ncep_file_are_silenced(tmp_path, capsys):
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         with pytest.raises(InputError, match=r"air\.sig995\.nc: missing variable\(s\) TMQ"):
-            C.open_cam5(p)
+            cam5.open_cam5(p)
     assert seen == [] and capsys.readouterr().err == ""
 
 
@@ -248,27 +249,27 @@ def test_bad_labels_are_an_error(tmp_path):
     ds["LABELS"] = (ds["LABELS"].dims, lab)
     ds.to_netcdf(tmp_path / "l2.nc")
     with pytest.raises(InputError, match=r"l2\.nc: variable LABELS .* 3 value\(s\) other than 0"):
-        C.open_cam5(tmp_path / "l2.nc").read_step(0)
+        cam5.open_cam5(tmp_path / "l2.nc").read_step(0)
     q = write_nc(tmp_path / "nolab.nc", LAT, LON360, labels=False)
     with pytest.raises(InputError, match=r"nolab\.nc: no variable LABELS"):
-        C.resample_file(q, "ico:2", tmp_path / "r")
-    out = C.resample_file(q, "ico:2", tmp_path / "r", require_labels=False)
+        cam5.resample_file(q, "ico:2", tmp_path / "r")
+    out = cam5.resample_file(q, "ico:2", tmp_path / "r", require_labels=False)
     assert C.read_mesh_npz(out[0], 162, require_labels=False)[1] is None
 
 
 def test_several_time_steps_are_several_samples(tmp_path):
     p = write_nc(tmp_path / "data-2110-05-01-00-3_0.nc", LAT, LON360, n_time=3)
-    f = C.open_cam5(p)
+    f = cam5.open_cam5(p)
     assert f.n_time == 3
-    names = C.step_names(f)
+    names = cam5.step_names(f)
     assert names == [f"data-2110-05-01-{h:02d}-3-mesh.npz" for h in (0, 1, 2)]
-    outs = C.resample_file(p, "ico:2", tmp_path / "r")
+    outs = cam5.resample_file(p, "ico:2", tmp_path / "r")
     d = [C.read_mesh_npz(o, 162)[0] for o in outs]
     np.testing.assert_allclose(d[2], 3 * d[0], rtol=1e-5)  # step t holds (t + 1) x the field
     np.testing.assert_allclose(d[1], 2 * d[0], rtol=1e-5)
     # cached: a second call rewrites nothing
     mtimes = [o.stat().st_mtime_ns for o in outs]
-    assert C.resample_file(p, "ico:2", tmp_path / "r") == outs
+    assert cam5.resample_file(p, "ico:2", tmp_path / "r") == outs
     assert [o.stat().st_mtime_ns for o in outs] == mtimes
 
 
@@ -282,12 +283,12 @@ def test_unstructured_ncol_files_are_point_sets(tmp_path):
     ds = xr.Dataset(data, coords={"lat": ("ncol", lat), "lon": ("ncol", lon), "time": ("time", [0.0])})
     p = tmp_path / "cam_se.nc"
     ds.to_netcdf(p)
-    f = C.open_cam5(p)
+    f = cam5.open_cam5(p)
     assert f.grid == "points" and f.shape == (642,)
-    native = C.read_mesh_npz(C.resample_file(p, "native", tmp_path / "n")[0], None)
+    native = C.read_mesh_npz(cam5.resample_file(p, "native", tmp_path / "n")[0], None)
     np.testing.assert_allclose(native[0][0], base, rtol=1e-6)
     # onto the same icosahedron: inverse-distance weights hit coincident points exactly
-    ico, lab = C.read_mesh_npz(C.resample_file(p, "ico:3", tmp_path / "i")[0], 642)
+    ico, lab = C.read_mesh_npz(cam5.resample_file(p, "ico:3", tmp_path / "i")[0], 642)
     np.testing.assert_allclose(ico[3], 4 * base, rtol=1e-6)
     np.testing.assert_array_equal(lab, (lat > 50).astype(np.int64))
     # a DeepSphere graph is built on the columns directly
@@ -295,7 +296,7 @@ def test_unstructured_ncol_files_are_point_sets(tmp_path):
 
     assert points_graph(f.lon, f.lat).n == 642
     with pytest.raises(InputError, match="native"):
-        C.resample_file(write_nc(tmp_path / "g.nc", LAT, LON360), "native", tmp_path / "x")
+        cam5.resample_file(write_nc(tmp_path / "g.nc", LAT, LON360), "native", tmp_path / "x")
 
 
 def test_native_point_sets_through_the_datamodule_and_segment_task(tmp_path):
@@ -340,14 +341,14 @@ def test_unreadable_and_wrong_dims(tmp_path):
     bad = tmp_path / "broken.nc"
     bad.write_bytes(b"not a netcdf file")
     with pytest.raises(InputError, match=r"broken\.nc: unreadable netCDF"):
-        C.open_cam5(bad)
+        cam5.open_cam5(bad)
     p = write_nc(tmp_path / "d.nc", LAT, LON360)
     with xr.open_dataset(p) as ds:
         ds = ds.load()
     ds["TMQ"] = (("time", "lat"), ds["TMQ"].values[:, :, 0])
     ds.to_netcdf(tmp_path / "d2.nc")
     with pytest.raises(InputError, match=r"d2\.nc: variable TMQ has dims \('time', 'lat'\)"):
-        C.open_cam5(tmp_path / "d2.nc").read_step(0)
+        cam5.open_cam5(tmp_path / "d2.nc").read_step(0)
 
 
 # ------------------------------------------------------------------ UGSCNN npz validation
@@ -440,10 +441,10 @@ def test_resampling_round_trip_smooth_field_and_label_fractions():
     LO, LA = np.meshgrid(lon, lat)
     f = smooth(LA, LO)
     ico = C.parse_sampling("ico:5").vertices()
-    to_ico = C.bilinear_lonlat(lat, lon, ico)
+    to_ico = cam5.bilinear_lonlat(lat, lon, ico)
     g = to_ico.fields(f.reshape(1, -1))[0]
     grid = lonlat_vectors(LO.ravel(), LA.ravel())
-    back = C.idw_points(ico, grid).fields(g[None])[0].reshape(f.shape)
+    back = cam5.idw_points(ico, grid).fields(g[None])[0].reshape(f.shape)
     err = np.abs(back - f)
     assert err.max() < 0.02 and np.sqrt((err ** 2).mean()) < 0.005
     ilat = np.degrees(np.arcsin(ico[:, 2]))
@@ -473,10 +474,12 @@ def test_stand_in_events_and_class_frequencies():
     w = np.cos(np.radians(lat))[:, None] * np.ones((1, m.nlon))
     acc = np.zeros(3)
     vort = {1: [], -1: []}
+    sums = {}
     for _ in range(20):
         f, lab = C.stand_in_map(m, rng)
         acc += [(w * (lab == c)).sum() for c in range(3)]
-        assert 0 < f["TMQ"].min() and 90000 < f["PSL"].min() and f["T200"].mean() < f["TS"].mean()
+        # PSL: an intense cyclone on a weather low reaches ~875 hPa (the lowest observed is 870 hPa)
+        assert 0 < f["TMQ"].min() and 85000 < f["PSL"].min() and f["T200"].mean() < f["TS"].mean()
         # relative vorticity dv/dx - du/dy on the grid, signed by hemisphere inside TC labels
         dy = np.radians(180 / m.nlat)
         dx = np.radians(360 / m.nlon) * np.cos(np.radians(lat))[:, None]
@@ -485,13 +488,16 @@ def test_stand_in_events_and_class_frequencies():
             sel = (lab == 1) & (np.sign(lat)[:, None] == h)
             if sel.any():
                 vort[h].append(zeta[sel].mean())
-        # TCs: TMQ maximum and PSL minimum relative to the background
-        band = (lab == 0) & (np.abs(lat)[:, None] > 5) & (np.abs(lat)[:, None] < 32)  # same latitudes
-        if (lab == 1).any():
-            assert f["PSL"][lab == 1].mean() < f["PSL"][band].mean() - 1500
-            assert f["TMQ"][lab == 1].mean() > f["TMQ"][band].mean() + 10
-        if (lab == 2).any():
-            assert f["TMQ"][lab == 2].mean() > f["TMQ"][lab == 0].mean() + 8
+        # TCs: TMQ maximum and PSL minimum relative to the background at the same latitudes
+        band = (lab == 0) & (np.abs(lat)[:, None] > 5) & (np.abs(lat)[:, None] < 32)
+        for key, sel in (("tc", lab == 1), ("band", band), ("ar", lab == 2), ("bg", lab == 0)):
+            for v in ("PSL", "TMQ"):
+                sums.setdefault((key, v), []).append(f[v][sel])
+    mean = {k: np.concatenate(v).mean() for k, v in sums.items()}
+    # over all maps (the label reaches out to the gale radius, where the deficit is a few hPa, and
+    # the background has weather of its own)
+    assert mean["tc", "PSL"] < mean["band", "PSL"] - 500 and mean["tc", "TMQ"] > mean["band", "TMQ"] + 5, mean
+    assert mean["ar", "TMQ"] > mean["bg", "TMQ"] + 8, mean
     frac = acc / acc.sum()
     assert 0.965 < frac[0] < 0.985 and 0.0004 < frac[1] < 0.0025 and 0.014 < frac[2] < 0.03, frac
     assert vort[1] and vort[-1]
@@ -504,15 +510,15 @@ def test_stand_in_is_deterministic_and_resamples_onto_equiangular(tmp_path):
         C.write_stand_in(tmp_path / d, m)
     C.write_stand_in(tmp_path / "c", C.StandInClimate(files=2, nlat=24, nlon=48, seed=4))
     fa, fb, fc = (sorted((tmp_path / d).glob("*.nc"))[1] for d in "abc")
-    xa, la = C.open_cam5(fa).read_step(0)
-    xb, lb = C.open_cam5(fb).read_step(0)
+    xa, la = cam5.open_cam5(fa).read_step(0)
+    xb, lb = cam5.open_cam5(fb).read_step(0)
     np.testing.assert_array_equal(xa, xb)
     np.testing.assert_array_equal(la, lb)
-    assert not np.array_equal(xa, C.open_cam5(fc).read_step(0)[0])
+    assert not np.array_equal(xa, cam5.open_cam5(fc).read_step(0)[0])
     with xr.open_dataset(fa) as ds:  # ClimateNet layout and attributes
         assert ds["TMQ"].dims == ("time", "lat", "lon") and ds["PSL"].attrs["units"] == "Pa"
         assert str(ds["LABELS"].dtype) == "int64"
-    out = C.resample_file(fa, "equiangular:8", tmp_path / "eq")
+    out = cam5.resample_file(fa, "equiangular:8", tmp_path / "eq")
     data, lab = C.read_mesh_npz(out[0], 256)
     assert data.shape == (16, 256) and lab.shape == (256,)
 
@@ -595,8 +601,8 @@ def test_resampling_a_folder_is_said_in_one_line(tmp_path, capsys):
     for k in range(2):
         write_cam5_netcdf4(src / f"data-2106-01-0{k + 1}-00-1.nc", LAT, LON360)
     capsys.readouterr()
-    C.resample_folder(src, "healpix:2", tmp_path / "out", require_labels=False, progress=False)
-    C.resample_folder(src, "healpix:2", tmp_path / "out", require_labels=False, progress=False)
+    cam5.resample_folder(src, "healpix:2", tmp_path / "out", require_labels=False, progress=False)
+    cam5.resample_folder(src, "healpix:2", tmp_path / "out", require_labels=False, progress=False)
     err = capsys.readouterr().err.strip().splitlines()
     head = (f"climate: 2 netCDF file(s) of {src} (the first on lat/lon {len(LAT)}x{len(LON360)}) onto healpix:2 "
             f"(fields bilinear (lat/lon) or inverse-distance (columns), labels nearest neighbour): ")

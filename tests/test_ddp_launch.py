@@ -86,7 +86,8 @@ def test_a_rank_above_0_takes_no_lock_and_writes_no_row_in_an_interactive_alloca
     locks = []
     real_acquire = R.RunLock.acquire
     monkeypatch.setattr(R.RunLock, "acquire", lambda self, wait=False: locks.append(self) or real_acquire(self, wait))
-    monkeypatch.setattr(grid, "fit_and_test", lambda bench, ctx, run: {"test_acc": 0.5})
+    from reproduce.runner import trainer  # grid imports fit_and_test from here when a run trains
+    monkeypatch.setattr(trainer, "fit_and_test", lambda bench, ctx, run: {"test_acc": 0.5})
     rows = grid.run_grid(_Bench(), _ctx(tmp_path, 2), [run])
     assert rows[0]["test_acc"] == 0.5
     d = run.run_dir(tmp_path / "runs")

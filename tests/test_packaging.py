@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DIST = {"pytorch_lightning": "pytorch-lightning", "yaml": "pyyaml", "Bio": "biopython",
         "sklearn": "scikit-learn"}
 OWN = {"models", "datamodules", "reproduce", "tests"}
-TEST_ONLY = {"pytest"}
+TEST_ONLY = {"pytest", "setuptools"}  # setuptools: the build backend ([build-system]), read by the license test
 
 
 def imported_top_level(folders=("models", "datamodules", "reproduce", "tests")) -> set[str]:

@@ -15,7 +15,7 @@ import pytest
 from reproduce.runner import config as _config
 from reproduce.runner.grid import current_rows
 from reproduce.runner.runs import Run
-from reproduce.runner.store import read_rows, upsert_row
+from reproduce.runner.store import read_rows, upsert_row, upsert_rows
 from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +168,17 @@ def test_upsert_row_replaces_by_run_id_and_keeps_others(tmp_path):
     assert [(r["model"], r["test_acc"]) for r in got] == [("b", "0.7"), ("a", "0.6")]
     assert list(got[0])[:2] == ["model", "seed"]
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_upsert_rows_replaces_a_measurement_cell_whole(tmp_path):
+    """A measurement cell's rows share its run_id: a new set replaces all of them (a shorter one
+    leaves none of the old rows behind), the same set changes nothing, other cells stay."""
+    path = tmp_path / "m.csv"
+    cell = [{"model": "g", "run_id": "c", "degree": d, "err": 0.1 * d} for d in (1, 2, 3)]
+    assert upsert_rows(path, cell + [{"model": "h", "run_id": "d", "degree": 1, "err": 9}]) == 4
+    assert upsert_rows(path, cell) == 0
+    assert upsert_rows(path, [{"model": "g", "run_id": "c", "degree": 1, "err": 0.5}]) == 1
+    assert [(r["run_id"], r["degree"], r["err"]) for r in read_rows(path)] == [("d", "1", "9"), ("c", "1", "0.5")]
 
 
 def test_table_drops_rows_made_with_an_earlier_config():

@@ -646,7 +646,7 @@ def test_input_errors_name_the_problem(standin, tmp_path):
     err("missing folder .*val_perturbed", data_dir=d, num_classes=NUM_CLASSES, test_split="val")
     (d / "val.csv").unlink()
     err("missing .*val.csv", data_dir=d, num_classes=NUM_CLASSES, test_split="val")
-    err("not a sampling", data_dir=d, num_classes=NUM_CLASSES, sampling="cube:3")
+    err("unknown sampling 'cube:3'", data_dir=d, num_classes=NUM_CLASSES, sampling="cube:3")
     err("data.input 'mesh' unknown", data_dir=d, input="mesh")
     err("data.test_split 'train' unknown", data_dir=d, test_split="train")
     empty = tmp_path / "empty"

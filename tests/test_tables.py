@@ -88,3 +88,9 @@ def test_stand_in_notice_and_note_only_on_stand_in_rows():
                 "not a like-for-like target." in text) == says
         notes = text[text.index("## Notes"):].splitlines()[1:]
         assert notes == (["- made by a toy", "- a note"] if says else ["- a note"])
+
+
+def test_max_text_compares_values_not_strings():
+    from reproduce.runner.cells import max_text
+    rows = [{"e": "7.53e-15"}, {"e": "1.2e-14"}, {"e": ""}, {"e": "9e-16"}]
+    assert max_text("e")(rows, None, None) == "1.2e-14"

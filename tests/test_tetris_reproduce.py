@@ -77,6 +77,6 @@ def test_resolution_table_and_figure_from_rows(tmp_path):
                          "equivariance_error_so3": "0.5", "wall_s": "60", "params": "41198"})
     md = render_text(bench, cfg, rows, tmp_path)
     main, res = md.split("## Resolution study")
-    assert "40.0 ± 0.0 % (n=1)" in main and "60.0 ± 0.0 %" not in main  # main table: zoom 3 only
-    assert "| 4 | 29³ | 16³ | cpu | 60.0 ± 0.0 % (n=1)" in res
+    assert "40.0 % (n=1)" in main and "60.0 %" not in main  # main table: zoom 3 only
+    assert "| 4 | 29³ | 16³ | cpu | 60.0 % (n=1)" in res
     assert (tmp_path / "tetris_resolution.png").stat().st_size > 1000

@@ -144,3 +144,14 @@ def test_numeric_table_columns():
                     "acc: n", "acc: text", "params", "params: text", "note"]
     assert data[0][4] == 50.04 and data[0][6] == 2 and data[1][8] == 12 and data[1][4] is None
     assert cell_numbers("3D CNN") is None and cell_numbers("86.8 %") == {"value": 86.8}
+
+
+def test_log_checkpoints_without_wandb_is_one_error_line(tmp_path):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}, "EB_BORING": "wandb"}
+    p = subprocess.run([sys.executable, str(SCRIPT), "--preset", "smoke", "--logger", "csv", "--log-checkpoints",
+                        "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"),
+                        "--data-dir", str(tmp_path / "data"), "--stand-in"],
+                       capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert p.returncode == 2 and p.stderr.strip() == ("error: --log-checkpoints logs W&B artifacts; it needs "
+                                                      "--logger wandb, not csv"), p.stderr[-2000:]
+    assert not (tmp_path / "runs").exists()

@@ -212,9 +212,15 @@ def first_int(key: str, where: dict | None = None) -> Cell:
 
 
 def max_text(key: str, where: dict | None = None) -> Cell:
-    """The largest text of a column (for preformatted numbers such as ``7.53e-15``)."""
+    """The text of a column's largest value, as written (for preformatted numbers such as ``7.53e-15``);
+    compared as numbers, so ``1.2e-14`` beats ``7.53e-15``."""
+    def as_number(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            return float("-inf")
     return lambda rows, k, v: max((r[key] for r in _where(rows, where) if r.get(key) not in (None, "")),
-                                  default=NONE)
+                                  key=as_number, default=NONE)
 
 
 def mean_of(key: str, scale: float = 1.0, digits: int = 1, where: dict | None = None) -> Cell:

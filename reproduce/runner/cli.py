@@ -174,27 +174,6 @@ def early_exit(name: str, doc: str | None, add_arguments=None, argv: list[str] |
     build_parser(_Named(name, add_arguments), doc).parse_args(argv)  # prints the help, exits 0
 
 
-def shared_options() -> list[str]:
-    """The option names every training script takes (:func:`build_parser`)."""
-    p = build_parser(_Named("tetris"), None)
-    return sorted({o for a in p._actions for o in a.option_strings if o.startswith("--") and o != "--help"})
-
-
-def refuse_shared_options(parser: argparse.ArgumentParser, argv: list[str] | None, why: str) -> argparse.Namespace:
-    """Parse ``argv`` with a measurement script's own ``parser``; a shared option of the training
-    scripts that this one does not take is refused by name, with ``why`` (argparse's usage line
-    and one ``error:`` line, exit 2), instead of argparse's generic "unrecognized arguments"."""
-    args, unknown = parser.parse_known_args(argv)
-    shared = set(shared_options())
-    named = [u.split("=", 1)[0] for u in unknown if u.split("=", 1)[0] in shared]
-    if named:
-        own = sorted({o for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"})
-        parser.error(f"{', '.join(named)}: not an option of this script ({why}); its options: {', '.join(own)}")
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    return args
-
-
 def resolve_launch(args: argparse.Namespace) -> Launch:
     """The devices of this invocation from the device options (:mod:`reproduce.runner.launch`);
     ``args.gpus``/``args.cpu_procs`` are set to what was resolved. Contradictions and requests this
