@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reproduce.measure.timing import forward_backward, forward_only, peak_memory_mb, time_paired
+from reproduce.measure.timing import forward_backward, layer_rows, time_paired
 
 TITLE = "Harmonic convolution (HConv2d) vs plain Conv2d"
 
@@ -44,25 +44,13 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
     x = torch.randn(batch, hconv.in_real_channels, n, n, device=dev)
     shape = f"8 ch/order, m∈{{0,1}} (32 real ch), k5, {n}×{n}, batch {batch}"
 
-    rows = []
-    for what, make in (("forward", forward_only), ("forward+backward", forward_backward)):
-        t, f = time_paired(make(hconv, x), make(plain, x), warmup, reps, dev)
-        row = {"what": f"HConv2d {what} [{shape}]", "time_ms": 1e3 * t, "floor_ms": 1e3 * f,
-               "ratio": t / f, "notes": "floor: nn.Conv2d(32, 32, 5), same input; goal ≤ 2x"}
-        if what == "forward+backward":
-            row["peak_mb"] = peak_memory_mb(forward_backward(hconv, x), dev)
-            row["notes"] += f"; plain peak {peak_memory_mb(forward_backward(plain, x), dev):.1f} MB"
-        rows.append(row)
-
     def assemble():
         hconv.zero_grad(set_to_none=True)
         hconv.weight().square().sum().backward()
 
-    t, f = time_paired(assemble, forward_backward(plain, x), warmup, reps, dev)
-    rows.append({"what": f"filter assembly only, forward+backward ({hconv.radial.numel()} radial + "
-                         f"{hconv.phase.numel()} phases → 32×32×5×5)",
-                 "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
-                 "notes": "floor: plain Conv2d forward+backward; ratio = share of one conv step"})
+    rows = layer_rows("HConv2d", shape, hconv, plain, x, "nn.Conv2d(32, 32, 5), same input; goal ≤ 2x", assemble,
+                      f"filter assembly only, forward+backward ({hconv.radial.numel()} radial + "
+                      f"{hconv.phase.numel()} phases → 32×32×5×5)", warmup, reps, dev)
 
     hnet, cnn = HNet().to(dev), Z2CNN().to(dev)
     nb = 2 if quick else batch

@@ -22,7 +22,7 @@ import time
 import torch
 from torch import nn
 
-from reproduce.measure.timing import forward_backward, forward_only, peak_memory_mb, time_fn
+from reproduce.measure.timing import layer_rows
 
 TITLE = "3D steerable convolution vs plain Conv3d"
 RS = [(4, 0), (4, 1), (2, 2)]  # 4 + 12 + 10 = 26 channels
@@ -53,27 +53,13 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
     x = torch.randn(batch, steer.in_channels, n, n, n, device=dev)
     shape = f"26→26 ch (4×l0+4×l1+2×l2), k5, {n}³, batch {batch}"
 
-    rows = []
-    for what, make in (("forward", forward_only), ("forward+backward", forward_backward)):
-        t = time_fn(make(steer, x), warmup, reps, dev)
-        f = time_fn(make(plain, x), warmup, reps, dev)
-        row = {"what": f"SteerableConv3d {what} [{shape}]", "time_ms": 1e3 * t,
-               "floor_ms": 1e3 * f, "ratio": t / f, "notes": "floor: nn.Conv3d, same input"}
-        if what == "forward+backward":
-            row["peak_mb"] = peak_memory_mb(forward_backward(steer, x), dev)
-            row["notes"] += f"; plain peak {peak_memory_mb(forward_backward(plain, x), dev):.1f} MB"
-        rows.append(row)
-
     def assemble():
         steer.zero_grad(set_to_none=True)
         steer.kernel().square().sum().backward()
 
-    t = time_fn(assemble, warmup, reps, dev)
-    f = time_fn(forward_backward(plain, x), warmup, reps, dev)
-    rows.append({"what": f"kernel assembly only, forward+backward ({steer.kernel.weight.numel()} "
-                         f"weights → 26×26×5³ filter bank)",
-                 "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
-                 "notes": "floor: plain Conv3d forward+backward; ratio = share of one conv step"})
+    rows = layer_rows("SteerableConv3d", shape, steer, plain, x, "nn.Conv3d, same input", assemble,
+                      f"kernel assembly only, forward+backward ({steer.kernel.weight.numel()} "
+                      f"weights → 26×26×5³ filter bank)", warmup, reps, dev)
 
     t = _cold_build(lambda: TetrisSE3Net())
     f = _cold_build(lambda: TetrisCNN())

@@ -104,3 +104,24 @@ def peak_memory_mb(fn: Callable[[], object], device: torch.device | str | None =
 
 def fmt_ratio(t: float, floor: float) -> str:
     return f"{t / floor:.2f}x"
+
+
+def layer_rows(name: str, shape: str, layer: torch.nn.Module, plain: torch.nn.Module, x: torch.Tensor,
+               floor_note: str, assemble: Callable[[], object], assembly: str, warmup: int, reps: int,
+               device: torch.device) -> list[dict]:
+    """The three rows of an equivariant layer against the plain layer of the same shape, timed alternately
+    (:func:`time_paired`) on the same input: forward, forward+backward (with both peaks), and the filter
+    assembly alone (``assemble``) against one plain forward+backward step."""
+    rows = []
+    for what, make in (("forward", forward_only), ("forward+backward", forward_backward)):
+        t, f = time_paired(make(layer, x), make(plain, x), warmup, reps, device)
+        row = {"what": f"{name} {what} [{shape}]", "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
+               "notes": f"floor: {floor_note}"}
+        if what == "forward+backward":
+            row["peak_mb"] = peak_memory_mb(forward_backward(layer, x), device)
+            row["notes"] += f"; plain peak {peak_memory_mb(forward_backward(plain, x), device):.1f} MB"
+        rows.append(row)
+    t, f = time_paired(assemble, forward_backward(plain, x), warmup, reps, device)
+    rows.append({"what": assembly, "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
+                 "notes": f"floor: plain {type(plain).__name__} forward+backward; ratio = share of one conv step"})
+    return rows
