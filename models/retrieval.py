@@ -63,7 +63,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from datamodules._common import atomic_write_text
+from datamodules._common import InputError, atomic_write_text
 
 __all__ = [
     "CUTOFF", "DATASETS", "normalize_id", "sum_by_id", "mean_by_id", "retrieval_lists",
@@ -159,6 +159,33 @@ def _group(ids: Sequence | np.ndarray, values: np.ndarray) -> tuple[list[str], n
 #: count per object the sum ranks identically).
 SCORES = ("logits", "log_softmax", "softmax")
 MODES = ("class", "class+median")  # retrieval_lists(mode=...)
+
+
+def evaluation_settings(cfg: dict) -> tuple[str, str]:
+    """``(retrieval mode, summed scores)`` of a run's ``evaluation`` section; a bad value is an
+    :class:`InputError` naming the key.
+
+    >>> evaluation_settings({"evaluation": {"scores": "softmax"}})
+    ('class', 'softmax')
+    """
+    ev = cfg.get("evaluation") or {}
+    mode, scores = str(ev.get("retrieval", "class")), str(ev.get("scores", "logits"))
+    if mode not in MODES:
+        raise InputError(f"shrec17: evaluation.retrieval {mode!r} must be one of {', '.join(MODES)}")
+    if scores not in SCORES:
+        raise InputError(f"shrec17: evaluation.scores {scores!r} must be one of {', '.join(SCORES)}")
+    return mode, scores
+
+def first_two_copies(ids: Sequence | np.ndarray) -> tuple[list[int], list[int]]:
+    """Row indices of the first and the second copy (test-time augmentation) of every object that has two.
+
+    >>> first_two_copies(["a", "b", "a", "a", "c", "b"])
+    ([0, 1], [2, 5])
+    """
+    first, second = {}, {}
+    for i, key in enumerate(np.asarray(ids).tolist()):
+        (second if key in first and key not in second else first).setdefault(key, i)
+    return [first[k] for k in second], [second[k] for k in second]
 
 
 def per_copy_scores(logits: np.ndarray, scores: str) -> np.ndarray:

@@ -30,12 +30,11 @@ if __name__ == "__main__":  # --help answers before torch and Lightning are impo
 import numpy as np
 import torch
 
-from datamodules._common import InputError, atomic_write_text
-from datamodules.shrec17 import Shrec17DataModule
-from datamodules.shrec17_render import SAMPLINGS, parse_sampling
+from datamodules._common import atomic_write_text
+from datamodules.shrec17 import Shrec17DataModule, check_input, parse_input
+from datamodules.shrec17_render import parse_sampling
 from models import retrieval as R
 from models.deepsphere.nets import SphereClassifier
-from models.deepsphere.sampling import FORMS
 from models.spectral import S2CNN, EstevesSphericalCNN
 from models.steerable import Shrec17SE3Net
 from models.tasks import Retrieve
@@ -47,38 +46,6 @@ from reproduce.runner.evaluate import datamodule_state
 
 #: the logits of an object's first two orientations (the test-time augmentations), compared
 ROTATION = Invariance("rotation", agreement="rotation_agreement", column="rotation_logit_error")
-
-
-def evaluation_settings(cfg: dict) -> tuple[str, str]:
-    """``(retrieval mode, summed scores)`` of a run's ``evaluation`` section; a bad value is an
-    :class:`InputError` naming the key.
-
-    >>> evaluation_settings({"evaluation": {"scores": "softmax"}})
-    ('class', 'softmax')
-    """
-    ev = cfg.get("evaluation") or {}
-    mode, scores = str(ev.get("retrieval", "class")), str(ev.get("scores", "logits"))
-    if mode not in R.MODES:
-        raise InputError(f"shrec17: evaluation.retrieval {mode!r} must be one of {', '.join(R.MODES)}")
-    if scores not in R.SCORES:
-        raise InputError(f"shrec17: evaluation.scores {scores!r} must be one of {', '.join(R.SCORES)}")
-    return mode, scores
-
-
-# --------------------------------------------------------------------------- inputs
-def parse_input(text: str) -> dict:
-    """A grid row's ``setting.input`` → datamodule arguments: ``healpix:32`` / ``equiangular:64``
-    (6-channel ray casting on that sampling) or ``voxel:64`` (occupancy grid of that edge)."""
-    kind, _, arg = str(text).partition(":")
-    if kind == "voxel" and arg.isdigit():
-        return {"input": "voxel", "voxel_size": int(arg)}
-    if kind in SAMPLINGS:
-        return {"input": "sphere", "sampling": parse_sampling(text).name}
-    raise InputError(f"shrec17: setting.input {text!r} must be {', '.join(FORMS[k] for k in SAMPLINGS)} or voxel:N")
-
-
-#: model kinds and the input each needs ("sphere" any sampling, "equiangular" only, "voxel")
-NEEDS = {"deepsphere": "sphere", "se3": "voxel", "esteves": "equiangular", "s2cnn": "equiangular"}
 
 
 class Shrec17(Benchmark):
@@ -112,17 +79,8 @@ class Shrec17(Benchmark):
         return {**args, "bandwidth": parse_sampling(inp["sampling"]).res}
 
     def check(self, ctx, run) -> None:
-        if "input" not in run.setting:
-            raise InputError(f"config grid row {run.model}: setting.input is required (healpix:32, "
-                             f"equiangular:64 or voxel:64)")
-        inp = parse_input(run.setting["input"])
-        kind = (run.cfg.get("model") or {}).get("kind")
-        need = NEEDS.get(kind)
-        if need == "voxel" and inp["input"] != "voxel" or need in ("sphere", "equiangular") and inp["input"] != "sphere" \
-                or need == "equiangular" and parse_sampling(inp["sampling"]).kind != "equiangular":
-            raise InputError(f"config grid row {run.model}: model kind {kind!r} needs {need} input, "
-                             f"setting.input is {run.setting['input']!r}")
-        evaluation_settings(run.cfg)
+        check_input((run.cfg.get("model") or {}).get("kind"), run.setting.get("input"), run.model)
+        R.evaluation_settings(run.cfg)
         super().check(ctx, run)
 
     def after_test(self, ctx, run, task, datamodule) -> dict:
@@ -135,7 +93,7 @@ class Shrec17(Benchmark):
         split = datamodule.test_split_name
         labels = datamodule.labels()
         ids_raw = out["ids"].numpy()
-        mode, kind = evaluation_settings(run.cfg)
+        mode, kind = R.evaluation_settings(run.cfg)
         uids, scores = R.sum_by_id(ids_raw, R.per_copy_scores(out["logits"].numpy(), kind))
         _, desc = R.mean_by_id(ids_raw, out["embeddings"].numpy())
         lists = R.retrieval_lists(uids, scores, descriptors=desc, mode=mode)
@@ -145,7 +103,11 @@ class Shrec17(Benchmark):
         metrics = {f"{avg}_{k}": round(float(res[f"{avg}_{k}"]), 6) for avg in ("micro", "macro") for k in R.METRICS}
         metrics.update(f1_cls=round(R.classification_f1(y_true, scores.argmax(1)), 6), scored_objects=len(uids),
                        scored_split=split, train_objects=len(datamodule.datasets["train"]),
-                       retrieval_mode=mode, **self._rotation_change(ids_raw, out["logits"].numpy()))
+                       retrieval_mode=mode)
+        first, second = R.first_two_copies(ids_raw)
+        if first:  # the logits of an object's first two orientations (the test-time augmentations)
+            a, b = (torch.from_numpy(out["logits"].numpy()[rows]).double() for rows in (first, second))
+            metrics.update(ROTATION.columns(a, [b]))
         stats = (getattr(datamodule, "preprocess_stats", None) or {}).get("filled") or {}
         if stats.get("meshes_per_s"):
             metrics.update(preprocess_meshes_per_s=round(float(stats["meshes_per_s"]), 2),
@@ -162,17 +124,6 @@ class Shrec17(Benchmark):
             metrics.update(figure_maps(datamodule, lists, labels))
         return metrics
 
-    @staticmethod
-    def _rotation_change(ids: np.ndarray, logits: np.ndarray) -> dict:
-        """Relative change of the logits between the first two orientations of every object."""
-        first, second = {}, {}
-        for i, key in enumerate(ids.tolist()):
-            (second if key in first and key not in second else first).setdefault(key, i)
-        pairs = [(first[k], second[k]) for k in second]
-        if not pairs:
-            return {}
-        a, b = (torch.from_numpy(logits[[p[j] for p in pairs]]).double() for j in (0, 1))
-        return ROTATION.columns(a, [b])
 
 
 BENCH = Shrec17()

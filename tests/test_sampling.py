@@ -90,7 +90,7 @@ def test_graph_defaults_and_operators_are_the_graph_modules():
 def test_benchmarks_parse_through_it():
     from datamodules.climate import parse_sampling as climate_sampling
     from datamodules.shrec17_render import parse_sampling as shrec_sampling
-    from reproduce.shrec17 import parse_input
+    from datamodules.shrec17 import parse_input
 
     assert climate_sampling("native").kind == "native" and climate_sampling("healpix:8").num_vertices == 768
     with pytest.raises(InputError, match="^climate: sampling 'healpix:6': HEALPix Nside must be a power of 2$"):

@@ -15,7 +15,7 @@ from datamodules.shrec17_layout import MAX_NAMED_CLASSES
 from datamodules.shrec17_standin import NUM_CLASSES, split_counts
 from models import retrieval as R
 from reproduce.reports.shrec17 import decode_maps
-from reproduce.shrec17 import parse_input
+from datamodules.shrec17 import parse_input
 from tests.conftest import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def test_summed_scores_follow_the_reference():
     """s2cnn test.py sums log-softmax outputs, deepsphere-tf1 averages softmax probabilities: the
     argmax is that of the summed logits for log_softmax, but the ranking score is not."""
     from models.retrieval import per_copy_scores
-    from reproduce.shrec17 import evaluation_settings
+    from models.retrieval import evaluation_settings
     logits = np.array([[2.0, 0.0], [2.0, 1.9],    # object 1: two copies
                        [1.0, 0.0], [1.0, 0.0]])   # object 2
     ids = [1, 1, 2, 2]
