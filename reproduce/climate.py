@@ -1,9 +1,8 @@
 """CAM5 climate event segmentation (TC / AR / BG) on the sphere: the DeepSphere U-Net, weighted vs
 unweighted loss, and the same net on other samplings.
 
-Reproduces Defferrard, Milani, Gusset, Perraudin, ICLR 2020, tab:climate and tab:climate:map (per-class
-accuracy, AP and mAP on the UGSCNN level-5 data, weighted and unweighted loss, the "Jiang architecture")
-beside every published row, plus per-class IoU and the same net on HEALPix and equiangular samplings.
+Reproduces Defferrard et al. ICLR 2020, tab:climate and tab:climate:map (per-class accuracy, AP, mAP on the
+UGSCNN level-5 data, weighted and unweighted loss, the "Jiang architecture") beside every published row.
 
     python reproduce/climate.py --preset smoke    # ~1 min: stand-in at ico:2, 1 epoch, every row kind
     python reproduce/climate.py --preset cpu      # ~30-40 min on 2 cores: stand-in at ico:4 (configs/climate/cpu.yaml)
@@ -46,7 +45,7 @@ from datamodules._common import InputError
 from datamodules.climate import CLASSES, ClimateDataModule, parse_sampling
 from models.deepsphere.unet import DeepSphereUNet
 from models.tasks import Segment
-from reproduce.reports.climate import REPORT, encode_map
+from reproduce.reports.climate import REPORT, example_map
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 from reproduce.runner.after_test import InferenceTime
@@ -108,21 +107,13 @@ class Climate(Benchmark):
 
     def after_test(self, ctx, run, task, datamodule) -> dict:
         """The training split's balanced weights, inference ms per map (batch 1) and one test map."""
-        import torch
-
-        from datamodules.climate import MEAN, STD
-
         out = {} if ctx.evaluate is not None else {
             f"class_weight_{c}": round(w, 6) for c, w in zip(CLASSES, self.class_weights(ctx, run))}
-        net, dev = task.backbone.eval(), task.device
         test = datamodule.datasets["test"]
-        out.update(vertices=int(net.num_vertices), train_maps=len(datamodule.datasets["train"]), test_maps=len(test))
-        out.update(self.declared_measurements(ctx, run, task, datamodule))
+        out.update(vertices=int(task.backbone.num_vertices), train_maps=len(datamodule.datasets["train"]),
+                   test_maps=len(test), **self.declared_measurements(ctx, run, task, datamodule))
         if len(test) and ctx.evaluate is None:  # the figure's map: a training run's row
-            x0, y = test[0][0], test[0][1].numpy()
-            with torch.no_grad():
-                pred = net.eval()(x0[None].to(dev))[0].argmax(0).cpu().numpy()
-            out["example_map"] = encode_map(x0.numpy()[0] * STD[0] + MEAN[0], y, pred)
+            out["example_map"] = example_map(task.backbone, test, task.device)
         return out
 
     # -- --predict ------------------------------------------------------------------------------

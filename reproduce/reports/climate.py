@@ -141,6 +141,18 @@ def encode_map(tmq: np.ndarray, true: np.ndarray, pred: np.ndarray) -> Artifact:
     return Artifact(npz_bytes(tmq=q, range=np.array([lo, hi]), labels=(3 * true + pred).astype(np.uint8)))
 
 
+def example_map(net, test, device) -> Artifact:
+    """The figure's map: the first test map's TMQ (de-normalised), true and predicted labels."""
+    import torch
+
+    from datamodules.climate import MEAN, STD
+
+    x0, y = test[0][0], test[0][1].numpy()
+    with torch.no_grad():
+        pred = net.eval()(x0[None].to(device))[0].argmax(0).cpu().numpy()
+    return encode_map(x0.numpy()[0] * STD[0] + MEAN[0], y, pred)
+
+
 def decode_map(results_dir, cell: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """TMQ, true and predicted labels of a row's ``example_map`` file (relative to ``results_dir``)."""
     z = load_npz(results_dir, cell)
