@@ -223,7 +223,7 @@ def test_gpu_check_tiny_on_cpu_end_to_end(tmp_path):
 
 def test_gpu_check_budget_guard_skips_measurements(tmp_path):
     out = tmp_path / "check"
-    from reproduce.gpu_check import main
+    from reproduce.measure.gpu_kit import main
     assert main(["--device", "cpu", "--tiny", "--out", str(out), "--benchmarks", "rotated_mnist",
                  "--budget-s", "0.001", "--max-tetris-cells", "1"]) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -246,7 +246,7 @@ def _slow_batches(monkeypatch, seconds: float = 30.0) -> None:
 
 def test_gpu_check_timer_stops_a_running_measurement(monkeypatch):
     """A measurement still running at the end of the step budget is stopped (not waited for)."""
-    from reproduce import gpu_check as G
+    from reproduce.measure import gpu_kit as G
     _slow_batches(monkeypatch)
     budget = G.Budget(60)
     budget.install()
@@ -266,7 +266,7 @@ def test_gpu_check_sigterm_stops_the_measurements(monkeypatch):
     """SIGTERM during a measurement: it stops, and no later benchmark is measured."""
     import threading
 
-    from reproduce import gpu_check as G
+    from reproduce.measure import gpu_kit as G
     _slow_batches(monkeypatch)
     budget = G.Budget(600)
     budget.install()
@@ -286,7 +286,7 @@ def test_gpu_check_sigterm_stops_the_measurements(monkeypatch):
 
 
 def test_gpu_check_rejects_bad_options(capsys):
-    from reproduce.gpu_check import main
+    from reproduce.measure.gpu_kit import main
     assert main(["--device", "cpu", "--out", "/tmp/x", "--benchmarks", "mnist"]) == 2
     assert main(["--device", "cpu", "--out", "/tmp/x", "--tiny", "--tetris-only", "nope"]) == 2
     assert main(["--device", "cpu", "--out", "/tmp/x", "--budget-s", "10", "--steps-budget-s", "20"]) == 2

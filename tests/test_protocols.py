@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reproduce import protocols as P
+from reproduce.reports import protocols as P
 from reproduce.runner import config as C
 from tests.conftest import run_script
 
