@@ -57,3 +57,10 @@ def seeded():
     random.seed(SEED)
     np.random.seed(SEED)
     torch.manual_seed(SEED)
+
+
+def first_fast(cases: list) -> list:
+    """Cases of a parametrized subprocess test: the first runs in ``make test``, the others (the same
+    code path with other messages, each paying an interpreter start with torch and Lightning, ~7 s on
+    2 cores) are ``slow`` and run in ``make test-all``."""
+    return [cases[0], *(pytest.param(*case, marks=pytest.mark.slow) for case in cases[1:])]

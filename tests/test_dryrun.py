@@ -212,6 +212,7 @@ def _check_kit(out: Path, benchmarks: list[str], tetris_cells: int):
     return summary
 
 
+@pytest.mark.slow  # an end-to-end subprocess run; make test-all
 def test_gpu_check_tiny_on_cpu_end_to_end(tmp_path):
     """Steps (FP32 + TF32 pass), budget, one Tetris cell, summary: every file, finite figures."""
     before = _tree(ROOT / "results", ROOT / "runs")

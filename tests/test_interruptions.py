@@ -23,7 +23,7 @@ import torch
 from datamodules._common import InputError, WRITING, ensure_stand_in, stand_in_manifest
 from reproduce.runner.checkpoints import AtomicCheckpointIO, check_checkpoint, recover, resume_point
 from reproduce.runner.config import config_hash
-from tests.conftest import script_env
+from tests.conftest import first_fast, script_env
 from tests.test_reliability import ROOT, ckpt_dir, cmd, rows, run
 
 
@@ -112,6 +112,7 @@ def test_last_ckpt_every_n_epochs_whatever_selects_the_model(tmp_path, select):
         assert torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)["epoch"] == 0
 
 
+@pytest.mark.slow  # an end-to-end subprocess run; make test-all
 def test_sigkill_of_a_select_last_run_resumes_past_epoch_0(tmp_path):
     args = ("--only", "mlp", "trainer.max_epochs=30", "trainer.select=last")
     p = subprocess.Popen(cmd(tmp_path, *args), env=script_env(EB_TEST_EPOCH_SLEEP="0.3"), cwd=ROOT,
@@ -325,12 +326,12 @@ def test_fallback_to_last_ckpt_prev_of_a_finished_run_keeps_a_last_ckpt(tmp_path
 
 
 # --------------------------------------------------------------------------- E: refused before any run folder
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize("args, message", first_fast([
     (["--gpus", "1"], "--gpus 1: this machine has 0 CUDA GPU(s)"),
     (["--seed", "-1"], "--seed must be between 0 and 2**32 - 1, got -1"),
     (["data.batch_size=0"], "config data.batch_size: expected an int >= 1, got 0"),
     (["data.num_classes=0"], "config data.num_classes: expected an int >= 1, got 0"),
-])
+]))
 def test_bad_values_are_refused_before_any_run_folder(tmp_path, args, message):
     if args[0] == "--gpus" and torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")

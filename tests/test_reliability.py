@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.runner.checkpoints import check_checkpoint
-from tests.conftest import run_script, script_env
+from tests.conftest import first_fast, run_script, script_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"
@@ -195,12 +195,12 @@ def test_evaluate_uses_the_checkpoints_config_and_says_what_it_scored(tmp_path):
     assert "scored 64 test samples" in p.stderr
 
 
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize("args, message", first_fast([
     (["--only", ","], "--only ',' names no model"),
     (["--cpu-procs", "0"], "--cpu-procs must be at least 1"),
     (["--num-nodes", "0"], "--num-nodes must be at least 1"),
     (["grid.runs=abc"], "config grid.runs: expected an int >= 1, got 'abc'"),
-])
+]))
 def test_wrong_options_are_one_line_errors(tmp_path, args, message):
     p = run(tmp_path, *args, check=False)
     assert p.returncode == 2 and message in p.stderr

@@ -16,7 +16,7 @@ from reproduce.runner import config as _config
 from reproduce.runner.grid import current_rows
 from reproduce.runner.runs import Run
 from reproduce.runner.store import read_rows, upsert_row, upsert_rows
-from tests.conftest import run_script
+from tests.conftest import first_fast, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"
@@ -124,14 +124,14 @@ def test_evaluate_refuses_another_class_count_unless_asked(tmp_path):
     assert p.returncode == 2 and "--allow-mismatch goes with --evaluate CKPT" in p.stderr
 
 
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize("args, message", first_fast([
     (["--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
     (["--preset", "smoke", "--only", "nope"], "unknown model(s) nope"),
     (["--preset", "smoke", "optim.lrr=1"], "config optim.lrr: unknown key for Optim"),
     (["--preset", "smoke", "grid.runz=1"], "unknown key 'grid.runz'"),
     (["--preset", "smoke", "optim"], "must look like key.sub=value"),
     (["--preset", "smoke", "optim.lr=[1"], "not valid YAML"),
-])
+]))
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, args, message):
     p = run_boring(tmp_path, *args, check=False)
     assert p.returncode == 2

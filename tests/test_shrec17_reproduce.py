@@ -16,7 +16,7 @@ from datamodules.shrec17_standin import NUM_CLASSES, split_counts
 from models import retrieval as R
 from reproduce.reports.shrec17 import decode_maps
 from datamodules.shrec17 import parse_input
-from tests.conftest import run_script
+from tests.conftest import first_fast, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "reproduce" / "shrec17.py"
@@ -102,14 +102,14 @@ def test_ddp_two_processes_score_every_object_once(smoke, tmp_path):
     assert row["hardware"].endswith("2 DDP procs") and int(row["scored_objects"]) == sum(split_counts(3).values())
 
 
-@pytest.mark.parametrize("setting, message", [
+@pytest.mark.parametrize("setting, message", first_fast([
     ("grid.rows=[{model: ds_healpix, setting: {input: 'voxel:33'}}]", "needs sphere input"),
     ("grid.rows=[{model: se3, setting: {input: 'healpix:32'}}]", "needs voxel input"),
     ("grid.rows=[{model: ds_healpix, setting: {input: 'cube:9'}}]", "must be healpix:NSIDE"),
     ("grid.rows=[{model: ds_healpix, setting: {input: 'healpix:32'}, overrides: {evaluation.scores: probs}}]",
      "evaluation.scores 'probs' must be one of logits, log_softmax, softmax"),
     ("evaluation.retrieval=median", "evaluation.retrieval 'median' must be one of class, class+median"),
-])
+]))
 def test_bad_rows_are_one_line_exit_2(tmp_path, setting, message):
     p = run_shrec("--preset", "smoke", "--results-dir", tmp_path, "--runs-dir", tmp_path, setting, check=False)
     assert p.returncode == 2 and message in p.stderr and p.stderr.count("\n") == 1
