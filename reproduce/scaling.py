@@ -26,7 +26,6 @@ finished series are skipped, and rows of another device are other cells.
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -40,6 +39,7 @@ if __name__ == "__main__":  # --help answers before torch is imported
 from datamodules._common import InputError
 from reproduce.reports.scaling import REPORT
 from reproduce.measure.scaling_series import SeriesSpec, measure_series
+from reproduce.measure.timing import load_average
 from reproduce.runner import config as C
 from reproduce.runner import main as runner_main
 from reproduce.runner.measurement import Measurement
@@ -54,7 +54,7 @@ class Scaling(Measurement):
     device_sensitive = True
 
     def check_cell(self, run) -> tuple[SeriesSpec, float, int]:
-        device = str(run.cfg.get("device", "cpu"))
+        device = self.device(run)
         budget = C.get(run.cfg, f"budget_s.{device.split(':')[0]}", None)
         reps = run.cfg.get("reps", 3)
         if not isinstance(budget, (int, float)) or budget <= 0:
@@ -68,9 +68,9 @@ class Scaling(Measurement):
         import torch
 
         spec, budget, reps = self.check_cell(run)
-        device = str(run.cfg.get("device", "cpu"))
+        device = self.device(run)
         info = {"device": device, "machine": machine(device), "threads": torch.get_num_threads(),
-                "load": f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "nan"}
+                "load": f"{load_average():.1f}"}
         return [{**info, **row} for row in
                 measure_series(spec, device, budget, reps, log=lambda s: print(s, file=sys.stderr, flush=True))]
 

@@ -21,7 +21,6 @@ config's ``device``, part of each cell's identity). The table: ``reproduce/repor
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from pathlib import Path
 
@@ -34,6 +33,7 @@ if __name__ == "__main__":  # --help answers before torch is imported
 
 from datamodules._common import InputError
 from reproduce.reports.speed import REPORT
+from reproduce.measure.timing import load_average
 from reproduce.runner import main as runner_main
 from reproduce.runner.measurement import Measurement
 from reproduce.runner.store import machine
@@ -61,8 +61,7 @@ class Speed(Measurement):
         self.section(run)
 
     def measure(self, ctx, run) -> list[dict]:
-        device = str(run.cfg.get("device", "cpu"))
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        device, load = self.device(run), load_average()
         title, rows = self.section(run).measure(quick=bool(run.cfg.get("quick")), device=device)
         print(f"[speed] {run.model}: {len(rows)} timings", file=sys.stderr, flush=True)
         return [{"section": run.model, "title": title, "device": device, "machine": machine(device),

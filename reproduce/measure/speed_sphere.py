@@ -50,7 +50,7 @@ import torch
 
 from models.deepsphere.layers import sym_spmm
 from reproduce.measure.deepsphere_pytorch import DeepSpherePyTorchChebConv
-from reproduce.measure.timing import forward_backward, forward_only, peak_memory_mb, time_fn
+from reproduce.measure.timing import forward_backward, forward_only, load_average, peak_memory_mb, time_fn
 
 TITLE = "DeepSphere Chebyshev graph convolution vs bare sparse products and deepsphere-pytorch"
 K_NEIGHBOURS = 8
@@ -93,10 +93,6 @@ def _ram_gib() -> float:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
     except (ValueError, OSError, AttributeError):
         return 0.0
-
-
-def _load() -> float:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 def loglog_slope(n: list[float], t: list[float]) -> float:
@@ -169,7 +165,7 @@ def build_nside1024(k: int = K_NEIGHBOURS, timeout: float = 900) -> dict:
     k-NN query of the same points in another: time, peak RSS. Each bounded by ``timeout`` s."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     floor, why_floor = _subprocess(_FLOOR_1024.format(root=root, k=k), timeout)
-    load = _load()
+    load = load_average()
     t0 = time.perf_counter()
     build, why = _subprocess(_BUILD_1024.format(root=root, k=k), timeout)
     what = f"graph build k={k} Nside 1024 full sphere (12,582,912 px), subprocess"
@@ -204,7 +200,7 @@ def measure(quick: bool = False, device: str = "cpu", nsides: list[int] | None =
 
     def log(msg: str) -> None:
         if not quick:
-            print(f"[speed sphere] {msg} (load {_load():.2f})", file=sys.stderr, flush=True)
+            print(f"[speed sphere] {msg} (load {load_average():.2f})", file=sys.stderr, flush=True)
 
     _graph_build(2)  # imports and first-call costs out of the timings
     rows: list[dict] = []
@@ -214,7 +210,7 @@ def measure(quick: bool = False, device: str = "cpu", nsides: list[int] | None =
         n_pix = 12 * nside ** 2
         rows.append({"what": f"graph build k={K_NEIGHBOURS} Nside {nside}", "time_ms": 1e3 * build_s,
                      "floor_ms": 1e3 * knn_s, "ratio": build_s / knn_s, "nside": nside,
-                     "n_pix": n_pix, "graph_build_s": build_s, "graph_only_s": graph_s, "load": _load(),
+                     "n_pix": n_pix, "graph_build_s": build_s, "graph_only_s": graph_s, "load": load_average(),
                      "notes": "rescaled Laplacian (graph_only_s: the k-NN graph W alone); floor: bare "
                               "cKDTree build + (k+1)-NN query of the same points"})
         log(f"Nside {nside}: operator built in {build_s:.1f} s (graph W {graph_s:.1f} s, "
@@ -246,7 +242,7 @@ def measure(quick: bool = False, device: str = "cpu", nsides: list[int] | None =
                     label = "ChebConv" if name == "floor" else "ChebConv vs deepsphere-pytorch"
                     row = {"what": f"{label} {what} K={K} Nside {nside}", "time_ms": 1e3 * t,
                            "floor_ms": 1e3 * f, "ratio": t / f, "nside": nside, "n_pix": n_pix,
-                           "load": _load(), "notes": notes}
+                           "load": load_average(), "notes": notes}
                     if what == "forward+backward":
                         row["peak_mb"] = peak_memory_mb(a, dev)
                         row["notes"] += f"; {name} peak {peak_memory_mb(b, dev):.0f} MB"

@@ -65,8 +65,13 @@ class Measurement(Benchmark):
     def is_custom(self, run: Run) -> bool:
         return True
 
+    @staticmethod
+    def device(run: Run) -> str:
+        """The cell's device (``device_sensitive`` benchmarks; ``cpu`` unless the config says otherwise)."""
+        return str(run.cfg.get("device", "cpu"))
+
     def check(self, ctx: Context, run: Run) -> None:
-        if self.device_sensitive and str(run.cfg.get("device", "cpu")).startswith("cuda"):
+        if self.device_sensitive and self.device(run).startswith("cuda"):
             import torch
             if not torch.cuda.is_available():
                 raise InputError(f"{self.name}: device {run.cfg['device']} but no CUDA device is available")
@@ -79,5 +84,6 @@ class Measurement(Benchmark):
         return self.measure(ctx, run)
 
     def measure(self, ctx: Context, run: Run) -> list[dict]:
-        """The rows of one cell (provenance and identity columns are added by the runner)."""
-        raise NotImplementedError
+        """The rows of one cell (provenance and identity columns are added by the runner); every
+        measurement benchmark defines it."""
+        raise NotImplementedError(f"{type(self).__name__} defines no measure(ctx, run)")
