@@ -264,7 +264,6 @@ def write_split_lists(folder: Path, splits: dict[str, list[str]]) -> None:
 # the generator lives in datamodules/climate_standin.py; its public names stay importable from here
 from datamodules.climate_standin import (StandInClimate, stand_in_description, stand_in_map,  # noqa: E402
                                          write_stand_in)
-from datamodules.climate_standin import _ATTRS, _angular_dist  # noqa: E402,F401  (former names of this module)
 
 
 # --------------------------------------------------------------------------- dataset + datamodule
