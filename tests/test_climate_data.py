@@ -454,7 +454,8 @@ def test_resampling_round_trip_smooth_field_and_label_fractions():
     assert e[inside].max() < 1e-3
     assert e.max() < 0.02  # the 2 pole vertices: constant beyond the last row (±89°)
     # labels: caps of class 1 and 2
-    cap = lambda c_lat, c_lon, r: C._angular_dist(LA, LO, c_lat, c_lon) < r  # noqa: E731
+    from datamodules.climate_standin import _angular_dist
+    cap = lambda c_lat, c_lon, r: _angular_dist(LA, LO, c_lat, c_lon) < r  # noqa: E731
     lab = np.zeros(f.shape, np.int64)
     lab[cap(20, 100, 10)] = 1
     lab[cap(-40, 250, 25)] = 2
