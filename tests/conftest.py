@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 import subprocess
@@ -21,6 +22,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the test double of a benchmark on the shared runner
+BORING = ROOT / "tests" / "data" / "boring_bench.py"
 #: the environment of every script a test runs: no progress bars, unbuffered output, one thread
 QUIET = {"EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 #: the seed of the global generators at the start of every test
@@ -43,6 +46,16 @@ def run_script(script: str | os.PathLike, *args, check: bool = True, timeout: fl
     if check and p.returncode != 0:
         raise AssertionError(f"{script} exited {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
     return p
+
+
+def boring_module(monkeypatch):
+    """tests/data/boring_bench.py imported (its benchmark ``BENCH``, for in-process calls of
+    ``reproduce.runner.main``: no interpreter start, no torch and Lightning import per call)."""
+    spec = importlib.util.spec_from_file_location("boring_bench_in_process", BORING)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(name="run_script")

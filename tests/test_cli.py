@@ -18,10 +18,9 @@ import pytest
 from datamodules._common import InputError
 from reproduce.runner.cli import build_parser, presets
 from reproduce.runner.launch import check_nodes, check_strategy, precision_override, resolve_devices
-from tests.conftest import run_script
+from tests.conftest import BORING, boring_module, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
-BORING = ROOT / "tests" / "data" / "boring_bench.py"
 SCRIPTS = ["tetris", "rotated_mnist", "cosmology", "climate", "shrec17", "cath"]
 
 
@@ -152,22 +151,47 @@ def test_help_is_answered_without_importing_torch(name):
 
 
 # --------------------------------------------------------------------------- refused before any run folder
-@pytest.mark.parametrize("args, message", [
+UNMET = [
     (["--num-nodes", "2"], "--num-nodes 2: nothing here starts the other nodes' processes"),
     (["--gpus", "2", "--accelerator", "cpu"], "--gpus 2 asks for GPUs, --accelerator cpu for the CPU"),
     (["--strategy", "ddp"], "--strategy ddp needs more than one process"),
     (["--precision", "bf16-mixed"], "--precision bf16-mixed: CPU runs train in float32"),
     (["--list", "optim.lrr=1e-2"], "config optim.lrr: unknown key for Optim"),
-])
-def test_unmet_or_contradictory_requests_write_nothing(tmp_path, args, message):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "MASTER_", "NODE_RANK", "TORCHELASTIC"))}
-    p = subprocess.run([sys.executable, str(BORING), "--logger", "wandb", "--preset", "smoke",
-                        "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"),
-                        "--data-dir", str(tmp_path / "data"), "--stand-in", *args],
+]
+LAUNCH_ENV = ("SLURM_", "MASTER_", "NODE_RANK", "TORCHELASTIC")
+
+
+def _unmet_argv(tmp_path, args):
+    return ["--logger", "wandb", "--preset", "smoke", "--results-dir", str(tmp_path / "res"),
+            "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), "--stand-in", *args]
+
+
+def _wrote_nothing(tmp_path):
+    return not (tmp_path / "runs").exists() and not (tmp_path / "res").exists() and not (tmp_path / "data").exists()
+
+
+def test_an_unmet_request_through_the_command_line_writes_nothing(tmp_path):
+    """The first case of :data:`UNMET` as a real command (the others in-process below)."""
+    args, message = UNMET[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LAUNCH_ENV)}
+    p = subprocess.run([sys.executable, str(BORING), *_unmet_argv(tmp_path, args)],
                        capture_output=True, text=True, cwd=ROOT, timeout=300, env={**env, "WANDB_MODE": "offline"})
     assert p.returncode == 2 and p.stderr.startswith("error: ") and message in p.stderr, p.stderr[-2000:]
     assert len(p.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "res").exists() and not (tmp_path / "data").exists()
+    assert _wrote_nothing(tmp_path)
+
+
+@pytest.mark.parametrize("args, message", UNMET)
+def test_unmet_or_contradictory_requests_write_nothing(tmp_path, args, message, capsys, monkeypatch):
+    from reproduce.runner import main
+    for k in list(os.environ):
+        if k.startswith(LAUNCH_ENV):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert main(boring_module(monkeypatch).BENCH, argv=_unmet_argv(tmp_path, args)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1, err
+    assert _wrote_nothing(tmp_path)
 
 
 # --------------------------------------------------------------------------- measurement scripts

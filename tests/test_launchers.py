@@ -4,7 +4,6 @@ executor); every launcher writes the same rows as the sequential grid."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.runner import launchers as L
-from tests.conftest import run_script, script_env
+from tests.conftest import boring_module, run_script, script_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"
@@ -32,15 +31,6 @@ def boring(tmp_path, *extra, check=True):
 def measured(tmp_path) -> list[tuple]:
     with open(tmp_path / "res" / "boring.csv") as f:
         return sorted(tuple(r[k] for k in SAME) for r in csv.DictReader(f))
-
-
-def boring_module(monkeypatch):
-    """tests/data/boring_bench.py imported (its benchmark, for in-process calls of main)."""
-    spec = importlib.util.spec_from_file_location("boring_bench_for_launchers", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, mod)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
