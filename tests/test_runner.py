@@ -16,7 +16,7 @@ from reproduce.runner import config as _config
 from reproduce.runner.grid import current_rows
 from reproduce.runner.runs import Run
 from reproduce.runner.store import read_rows, upsert_row, upsert_rows
-from tests.conftest import first_fast, run_script
+from tests.conftest import boring_module, first_fast, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"
@@ -140,11 +140,18 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, args, message):
     assert not (tmp_path / "res").exists()
 
 
-def test_missing_data_dir_is_an_error(tmp_path):
-    cmd = [sys.executable, str(SCRIPT), "--preset", "smoke", "--data-dir", str(tmp_path / "nowhere"),
-           "--results-dir", str(tmp_path / "res")]
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert p.returncode == 2 and "does not exist" in p.stderr and "--stand-in" in p.stderr
+def boring_main(monkeypatch, *argv) -> int:
+    """``main`` of tests/data/boring_bench.py in-process (the command line's own path:
+    test_bad_input_is_one_clear_line_and_exit_2)."""
+    from reproduce.runner import main
+    return main(boring_module(monkeypatch).BENCH, argv=[str(a) for a in argv])
+
+
+def test_missing_data_dir_is_an_error(tmp_path, capsys, monkeypatch):
+    assert boring_main(monkeypatch, "--preset", "smoke", "--data-dir", tmp_path / "nowhere",
+                       "--results-dir", tmp_path / "res") == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "--stand-in" in err and err.count("\n") == 1, err
     assert not (tmp_path / "res").exists()
 
 
@@ -205,20 +212,6 @@ def test_config_extends_and_overrides(tmp_path):
     assert cfg["a"]["c"] == [3] and cfg["d"] == 0.5
 
 
-def test_wandb_is_offline_by_default(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    cmd = [sys.executable, str(SCRIPT), "--preset", "smoke", "--only", "mlp", "--logger", "wandb",
-           "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"),
-           "--data-dir", str(tmp_path / "data"), "--stand-in"]
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240,
-                       env={**env, "EB_NO_PROGRESS": "1"})
-    assert p.returncode == 0, p.stderr[-2000:]
-    offline = list((tmp_path / "runs").rglob("wandb/offline-run-*"))
-    assert len([d for d in offline if "/tables/" not in str(d)]) == 1  # the grid cell's run
-    assert len([d for d in offline if "/tables/" in str(d)]) == 1      # the invocation's tables
-    assert list((tmp_path / "runs").rglob("logs/attempt0/metrics.csv"))  # CSV always
-
-
 def test_segmentation_task_selects_on_validation_map(tmp_path):
     """The runner is task-agnostic: a Segment benchmark declares its task and selects the tested
     checkpoint on val/map (config ``trainer.select``), and its rows carry the dense metrics."""
@@ -237,10 +230,11 @@ def test_segmentation_task_selects_on_validation_map(tmp_path):
     (["models.mlp.kind=transformer"], "models.mlp.kind 'transformer' is unknown; valid kinds: mlp"),
     (["models.mlp.hidden=[1]"], "config models.mlp.hidden: expected int"),
 ])
-def test_typed_config_errors_name_the_key_before_training(tmp_path, args, message):
-    p = run_boring(tmp_path, "--preset", "smoke", *args, check=False)
-    assert p.returncode == 2, p.stderr[-2000:]
-    assert message in p.stderr.strip().splitlines()[-1]
+def test_typed_config_errors_name_the_key_before_training(tmp_path, args, message, capsys, monkeypatch):
+    assert boring_main(monkeypatch, "--logger", "csv", "--results-dir", tmp_path / "res", "--runs-dir", tmp_path / "runs",
+                       "--data-dir", tmp_path / "data", "--stand-in", "--preset", "smoke", *args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "res").exists()
 
 
@@ -266,9 +260,19 @@ def test_stand_in_manifest_reused_then_regenerated_when_its_parameters_change(tm
     assert p.returncode == 2 and "config data.sampels: unknown key for BlobData" in p.stderr
 
 
-def test_wandb_one_run_per_grid_cell_with_its_own_test_metrics_and_a_table_run(tmp_path):
+def test_wandb_is_offline_by_default_one_run_per_grid_cell_with_its_own_test_metrics_and_a_table_run(tmp_path):
+    """No WANDB_* variable set: the runs are offline (a run that went online would need an
+    account), one per grid cell and one for the invocation's tables; the CSV log is kept too."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    run_boring(tmp_path, "--preset", "smoke", "--logger", "wandb", env={**env, "WANDB_MODE": "offline"})
+    p = subprocess.run([sys.executable, str(SCRIPT), "--logger", "wandb", "--results-dir", str(tmp_path / "res"),
+                        "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), "--stand-in",
+                        "--preset", "smoke"], capture_output=True, text=True, cwd=ROOT, timeout=240,
+                       env={**env, "EB_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    offline = list((tmp_path / "runs").rglob("wandb/offline-run-*"))
+    assert len([d for d in offline if "/tables/" not in str(d)]) == 2  # the two grid cells' runs
+    assert len([d for d in offline if "/tables/" in str(d)]) == 1      # the invocation's tables
+    assert len(list((tmp_path / "runs").rglob("logs/attempt0/metrics.csv"))) == 2  # CSV always
     from tests.wandb_files import offline_runs
     by_kind = {}
     for run in offline_runs(tmp_path / "runs"):
