@@ -373,12 +373,13 @@ def test_corrupt_amat_via_cli_is_one_line_exit_2(tmp_path):
     ("models.cnn_aug.augment=rotate",
      "error: config models.cnn_aug.augment: expected 'rotation' | null, got 'rotate'"),
 ])
-def test_mistyped_config_value_is_one_line_exit_2_before_any_data(tmp_path, override, message):
-    p = _cli("--preset", "smoke", "--data-dir", str(tmp_path / "data"), "--stand-in", "--logger", "none",
-             "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"), override)
-    assert p.returncode == 2, p.stderr[-2000:]
-    lines = p.stderr.strip().splitlines()
-    assert lines[-1].startswith(message), p.stderr[-2000:]
+def test_mistyped_config_value_is_one_line_exit_2_before_any_data(tmp_path, override, message, capsys):
+    """In-process (the command line's own path is test_corrupt_amat_via_cli_is_one_line_exit_2)."""
+    from reproduce.runner import main
+    assert main(BENCH, argv=["--preset", "smoke", "--data-dir", str(tmp_path / "data"), "--stand-in", "--logger", "none",
+                             "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"), override]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[-1].startswith(message), lines
     assert not (tmp_path / "data").exists() and not (tmp_path / "res").exists()
 
 
@@ -434,7 +435,7 @@ def _smoke_checkpoint(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("override, scored", [
     (None, 242), pytest.param("data.test_size=null", 242, marks=pytest.mark.slow),
     ("data.test_size=7", 7), pytest.param("data.test_size=50", 50, marks=pytest.mark.slow)])
-def test_evaluate_scores_every_test_digit_unless_its_command_line_says(smoke_run, tmp_path, override, scored):
+def test_evaluate_scores_every_test_digit_unless_its_command_line_says(smoke_run, tmp_path, override, scored, capsys):
     """``--evaluate`` on a folder holding only the test file of a stand-in (242 digits): all of
     them by default and with ``data.test_size=null``; ``data.test_size=N`` on this command line
     limits it, even to the checkpoint's own training-time value (50)."""
@@ -442,12 +443,13 @@ def test_evaluate_scores_every_test_digit_unless_its_command_line_says(smoke_run
     only = tmp_path / "only-test"
     only.mkdir()
     (only / FILES["test"]).write_bytes((run_tmp / "data" / FILES["test"]).read_bytes())
-    q = _cli("--preset", "smoke", "--evaluate", str(_smoke_checkpoint(run_tmp)), "--data-dir", str(only),
-             "--logger", "none", *([override] if override else []))
-    assert q.returncode == 0, q.stderr[-3000:]
-    out = json.loads(q.stdout.strip().splitlines()[-1])
+    from reproduce.runner import main  # in-process (the command line's --evaluate: the end-to-end test above)
+    assert main(BENCH, argv=["--preset", "smoke", "--evaluate", str(_smoke_checkpoint(run_tmp)), "--data-dir", str(only),
+                             "--logger", "none", *([override] if override else [])]) == 0
+    q = capsys.readouterr()
+    out = json.loads(q.out.strip().splitlines()[-1])
     assert out["test_samples"] == scored and out["test_files"] == [str(only / FILES["test"])]
-    assert f"[rotated_mnist] scored {scored} test samples from {only / FILES['test']}" in q.stderr.splitlines()
+    assert f"[rotated_mnist] scored {scored} test samples from {only / FILES['test']}" in q.err.splitlines()
     assert sorted(f.name for f in only.iterdir() if not f.name.startswith(".")) == [FILES["test"]]
 
 
