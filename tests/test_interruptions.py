@@ -23,7 +23,7 @@ import torch
 from datamodules._common import InputError, WRITING, ensure_stand_in, stand_in_manifest
 from reproduce.runner.checkpoints import AtomicCheckpointIO, check_checkpoint, recover, resume_point
 from reproduce.runner.config import config_hash
-from tests.conftest import first_fast, script_env
+from tests.conftest import boring_module, first_fast, script_env
 from tests.test_reliability import ROOT, ckpt_dir, cmd, rows, run
 
 
@@ -353,11 +353,14 @@ def test_a_full_disk_during_training_is_one_error_line(tmp_path):
     assert "Traceback" not in p.stderr and not list((tmp_path / "runs").rglob(".*.tmp*"))
 
 
-def test_an_unwritable_data_dir_is_one_error_line(tmp_path):
-    p = subprocess.run([*cmd(tmp_path)[:-2], "/proc/eb-data", "--stand-in"], capture_output=True, text=True,
-                       env=script_env(), cwd=ROOT, timeout=300)
-    assert p.returncode == 1 and p.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert "eb-data" in p.stderr and "Traceback" not in p.stderr
+def test_an_unwritable_data_dir_is_one_error_line(tmp_path, capsys, monkeypatch):
+    """In-process (a real command's error line: test_a_full_disk_during_training_is_one_error_line)."""
+    from reproduce.runner import main
+    argv = [*cmd(tmp_path)[2:-2], "/proc/eb-data", "--stand-in"]
+    assert argv[-3] == "--data-dir"
+    assert main(boring_module(monkeypatch).BENCH, argv=argv) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("error: ") and "eb-data" in err and "Traceback" not in err
 
 
 @pytest.mark.slow

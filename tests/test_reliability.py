@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.runner.checkpoints import check_checkpoint
-from tests.conftest import first_fast, run_script, script_env
+from tests.conftest import boring_module, first_fast, run_script, script_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"
@@ -134,18 +134,26 @@ def test_corrupt_row_json_is_retested_not_fatal(tmp_path):
     assert len(rows(tmp_path)) == 2
 
 
-def test_unwritable_results_dir_is_refused_before_training(tmp_path):
+def in_process(monkeypatch, tmp_path, *extra) -> int:
+    """``main`` of the test double in-process with :func:`args` (the command line's own path:
+    test_wrong_options_are_one_line_errors)."""
+    from reproduce.runner import main
+    return main(boring_module(monkeypatch).BENCH, argv=args(tmp_path, *extra))
+
+
+def test_unwritable_results_dir_is_refused_before_training(tmp_path, capsys, monkeypatch):
     # /proc refuses new folders even to root (a chmod'ed folder would not stop root)
-    p = subprocess.run([*cmd(tmp_path), "--results-dir", "/proc/eb-results"], capture_output=True,
-                       text=True, env=script_env(), timeout=300, cwd=ROOT)
-    assert p.returncode == 2 and "--results-dir /proc/eb-results is not writable" in p.stderr
+    assert in_process(monkeypatch, tmp_path, "--results-dir", "/proc/eb-results") == 2
+    err = capsys.readouterr().err
+    assert "--results-dir /proc/eb-results is not writable" in err and err.count("\n") == 1, err
     assert not list((tmp_path / "runs").rglob("*.ckpt"))
 
 
-def test_unwritable_runs_dir_is_refused_before_training(tmp_path):
+def test_unwritable_runs_dir_is_refused_before_training(tmp_path, capsys, monkeypatch):
     (tmp_path / "runs").write_text("a file, not a folder")
-    p = run(tmp_path, check=False)
-    assert p.returncode == 2 and "--runs-dir" in p.stderr and "not writable" in p.stderr
+    assert in_process(monkeypatch, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "--runs-dir" in err and "not writable" in err and err.count("\n") == 1, err
     assert not (tmp_path / "res" / "boring.csv").exists()
 
 
