@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.runner.tables import Number, cell_numbers, numeric_table
+from tests.conftest import boring_module
 from tests.wandb_files import offline_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,12 +147,16 @@ def test_numeric_table_columns():
     assert cell_numbers("3D CNN") is None and cell_numbers("86.8 %") == {"value": 86.8}
 
 
-def test_log_checkpoints_without_wandb_is_one_error_line(tmp_path):
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}, "EB_BORING": "wandb"}
-    p = subprocess.run([sys.executable, str(SCRIPT), "--preset", "smoke", "--logger", "csv", "--log-checkpoints",
-                        "--results-dir", str(tmp_path / "res"), "--runs-dir", str(tmp_path / "runs"),
-                        "--data-dir", str(tmp_path / "data"), "--stand-in"],
-                       capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
-    assert p.returncode == 2 and p.stderr.strip() == ("error: --log-checkpoints logs W&B artifacts; it needs "
-                                                      "--logger wandb, not csv"), p.stderr[-2000:]
+def test_log_checkpoints_without_wandb_is_one_error_line(tmp_path, capsys, monkeypatch):
+    """In-process: the test double's main (a command's own path is tested by test_cli and test_reliability)."""
+    from reproduce.runner import main
+    for k in list(os.environ):
+        if k.startswith("WANDB_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("EB_BORING", "wandb")
+    assert main(boring_module(monkeypatch).BENCH, argv=[
+        "--preset", "smoke", "--logger", "csv", "--log-checkpoints", "--results-dir", str(tmp_path / "res"),
+        "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), "--stand-in"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: --log-checkpoints logs W&B artifacts; it needs --logger wandb, not csv", err
     assert not (tmp_path / "runs").exists()
