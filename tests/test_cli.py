@@ -195,19 +195,27 @@ def test_unmet_or_contradictory_requests_write_nothing(tmp_path, args, message, 
 
 
 # --------------------------------------------------------------------------- measurement scripts
-def test_measurement_list_checks_overrides_and_refuses_what_does_not_apply(tmp_path):
+def test_measurement_list_checks_overrides_and_refuses_what_does_not_apply(tmp_path, capsys):
     """equivariance_sphere, speed and scaling are measurement benchmarks on the runner: its --list
     (a cell per graph and Nside), its config checks, and one error line for an option that needs
-    training or several processes."""
-    ok = py("reproduce/equivariance_sphere.py", "--preset", "smoke", "--list", "--runs-dir", tmp_path,
-            PYTHONPATH=str(ROOT))
-    assert ok.returncode == 0 and "nside=16" in ok.stdout and "todo" in ok.stdout, ok.stderr[-2000:]
-    bad = py("reproduce/equivariance_sphere.py", "--list", "data.nsidez=[3]", PYTHONPATH=str(ROOT))
-    assert bad.returncode == 2 and "error: config data.nsidez: unknown key" in bad.stderr
-    for script in ("equivariance_sphere", "speed", "scaling"):
-        procs = py(f"reproduce/{script}.py", "--cpu-procs", "2", PYTHONPATH=str(ROOT))
-        assert procs.returncode == 2 and "--cpu-procs cannot be used" in procs.stderr, procs.stderr[-2000:]
-        assert len(procs.stderr.strip().splitlines()) == 1
+    training or several processes (in-process, but for one real command of the last)."""
+    import importlib
+
+    def main(script, *argv):
+        rc = importlib.import_module(f"reproduce.{script}").main([str(a) for a in argv])
+        return rc, capsys.readouterr()
+
+    rc, ok = main("equivariance_sphere", "--preset", "smoke", "--list", "--runs-dir", tmp_path)
+    assert rc == 0 and "nside=16" in ok.out and "todo" in ok.out, ok.err[-2000:]
+    rc, bad = main("equivariance_sphere", "--list", "data.nsidez=[3]")
+    assert rc == 2 and "error: config data.nsidez: unknown key" in bad.err
+    for script in ("equivariance_sphere", "speed"):
+        rc, procs = main(script, "--cpu-procs", "2")
+        assert rc == 2 and "--cpu-procs cannot be used" in procs.err, procs.err[-2000:]
+        assert len(procs.err.strip().splitlines()) == 1
+    procs = py("reproduce/scaling.py", "--cpu-procs", "2", PYTHONPATH=str(ROOT))
+    assert procs.returncode == 2 and "--cpu-procs cannot be used" in procs.stderr, procs.stderr[-2000:]
+    assert len(procs.stderr.strip().splitlines()) == 1
 
 
 # --------------------------------------------------------------------------- summary and checkpoints
