@@ -139,7 +139,7 @@ def test_parse_input():
     assert parse_input("voxel:64") == {"input": "voxel", "voxel_size": 64}
 
 
-def test_evaluate_on_class_folders(smoke, tmp_path):
+def test_evaluate_on_class_folders(smoke, tmp_path, capsys):
     """``--evaluate`` scores a trained checkpoint on the second input form, a folder per class of
     ``.off`` files (ModelNet style, names unrelated to ids), in the class order of the checkpoint;
     the result files go beside the run's own, not over them."""
@@ -156,8 +156,12 @@ def test_evaluate_on_class_folders(smoke, tmp_path):
     row = next(r for r in rows if r["model"] == "ds_healpix")
     run_dir = Path(row["run_dir"]) if Path(row["run_dir"]).is_absolute() else ROOT / row["run_dir"]
     before = sorted((run_dir / "retrieval").rglob("*"))
-    p = run_shrec("--evaluate", run_dir / "checkpoints" / "last.ckpt", "--data-dir", tmp_path / "folders")
-    out = __import__("json").loads(p.stdout.strip().splitlines()[-1])
+    from reproduce.runner import main  # in-process: the command line's path is the smoke fixture's
+    from reproduce.shrec17 import BENCH
+    capsys.readouterr()
+    assert main(BENCH, argv=["--evaluate", str(run_dir / "checkpoints" / "last.ckpt"),
+                             "--data-dir", str(tmp_path / "folders")]) == 0
+    out = __import__("json").loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["scored_objects"] == len(test) == N_TEST and out["test_samples"] == N_TEST * 2
     assert 0 <= out["micro_map"] <= 1 and "example_maps" not in out
     assert sorted((run_dir / "retrieval").rglob("*")) == before
