@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.runner.checkpoints import check_checkpoint
-from tests.conftest import boring_module, first_fast, run_script, script_env
+from tests.conftest import boring_module, run_script, script_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"
@@ -135,8 +135,9 @@ def test_corrupt_row_json_is_retested_not_fatal(tmp_path):
 
 
 def in_process(monkeypatch, tmp_path, *extra) -> int:
-    """``main`` of the test double in-process with :func:`args` (the command line's own path:
-    test_wrong_options_are_one_line_errors)."""
+    """``main`` of the test double in-process with :func:`args` (the command line's own refusals:
+    test_cli.test_an_unmet_request_through_the_command_line_writes_nothing and
+    test_interruptions.test_bad_values_are_refused_before_any_run_folder)."""
     from reproduce.runner import main
     return main(boring_module(monkeypatch).BENCH, argv=args(tmp_path, *extra))
 
@@ -203,13 +204,14 @@ def test_evaluate_uses_the_checkpoints_config_and_says_what_it_scored(tmp_path):
     assert "scored 64 test samples" in p.stderr
 
 
-@pytest.mark.parametrize("args, message", first_fast([
+@pytest.mark.parametrize("args, message", [
     (["--only", ","], "--only ',' names no model"),
     (["--cpu-procs", "0"], "--cpu-procs must be at least 1"),
     (["--num-nodes", "0"], "--num-nodes must be at least 1"),
     (["grid.runs=abc"], "config grid.runs: expected an int >= 1, got 'abc'"),
-]))
-def test_wrong_options_are_one_line_errors(tmp_path, args, message):
-    p = run(tmp_path, *args, check=False)
-    assert p.returncode == 2 and message in p.stderr
-    assert len(p.stderr.strip().splitlines()) == 1
+])
+def test_wrong_options_are_one_line_errors(tmp_path, args, message, capsys, monkeypatch):
+    """In-process (a real command's refusal: test_cli, test_interruptions)."""
+    assert in_process(monkeypatch, tmp_path, *args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err

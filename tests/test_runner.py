@@ -16,7 +16,7 @@ from reproduce.runner import config as _config
 from reproduce.runner.grid import current_rows
 from reproduce.runner.runs import Run
 from reproduce.runner.store import read_rows, upsert_row, upsert_rows
-from tests.conftest import boring_module, first_fast, run_script
+from tests.conftest import boring_module, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "data" / "boring_bench.py"
@@ -124,25 +124,32 @@ def test_evaluate_refuses_another_class_count_unless_asked(tmp_path):
     assert p.returncode == 2 and "--allow-mismatch goes with --evaluate CKPT" in p.stderr
 
 
-@pytest.mark.parametrize("args, message", first_fast([
+@pytest.mark.parametrize("args, message", [
     (["--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
     (["--preset", "smoke", "--only", "nope"], "unknown model(s) nope"),
     (["--preset", "smoke", "optim.lrr=1"], "config optim.lrr: unknown key for Optim"),
     (["--preset", "smoke", "grid.runz=1"], "unknown key 'grid.runz'"),
     (["--preset", "smoke", "optim"], "must look like key.sub=value"),
     (["--preset", "smoke", "optim.lr=[1"], "not valid YAML"),
-]))
-def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, args, message):
-    p = run_boring(tmp_path, *args, check=False)
-    assert p.returncode == 2
-    assert p.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert message in p.stderr
+])
+def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, args, message, capsys, monkeypatch):
+    """In-process (argparse's refusals exit 2, the runner's return 2); the command line's own
+    path: test_cli, test_interruptions."""
+    try:
+        rc = boring_main(monkeypatch, "--logger", "csv", "--results-dir", tmp_path / "res", "--runs-dir",
+                         tmp_path / "runs", "--data-dir", tmp_path / "data", "--stand-in", *args)
+    except SystemExit as e:
+        rc = e.code
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (tmp_path / "res").exists()
 
 
 def boring_main(monkeypatch, *argv) -> int:
-    """``main`` of tests/data/boring_bench.py in-process (the command line's own path:
-    test_bad_input_is_one_clear_line_and_exit_2)."""
+    """``main`` of tests/data/boring_bench.py in-process (the command line's own refusals:
+    test_cli.test_an_unmet_request_through_the_command_line_writes_nothing and
+    test_interruptions.test_bad_values_are_refused_before_any_run_folder)."""
     from reproduce.runner import main
     return main(boring_module(monkeypatch).BENCH, argv=[str(a) for a in argv])
 
