@@ -1,17 +1,17 @@
 """The climate stand-in must not be solvable per vertex: a cheap baseline stays well below the best method.
 
-The baseline is logistic regression per vertex on the 16 normalised channels (sklearn, balanced
-class weights as the weighted loss), trained on 24 stand-in maps of the ``cpu`` preset's generator
+The baseline is the table's per-vertex row (:class:`models.baselines.PerSiteLogistic`: logistic
+regression on each vertex's 16 normalised channels, balanced class weights as the weighted loss,
+configured as ``models.per_site``), fitted on 24 stand-in maps of the ``cpu`` preset's generator
 resampled onto its main sampling (ico:4, as the datamodule does: fields bilinear, labels nearest)
 and scored on 16 others with the table's metrics (mean per-class recall, mAP of TC and AR).
 
-Measured here: mean accuracy 0.852, mAP 0.415 (other seeds of the test maps 0.88 / 0.35 and
-0.91 / 0.58); trained on the cpu preset's own 336 training maps and scored on its 96 test maps it
-reaches 0.912 / 0.540. Ceilings (:data:`BASELINE_MAX`) 0.95 and 0.70: below the best published
-method on CAM5 (DeepSphere, weighted loss: 97.8 % / 77.15 %, ICLR 2020 tab:climate) and far below
-what the same baseline reaches on the earlier stand-in (straight constant-width rivers and disc
-cyclones on weather-free backgrounds): 0.986 / 0.971, where the reproduced U-Net stood at
-99.0 % / 92.0 %. The test fails when the stand-in becomes that easy again.
+Measured here: mean accuracy 0.894, mAP 0.498 (AP TC 0.455, AR 0.542); on the cpu preset's own 336
+training and 96 test maps (the table's row) 0.908 / 0.535. Ceilings (:data:`BASELINE_MAX`) 0.95 and
+0.70: below the best published method on CAM5 (DeepSphere, weighted loss: 97.8 % / 77.15 %, ICLR
+2020 tab:climate) and far below what the same baseline reaches on the first stand-in (straight
+constant-width rivers and disc cyclones on weather-free backgrounds): 0.986 / 0.971, where the
+reproduced U-Net stood at 99.0 % / 92.0 %. The test fails when the stand-in becomes that easy again.
 """
 from __future__ import annotations
 
