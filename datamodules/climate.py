@@ -405,6 +405,14 @@ class ClimateDataModule(pl.LightningDataModule):
             self.files = self._resolve()
         self.datasets = {s: MeshFiles(f, self.num_vertices) for s, f in self.files.items()}
 
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """A whole split in memory, as the networks see it: ``x`` (N, 16, V) float32 normalised,
+        ``y`` (N, V) int64 (for baselines fitted outside a Trainer)."""
+        self.setup()
+        ds = self.datasets[split]
+        items = [ds[i] for i in range(len(ds))]
+        return np.stack([x.numpy() for x, _ in items]), np.stack([y.numpy() for _, y in items])
+
     def class_weights(self) -> list[float]:
         """sklearn ``compute_class_weight('balanced')`` on the training labels (the ICLR
         weighted loss; published [0.3413, 318.47, 14.94] for BG, TC, AR on the UGSCNN training set)."""

@@ -34,6 +34,8 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
+from models import segmentation
+
 STAGES = ("train", "val", "test")
 
 
@@ -262,11 +264,10 @@ class Segment(Task):
     """Dense classification: logits ``(B, K, *sites)`` against labels ``(B, *sites)``.
 
     Loss: cross-entropy, weighted per class when ``class_weights`` is given (e.g. sklearn's
-    ``compute_class_weight('balanced')`` on the training labels). Metrics over the *whole* epoch
-    (torchmetrics accumulates every site before computing, not a mean of per-batch values):
-    per-class recall ("accuracy" of a class: correct sites of c / true sites of c) and its mean
-    ``acc_mean``; per-class average precision of the class probability and ``map``, the mean AP
-    over ``map_classes`` (default: all); per-class IoU; site accuracy ``acc``.
+    ``compute_class_weight('balanced')`` on the training labels). Metrics (:mod:`models.segmentation`)
+    over the *whole* epoch: per-class recall ("accuracy" of a class: correct sites of c / true sites
+    of c) and its mean ``acc_mean``; per-class average precision of the class probability and
+    ``map``, the mean AP over ``map_classes`` (default: all); per-class IoU; site accuracy ``acc``.
 
     ``train_ap=False`` leaves AP (and ``train/map``) out of the training stage: exact AP keeps every
     site's scores until the epoch ends, which for the UGSCNN training split is ~450 M sites × 3
@@ -289,37 +290,19 @@ class Segment(Task):
             raise ValueError(f"map_classes {self.map_classes} outside 0..{num_classes - 1}")
         w = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         self.register_buffer("class_weights", w)
-        from torchmetrics.classification import (MulticlassAccuracy, MulticlassAveragePrecision,
-                                                 MulticlassJaccardIndex, MulticlassRecall)
-        self.metrics = nn.ModuleDict({f"{s}_": nn.ModuleDict({
-            "recall": MulticlassRecall(num_classes, average=None),
-            **({"ap": MulticlassAveragePrecision(num_classes, average=None, thresholds=None)}
-               if s != "train" or train_ap else {}),
-            "iou": MulticlassJaccardIndex(num_classes, average=None),
-            "acc": MulticlassAccuracy(num_classes, average="micro")}) for s in STAGES})
+        self.metrics = nn.ModuleDict({f"{s}_": segmentation.metric_set(num_classes, s != "train" or train_ap)
+                                      for s in STAGES})
 
     def loss(self, out, y):
         return F.cross_entropy(out, y, weight=self.class_weights)
 
     def update_metrics(self, stage, out, y, batch) -> None:
-        probs = out.softmax(1).movedim(1, -1).reshape(-1, self.num_classes)
-        flat = y.reshape(-1)
-        for m in self.metrics[stage + "_"].values():
-            m.update(probs, flat)
+        segmentation.update(self.metrics[stage + "_"], out.softmax(1).movedim(1, -1).reshape(-1, self.num_classes),
+                            y.reshape(-1))
 
     def _epoch_end(self, stage: str) -> None:
         ms = self.metrics[stage + "_"]
-        recall, iou = ms["recall"].compute(), ms["iou"].compute()
-        ap = ms["ap"].compute() if "ap" in ms else None
-        out = {f"{stage}/acc": ms["acc"].compute(), f"{stage}/acc_mean": recall.mean()}
-        if ap is not None:
-            out[f"{stage}/map"] = ap[self.map_classes].mean()
-        for c, name in enumerate(self.names):
-            out[f"{stage}/recall_{name}"] = recall[c]
-            if ap is not None:
-                out[f"{stage}/ap_{name}"] = ap[c]
-            out[f"{stage}/iou_{name}"] = iou[c]
-        self.log_dict(out, prog_bar=False)
+        self.log_dict(segmentation.scores(ms, stage, self.names, self.map_classes), prog_bar=False)
         for m in ms.values():
             m.reset()
 
