@@ -42,16 +42,14 @@ from reproduce.measure.scaling_series import SeriesSpec, measure_series
 from reproduce.measure.timing import load_average
 from reproduce.runner import config as C
 from reproduce.runner import main as runner_main
-from reproduce.runner.measurement import Measurement
-from reproduce.runner.store import machine
+from reproduce.runner.measurement import Timing
 
 
-class Scaling(Measurement):
+class Scaling(Timing):
     """One cell per series; its rows are the sizes it reached within the budget."""
 
     name = "scaling"
     report = REPORT
-    device_sensitive = True
 
     def check_cell(self, run) -> tuple[SeriesSpec, float, int]:
         device = self.device(run)
@@ -68,11 +66,9 @@ class Scaling(Measurement):
         import torch
 
         spec, budget, reps = self.check_cell(run)
-        device = self.device(run)
-        info = {"device": device, "machine": machine(device), "threads": torch.get_num_threads(),
-                "load": f"{load_average():.1f}"}
-        return [{**info, **row} for row in
-                measure_series(spec, device, budget, reps, log=lambda s: print(s, file=sys.stderr, flush=True))]
+        info = {**self.where(run), "threads": torch.get_num_threads(), "load": f"{load_average():.1f}"}
+        return [{**info, **row} for row in measure_series(spec, info["device"], budget, reps,
+                                                          log=lambda s: print(s, file=sys.stderr, flush=True))]
 
 
 BENCH = Scaling()

@@ -35,16 +35,14 @@ from datamodules._common import InputError
 from reproduce.reports.speed import REPORT
 from reproduce.measure.timing import load_average
 from reproduce.runner import main as runner_main
-from reproduce.runner.measurement import Measurement
-from reproduce.runner.store import machine
+from reproduce.runner.measurement import Timing
 
 
-class Speed(Measurement):
+class Speed(Timing):
     """One cell per section; its rows are the section's timings, each with its floor and ratio."""
 
     name = "speed"
     report = REPORT
-    device_sensitive = True
 
     def section(self, run):
         if not isinstance(run.cfg.get("quick", False), bool):
@@ -61,11 +59,10 @@ class Speed(Measurement):
         self.section(run)
 
     def measure(self, ctx, run) -> list[dict]:
-        device, load = self.device(run), load_average()
-        title, rows = self.section(run).measure(quick=bool(run.cfg.get("quick")), device=device)
+        where, load = self.where(run), load_average()
+        title, rows = self.section(run).measure(quick=bool(run.cfg.get("quick")), device=where["device"])
         print(f"[speed] {run.model}: {len(rows)} timings", file=sys.stderr, flush=True)
-        return [{"section": run.model, "title": title, "device": device, "machine": machine(device),
-                 "load_avg": round(load, 2), **row} for row in rows]
+        return [{"section": run.model, "title": title, **where, "load_avg": round(load, 2), **row} for row in rows]
 
 
 BENCH = Speed()

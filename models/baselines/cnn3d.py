@@ -9,13 +9,10 @@ Reference: ``mariogeiger/se3cnn`` at 546bc68, ``examples/tetris.py`` (``CNN``) a
 are :class:`models.steerable.TetrisSE3Net` and :class:`models.steerable.SE3ResNet34Small`.
 
 >>> import torch
->>> net = TetrisCNN().eval()
->>> net(torch.zeros(2, 1, 13, 13, 13)).shape
+>>> TetrisCNN().eval()(torch.zeros(2, 1, 13, 13, 13)).shape  # the input and classes of TetrisSE3Net
 torch.Size([2, 8])
->>> sum(p.numel() for p in net.parameters())
-6221832
->>> sum(p.numel() for p in ResNet34().parameters())
-15878764
+>>> [sum(p.numel() for p in m.parameters()) for m in (TetrisCNN(), ResNet34())]
+[6221832, 15878764]
 """
 from __future__ import annotations
 

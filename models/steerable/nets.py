@@ -14,12 +14,8 @@ copy ``examples/image/tetris.py`` is the same with its run log) and, at 546bc68,
 >>> net = TetrisSE3Net().eval()
 >>> net(torch.zeros(2, 1, 13, 13, 13)).shape
 torch.Size([2, 8])
->>> sum(p.numel() for p in net.parameters())
-41198
->>> sum(p.numel() for p in SE3ResNet34Small().parameters())
-143560
->>> sum(p.numel() for p in Shrec17SE3Net().parameters())
-142617
+>>> [sum(p.numel() for p in m.parameters()) for m in (net, SE3ResNet34Small(), Shrec17SE3Net())]
+[41198, 143560, 142617]
 """
 from __future__ import annotations
 
@@ -39,7 +35,33 @@ def multiplicities_to_rs(mults) -> list[tuple[int, int]]:
     return [(int(m), l) for l, m in enumerate(mults) if m > 0]
 
 
-class TetrisSE3Net(nn.Module):
+class _GatedInvariantNet(nn.Module):
+    """What the Tetris and SHREC'17 steerable nets share: an optional input blur (se3cnn
+    ``low_pass_filter(x, 2)``: :class:`LowPass3d`), a stack of :class:`GatedBlock` through the field
+    types ``reprs`` with the subclass's ``STRIDES`` and gated ReLU / sigmoid nonlinearities, and the
+    invariant pool of the last (scalar) type. Subclasses set the head."""
+
+    STRIDES: list[int] = []
+
+    def _build_stack(self, reprs: list, input_lowpass: bool, **block) -> None:
+        """Register ``input_blur``, ``blocks`` and ``pool`` (in that order: the state-dict keys of
+        the published checkpoints); ``block``: the :class:`GatedBlock` options of every block."""
+        self.Rs_in = reprs[0]
+        self.input_blur = LowPass3d(2, 1) if input_lowpass else None
+        self.blocks = nn.Sequential(*[
+            GatedBlock(reprs[i], reprs[i + 1], stride=self.STRIDES[i], activation=(F.relu, torch.sigmoid), **block)
+            for i in range(len(reprs) - 1)])
+        self.pool = InvariantPool(reprs[-1])
+
+    def descriptor(self, x: torch.Tensor) -> torch.Tensor:
+        """The invariant descriptor: the pooled scalars of the last block, before the head."""
+        check_channels(x, self.Rs_in, type(self).__name__)
+        if self.input_blur is not None:
+            x = self.input_blur(x)
+        return self.pool(self.blocks(x))
+
+
+class TetrisSE3Net(_GatedInvariantNet):
     """The 4-layer gated steerable CNN of the Tetris experiment (§5.1; se3cnn ``SE3Net``).
 
     Input ``(B, 1, n, n, n)`` (one scalar field, e.g. ``n = 36``). The reference forward pass
@@ -74,32 +96,21 @@ class TetrisSE3Net(nn.Module):
         if len(features) != len(self.STRIDES) + 1 or len(features[-1]) != 1:
             raise ValueError("TetrisSE3Net: features must list 5 multiplicity tuples, the last "
                              "one scalars only, e.g. (128,)")
-        self.Rs_in = multiplicities_to_rs(features[0])
-        reprs = [multiplicities_to_rs(f) for f in features]
-        self.input_blur = LowPass3d(2, 1) if input_lowpass else None
-        self.blocks = nn.Sequential(*[
-            GatedBlock(reprs[i], reprs[i + 1], size=size, padding=padding, stride=self.STRIDES[i],
-                       lowpass=lowpass, activation=(F.relu, torch.sigmoid),
-                       lowpass_order=lowpass_order)
-            for i in range(len(reprs) - 1)
-        ])
-        self.pool = InvariantPool(reprs[-1])
+        self._build_stack([multiplicities_to_rs(f) for f in features], input_lowpass, size=size, padding=padding,
+                          lowpass=lowpass, lowpass_order=lowpass_order)
         self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(features[-1][0], num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Invariant descriptor ``(B, 128)`` before dropout and the linear layer."""
-        check_channels(x, self.Rs_in, "TetrisSE3Net")
-        if self.input_blur is not None:
-            x = self.input_blur(x)
-        return self.pool(self.blocks(x))
+        return self.descriptor(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.dropout(self.features(x)))
 
 
 # --------------------------------------------------------------------------- SHREC'17
-class Shrec17SE3Net(nn.Module):
+class Shrec17SE3Net(_GatedInvariantNet):
     """The steerable CNN of the SHREC'17 experiment (§5.3; se3cnn ``examples/shrec17/model.py``)
     on voxelised shapes, input ``(B, 1, n, n, n)`` (paper: n = 64).
     Multiplicities per ``l = (0, 1, 2)``::
@@ -130,14 +141,9 @@ class Shrec17SE3Net(nn.Module):
         if len(features) != len(self.STRIDES) + 1 or len(features[-1]) != 1 or features[0] != (1,):
             raise ValueError("Shrec17SE3Net: features must list 9 multiplicity tuples from (1,) to scalars "
                              "only, e.g. (512,)")
-        reprs = [multiplicities_to_rs(f) for f in features]
-        self.Rs_in, self.size, self.padding = reprs[0], int(size), int(padding)
-        self.input_blur = LowPass3d(2, 1) if input_lowpass else None
-        self.blocks = nn.Sequential(*[
-            GatedBlock(reprs[i], reprs[i + 1], size=size, padding=padding, stride=self.STRIDES[i], lowpass=False,
-                       activation=(F.relu, torch.sigmoid), batch_norm=batch_norm)
-            for i in range(len(reprs) - 1)])
-        self.pool = InvariantPool(reprs[-1])
+        self.size, self.padding = int(size), int(padding)
+        self._build_stack([multiplicities_to_rs(f) for f in features], input_lowpass, size=size, padding=padding,
+                          lowpass=False, batch_norm=batch_norm)
         self.classifier = nn.Linear(features[-1][0], num_classes)
         nn.init.normal_(self.classifier.weight, std=features[-1][0] ** -0.5)  # as the reference
         nn.init.zeros_(self.classifier.bias)
@@ -164,10 +170,7 @@ class Shrec17SE3Net(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The invariant descriptor ``(B, 512)`` before the linear layer."""
-        check_channels(x, self.Rs_in, "Shrec17SE3Net")
-        if self.input_blur is not None:
-            x = self.input_blur(x)
-        return self.pool(self.blocks(x))
+        return self.descriptor(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.embed(x))

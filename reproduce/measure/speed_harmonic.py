@@ -23,32 +23,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reproduce.measure.timing import forward_backward, layer_rows, time_paired
+from reproduce.measure.timing import forward_backward, layer_rows, ratio_row, time_paired
 
 TITLE = "Harmonic convolution (HConv2d) vs plain Conv2d"
+#: quick -> (edge n, batch, warm-up, repetitions) of the layer rows
+SIZES = {True: (12, 4, 1, 3), False: (28, 32, 3, 15)}
 
 
 def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
-    """Return ``(title, rows)``; each row has ``what, time_ms, floor_ms, ratio`` (+ ``peak_mb``,
-    ``notes``). Ratios are harmonic / plain, both measured in this call."""
+    """The section's ``(title, rows)`` (:func:`~reproduce.measure.timing.layer_rows`, then the whole
+    networks); ratios are harmonic / plain, both measured in this call."""
     from models.baselines import Z2CNN
     from models.harmonic import HConv2d, HNet
 
     dev = torch.device(device)
-    n, batch = (12, 4) if quick else (28, 32)
-    warmup, reps = (1, 3) if quick else (3, 15)
+    n, batch, warmup, reps = SIZES[quick]
     torch.manual_seed(0)
     hconv = HConv2d(8, 8, 5, in_orders=(0, 1), out_orders=(0, 1), n_rings=4).to(dev)
-    plain = nn.Conv2d(hconv.in_real_channels, hconv.out_real_channels, 5, padding=2,
-                      bias=False).to(dev)
-    x = torch.randn(batch, hconv.in_real_channels, n, n, device=dev)
-    shape = f"8 ch/order, m∈{{0,1}} (32 real ch), k5, {n}×{n}, batch {batch}"
-
-    def assemble():
-        hconv.zero_grad(set_to_none=True)
-        hconv.weight().square().sum().backward()
-
-    rows = layer_rows("HConv2d", shape, hconv, plain, x, "nn.Conv2d(32, 32, 5), same input; goal ≤ 2x", assemble,
+    plain = nn.Conv2d(hconv.in_real_channels, hconv.out_real_channels, 5, padding=2, bias=False).to(dev)
+    rows = layer_rows("HConv2d", f"8 ch/order, m∈{{0,1}} (32 real ch), k5, {n}×{n}, batch {batch}", hconv, plain,
+                      batch, n, "nn.Conv2d(32, 32, 5), same input; goal ≤ 2x", hconv.weight,
                       f"filter assembly only, forward+backward ({hconv.radial.numel()} radial + "
                       f"{hconv.phase.numel()} phases → 32×32×5×5)", warmup, reps, dev)
 
@@ -56,8 +50,7 @@ def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
     nb = 2 if quick else batch
     xi = torch.rand(nb, 1, 28, 28, device=dev)  # the Z2CNN needs 28×28 (valid convs down to 1×1)
     t, f = time_paired(forward_backward(hnet, xi), forward_backward(cnn, xi), 1, 1 if quick else 5, dev)
-    rows.append({"what": f"HNet (MNIST-rot model) forward+backward, 28×28, batch {nb}",
-                 "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
-                 "notes": "floor: Z2CNN baseline (different work: 7 layers 3×3 at 20 ch vs 5×5 at "
-                          "32-128 real ch); information only"})
+    rows.append(ratio_row(f"HNet (MNIST-rot model) forward+backward, 28×28, batch {nb}", t, f,
+                          "floor: Z2CNN baseline (different work: 7 layers 3×3 at 20 ch vs 5×5 at "
+                          "32-128 real ch); information only"))
     return TITLE, rows

@@ -22,10 +22,12 @@ import time
 import torch
 from torch import nn
 
-from reproduce.measure.timing import layer_rows
+from reproduce.measure.timing import layer_rows, ratio_row
 
 TITLE = "3D steerable convolution vs plain Conv3d"
 RS = [(4, 0), (4, 1), (2, 2)]  # 4 + 12 + 10 = 26 channels
+#: quick -> (edge n, batch, warm-up, repetitions) of the layer rows
+SIZES = {True: (12, 1, 1, 3), False: (32, 4, 2, 5)}
 
 
 def _cold_build(builder) -> float:
@@ -39,42 +41,27 @@ def _cold_build(builder) -> float:
 
 
 def measure(quick: bool = False, device: str = "cpu") -> tuple[str, list[dict]]:
-    """Return ``(title, rows)``; each row has ``what, time_ms, floor_ms, ratio`` (+ ``peak_mb``,
-    ``notes``). Ratios are steerable / plain, both measured in this call."""
-    from models.baselines import TetrisCNN
-    from models.steerable import SteerableConv3d, TetrisSE3Net
+    """The section's ``(title, rows)`` (:func:`~reproduce.measure.timing.layer_rows`, then the cold
+    builds of two networks against their plain floors); ratios are steerable / plain, both measured
+    in this call."""
+    from models.baselines import ResNet34, TetrisCNN
+    from models.steerable import SE3ResNet34Small, SteerableConv3d, TetrisSE3Net
 
     dev = torch.device(device)
-    n, batch = (12, 1) if quick else (32, 4)
-    warmup, reps = (1, 3) if quick else (2, 5)
+    n, batch, warmup, reps = SIZES[quick]
     torch.manual_seed(0)
     steer = SteerableConv3d(RS, RS, size=5, padding=2).to(dev)
     plain = nn.Conv3d(steer.in_channels, steer.out_channels, 5, padding=2).to(dev)
-    x = torch.randn(batch, steer.in_channels, n, n, n, device=dev)
-    shape = f"26→26 ch (4×l0+4×l1+2×l2), k5, {n}³, batch {batch}"
-
-    def assemble():
-        steer.zero_grad(set_to_none=True)
-        steer.kernel().square().sum().backward()
-
-    rows = layer_rows("SteerableConv3d", shape, steer, plain, x, "nn.Conv3d, same input", assemble,
+    rows = layer_rows("SteerableConv3d", f"26→26 ch (4×l0+4×l1+2×l2), k5, {n}³, batch {batch}", steer, plain,
+                      batch, n, "nn.Conv3d, same input", steer.kernel,
                       f"kernel assembly only, forward+backward ({steer.kernel.weight.numel()} "
                       f"weights → 26×26×5³ filter bank)", warmup, reps, dev)
 
-    t = _cold_build(lambda: TetrisSE3Net())
-    f = _cold_build(lambda: TetrisCNN())
-    rows.append({"what": "build TetrisSE3Net, cold basis cache (basis construction)",
-                 "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
-                 "notes": "floor: build the plain TetrisCNN (6.2M parameters)"})
-    try:
-        from models.baselines import ResNet34
-        from models.steerable import SE3ResNet34Small
-    except ImportError:
-        pass
-    else:
-        t = _cold_build(lambda: SE3ResNet34Small())
-        f = _cold_build(lambda: ResNet34())
-        rows.append({"what": "build SE3ResNet34Small (37 steerable convs), cold basis cache",
-                     "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
-                     "notes": "floor: build the plain ResNet34 (15.9M parameters)"})
+    builds = ((TetrisSE3Net, TetrisCNN, "build TetrisSE3Net, cold basis cache (basis construction)",
+               "floor: build the plain TetrisCNN (6.2M parameters)"),
+              (SE3ResNet34Small, ResNet34, "build SE3ResNet34Small (37 steerable convs), cold basis cache",
+               "floor: build the plain ResNet34 (15.9M parameters)"))
+    for net, floor, what, notes in builds:
+        t, f = _cold_build(net), _cold_build(floor)
+        rows.append(ratio_row(what, t, f, notes))
     return TITLE, rows

@@ -112,22 +112,35 @@ def fmt_ratio(t: float, floor: float) -> str:
     return f"{t / floor:.2f}x"
 
 
-def layer_rows(name: str, shape: str, layer: torch.nn.Module, plain: torch.nn.Module, x: torch.Tensor,
-               floor_note: str, assemble: Callable[[], object], assembly: str, warmup: int, reps: int,
+def ratio_row(what: str, t: float, floor: float, notes: str) -> dict:
+    """One timing row: ``what``, the time and its floor (seconds in, milliseconds out), their ratio
+    time / floor, and ``notes`` (what the floor is)."""
+    return {"what": what, "time_ms": 1e3 * t, "floor_ms": 1e3 * floor, "ratio": t / floor, "notes": notes}
+
+
+def layer_rows(name: str, shape: str, layer: torch.nn.Module, plain: torch.nn.Module, batch: int, n: int,
+               floor_note: str, weight: Callable[[], torch.Tensor], assembly: str, warmup: int, reps: int,
                device: torch.device) -> list[dict]:
     """The three rows of an equivariant layer against the plain layer of the same shape, timed alternately
-    (:func:`time_paired`) on the same input: forward, forward+backward (with both peaks), and the filter
-    assembly alone (``assemble``) against one plain forward+backward step."""
+    (:func:`time_paired`) on the same random input ``(batch, plain.in_channels, n, …, n)``: forward,
+    forward+backward (with both peaks), and the filter assembly alone (``weight()``, the layer's filter
+    bank from its parameters, forward and the backward of its squared sum) against one plain
+    forward+backward step."""
+    x = torch.randn(batch, plain.in_channels, *(n,) * len(plain.kernel_size), device=device)
     rows = []
     for what, make in (("forward", forward_only), ("forward+backward", forward_backward)):
         t, f = time_paired(make(layer, x), make(plain, x), warmup, reps, device)
-        row = {"what": f"{name} {what} [{shape}]", "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
-               "notes": f"floor: {floor_note}"}
+        row = ratio_row(f"{name} {what} [{shape}]", t, f, f"floor: {floor_note}")
         if what == "forward+backward":
             row["peak_mb"] = peak_memory_mb(forward_backward(layer, x), device)
             row["notes"] += f"; plain peak {peak_memory_mb(forward_backward(plain, x), device):.1f} MB"
         rows.append(row)
+
+    def assemble() -> None:
+        layer.zero_grad(set_to_none=True)
+        weight().square().sum().backward()
+
     t, f = time_paired(assemble, forward_backward(plain, x), warmup, reps, device)
-    rows.append({"what": assembly, "time_ms": 1e3 * t, "floor_ms": 1e3 * f, "ratio": t / f,
-                 "notes": f"floor: plain {type(plain).__name__} forward+backward; ratio = share of one conv step"})
+    rows.append(ratio_row(assembly, t, f, f"floor: plain {type(plain).__name__} forward+backward; "
+                                          "ratio = share of one conv step"))
     return rows

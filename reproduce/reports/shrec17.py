@@ -225,8 +225,8 @@ REPORT = T.Report(
     reproduces="Defferrard et al. ICLR 2020, tab:shrec17 and tab:shrec17_retrieval (DeepSphere on HEALPix and "
                "equiangular samplings) and Weiler et al. 2018 §5.2 (3D steerable CNN), with the official SHREC'17 "
                "metrics, beside the competition entries, S2CNN (Cohen et al. 2018) and Esteves et al. 2018.",
-    stand_in=T.StandIn("procedural shapes in the SHREC'17 layout", "ShapeNet",
-                       "the published rows are the papers' results on ShapeNet Core55, for orientation", stand_in_note),
+    stand_in=T.StandIn.papers("procedural shapes in the SHREC'17 layout", "ShapeNet", "ShapeNet Core55",
+                              stand_in_note),
     sections=[PERFORMANCE, RETRIEVAL, INVARIANCE, PREPROCESSING,
               T.Figure("shrec17.png", plot, "queries and their top retrieved objects")],
     notes=[

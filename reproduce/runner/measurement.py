@@ -11,9 +11,10 @@ instead of training, a cell calls :meth:`Measurement.measure`, which returns *se
 degree, per size, per timed operation). They go to ``results/<name>.csv`` with the cell's
 provenance and ``run_id`` (a cell's rows are replaced together) and ``cell_wall_s`` (the cell's time).
 
-``device``: a measurement whose figures depend on the device (timings) sets
-``device_sensitive = True``; its config then carries ``device`` (``cpu``, or ``cuda`` with
-``--gpus 1``), part of every cell's identity, so rows of two devices never share a run.
+``device``: a measurement whose figures depend on the device (timings) subclasses :class:`Timing`
+(``device_sensitive = True``); its config then carries ``device`` (``cpu``, or ``cuda`` with
+``--gpus 1``), part of every cell's identity, so rows of two devices never share a run, and its rows
+say where they were measured (:meth:`Timing.where`).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import ClassVar
 from datamodules._common import InputError
 from reproduce.runner.benchmark import Benchmark, Context
 from reproduce.runner.runs import Run
+from reproduce.runner.store import machine
 
 
 class Measurement(Benchmark):
@@ -87,3 +89,17 @@ class Measurement(Benchmark):
         """The rows of one cell (provenance and identity columns are added by the runner); every
         measurement benchmark defines it."""
         raise NotImplementedError(f"{type(self).__name__} defines no measure(ctx, run)")
+
+
+class Timing(Measurement):
+    """A measurement of timings (``reproduce/speed.py``, ``reproduce/scaling.py``): its figures depend
+    on the device, so the device is part of each cell's identity, and every row says where it was
+    measured."""
+
+    device_sensitive = True
+
+    def where(self, run: Run) -> dict:
+        """The cell's ``device`` and the ``machine`` (:func:`~reproduce.runner.store.machine`), columns
+        of each of its rows."""
+        device = self.device(run)
+        return {"device": device, "machine": machine(device)}

@@ -283,6 +283,11 @@ class StandIn:
     published: str
     describe: Callable[[View], str] | None = None
 
+    @classmethod
+    def papers(cls, data: str, instead_of: str, on: str, describe: Callable[[View], str] | None = None) -> StandIn:
+        """The stand-in of a table whose published rows are several papers' results on ``on``."""
+        return cls(data, instead_of, f"the published rows are the papers' results on {on}, for orientation", describe)
+
     def notice(self, view: View) -> str:
         return (f"**Data: offline stand-in** ({self.data}, see notes), not {self.instead_of}: {self.published}, "
                 "not a like-for-like target.") if view.stand_in else ""
