@@ -35,12 +35,8 @@ if __name__ == "__main__":  # --help answers before torch and Lightning are impo
 
 
 from datamodules._common import InputError
-from datamodules.climate import CLASSES, ClimateDataModule, parse_sampling
-from models.baselines import PerSiteLogistic
-from models.deepsphere.unet import DeepSphereUNet
-from models.tasks import Segment
+from datamodules.climate_config import CLASSES, parse_sampling
 from reproduce.commands import climate_predict
-from reproduce.reports.climate import REPORT, example_map
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 from reproduce.runner.after_test import InferenceTime
@@ -51,10 +47,11 @@ INFER_MAPS = 5  # test maps timed one at a time (batch 1) after a warm-up map
 
 class Climate(Benchmark):
     name = "climate"
-    datamodule = ClimateDataModule
-    models = {"unet": DeepSphereUNet, "per_site": PerSiteLogistic}
-    task = Segment
-    report = REPORT
+    # imported when a run builds them; --list reads their parameters from the source (reproduce/runner/lazy.py)
+    datamodule = "datamodules.climate:ClimateDataModule"
+    models = {"unet": "models.deepsphere.unet:DeepSphereUNet", "per_site": "models.baselines.per_site:PerSiteLogistic"}
+    task = "models.tasks:Segment"
+    report = "reproduce.reports.climate:REPORT"
     measurements = (InferenceTime(INFER_MAPS),)
 
     def __init__(self):
@@ -122,6 +119,7 @@ class Climate(Benchmark):
         out.update(vertices=int(task.backbone.num_vertices), train_maps=len(datamodule.datasets["train"]),
                    test_maps=len(test), **self.declared_measurements(ctx, run, task, datamodule))
         if len(test) and ctx.evaluate is None:  # the figure's map: a training run's row
+            from reproduce.reports.climate import example_map
             out["example_map"] = example_map(task.backbone, test, task.device)
         return out
 
