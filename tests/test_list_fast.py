@@ -60,6 +60,18 @@ def test_list_still_checks_overrides_without_lightning(override, message, tmp_pa
     assert out["imported"] == []
 
 
+def test_overrides_may_stand_between_options(tmp_path):
+    """``key=value`` before, between and after options, as a shell history grows: all of them apply."""
+    def run_ids(*args):
+        out, stdout, stderr = _probe("tetris", "--preset", "smoke", *args)
+        assert out["code"] == 0, stderr
+        return [line.split()[-1] for line in stdout.splitlines() if line.strip()]
+    plain = run_ids("--list", "--runs-dir", str(tmp_path))
+    last = run_ids("--list", "--runs-dir", str(tmp_path), "trainer.max_epochs=2", "data.size=3")
+    mixed = run_ids("trainer.max_epochs=2", "--list", "--runs-dir", str(tmp_path), "data.size=3")
+    assert mixed == last and mixed != plain
+
+
 def test_list_checks_a_sub_section_dataclass_from_its_source(tmp_path):
     """``data.stand_in_maps`` is a dataclass of a Lightning module: its fields come from the source."""
     out, _, stderr = _probe("cosmology", "--preset", "smoke", "--list", "--runs-dir", str(tmp_path),
