@@ -45,6 +45,7 @@ def test_model_summary_reaches_the_offline_run(tmp_path, monkeypatch):
     exp = wandb.init(project="t", dir=str(tmp_path), id="summary-test", settings=wandb.Settings(silent=True))
     log_model_summary(exp, Classify(_net(), 2))
     exp.finish()
+    wandb.teardown()  # the service has written every record before the files are read back
     (run,) = offline_runs(tmp_path)
     assert run.config["model_summary"] == {"params": 32, "trainable_params": 27, "non_trainable_params": 5,
                                            "backbone": "Sequential"}
