@@ -63,15 +63,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules._common import (InputError, atomic_savez, atomic_write_text, command_line, ensure_stand_in, eval_batch,
                                  eval_sampler, per_rank_batch, subcommands)
+from datamodules.climate_config import BENCH, CLASSES, SAMPLINGS, parse_sampling  # noqa: F401 - re-exported
 from models.deepsphere.sampling import Sampling
-
-BENCH = "climate"
 #: the 16 CAM5 fields, in the channel order of the UGSCNN npz files (inferred from
 #: the magnitudes of the published means below and the variable order of andregraubner/ClimateNet)
 VARIABLES = ("TMQ", "U850", "V850", "UBOT", "VBOT", "QREFHT", "PS", "PSL", "T200", "T500", "PRECT",
              "TS", "TREFHT", "Z1000", "Z200", "ZBOT")
 LABEL_VAR = "LABELS"
-CLASSES = ("BG", "TC", "AR")  # 0, 1, 2 (deepsphere-pytorch logs ap[1] as TC, ap[2] as AR)
 #: per-channel mean of the UGSCNN level-5 data: maxjiang93/ugscnn exp4_sphere_climate loader.py
 #: (= deepsphere-tf1 Experiments/Climate/ClimateDataLoader.py)
 MEAN = np.array([26.160023, 0.98314494, 0.116573125, -0.45998842, 0.1930554, 0.010749293, 98356.03,
@@ -203,25 +201,6 @@ def check_plausible(path: Path, data: np.ndarray, where: str = "") -> list[str]:
                  f"{BENCH}: warning: {path}{where}: implausible after normalisation (published mean "
                  f"+- {PLAUSIBLE_MEDIAN:g} std): {what}; are the units right?")
     return [VARIABLES[i] for i in bad]
-
-
-# --------------------------------------------------------------------------- samplings
-#: the samplings a climate model runs on (``native``: each file's own points, kept as they are)
-SAMPLINGS = ("ico", "healpix", "equiangular", "native")
-
-
-def parse_sampling(spec: str | Sampling) -> Sampling:
-    """:meth:`Sampling.parse <models.deepsphere.sampling.Sampling.parse>` of ``ico:L``,
-    ``healpix:NSIDE``, ``equiangular:B`` or ``native``; a bad value is this benchmark's
-    :class:`InputError`.
-
-    >>> parse_sampling("healpix:32").name, parse_sampling("ico:5").vertices().shape
-    ('healpix:32', (10242, 3))
-    """
-    try:
-        return Sampling.parse(spec, SAMPLINGS)
-    except ValueError as e:
-        raise InputError(f"{BENCH}: {e}") from None
 
 
 # --------------------------------------------------------------------------- splits
@@ -404,6 +383,14 @@ class ClimateDataModule(pl.LightningDataModule):
         if self.files is None:
             self.files = self._resolve()
         self.datasets = {s: MeshFiles(f, self.num_vertices) for s, f in self.files.items()}
+
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """A whole split in memory, as the networks see it: ``x`` (N, 16, V) float32 normalised,
+        ``y`` (N, V) int64 (for baselines fitted outside a Trainer)."""
+        self.setup()
+        ds = self.datasets[split]
+        items = [ds[i] for i in range(len(ds))]
+        return np.stack([x.numpy() for x, _ in items]), np.stack([y.numpy() for _, y in items])
 
     def class_weights(self) -> list[float]:
         """sklearn ``compute_class_weight('balanced')`` on the training labels (the ICLR

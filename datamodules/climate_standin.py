@@ -30,7 +30,17 @@ warm anomaly. A third of them start at a tropical cyclone (overlapping events).
 pressure profile with a lognormal radius of maximum wind and a lognormal maximum wind (median
 22 m s⁻¹; about a third are tropical depressions below gale force), the pressure drop from the
 Atkinson & Holliday (1977) wind–pressure relation, cyclonic winds (counter-clockwise north,
-clockwise south), warm core (T500, T200), moist core and heavy rain.
+clockwise south), moist core and heavy rain, and a warm core (T500, T200) confined to the inner half
+of the gale radius.
+
+**Look-alikes** the labelling rules reject, each locally like an event: round moist, windy plumes
+with a river's moisture load and jet speed (``decoys_per_map``), river-like jets too short for the
+AR rule (``short_per_map``), deep cold-core extratropical lows (``etc_per_map``), and cold-core
+gale-force lows at TC latitudes with a TC's size, intensity, moisture and rain (``lows_per_map``):
+their wind ring is a TC's wind ring, and only the temperature of the core, a few hundred km
+away, tells them apart. A model that classifies each site from its own values cannot separate
+these from events; one that sees the surroundings (the extent and shape of a moist region, the
+core of a cyclone) can.
 
 **Labels follow the fields**, by threshold rules of the kind used to label CAM5 (TECA):
 
@@ -78,8 +88,10 @@ class StandInClimate:
     ``files`` netCDF files of one time step on an ``nlat × nlon`` grid; per map a Poisson number
     of tropical cyclones (mean ``tc_per_map``; ``tc_radius_deg`` the median radius of gale-force
     winds, i.e. of the TC label) and ``ar_per_map`` ± 1 atmospheric rivers (median length
-    ``ar_length_deg``, median half-width ``ar_halfwidth_deg``) and a Poisson number (mean ``decoys_per_map``) of round moist plumes that
-    are no rivers; ``weather`` scales the background
+    ``ar_length_deg``, median half-width ``ar_halfwidth_deg``), Poisson numbers of look-alikes the
+    labelling rules reject: round moist plumes (``decoys_per_map``), river-like jets too short for the AR
+    rule (``short_per_map``), cold-core extratropical lows (``etc_per_map``) and cold-core gale-force
+    lows at TC latitudes whose wind ring matches a TC's (``lows_per_map``); ``weather`` scales the background
     weather (0: the zonal climatology only), ``ar_tmq_anomaly`` is the AR labelling rule's column
     water anomaly (kg m⁻²), ``label_noise`` the probability that a label's border pixel flips;
     ``seed``.
@@ -96,6 +108,7 @@ class StandInClimate:
     decoys_per_map: float = 2.0
     etc_per_map: float = 3.0
     short_per_map: float = 2.0
+    lows_per_map: float = 0.0
     weather: float = 1.0
     ar_tmq_anomaly: float = 10.0
     label_noise: float = 0.1
@@ -262,6 +275,41 @@ def _border_noise(rng, mask: np.ndarray, p: float) -> np.ndarray:
     return (mask & ~(inner & flip)) | (outer & flip)
 
 
+def _tropical_cyclone(out: dict, LAT, LON, rng, clat: float, clon: float, vmax: float, r17: float,
+                      core_sign: float) -> tuple[np.ndarray, float]:
+    """Add a cyclone of TC size and intensity to the fields: Holland (1980) pressure profile, the
+    pressure drop from Atkinson & Holliday (1977), cyclonic winds with inflow, moist core and heavy
+    rain; a warm (``core_sign`` +1, a TC) or cold (−1, a look-alike) temperature anomaly confined to
+    the inner core (half the gale radius), so that the wind ring of both looks the same. Returns the
+    distance field (degrees) and the core's temperature anomaly (K)."""
+    d = _angular_dist(LAT, LON, clat, clon)
+    rm = r17 / (vmax / GALE) ** (1 / 0.6) if vmax > GALE else r17 * 0.4  # v ~ vmax (rm/r)^0.6 outside rm
+    rm = max(rm, 0.4)
+    x = np.maximum(d, 1e-3)
+    vt = np.where(x < rm, vmax * x / rm, vmax * (rm / x) ** 0.6) * np.exp(-(x / (4 * r17 + 6)) ** 2)
+    dp = 100 * (vmax * 1.944 / 6.7) ** (1 / 0.644)  # Pa, Atkinson & Holliday: v[kt] = 6.7 dp[hPa]^0.644
+    pdrop = dp * (1 - np.exp(-(rm / x) ** 1.3))
+    for key in ("PSL", "PS"):
+        out[key] -= pdrop
+    out["Z1000"] -= pdrop / 1.2 / 9.81 * 0.8
+    core = np.exp(-(d / max(r17, 1.0)) ** 2)
+    inner = np.exp(-(d / max(0.5 * r17, 0.8)) ** 2)
+    warm = core_sign * 0.1 * vmax * rng.uniform(0.7, 1.3)  # K
+    out["T500"] += warm * inner
+    out["T200"] += 0.6 * warm * inner
+    out["TMQ"] += (12 + 0.5 * vmax) * core
+    out["PRECT"] += 1.5e-7 * (vmax / 20) * core
+    dx = ((LON - clon + 180) % 360 - 180) * np.cos(np.radians(LAT))
+    dy = LAT - clat
+    rr = np.maximum(np.hypot(dx, dy), 1e-6)
+    sense = 1.0 if clat > 0 else -1.0
+    for uu, vv, fac, inflow in (("U850", "V850", 1.0, 0.1), ("UBOT", "VBOT", 0.85, 0.3)):
+        ut, vt_ = -dy / rr, dx / rr  # counter-clockwise unit tangent
+        out[uu] += fac * vt * (sense * ut - inflow * dx / rr)
+        out[vv] += fac * vt * (sense * vt_ - inflow * dy / rr)
+    return d, warm
+
+
 def stand_in_map(m: StandInClimate, rng: np.random.Generator,
                  orography: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """One stand-in time step on the ``(nlat, nlon)`` grid: ``{variable: field}`` (float32, CAM5
@@ -362,8 +410,8 @@ def stand_in_map(m: StandInClimate, rng: np.random.Generator,
     for _ in range(int(rng.poisson(m.decoys_per_map))):
         hemi = rng.choice([-1.0, 1.0])
         clat, clon, r = hemi * rng.uniform(12, 50), rng.uniform(0, 360), rng.uniform(4, 9)
-        prof = rng.uniform(0.6, 1.1) * np.exp(-(_angular_dist(LAT, LON, clat, clon) / r) ** 2)
-        ang, speed = rng.uniform(0, 2 * np.pi), rng.uniform(10, 20)
+        prof = rng.uniform(0.7, 1.25) * np.exp(-(_angular_dist(LAT, LON, clat, clon) / r) ** 2)
+        ang, speed = rng.uniform(0, 2 * np.pi), rng.uniform(14, 24)  # a river's moisture load and jet speed
         for uu, vv, fac in (("U850", "V850", 1.0), ("UBOT", "VBOT", 0.6)):
             out[uu] += fac * speed * prof * np.cos(ang)
             out[vv] += fac * speed * prof * np.sin(ang)
@@ -373,35 +421,18 @@ def stand_in_map(m: StandInClimate, rng: np.random.Generator,
     out["PRECT"] += 2.5e-7 * ar_prof * np.clip(1 + 0.8 * moist, 0, None)
     out["TS"] += 1.5 * ar_prof
     out["TREFHT"] += 1.5 * ar_prof
-    # --- tropical cyclones: Holland profile, cyclonic winds, warm moist core
+    # --- tropical cyclones (warm core), then cold-core gale lows at the same latitudes whose wind ring
+    # is a TC's: only the core's temperature tells them apart
     tc_masks = []
     for clat, clon, vmax, r17 in tcs:
-        d = _angular_dist(LAT, LON, clat, clon)
-        b = 1.3
-        rm = r17 / (vmax / GALE) ** (1 / 0.6) if vmax > GALE else r17 * 0.4  # v ~ vmax (rm/r)^0.6 outside rm
-        rm = max(rm, 0.4)
-        x = np.maximum(d, 1e-3)
-        vt = np.where(x < rm, vmax * x / rm, vmax * (rm / x) ** 0.6) * np.exp(-(x / (4 * r17 + 6)) ** 2)
-        dp = 100 * (vmax * 1.944 / 6.7) ** (1 / 0.644)  # Pa, Atkinson & Holliday: v[kt] = 6.7 dp[hPa]^0.644
-        pdrop = dp * (1 - np.exp(-(rm / x) ** b))
-        for key in ("PSL", "PS"):
-            out[key] -= pdrop
-        out["Z1000"] -= pdrop / 1.2 / 9.81 * 0.8
-        core = np.exp(-(d / max(r17, 1.0)) ** 2)
-        warm = 0.1 * vmax * rng.uniform(0.7, 1.3)  # K
-        out["T500"] += warm * core
-        out["T200"] += 0.6 * warm * core
-        out["TMQ"] += (12 + 0.5 * vmax) * core
-        out["PRECT"] += 1.5e-7 * (vmax / 20) * core
-        dx = ((LON - clon + 180) % 360 - 180) * np.cos(np.radians(LAT))
-        dy = LAT - clat
-        rr = np.maximum(np.hypot(dx, dy), 1e-6)
-        sense = 1.0 if clat > 0 else -1.0
-        for uu, vv, fac, inflow in (("U850", "V850", 1.0, 0.1), ("UBOT", "VBOT", 0.85, 0.3)):
-            ut, vt_ = -dy / rr, dx / rr  # counter-clockwise unit tangent
-            out[uu] += fac * vt * (sense * ut - inflow * dx / rr)
-            out[vv] += fac * vt * (sense * vt_ - inflow * dy / rr)
+        d, warm = _tropical_cyclone(out, LAT, LON, rng, clat, clon, vmax, r17, +1)
         tc_masks.append((clat, clon, vmax, r17, d, warm))
+    for _ in range(int(rng.poisson(m.lows_per_map))):
+        vmax = float(np.clip(26 * np.exp(0.3 * rng.standard_normal()), 18, 60))
+        r17 = float(np.clip(m.tc_radius_deg * np.exp(0.35 * rng.standard_normal()), 0.4 * m.tc_radius_deg,
+                            3 * m.tc_radius_deg))
+        _tropical_cyclone(out, LAT, LON, rng, rng.choice([-1.0, 1.0]) * rng.uniform(6, 30), rng.uniform(0, 360),
+                          vmax, r17, -1)
     # --- extratropical cyclones: deep, large, cold-core lows with strong winds (not TCs by the rule)
     for _ in range(int(rng.poisson(m.etc_per_map))):
         hemi = rng.choice([-1.0, 1.0])
@@ -489,11 +520,13 @@ def stand_in_description(m: StandInClimate) -> str:
             f"({m.ar_per_map} +/- 1 per map): curved filaments of lognormal length (median "
             f"{m.ar_length_deg:g} deg), half-width varying along them (median {m.ar_halfwidth_deg:g} deg), "
             f"40 % branching, a third starting at a tropical cyclone; moisture, a low-level jet along them; "
-            f"besides them round moist, windy plumes (Poisson, mean {m.decoys_per_map:g} per map) that the AR "
-            f"rule rejects. "
+            f"besides them look-alikes the rules reject (Poisson means per map): round moist, windy plumes "
+            f"({m.decoys_per_map:g}) and river-like jets too short for the AR rule ({m.short_per_map:g}), both "
+            f"with a river's moisture and jet; cold-core extratropical lows ({m.etc_per_map:g}); cold-core "
+            f"gale-force lows at TC latitudes with a TC's wind ring ({m.lows_per_map:g}). "
             f"Tropical cyclones (Poisson, mean {m.tc_per_map:g} per map, 6-30 deg from the equator): "
             f"lognormal maximum wind (median 22 m/s) and gale radius (median {m.tc_radius_deg:g} deg), "
-            f"Holland pressure profile, cyclonic winds, warm moist core. Labels follow the fields by "
+            f"Holland pressure profile, cyclonic winds, moist core, warm inner core. Labels follow the fields by "
             f"threshold rules (TECA-like): TC where the near-surface wind of a warm-core cyclone reaches "
             f"gale force (17 m/s; weaker storms stay background); AR on connected regions with TMQ "
             f">= {m.ar_tmq_anomaly:g} kg m-2 above the zonal climatology and TMQ x |V850| >= "

@@ -74,37 +74,9 @@ from datamodules._common import (InputError, atomic_write_text, command_line, ev
 from datamodules.shrec17_cache import CACHE_VERSION, fill_cache, recompute
 from datamodules.shrec17_layout import (HINT, MAX_NAMED_CLASSES, Item, SplitIndex, index_folders, index_shrec_split,
                                         is_shrec_layout, report, report_once)
-from datamodules.shrec17_render import SAMPLINGS, normalize_channels, parse_sampling, ray_backend
-from models.deepsphere.sampling import FORMS
+from datamodules.shrec17_input import BENCH, NEEDS, check_input, parse_input, parse_sampling  # noqa: F401 - re-exported
+from datamodules.shrec17_render import normalize_channels, ray_backend
 
-BENCH = "shrec17"
-
-
-def parse_input(text: str) -> dict:
-    """A grid row's ``setting.input`` → datamodule arguments: ``healpix:32`` / ``equiangular:64``
-    (6-channel ray casting on that sampling) or ``voxel:64`` (occupancy grid of that edge)."""
-    kind, _, arg = str(text).partition(":")
-    if kind == "voxel" and arg.isdigit():
-        return {"input": "voxel", "voxel_size": int(arg)}
-    if kind in SAMPLINGS:
-        return {"input": "sphere", "sampling": parse_sampling(text).name}
-    raise InputError(f"shrec17: setting.input {text!r} must be {', '.join(FORMS[k] for k in SAMPLINGS)} or voxel:N")
-
-
-#: model kinds and the input each needs ("sphere" any sampling, "equiangular" only, "voxel")
-NEEDS = {"deepsphere": "sphere", "se3": "voxel", "esteves": "equiangular", "s2cnn": "equiangular"}
-
-
-
-def check_input(kind: str | None, text: str | None, row: str) -> dict:
-    """A grid row's ``setting.input`` checked against what its model kind needs (:data:`NEEDS`)."""
-    if text is None:
-        raise InputError(f"config grid row {row}: setting.input is required (healpix:32, equiangular:64 or voxel:64)")
-    inp, need = parse_input(text), NEEDS.get(kind)
-    if need == "voxel" and inp["input"] != "voxel" or need in ("sphere", "equiangular") and inp["input"] != "sphere" \
-            or need == "equiangular" and parse_sampling(inp["sampling"]).kind != "equiangular":
-        raise InputError(f"config grid row {row}: model kind {kind!r} needs {need} input, setting.input is {text!r}")
-    return inp
 
 #: at most this many missing-file rows are named per split (the rest are counted)
 MAX_NAMED = 20

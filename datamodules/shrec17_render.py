@@ -32,28 +32,14 @@ import trimesh
 
 from datamodules._common import InputError
 from datamodules.meshes import Pose, convex_hull
+from datamodules.shrec17_input import BENCH, SAMPLINGS, parse_sampling  # noqa: F401 - re-exported
 from models.deepsphere.sampling import Sampling
-
-BENCH = "shrec17"
 #: s2cnn ``ProjectOnSphere`` per-channel normalisation (s2cnn ``examples/shrec17/dataset.py``)
 CHANNEL_MEAN = (0.75, 0.59, 0.54, 0.52, 0.80, 0.51)
 CHANNEL_STD = (0.26, 0.50, 0.29, 0.19, 0.18, 0.25)
 
 
 # --------------------------------------------------------------------------- samplings
-#: the samplings of the spherical input (the networks' vertex order, :mod:`models.deepsphere.sampling`)
-SAMPLINGS = ("healpix", "equiangular")
-
-
-def parse_sampling(spec: str | Sampling) -> Sampling:
-    """:meth:`Sampling.parse <models.deepsphere.sampling.Sampling.parse>` of ``healpix:NSIDE``
-    (NEST) or ``equiangular:B``; a bad value is this benchmark's :class:`InputError`."""
-    try:
-        return Sampling.parse(spec, SAMPLINGS)
-    except ValueError as e:
-        raise InputError(f"{BENCH}: {e}") from None
-
-
 def sampling_vectors(spec: str | Sampling) -> np.ndarray:
     """Unit vectors ``(V, 3)`` of ``healpix:<nside>`` (NEST) or ``equiangular:<b>``, the networks'
     vertex order. Read-only, cached per process.

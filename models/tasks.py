@@ -3,7 +3,7 @@ and :class:`Retrieve`, one step structure for all three.
 
 The backbones (``models.steerable``, ``models.harmonic``, ``models.deepsphere``,
 ``models.baselines``) know nothing of Lightning. A task adds the loss, the metrics of each stage
-and the optimiser recipe of the config's ``optim`` section (:class:`Optim`)::
+and the optimiser recipe of the config's ``optim`` section (:class:`models.optim.Optim`)::
 
     optim:
       name: adam            # adam | adamw | sgd
@@ -25,8 +25,7 @@ evaluator (:func:`models.retrieval.evaluate`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -34,81 +33,13 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
+from models import segmentation
+from models.optim import Optim, ParamGroup, Schedule  # noqa: F401 - the config's optim section
+
 STAGES = ("train", "val", "test")
 
 
-# --------------------------------------------------------------------------- optimiser recipe
-@dataclass
-class Schedule:
-    """Multiplicative learning-rate factor per epoch (or step, ``interval: step``)."""
-
-    kind: Literal["constant", "step", "multistep", "exp", "exp_after"] = "constant"
-    step_size: int | None = None       # step: × gamma every step_size
-    gamma: float | None = None
-    milestones: list[int] | None = None  # multistep: × gamma at each milestone
-    start: int | None = None           # exp_after: constant until start, then × gamma per unit
-    interval: Literal["epoch", "step"] = "epoch"
-
-    def __post_init__(self) -> None:
-        need = {"constant": (), "step": ("step_size", "gamma"), "multistep": ("milestones", "gamma"),
-                "exp": ("gamma",), "exp_after": ("start", "gamma")}[self.kind]
-        missing = [k for k in need if getattr(self, k) is None]
-        if missing:
-            raise ValueError(f"schedule kind '{self.kind}' needs {', '.join(missing)}")
-
-    def factor(self, t: int) -> float:
-        if self.kind == "step":
-            return self.gamma ** (t // self.step_size)
-        if self.kind == "multistep":
-            return self.gamma ** sum(t >= m for m in self.milestones)
-        if self.kind == "exp":
-            return self.gamma ** t
-        if self.kind == "exp_after":
-            return self.gamma ** max(0, t - self.start)
-        return 1.0
-
-
-@dataclass
-class ParamGroup:
-    """Parameters whose name contains ``match`` get ``lr_mult`` × the learning rate."""
-
-    match: str
-    lr_mult: float = 1.0
-
-
-@dataclass
-class Optim:
-    """The ``optim`` section of a config.
-
-    >>> Optim.from_dict({"lr": 0.01, "schedule": {"kind": "step", "step_size": 2, "gamma": 0.5}}).schedule.factor(5)
-    0.25
-    """
-
-    name: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    eps: float = 1e-8
-    momentum: float = 0.9
-    l1: float = 0.0
-    l2: float = 0.0
-    schedule: Schedule = field(default_factory=Schedule)
-    param_groups: list[ParamGroup] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        for k in ("weight_decay", "l1", "l2", "eps"):
-            if getattr(self, k) < 0:
-                raise ValueError(f"{k} must be non-negative, got {getattr(self, k)}")
-        if isinstance(self.schedule, dict):
-            self.schedule = Schedule(**self.schedule)
-        self.param_groups = [g if isinstance(g, ParamGroup) else ParamGroup(**g) for g in self.param_groups]
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "Optim":
-        return cls(**(d or {}))
-
-
+# --------------------------------------------------------------------------- optimiser
 def build_optimizer(params_named: list[tuple[str, nn.Parameter]], optim: Optim) -> torch.optim.Optimizer:
     groups: list[dict[str, Any]] = []
     assigned: set[str] = set()
@@ -262,11 +193,10 @@ class Segment(Task):
     """Dense classification: logits ``(B, K, *sites)`` against labels ``(B, *sites)``.
 
     Loss: cross-entropy, weighted per class when ``class_weights`` is given (e.g. sklearn's
-    ``compute_class_weight('balanced')`` on the training labels). Metrics over the *whole* epoch
-    (torchmetrics accumulates every site before computing, not a mean of per-batch values):
-    per-class recall ("accuracy" of a class: correct sites of c / true sites of c) and its mean
-    ``acc_mean``; per-class average precision of the class probability and ``map``, the mean AP
-    over ``map_classes`` (default: all); per-class IoU; site accuracy ``acc``.
+    ``compute_class_weight('balanced')`` on the training labels). Metrics (:mod:`models.segmentation`)
+    over the *whole* epoch: per-class recall ("accuracy" of a class: correct sites of c / true sites
+    of c) and its mean ``acc_mean``; per-class average precision of the class probability and
+    ``map``, the mean AP over ``map_classes`` (default: all); per-class IoU; site accuracy ``acc``.
 
     ``train_ap=False`` leaves AP (and ``train/map``) out of the training stage: exact AP keeps every
     site's scores until the epoch ends, which for the UGSCNN training split is ~450 M sites × 3
@@ -289,37 +219,19 @@ class Segment(Task):
             raise ValueError(f"map_classes {self.map_classes} outside 0..{num_classes - 1}")
         w = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         self.register_buffer("class_weights", w)
-        from torchmetrics.classification import (MulticlassAccuracy, MulticlassAveragePrecision,
-                                                 MulticlassJaccardIndex, MulticlassRecall)
-        self.metrics = nn.ModuleDict({f"{s}_": nn.ModuleDict({
-            "recall": MulticlassRecall(num_classes, average=None),
-            **({"ap": MulticlassAveragePrecision(num_classes, average=None, thresholds=None)}
-               if s != "train" or train_ap else {}),
-            "iou": MulticlassJaccardIndex(num_classes, average=None),
-            "acc": MulticlassAccuracy(num_classes, average="micro")}) for s in STAGES})
+        self.metrics = nn.ModuleDict({f"{s}_": segmentation.metric_set(num_classes, s != "train" or train_ap)
+                                      for s in STAGES})
 
     def loss(self, out, y):
         return F.cross_entropy(out, y, weight=self.class_weights)
 
     def update_metrics(self, stage, out, y, batch) -> None:
-        probs = out.softmax(1).movedim(1, -1).reshape(-1, self.num_classes)
-        flat = y.reshape(-1)
-        for m in self.metrics[stage + "_"].values():
-            m.update(probs, flat)
+        segmentation.update(self.metrics[stage + "_"], out.softmax(1).movedim(1, -1).reshape(-1, self.num_classes),
+                            y.reshape(-1))
 
     def _epoch_end(self, stage: str) -> None:
         ms = self.metrics[stage + "_"]
-        recall, iou = ms["recall"].compute(), ms["iou"].compute()
-        ap = ms["ap"].compute() if "ap" in ms else None
-        out = {f"{stage}/acc": ms["acc"].compute(), f"{stage}/acc_mean": recall.mean()}
-        if ap is not None:
-            out[f"{stage}/map"] = ap[self.map_classes].mean()
-        for c, name in enumerate(self.names):
-            out[f"{stage}/recall_{name}"] = recall[c]
-            if ap is not None:
-                out[f"{stage}/ap_{name}"] = ap[c]
-            out[f"{stage}/iou_{name}"] = iou[c]
-        self.log_dict(out, prog_bar=False)
+        self.log_dict(segmentation.scores(ms, stage, self.names, self.map_classes), prog_bar=False)
         for m in ms.values():
             m.reset()
 

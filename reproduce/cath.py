@@ -33,13 +33,6 @@ if __name__ == "__main__":  # --help answers before torch and Lightning are impo
     from reproduce.runner.cli import early_exit
     early_exit("cath", __doc__)
 
-import torch
-
-from datamodules.cath import CathDataModule, collate, voxelize
-from models.baselines import ResNet34
-from models.geometry import random_rotation
-from models.steerable import SE3ResNet34Small
-from reproduce.reports.cath import REPORT
 from reproduce.runner import Benchmark, main
 from reproduce.runner.after_test import Invariance
 
@@ -48,6 +41,10 @@ def rotated_views(run, dm, device=None):
     """The test set, batch by batch, as given and with every record in a Haar-random orientation
     (an exact rotation of its CA coordinates, then re-voxelised on ``device``); rotations drawn
     from a generator of the run seed."""
+    import torch
+
+    from datamodules.cath import collate, voxelize
+    from models.geometry import random_rotation
     gen = torch.Generator().manual_seed(run.seed + 1234)
     ds = dm.sets["test"]
     for start in range(0, len(ds), dm.batch_size):
@@ -59,9 +56,10 @@ def rotated_views(run, dm, device=None):
 
 class Cath(Benchmark):
     name = "cath"
-    datamodule = CathDataModule
-    models = {"se3": SE3ResNet34Small, "cnn": ResNet34}
-    report = REPORT
+    # imported when a run builds them; --list reads their parameters from the source (reproduce/runner/lazy.py)
+    datamodule = "datamodules.cath:CathDataModule"
+    models = {"se3": "models.steerable:SE3ResNet34Small", "cnn": "models.baselines:ResNet34"}
+    report = "reproduce.reports.cath:REPORT"
     #: the trained model on the test set in random orientations (rank 0): accuracy and the mean
     #: relative change of its logits
     measurements = (Invariance("so3", rotated_views, accuracy="test_acc_rotated", float64=False),)

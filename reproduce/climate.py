@@ -28,24 +28,15 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def predict_arguments(parser) -> None:
-    """The options of ``--predict`` (climate's own command, :meth:`Climate.command`)."""
-    parser.add_argument("--predict", default=None, metavar="CKPT",
-                        help="segment every --data-dir/*.nc with a trained checkpoint; writes LABELS and "
-                             "PROBABILITIES on each input's own grid to --out")
-    parser.add_argument("--out", default=None, help="output folder of --predict")
-
-
 if __name__ == "__main__":  # --help answers before torch and Lightning are imported
     from reproduce.runner.cli import early_exit
-    early_exit("climate", __doc__, predict_arguments)
+    from reproduce.commands import climate_predict
+    early_exit("climate", __doc__, climate_predict.add_arguments)
 
 
 from datamodules._common import InputError
-from datamodules.climate import CLASSES, ClimateDataModule, parse_sampling
-from models.deepsphere.unet import DeepSphereUNet
-from models.tasks import Segment
-from reproduce.reports.climate import REPORT, example_map
+from datamodules.climate_config import CLASSES, parse_sampling
+from reproduce.commands import climate_predict
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 from reproduce.runner.after_test import InferenceTime
@@ -56,10 +47,11 @@ INFER_MAPS = 5  # test maps timed one at a time (batch 1) after a warm-up map
 
 class Climate(Benchmark):
     name = "climate"
-    datamodule = ClimateDataModule
-    models = {"unet": DeepSphereUNet}
-    task = Segment
-    report = REPORT
+    # imported when a run builds them; --list reads their parameters from the source (reproduce/runner/lazy.py)
+    datamodule = "datamodules.climate:ClimateDataModule"
+    models = {"unet": "models.deepsphere.unet:DeepSphereUNet", "per_site": "models.baselines.per_site:PerSiteLogistic"}
+    task = "models.tasks:Segment"
+    report = "reproduce.reports.climate:REPORT"
     measurements = (InferenceTime(INFER_MAPS),)
 
     def __init__(self):
@@ -72,6 +64,8 @@ class Climate(Benchmark):
         return {k: v for k, v in super()._model_section(run).items() if k != "loss"}
 
     def model_args(self, ctx, run) -> dict:
+        if self.is_custom(run):
+            return {}
         samp = parse_sampling(run.setting["sampling"])
         args = {"in_channels": 16, "num_classes": len(CLASSES)}
         if samp.kind == "native":  # a point set: the graph is built on the files' columns
@@ -105,6 +99,18 @@ class Climate(Benchmark):
         return {"backbone": backbone, "num_classes": len(CLASSES), "optim": run.cfg.get("optim") or {},
                 "class_weights": w, "map_classes": [1, 2], "class_names": list(CLASSES)}
 
+    def is_custom(self, run) -> bool:
+        return (run.cfg.get("model") or {}).get("kind") == "per_site"
+
+    def custom_run(self, ctx, run, run_dir) -> dict:
+        """The per-site baseline: fitted on the training maps, scored on the test maps."""
+        dm = self.build_datamodule(ctx, run)
+        dm.setup()
+        (xtr, ytr), (xte, yte) = (dm.arrays(s) for s in ("train", "test"))
+        model = self.build_backbone(ctx, run).fit(xtr, ytr)
+        return {**model.score(xte, yte, list(CLASSES), [1, 2]), "vertices": int(xte.shape[-1]),
+                "train_maps": len(xtr), "test_maps": len(xte), "params": model.num_params()}
+
     def after_test(self, ctx, run, task, datamodule) -> dict:
         """The training split's balanced weights, inference ms per map (batch 1) and one test map."""
         out = {} if ctx.evaluate is not None else {
@@ -113,35 +119,16 @@ class Climate(Benchmark):
         out.update(vertices=int(task.backbone.num_vertices), train_maps=len(datamodule.datasets["train"]),
                    test_maps=len(test), **self.declared_measurements(ctx, run, task, datamodule))
         if len(test) and ctx.evaluate is None:  # the figure's map: a training run's row
+            from reproduce.reports.climate import example_map
             out["example_map"] = example_map(task.backbone, test, task.device)
         return out
 
-    # -- --predict ------------------------------------------------------------------------------
+    # -- --predict CKPT --data-dir IN --out OUT (reproduce/commands/climate_predict.py) -----------
     def add_arguments(self, parser) -> None:
-        predict_arguments(parser)
+        climate_predict.add_arguments(parser)
 
     def command(self, args) -> int | None:
-        if args.out is not None and not args.predict:
-            raise InputError("--out is the output folder of --predict CKPT")
-        if not args.predict:
-            return None
-        if not args.data_dir or not args.out:
-            raise InputError("--predict CKPT needs --data-dir (the netCDF files to segment) and --out (a folder)")
-        from datamodules.climate import VARIABLES
-        from datamodules.climate_predict import predict
-        from reproduce.runner.evaluate import load_weights, weights_into
-        run, sd = load_weights(self, Path(args.predict), "--predict")
-        samp, device = parse_sampling(run.setting["sampling"]), "cuda" if args.gpus else "cpu"
-        native = samp.kind == "native"
-
-        def net_for(coords):  # the trained network; built on a file's own columns when trained on native ones
-            return weights_into(self, run, sd, "--predict", device, in_channels=len(VARIABLES),
-                                num_classes=len(CLASSES), sampling="points" if native else samp.name,
-                                **({"coords": coords} if native else {}))
-        model = f"{run.model} ({run.benchmark}, preset {run.preset}, seed {run.seed})"
-        for path in predict(net_for, samp, Path(args.predict), model, Path(args.data_dir), Path(args.out), device):
-            print(f"[climate] wrote {path}", file=sys.stderr)
-        return 0
+        return climate_predict.run(self, args)
 
 
 BENCH = Climate()

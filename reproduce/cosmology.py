@@ -30,19 +30,17 @@ if __name__ == "__main__":  # --help answers before torch and Lightning are impo
     early_exit("cosmology", __doc__)
 
 from datamodules._common import InputError
-from datamodules.cosmology import CosmologyDataModule
-from models.baselines import FlatPatchConvNet, LinearSVMBaseline
-from models.deepsphere.nets import deepsphere_classifier
-from reproduce.reports.cosmology import REPORT
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 
 
 class Cosmology(Benchmark):
     name = "cosmology"
-    datamodule = CosmologyDataModule
-    models = {"deepsphere": deepsphere_classifier, "cnn2d": FlatPatchConvNet, "svm": LinearSVMBaseline}
-    report = REPORT
+    # imported when a run builds them; --list reads their parameters from the source (reproduce/runner/lazy.py)
+    datamodule = "datamodules.cosmology:CosmologyDataModule"
+    models = {"deepsphere": "models.deepsphere.nets:deepsphere_classifier", "cnn2d": "models.baselines:FlatPatchConvNet",
+              "svm": "models.baselines:LinearSVMBaseline"}
+    report = "reproduce.reports.cosmology:REPORT"
     #: the HEALPix resolution and class count a checkpoint was trained on (--evaluate keeps them)
     geometry_keys = ("data.num_classes", "data.nside")
 

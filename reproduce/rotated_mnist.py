@@ -36,17 +36,14 @@ if __name__ == "__main__":  # --help answers before torch and Lightning are impo
     from reproduce.runner.cli import early_exit
     early_exit("rotated_mnist", __doc__)
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from datamodules.rotated_mnist import Augment, RotatedMNISTDataModule, load_split, rotate_image
-from models.baselines import P4CNN, Z2CNN
-from models.bn import RecalibrateBN
-from models.harmonic import HNet
-from reproduce.reports.rotated_mnist import REPORT
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 from reproduce.runner.after_test import Invariance
+
+if TYPE_CHECKING:  # torch is imported where the measurements run: --list goes without it
+    import torch
 
 
 @dataclasses.dataclass
@@ -64,26 +61,35 @@ def evaluation(run) -> Evaluation:
 
 def test_digits(run, dm) -> torch.Tensor:
     """The first ``evaluation.equivariance_digits`` test digits, (N, 1, 28, 28) float64."""
+    import torch
+
+    from datamodules.rotated_mnist import load_split
     n = C.build(Evaluation, run.cfg.get("evaluation"), "evaluation").equivariance_digits
     return torch.from_numpy(load_split(dm.test_dir, "test")[0][:n]).double()[:, None]
 
 
 def quarter_turns(run, dm, device=None):
+    import torch
     x = test_digits(run, dm)
     yield x, [torch.rot90(x, k, dims=(-2, -1)) for k in (1, 2, 3)], None
 
 
 def rot45(run, dm, device=None):
-    """A resampled 45° rotation (bilinear, as the data: :func:`rotate_image`)."""
+    """A resampled 45° rotation (bilinear, as the data: :func:`datamodules.rotated_mnist.rotate_image`)."""
+    import numpy as np
+    import torch
+
+    from datamodules.rotated_mnist import rotate_image
     x = test_digits(run, dm)
     yield x, [torch.from_numpy(np.stack([rotate_image(img, math.pi / 4) for img in x[:, 0].numpy()]))[:, None]], None
 
 
 class RotatedMNIST(Benchmark):
     name = "rotated_mnist"
-    datamodule = RotatedMNISTDataModule
-    models = {"hnet": HNet, "z2cnn": Z2CNN, "p4cnn": P4CNN}
-    report = REPORT
+    # imported when a run builds them; --list reads their parameters from the source (reproduce/runner/lazy.py)
+    datamodule = "datamodules.rotated_mnist:RotatedMNISTDataModule"
+    models = {"hnet": "models.harmonic:HNet", "z2cnn": "models.baselines:Z2CNN", "p4cnn": "models.baselines:P4CNN"}
+    report = "reproduce.reports.rotated_mnist:REPORT"
     #: the trained classifier's logits on test digits (float64): exact quarter turns, 45°
     measurements = (Invariance("rot90", quarter_turns, exact=True),
                     Invariance("rot45", rot45, agreement="rot45_prediction_agreement"))
@@ -94,7 +100,8 @@ class RotatedMNIST(Benchmark):
     def datamodule_args(self, ctx, run) -> dict:
         """The grid setting ``train_size``, the model entry's ``augment`` (a training-data option
         of that row, e.g. ``cnn_aug``) and ``test_only`` under ``--evaluate``."""
-        augment = C.coerce(run.cfg["model"].get("augment"), Augment, f"models.{run.model}.augment")
+        augment = C.coerce(run.cfg["model"].get("augment"), C.signature(self.declared("datamodule")).hint("augment"),
+                           f"models.{run.model}.augment")
         return {**super().datamodule_args(ctx, run), "train_size": run.setting.get("train_size", "all"),
                 "augment": augment, "test_only": ctx.evaluate is not None}
 
@@ -109,6 +116,7 @@ class RotatedMNIST(Benchmark):
         self.evaluation(run)
 
     def callbacks(self, ctx, run) -> list:
+        from models.bn import RecalibrateBN
         return [RecalibrateBN()] if self.evaluation(run).recalibrate_bn else []
 
     def after_test(self, ctx, run, task, datamodule) -> dict:

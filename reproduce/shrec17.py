@@ -27,22 +27,12 @@ if __name__ == "__main__":  # --help answers before torch and Lightning are impo
     from reproduce.runner.cli import early_exit
     early_exit("shrec17", __doc__)
 
-import numpy as np
-import torch
-
 from datamodules._common import atomic_write_text
-from datamodules.shrec17 import Shrec17DataModule, check_input, parse_input
-from datamodules.shrec17_render import parse_sampling
+from datamodules.shrec17_input import check_input, parse_input, parse_sampling
 from models import retrieval as R
-from models.deepsphere.nets import SphereClassifier
-from models.spectral import S2CNN, EstevesSphericalCNN
-from models.steerable import Shrec17SE3Net
-from models.tasks import Retrieve
-from reproduce.reports.shrec17 import INFER_OBJECTS, REPORT, figure_maps
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 from reproduce.runner.after_test import InferenceTime, Invariance
-from reproduce.runner.evaluate import datamodule_state
 
 #: the logits of an object's first two orientations (the test-time augmentations), compared
 ROTATION = Invariance("rotation", agreement="rotation_agreement", column="rotation_logit_error")
@@ -50,20 +40,28 @@ ROTATION = Invariance("rotation", agreement="rotation_agreement", column="rotati
 
 class Shrec17(Benchmark):
     name = "shrec17"
-    datamodule = Shrec17DataModule
-    models = {"deepsphere": SphereClassifier, "se3": Shrec17SE3Net, "esteves": EstevesSphericalCNN, "s2cnn": S2CNN}
-    task = Retrieve
-    report = REPORT
-    measurements = (InferenceTime(INFER_OBJECTS),)
+    # imported when a run builds them; --list reads their parameters from the source (reproduce/runner/lazy.py)
+    datamodule = "datamodules.shrec17:Shrec17DataModule"
+    models = {"deepsphere": "models.deepsphere.nets:SphereClassifier", "se3": "models.steerable:Shrec17SE3Net",
+              "esteves": "models.spectral:EstevesSphericalCNN", "s2cnn": "models.spectral:S2CNN"}
+    task = "models.tasks:Retrieve"
+    report = "reproduce.reports.shrec17:REPORT"
     #: the class count and voxel grid options a checkpoint was trained on (--evaluate keeps them;
     #: the sampling / voxel size is the run's setting, which --evaluate takes from the checkpoint)
     geometry_keys = ("data.num_classes", "data.voxel_double", "data.voxel_fit")
+
+    @property
+    def measurements(self) -> tuple:
+        """Inference time per object (the report states how many objects: imported when a run measures)."""
+        from reproduce.reports.shrec17 import INFER_OBJECTS
+        return (InferenceTime(INFER_OBJECTS),)
 
     def datamodule_args(self, ctx, run) -> dict:
         # data.seed (not the run seed) draws the augmentations: every run and model of an input shares its cache
         args = {**super().datamodule_args(ctx, run), **parse_input(run.setting.get("input", ""))}
         if ctx.evaluate is not None and "class_names" not in (run.cfg.get("data") or {}):
-            names = datamodule_state(ctx.evaluate, Shrec17DataModule).get("class_names")  # the model's class order
+            from reproduce.runner.evaluate import datamodule_state
+            names = datamodule_state(ctx.evaluate, self.datamodule).get("class_names")  # the model's class order
             args["class_names"] = [str(c) for c in names] if names else None
         return args
 
@@ -87,6 +85,10 @@ class Shrec17(Benchmark):
         """Official metrics on the summed test-time augmentations, the result files, classification
         F1, the change of the logits between two orientations, inference ms per object, and the
         figure's input maps."""
+        import numpy as np
+        import torch
+
+        from reproduce.reports.shrec17 import figure_maps
         out = task.test_outputs
         if not out:
             return {}

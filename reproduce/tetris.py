@@ -23,14 +23,7 @@ if __name__ == "__main__":  # --help answers before torch and Lightning are impo
     from reproduce.runner.cli import early_exit
     early_exit("tetris", __doc__)
 
-import torch
-
-from datamodules._common import InputError, torch_generator
-from datamodules.tetris import TetrisDataModule, rotated_set
-from models.baselines import MassOnlyClassifier, TetrisCNN
-from models.geometry import cube_rotations, rotate_voxels
-from models.steerable import TetrisSE3Net
-from reproduce.reports.tetris import REPORT
+from datamodules._common import InputError
 from reproduce.runner import Benchmark, main
 from reproduce.runner.after_test import Invariance
 
@@ -38,6 +31,7 @@ from reproduce.runner.after_test import Invariance
 def cube_views(run, dm, device=None):
     """The 8 canonical pieces on an odd grid (the cube check needs a centre voxel) and their 24
     exact cube rotations."""
+    from models.geometry import cube_rotations, rotate_voxels
     x = dm.canonical(dm.size + (1 - dm.size % 2)).double()
     yield x, [rotate_voxels(x, R) for R in cube_rotations()], None
 
@@ -45,6 +39,10 @@ def cube_views(run, dm, device=None):
 def so3_views(run, dm, device=None):
     """The 8 canonical pieces and ``evaluation.so3_rotations`` sets of them, each piece at its
     own Haar-random rotation (resampled, low-passed as the data; generator of the run seed)."""
+    import torch
+
+    from datamodules._common import torch_generator
+    from datamodules.tetris import rotated_set
     gen = torch_generator(run.seed, 2)
     raw = dm.pieces()
     n = int(run.cfg.get("evaluation", {}).get("so3_rotations", 4))
@@ -56,9 +54,11 @@ class Tetris(Benchmark):
     name = "tetris"
     default_data_source = "generated"
     uses_data_dir = False
-    datamodule = TetrisDataModule
-    models = {"se3": TetrisSE3Net, "cnn": TetrisCNN, "mass": MassOnlyClassifier}
-    report = REPORT
+    # imported when a run builds them; --list reads their parameters from the source (reproduce/runner/lazy.py)
+    datamodule = "datamodules.tetris:TetrisDataModule"
+    models = {"se3": "models.steerable:TetrisSE3Net", "cnn": "models.baselines:TetrisCNN",
+              "mass": "models.baselines:MassOnlyClassifier"}
+    report = "reproduce.reports.tetris:REPORT"
     #: the trained classifier's logits (float64, one piece per pass: at 37³ a piece takes ~4 GB on
     #: the CPU) under the exact cube rotations and resampled SO(3) rotations
     measurements = (Invariance("cube", cube_views, exact=True, chunk=1, describe="the 24 cube rotations",

@@ -11,6 +11,7 @@ import xarray as xr
 from datamodules import cam5
 from datamodules import climate as C
 from datamodules._common import MANIFEST, InputError
+from datamodules.climate_standin import GALE
 from models.deepsphere.graph import icosahedral_vectors, lonlat_vectors
 
 SMALL = C.StandInClimate(files=10, nlat=48, nlon=96)
@@ -629,3 +630,22 @@ def test_npz_folder_in_wrong_units_is_said_once_by_the_datamodule(tmp_path, caps
     dm.setup()
     next(iter(dm.train_dataloader()))
     assert capsys.readouterr().err == ""
+
+
+def test_cold_core_gale_lows_look_like_tcs_on_their_ring_but_are_not_labelled():
+    """``lows_per_map``: gale-force lows at TC latitudes with a cold core are background; the same maps
+    with them off differ only by the lows (the generator draws them last among the cyclones)."""
+    m = C.StandInClimate(tc_per_map=0.0, ar_per_map=0, decoys_per_map=0.0, short_per_map=0.0, etc_per_map=0.0,
+                         lows_per_map=3.0, nlat=96, nlon=192)
+    lat = -90 + 180 * (np.arange(m.nlat) + 0.5) / m.nlat
+    tropics = (np.abs(lat) < 35)[:, None]
+    gales = 0
+    for seed in range(4):
+        f, lab = C.stand_in_map(m, np.random.default_rng(seed))
+        wind = np.hypot(f["UBOT"], f["VBOT"])
+        gales += int((tropics & (wind >= GALE)).sum())
+        assert not (lab == 1).any()  # no TC label without a warm core
+    assert gales > 20  # gale-force winds at TC latitudes: the ring of a TC
+    # the same generator with warm cores labels them (tc_per_map instead of lows)
+    m_tc = C.StandInClimate(tc_per_map=3.0, ar_per_map=0, decoys_per_map=0.0, short_per_map=0.0, etc_per_map=0.0)
+    assert any((C.stand_in_map(m_tc, np.random.default_rng(s))[1] == 1).any() for s in range(4))

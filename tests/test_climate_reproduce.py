@@ -42,8 +42,14 @@ def test_smoke_writes_rows_table_and_figure(smoke):
     tmp, rows = smoke
     assert sorted((r["model"], r["setting"]) for r in rows) == [
         ("ds_unweighted", "sampling=ico:2"), ("ds_weighted", "sampling=equiangular:8"),
-        ("ds_weighted", "sampling=healpix:4"), ("ds_weighted", "sampling=ico:2"), ("jiang_weighted", "sampling=ico:2")]
+        ("ds_weighted", "sampling=healpix:4"), ("ds_weighted", "sampling=ico:2"), ("jiang_weighted", "sampling=ico:2"),
+        ("per_site", "sampling=ico:2")]
     vertices = {"ico:2": 162, "healpix:4": 192, "equiangular:8": 256}
+    base = next(r for r in rows if r["model"] == "per_site")  # the per-vertex baseline: fitted, not trained
+    assert int(base["params"]) == 3 * 16 + 3 and int(base["vertices"]) == 162 and int(base["test_maps"]) > 0
+    for k in ("test_acc_mean", "test_map", "test_recall_TC", "test_ap_AR", "test_iou_BG"):
+        assert 0.0 <= float(base[k]) <= 1.0, k
+    rows = [r for r in rows if r is not base]
     for r in rows:
         assert r["data_source"] == "stand-in" and int(r["vertices"]) == vertices[r["setting_sampling"]]
         for k in ("test_acc_mean", "test_map", "test_recall_TC", "test_ap_AR", "test_iou_BG"):
@@ -61,6 +67,7 @@ def test_smoke_writes_rows_table_and_figure(smoke):
     assert "**Data: offline stand-in**" in md and "Preset: `smoke`" in md
     assert "| DeepSphere, weighted loss | 97.4 ± 1.1 |" in md and "77.15 ± 1.94" in md and "Cohen et al. 2019" in md
     assert "| ↳ reproduced: DeepSphere, weighted loss |" in md and "| ↳ reproduced: DeepSphere, non-weighted" in md
+    assert "| ↳ reproduced: Per-vertex logistic regression (no spatial context) |" in md
     assert "| healpix:4 | 192 |" in md and "| equiangular:8 | 256 |" in md
     assert "| TC | 318.4739 | 0.1 |" in md
     assert (tmp / "res" / "climate.png").stat().st_size > 5000

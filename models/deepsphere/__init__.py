@@ -11,37 +11,36 @@ harmonic rotation of NEST maps, ratios ``‖RLf − LRf‖/‖Lf‖``), :mod:`.h
 coordinates: a base-pixel patch as an image). Tensors are ``(B, V, F)``;
 HEALPix vertices are in NESTED order.
 """
-from models.deepsphere.equivariance import (degree_signal, equivariance_ratios, graph_laplacian,
-                                            rotate_nest)
-from models.deepsphere.graph import (LAPLACIANS, OPTIMAL_SIGMA, SphereGraph, chebyshev_operator,
-                                     clear_graph_cache, equiangular_graph, equiangular_vectors,
-                                     healpix_graph, healpix_graph_v1, healpix_laplacian,
-                                     healpix_pixels, healpix_rotation_permutation,
-                                     healpix_vectors, icosahedral_graph, icosahedral_hierarchy,
-                                     icosahedral_laplacian, icosahedral_size, icosahedral_vectors,
-                                     knn_edges, knn_graph, laplacian, largest_eigenvalue,
-                                     lonlat_vectors, optimal_kernel_width, points_graph,
-                                     rescale_laplacian, resolve_lmax, to_torch_sparse)
-from models.deepsphere.healpix import nest_image_index, nest_xy
-from models.deepsphere.layers import (ChebConv, EquiangularPool, EquiangularUnpool, GlobalAvgPool,
-                                      HealpixPool, HealpixUnpool,
-                                      IcosahedralPool, IcosahedralUnpool, SphereBatchNorm, sym_spmm)
-from models.deepsphere.nets import DeepSphereCNN, DeepSphereFCN
-from models.deepsphere.unet import (JIANG_ENCODER, PAPER_ENCODER, DeepSphereUNet, count_parameters,
-                                    paper_unet, sphere_levels)
+#: where each name lives: imported from its module when first read (PEP 562), so that a light
+#: module such as :mod:`.sampling` (numpy only) is imported without torch (the runner's --list)
+_HOME = {
+    **dict.fromkeys(('degree_signal', 'equivariance_ratios', 'graph_laplacian', 'rotate_nest'), 'equivariance'),
+    **dict.fromkeys(('LAPLACIANS', 'OPTIMAL_SIGMA', 'SphereGraph', 'chebyshev_operator', 'clear_graph_cache',
+                     'equiangular_graph', 'equiangular_vectors', 'healpix_graph', 'healpix_graph_v1',
+                     'healpix_laplacian', 'healpix_pixels', 'healpix_rotation_permutation', 'healpix_vectors',
+                     'icosahedral_graph', 'icosahedral_hierarchy', 'icosahedral_laplacian', 'icosahedral_size',
+                     'icosahedral_vectors', 'knn_edges', 'knn_graph', 'laplacian', 'largest_eigenvalue',
+                     'lonlat_vectors', 'optimal_kernel_width', 'points_graph', 'rescale_laplacian', 'resolve_lmax',
+                     'to_torch_sparse'), 'graph'),
+    **dict.fromkeys(('nest_image_index', 'nest_xy'), 'healpix'),
+    **dict.fromkeys(('ChebConv', 'EquiangularPool', 'EquiangularUnpool', 'GlobalAvgPool', 'HealpixPool', 'HealpixUnpool',
+                     'IcosahedralPool', 'IcosahedralUnpool', 'SphereBatchNorm', 'sym_spmm'), 'layers'),
+    **dict.fromkeys(('DeepSphereCNN', 'DeepSphereFCN'), 'nets'),
+    **dict.fromkeys(('JIANG_ENCODER', 'PAPER_ENCODER', 'DeepSphereUNet', 'count_parameters', 'paper_unet',
+                     'sphere_levels'), 'unet'),
+}
 
-__all__ = [
-    "LAPLACIANS", "OPTIMAL_SIGMA", "SphereGraph", "chebyshev_operator", "clear_graph_cache",
-    "equiangular_graph", "equiangular_vectors", "healpix_graph", "healpix_graph_v1",
-    "healpix_laplacian", "healpix_pixels", "healpix_rotation_permutation", "healpix_vectors",
-    "icosahedral_graph", "icosahedral_hierarchy", "icosahedral_laplacian", "icosahedral_size",
-    "icosahedral_vectors", "knn_edges", "knn_graph", "laplacian",
-    "largest_eigenvalue", "lonlat_vectors", "optimal_kernel_width", "points_graph",
-    "rescale_laplacian", "resolve_lmax", "to_torch_sparse",
-    "ChebConv", "EquiangularPool", "EquiangularUnpool", "GlobalAvgPool", "HealpixPool", "HealpixUnpool", "IcosahedralPool",
-    "IcosahedralUnpool", "SphereBatchNorm", "sym_spmm",
-    "DeepSphereCNN", "DeepSphereFCN",
-    "DeepSphereUNet", "JIANG_ENCODER", "PAPER_ENCODER", "count_parameters", "paper_unet", "sphere_levels",
-    "degree_signal", "equivariance_ratios", "graph_laplacian", "rotate_nest",
-    "nest_image_index", "nest_xy",
-]
+__all__ = list(_HOME)
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOME))

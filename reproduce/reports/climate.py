@@ -13,7 +13,8 @@ from reproduce.runner.tables import Published
 
 LABELS = {"ds_weighted": "DeepSphere, weighted loss", "ds_unweighted": "DeepSphere, non-weighted loss",
           "jiang_weighted": "DeepSphere, Jiang architecture, weighted",
-          "jiang_unweighted": "DeepSphere, Jiang architecture, non-weighted"}
+          "jiang_unweighted": "DeepSphere, Jiang architecture, non-weighted",
+          "per_site": "Per-vertex logistic regression (no spatial context)"}
 #: the model of the samplings table (grid rows of it on other samplings)
 SAMPLING_MODEL = "ds_weighted"
 ICLR = "Defferrard et al. ICLR 2020, tab:climate"

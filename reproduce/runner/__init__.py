@@ -2,6 +2,7 @@
 
 * :mod:`~reproduce.runner.cli` — the options every ``reproduce/<benchmark>.py`` shares, :func:`main`;
 * :mod:`~reproduce.runner.config` — presets, overrides, and the typed path config → object;
+* :mod:`~reproduce.runner.lazy` — classes declared as ``"module:Name"``, their parameters read from the source;
 * :mod:`~reproduce.runner.runs` — run identity and folder layout;
 * :mod:`~reproduce.runner.grid` — the resumable (model × setting × seed) grid;
 * :mod:`~reproduce.runner.launchers` — grid cells as jobs: local, ``--jobs K``, SLURM job arrays;

@@ -17,17 +17,18 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-import torch
-
-from models.geometry import relative_error
 from reproduce.runner.progress import progress
+
+if TYPE_CHECKING:  # torch is imported where a measurement runs: declaring one (--list) goes without it
+    import torch
 
 
 # --------------------------------------------------------------------------- timing
 def sync(device: torch.device | str | None) -> None:
     """Wait for the device's queued work (CUDA), so that a wall time covers it."""
+    import torch
     if device is not None and torch.device(device).type == "cuda":
         torch.cuda.synchronize()
 
@@ -72,6 +73,7 @@ class InferenceTime:
         return [ds[i][0][None] for i in range(min(len(ds), int(self.n) + 1))]
 
     def measure(self, ctx, run, task, datamodule) -> dict:
+        import torch
         net = task.backbone
         was_training = net.training
         net.eval()
@@ -89,7 +91,7 @@ class InferenceTime:
 
 #: one batch of an :class:`Invariance` check: the inputs as given, the same inputs transformed
 #: (one tensor per transform, always in the same order) and their class labels (or None)
-View = tuple[torch.Tensor, Sequence[torch.Tensor], "torch.Tensor | None"]
+View = "tuple[torch.Tensor, Sequence[torch.Tensor], torch.Tensor | None]"
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ class Invariance:
     def measure(self, ctx, run, task, datamodule) -> dict:
         if self.views is None:
             raise ValueError(f"Invariance {self.name!r}: no views to measure (only columns() of given logits)")
+        import torch
         net = task.backbone
         was_training = net.training
         net.eval()
@@ -165,10 +168,12 @@ class Invariance:
                 labels: torch.Tensor | None = None) -> dict:
         """The columns of logits ``ref`` (inputs as given) and ``outputs`` (one per transform):
 
+        >>> import torch
         >>> ref = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
         >>> Invariance("t", exact=True, agreement="agree").columns(ref, [ref * 1.5])
         {'equivariance_error_t': '5.00e-01', 'agree': 1.0}
         """
+        from models.geometry import relative_error
         errors = [relative_error(o.double(), ref.double()) for o in outputs]
         if not errors:
             return {}

@@ -10,6 +10,12 @@ A ``reproduce/<name>.py`` script subclasses :class:`Benchmark` and mostly *decla
 * ``task`` — the Lightning task of :mod:`models.tasks` (``Classify``, ``Segment``, ``Retrieve``);
 * ``report`` — the results tables, as data (:class:`reproduce.runner.tables.Report`).
 
+Each of these four may be declared as the object or as its ``"module:Name"``
+(``datamodule = "datamodules.tetris:TetrisDataModule"``): a name is imported when first read
+(:class:`reproduce.runner.lazy.Lazy`), and :meth:`Benchmark.check` validates a run's config
+against the source of the named classes without importing them, so that ``--list`` answers
+without torch and Lightning (:mod:`reproduce.runner.lazy`).
+
 * ``measurements`` — what is measured on the trained model beyond the task's own metrics
   (:mod:`reproduce.runner.after_test`: ``Invariance``, ``InferenceTime``), run by the default
   ``after_test``;
@@ -26,6 +32,7 @@ from typing import Any, ClassVar
 
 from datamodules._common import InputError
 from reproduce.runner import config as C
+from reproduce.runner.lazy import Lazy, resolve
 from reproduce.runner.runs import Run, global_rank
 from reproduce.runner.launch import Launch, trainer_config
 
@@ -63,9 +70,10 @@ class Benchmark:
     default_data_source: ClassVar[str] = "stand-in"
     #: whether the benchmark reads ``--data-dir`` (False: data generated from the run seed)
     uses_data_dir: ClassVar[bool] = True
-    datamodule: ClassVar[type | None] = None
+    #: each of these four: the object, or its ``"module:Name"`` (imported when first read)
+    datamodule: ClassVar[type | str | None] = None
     models: ClassVar[dict[str, Any]] = {}
-    task: ClassVar[type | None] = None
+    task: ClassVar[type | str | None] = None
     report: ClassVar[Any] = None
     #: measurements on the trained model (:mod:`reproduce.runner.after_test`), run by ``after_test``
     measurements: ClassVar[tuple] = ()
@@ -75,6 +83,26 @@ class Benchmark:
     #: dotted config keys that fix what a checkpoint was trained on (resolution, sampling, class
     #: count): ``--evaluate`` refuses to change them unless ``--allow-mismatch`` asks for it
     geometry_keys: ClassVar[tuple[str, ...]] = ("data.num_classes",)
+    #: the task a benchmark that declares none trains
+    DEFAULT_TASK: ClassVar[str] = "models.tasks:Classify"
+    _LAZY: ClassVar[tuple[str, ...]] = ("datamodule", "task", "report")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for attr in cls._LAZY:  # a "module:Name" declaration: imported when first read
+            if isinstance(cls.__dict__.get(attr), str):
+                setattr(cls, attr, Lazy(cls.__dict__[attr]))
+
+    def declared(self, attr: str) -> Any:
+        """The declaration of ``datamodule``, ``task`` or ``report`` as written: the object, or its
+        ``"module:Name"`` (not imported)."""
+        for klass in type(self).__mro__:
+            if attr in klass.__dict__:
+                value = klass.__dict__[attr]
+                if isinstance(value, property):  # computed by the benchmark: its value
+                    return getattr(self, attr)
+                return value.ref if isinstance(value, Lazy) else value
+        return None
 
     # -- data ----------------------------------------------------------------------------------
     def datamodule_args(self, ctx: Context, run: Run) -> dict:
@@ -102,12 +130,17 @@ class Benchmark:
     def model_ids(self, cfg: dict) -> list[str]:
         return sorted((cfg.get("models") or {}).keys())
 
-    def model_class(self, run: Run):
+    def model_declared(self, run: Run):
+        """The backbone of the run's ``kind`` as declared in :attr:`models` (a class or its
+        ``"module:Name"``, not imported)."""
         kind = (run.cfg.get("model") or {}).get("kind")
         if kind not in self.models:
             raise InputError(f"{self.name}: models.{run.model}.kind '{kind}' is unknown; valid kinds: "
                              f"{', '.join(sorted(self.models)) or 'none'}")
         return self.models[kind]
+
+    def model_class(self, run: Run):
+        return resolve(self.model_declared(run))
 
     def model_args(self, ctx: Context, run: Run) -> dict:
         """Arguments of the backbone that do not come from its ``models.<id>`` entry."""
@@ -124,22 +157,27 @@ class Benchmark:
         return {"backbone": backbone, "num_classes": int(C.get(run.cfg, "data.num_classes")),
                 "optim": run.cfg.get("optim") or {}}
 
+    def task_class(self):
+        return resolve(self.declared("task") or self.DEFAULT_TASK)
+
     def build_task(self, ctx: Context, run: Run, backbone):
-        from models.tasks import Classify
-        return C.build(self.task or Classify, run.cfg.get("task"), "task", **self.task_args(ctx, run, backbone))
+        return C.build(self.task_class(), run.cfg.get("task"), "task", **self.task_args(ctx, run, backbone))
 
     def check(self, ctx: Context, run: Run) -> None:
         """Validate a run's config against the classes it will build, without building them:
-        an unknown or mistyped key is an :class:`InputError` before any training."""
-        from models.tasks import Classify, Optim
+        an unknown or mistyped key is an :class:`InputError` before any training. Classes declared
+        as ``"module:Name"`` are read from their source, not imported (:mod:`reproduce.runner.lazy`)."""
+        from models.optim import Optim
         trainer_config(run.cfg)
         C.build(Optim, run.cfg.get("optim"), "optim")
-        if self.datamodule is not None:
-            C.check_args(self.datamodule, run.cfg.get("data"), "data", self.datamodule_args(ctx, run))
-        C.check_args(self.model_class(run), self._model_section(run), f"models.{run.model}",
+        datamodule = self.declared("datamodule")
+        if datamodule is not None:
+            C.check_args(datamodule, run.cfg.get("data"), "data", self.datamodule_args(ctx, run))
+        C.check_args(self.model_declared(run), self._model_section(run), f"models.{run.model}",
                      self.model_args(ctx, run))
         if not self.is_custom(run):  # custom rows (e.g. an SVM) have no Lightning task
-            C.check_args(self.task or Classify, run.cfg.get("task"), "task", self.task_args(ctx, run, None))
+            C.check_args(self.declared("task") or self.DEFAULT_TASK, run.cfg.get("task"), "task",
+                         self.task_args(ctx, run, None))
 
     # -- hooks ---------------------------------------------------------------------------------
     def is_custom(self, run: Run) -> bool:

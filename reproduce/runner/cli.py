@@ -317,7 +317,7 @@ class _NotWeightsOnlyDefault:
 
 
 def main(bench: Benchmark, doc: str | None = None, argv: list[str] | None = None) -> int:
-    args = build_parser(bench, doc).parse_args(argv)
+    args = build_parser(bench, doc).parse_intermixed_args(argv)  # overrides may stand between options
     args.t0 = STARTED or time.time()  # the summary's wall time of this invocation
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what a cell command repeats
     quiet_libraries()

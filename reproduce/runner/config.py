@@ -40,6 +40,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import sys
 import types
 import typing
 from pathlib import Path
@@ -350,50 +351,71 @@ def _check_minimum(key: str, value: Any, where: str) -> None:
         raise InputError(f"config {where}: expected an int >= {low}, got {value}")
 
 
-def _signature(target) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
+def live_signature(target):
+    """The keyword parameters of an imported class or function (:class:`reproduce.runner.lazy.Signature`)."""
+    from reproduce.runner.lazy import Signature
     fn = target.__init__ if isinstance(target, type) else target
     sig = inspect.signature(fn)
     try:
         hints = typing.get_type_hints(target if dataclasses.is_dataclass(target) else fn)
     except Exception:  # noqa: BLE001 - annotations that do not resolve are not checked
         hints = {}
-    params = {n: p for n, p in sig.parameters.items() if n != "self"
+    params = {n: p.default is inspect.Parameter.empty for n, p in sig.parameters.items() if n != "self"
               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     var_kw = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
-    return params, hints, var_kw
+    return Signature(getattr(target, "__name__", str(target)), params, var_kw, hints.get)
+
+
+def signature(target):
+    """The keyword parameters of ``target``: a class or function, or its ``"module:Name"``
+    (:mod:`reproduce.runner.lazy`: read from the source, nothing imported, unless the module is
+    imported already or its source does not say it plainly)."""
+    from reproduce.runner import lazy
+    if lazy.is_ref(target):
+        if target.partition(":")[0] not in sys.modules:
+            try:
+                return lazy.read_signature(target)
+            except lazy.Unreadable:
+                pass
+        target = lazy.resolve(target)
+    return live_signature(target)
 
 
 def check_args(target, section: dict | None, where: str, given: dict | None = None) -> dict:
     """The keyword arguments ``target(**kwargs)`` would get from config ``section`` (at config
     path ``where``) plus the runner-supplied ``given`` ones, each value checked against the
     parameter's annotation. Unknown keys, missing required ones, a key that the runner supplies
-    and wrong types are :class:`InputError`. Nothing is constructed."""
+    and wrong types are :class:`InputError`. Nothing is constructed (nor imported, for a
+    ``"module:Name"`` target whose source says its parameters: :func:`signature`)."""
     if section is not None and not isinstance(section, dict):
         raise InputError(f"config {where}: expected a mapping, got {_got(section)}")
     section = dict(section or {})
     given = dict(given or {})
-    params, hints, var_kw = _signature(target)
-    name = getattr(target, "__name__", str(target))
+    sig = signature(target)
+    params, name = sig.params, sig.name
     kwargs: dict[str, Any] = {}
     for key, value in section.items():
         if key in given:
             raise InputError(f"config {where}.{key}: set by the runner for {name}, not by the config")
-        if key not in params and not var_kw:
+        if key not in params and not sig.var_kw:
             raise InputError(f"config {where}.{key}: unknown key for {name}; valid keys: "
                              f"{', '.join(sorted(k for k in params if k not in given)) or 'none'}")
-        kwargs[key] = coerce(value, hints.get(key), f"{where}.{key}")
+        kwargs[key] = coerce(value, sig.hint(key) if key in params else None, f"{where}.{key}")
         _check_minimum(key, kwargs[key], f"{where}.{key}")
-    for key, p in params.items():
-        if p.default is inspect.Parameter.empty and key not in kwargs and key not in given:
+    for key, required in params.items():
+        if required and key not in kwargs and key not in given:
             raise InputError(f"config {where}: missing key '{key}' "
-                             f"({_type_name(hints.get(key, Any))}) for {name}")
+                             f"({_type_name(sig.hint(key) or Any)}) for {name}")
     kwargs.update(given)
     return kwargs
 
 
 def build(target, section: dict | None, where: str, **given):
-    """``target(**check_args(target, section, where, given))``; a ``ValueError`` raised by the
+    """``target(**check_args(target, section, where, given))`` (``target`` a class or function, or
+    its ``"module:Name"``); a ``ValueError`` raised by the
     constructor for a bad value is re-raised as :class:`InputError` naming ``where``."""
+    from reproduce.runner.lazy import resolve
+    target = resolve(target)  # a "module:Name" is imported: what is built is checked against the class itself
     kwargs = check_args(target, section, where, given)
     try:
         return target(**kwargs)

@@ -204,10 +204,9 @@ def build_task(bench, ctx, run: Run):
     """Backbone and task as a run builds them; the task's data-derived arguments (climate class
     weights, cosmology's weight-count-scaled L2) are those of the config check (no data is read):
     element-wise terms whose cost is negligible beside the network."""
-    from models.tasks import Classify
     backbone = bench.build_backbone(ctx, run)
     args = {**bench.task_args(ctx, run, None), "backbone": backbone}
-    return backbone, C.build(bench.task or Classify, run.cfg.get("task"), "task", **args)
+    return backbone, C.build(bench.task_class(), run.cfg.get("task"), "task", **args)
 
 
 def measure(bench, ctx, run: Run, spec: InputSpec, n: int, device: str, reps: int = 1,

@@ -391,7 +391,8 @@ def _default(bench, cfg: dict, key: str) -> Any:
     """The value a key that a config leaves unset takes: the default of the parameter it feeds
     (datamodule, backbone of that model's kind, optimiser, trainer), else :data:`C.MISSING`."""
     import inspect
-    from models.tasks import Optim
+    from models.optim import Optim
+    from reproduce.runner.lazy import resolve
     from reproduce.runner.trainer import TrainerConfig
     parts = key.split(".")
     target, name = None, parts[-1]
@@ -407,6 +408,7 @@ def _default(bench, cfg: dict, key: str) -> Any:
         target = TrainerConfig
     if target is None:
         return C.MISSING
+    target = resolve(target)
     try:
         p = inspect.signature(target).parameters.get(name)
     except (TypeError, ValueError):

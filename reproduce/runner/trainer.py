@@ -88,6 +88,17 @@ def wandb_logger(run: Run, run_dir: Path, data_source: str):
     return WandbLogger(experiment=experiment, save_dir=str(run_dir))
 
 
+def log_model_summary(trainer, task) -> None:
+    """The task's model summary (parameter counts, layers) into the cell's W&B run, rank 0
+    (:func:`reproduce.runner.wandb_log.log_model_summary`)."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    from reproduce.runner import wandb_log
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and global_rank() == 0:
+            wandb_log.log_model_summary(logger.experiment, task)
+
+
 def finish_wandb(trainer, summary: dict, logged: set[str] = frozenset(), checkpoint: tuple | None = None) -> None:
     """Write the run's row metrics into its W&B summary (numbers as numbers; ``logged``, the test
     metrics Lightning logged, not twice), log the tested checkpoint as an artifact when
@@ -382,6 +393,7 @@ def fit_and_test(bench, ctx, run: Run) -> dict:
     stop = StopOnSignal()
     trainer = make_trainer(ctx.launch, run, run_dir, ctx.data_source,
                            [SaveElapsed(), *bench.callbacks(ctx, run)], stop=stop)
+    log_model_summary(trainer, task)
     last = run_dir / "checkpoints" / "last.ckpt"
     kept = pruned_to(run_dir)  # a finished run whose checkpoints were pruned, tested again (row.json lost)
     resume = shared_resume(run, run_dir, ctx.launch.world) if kept is None else None

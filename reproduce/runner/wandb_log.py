@@ -18,6 +18,12 @@ the project (default ``equivariant-bench``), ``WANDB_ENTITY`` the entity. What a
   Lightning logs them (``test/acc``); the row's other columns (``final_train_acc``, ``params``,
   ``wall_s``, equivariance errors) as numbers — a column the CSV keeps as formatted text
   (``equivariance_error_cube: "5.21e-16"``) is a float here;
+* **the model** of a Lightning-trained cell, logged before training starts (:func:`log_model_summary`):
+  config ``model_summary`` = ``{params, trainable_params, non_trainable_params, backbone}`` (the
+  backbone's parameter counts as numbers, its class name), the same counts in the summary
+  (``model/params``, ``model/trainable_params``), and the layer summary — Lightning's
+  ``ModelSummary`` of the task (layers to depth 2, parameters per layer) followed by the backbone
+  as torch prints it — as the run file ``model_summary.txt`` and as ``model/summary`` (HTML);
 * **checkpoints as artifacts**, only with ``--log-checkpoints``: artifact ``model-<run id>``
   (type ``model``, alias ``best`` or ``last``) holding ``config.yaml`` and the tested checkpoint,
   a run folder that :func:`reproduce.load.load_run` reads once downloaded;
@@ -152,6 +158,39 @@ def log_checkpoint(exp, run: Run, run_dir: Path, ckpt: Path | None) -> None:
     art.add_file(str(run_dir / "config.yaml"), name="config.yaml")
     art.add_file(str(ckpt), name=f"checkpoints/{ckpt.name}")
     exp.log_artifact(art, aliases=["best" if ckpt.stem == "best" else "last"])
+
+
+def model_summary(task, max_depth: int = 2) -> tuple[dict, str]:
+    """The numbers and the text of a Lightning task's model summary: the parameter counts of its
+    backbone (total, trainable — the results column ``params`` —, non-trainable) and the backbone's
+    class; the text is Lightning's ``ModelSummary`` (layers to ``max_depth``) followed by the
+    backbone as torch prints it (every layer)."""
+    from pytorch_lightning.utilities.model_summary import ModelSummary
+    backbone = task.backbone
+    total = sum(p.numel() for p in backbone.parameters())
+    trainable = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
+    numbers = {"params": int(total), "trainable_params": int(trainable), "non_trainable_params": int(total - trainable),
+               "backbone": type(backbone).__name__}
+    text = (f"{ModelSummary(task, max_depth=max_depth)}\n\nbackbone ({type(backbone).__module__}."
+            f"{type(backbone).__qualname__}):\n{backbone}\n")
+    return numbers, text
+
+
+def log_model_summary(exp, task) -> dict:
+    """Log the model summary of a cell's task to its W&B run ``exp`` (see the module text): the
+    counts in its config and summary, the text as the run file ``model_summary.txt`` and as
+    ``model/summary`` (HTML). Returns the numbers."""
+    import html
+
+    import wandb
+    numbers, text = model_summary(task)
+    exp.config.update({"model_summary": numbers}, allow_val_change=True)
+    exp.summary.update({f"model/{k}": v for k, v in numbers.items() if k != "backbone"})
+    path = Path(exp.dir) / "model_summary.txt"
+    atomic_write_text(path, text)
+    exp.save(str(path), base_path=exp.dir, policy="now")
+    exp.log({"model/summary": wandb.Html(f"<pre>{html.escape(text)}</pre>", inject=False, data_is_not_path=True)})
+    return numbers
 
 
 def finish_cell_run(exp, metrics: dict, logged: set[str] = frozenset()) -> None:
