@@ -72,7 +72,9 @@ def main(name: str, model: str, procs: int, out: Path, data_dir: str, overrides:
     (out / f"test_rank{trainer.global_rank}.json").write_text(json.dumps(
         {"metrics": {k: float(v) for k, v in results[0].items()}, "n": scored.n, "indices": indices,
          "world": trainer.world_size,
-         "retrieved_ids": [int(i) for i in getattr(task, "test_outputs", {}).get("ids", [])]}))
+         "retrieved_ids": [int(i) for i in getattr(task, "test_outputs", {}).get("ids", [])],
+         "retrieved_scores": [[float(v) for v in row] for row in getattr(task, "test_outputs", {}).get("scores", [])],
+         "retrieved_labels": [int(i) for i in getattr(task, "test_outputs", {}).get("labels", [])]}))
 
 
 if __name__ == "__main__":
