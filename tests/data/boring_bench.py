@@ -108,7 +108,7 @@ if os.environ.get("EB_TEST_KILL_IN_RENAME"):
     # (the old file just moved to ``best.ckpt.prev``, the complete new one not yet in place)
     import signal
 
-    from reproduce.runner import checkpoints as _checkpoints
+    from datamodules import _common as _atomic  # atomic_open: the checkpoint writer's renames
 
     class _KillBetweenRenames:
         def __getattr__(self, name):
@@ -119,7 +119,7 @@ if os.environ.get("EB_TEST_KILL_IN_RENAME"):
             if Path(dst).name == os.environ["EB_TEST_KILL_IN_RENAME"] + ".prev":
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    _checkpoints.os = _KillBetweenRenames()
+    _atomic.os = _KillBetweenRenames()
 
 
 REPORT = T.Report(
