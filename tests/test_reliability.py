@@ -165,7 +165,7 @@ def test_unwritable_runs_dir_is_refused_before_training(tmp_path, capsys, monkey
     (lambda good: b"\x00garbage" * 100, "not a torch zip archive"),
 ])
 def test_evaluate_refuses_unusable_checkpoints_in_one_line(tmp_path, content, why):
-    run(tmp_path, "--only", "mlp")
+    run(tmp_path, "--only", "mlp", "--keep-checkpoints", "all")  # last.ckpt stays beside the selected one
     d = ckpt_dir(tmp_path)
     bad = d / "bad.ckpt"
     bad.write_bytes(content((d / "last.ckpt").read_bytes()))
@@ -178,7 +178,7 @@ def test_evaluate_refuses_unusable_checkpoints_in_one_line(tmp_path, content, wh
 def test_evaluate_refuses_pickled_and_non_lightning_files_and_a_corrupt_config(tmp_path):
     import torch
 
-    run(tmp_path, "--only", "mlp")
+    run(tmp_path, "--only", "mlp", "--keep-checkpoints", "all")
     d = ckpt_dir(tmp_path)
     pickled = d / "pickled.ckpt"
     torch.save({"state_dict": {}, "obj": Path("x")}, pickled)  # needs unpickling a class
@@ -195,7 +195,7 @@ def test_evaluate_refuses_pickled_and_non_lightning_files_and_a_corrupt_config(t
 
 @pytest.mark.slow
 def test_evaluate_uses_the_checkpoints_config_and_says_what_it_scored(tmp_path):
-    run(tmp_path, "--only", "mlp_wide")
+    run(tmp_path, "--only", "mlp_wide", "--keep-checkpoints", "all")
     (ckpt,) = list((tmp_path / "runs").rglob("mlp_wide/*/seed0-*/checkpoints/last.ckpt"))
     # the command line's preset would build the 16-unit MLP; the checkpoint's config says 32
     p = run(tmp_path, "--evaluate", str(ckpt))
