@@ -30,9 +30,18 @@ QUIET = {"EB_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 SEED = 0
 
 
+#: what a launcher (Lightning's DDP launcher, torchrun, SLURM) sets to give a process its rank: an
+#: in-process Lightning run of an earlier test may leave them in this process's environment, and a
+#: script that inherited them would take itself for a rank of that launch
+LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "NODE_RANK", "GROUP_RANK", "MASTER_ADDR",
+                 "MASTER_PORT", "PL_GLOBAL_SEED", "PL_SEED_WORKERS")
+
+
 def script_env(**extra: str) -> dict[str, str]:
-    """``os.environ`` with :data:`QUIET` and ``extra`` (values turned into strings)."""
-    return {**os.environ, **QUIET, **{k: str(v) for k, v in extra.items()}}
+    """``os.environ`` without launcher variables (:data:`LAUNCHER_VARS`, ``SLURM_*``), with
+    :data:`QUIET` and ``extra`` (values turned into strings)."""
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS and not k.startswith("SLURM_")}
+    return {**env, **QUIET, **{k: str(v) for k, v in extra.items()}}
 
 
 def run_script(script: str | os.PathLike, *args, check: bool = True, timeout: float = 300,
