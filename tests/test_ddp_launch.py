@@ -59,6 +59,18 @@ def test_rank_comes_from_the_launcher_not_from_leftover_slurm_variables(launch_e
     assert R.global_rank() == rank
 
 
+def test_rank_survives_lightnings_teardown_of_world_size(launch_env, monkeypatch):
+    """Lightning's environment plugin deletes WORLD_SIZE when fit or test ends: rank 1 of the launch
+    stays rank 1 for what runs after the test (rows, retrieval lists), but a LOCAL_RANK never seen
+    with WORLD_SIZE (a leftover) is no rank."""
+    launch_env(2, 2, LOCAL_RANK=1, NODE_RANK=0, WORLD_SIZE=2)
+    assert R.global_rank() == 1
+    monkeypatch.delenv("WORLD_SIZE")
+    assert R.rank_source() == (1, "lightning")
+    launch_env(2, 2)  # a new launch: what was seen is forgotten
+    assert R.rank_source() == (0, "single")
+
+
 def test_launch_token_is_shared_by_the_ranks_of_one_srun_step(launch_env):
     launch_env(2, 2, SLURM_PROCID=1, SLURM_NTASKS=2, SLURM_JOB_ID=77, SLURM_STEP_ID=0)
     assert R.launch_token() == "slurm-77-0-"

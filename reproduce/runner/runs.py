@@ -59,6 +59,9 @@ class Run:
 #: processes per node and world size of this invocation (:func:`set_launch`, from its command line;
 #: the processes Lightning's launcher starts parse the same command line and set the same values)
 _LAUNCH = {"world": 1, "per_node": 1}
+#: (LOCAL_RANK, node rank) that Lightning's launcher gave this process, seen while WORLD_SIZE was set:
+#: its environment plugin deletes WORLD_SIZE when fit or test tears down, and the rank stays what it was
+_LIGHTNING_RANK: set[tuple[int, int]] = set()
 
 
 def set_launch(world: int, per_node: int) -> None:
@@ -66,6 +69,7 @@ def set_launch(world: int, per_node: int) -> None:
     so that :func:`global_rank` can tell an ``srun`` that started them from a leftover
     ``SLURM_PROCID``."""
     _LAUNCH.update(world=max(1, int(world)), per_node=max(1, int(per_node)))
+    _LIGHTNING_RANK.clear()
 
 
 def _env_int(name: str) -> int | None:
@@ -84,7 +88,9 @@ def rank_source() -> tuple[int, str]:
     * Lightning's own subprocess launcher: it sets ``LOCAL_RANK``, ``NODE_RANK`` and
       ``WORLD_SIZE`` in the processes it starts (and ``LOCAL_RANK=0`` in itself); a node's first
       process before it has started the others has only ``NODE_RANK`` (set by the user on node k);
-      rank = node rank × processes per node + local rank;
+      rank = node rank × processes per node + local rank. Lightning deletes ``WORLD_SIZE`` when
+      fit or test tears down; a local rank seen with it stays this process's rank afterwards
+      (until the next :func:`set_launch`);
     * ``srun``: ``SLURM_PROCID``, only when ``SLURM_NTASKS`` equals this invocation's world size.
       Inside an interactive allocation every process inherits ``SLURM_PROCID=0`` (and
       ``SLURM_NTASKS`` of the allocation), so with Lightning starting the ranks it is not a rank;
@@ -98,7 +104,10 @@ def rank_source() -> tuple[int, str]:
     if node is None:
         node = _env_int("GROUP_RANK")
     several = _LAUNCH["world"] > 1 or (_env_int("WORLD_SIZE") or 1) > 1  # a leftover NODE_RANK of one process is no rank
-    if several and ((local is not None and "WORLD_SIZE" in env) or (node is not None and node > 0)):
+    if several and local is not None and "WORLD_SIZE" in env:
+        _LIGHTNING_RANK.add((local, node or 0))
+    launched = local is not None and (local, node or 0) in _LIGHTNING_RANK  # also after Lightning's teardown
+    if several and (launched or (node is not None and node > 0)):
         return (node or 0) * _LAUNCH["per_node"] + (local or 0), "lightning"
     procid, ntasks = _env_int("SLURM_PROCID"), _env_int("SLURM_NTASKS")
     if procid is not None and _LAUNCH["world"] > 1 and ntasks == _LAUNCH["world"]:
