@@ -51,13 +51,18 @@ class PerSiteLogistic:
         """Fitted coefficients and intercepts."""
         return int(self.clf.coef_.size + self.clf.intercept_.size)
 
+    def _site_proba(self, x: np.ndarray, k: int | None = None) -> np.ndarray:
+        """(N * sites, K) class probabilities, K = ``k`` or the highest training class + 1; a class
+        absent from the training sites has probability 0."""
+        p = self.clf.predict_proba(self._sites(x))  # columns in self.clf.classes_ order
+        full = np.zeros((p.shape[0], k or int(self.clf.classes_.max()) + 1))
+        full[:, self.clf.classes_] = p
+        return full
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
-        p = self.clf.predict_proba(self._sites(x))  # (N * sites, K), columns in self.clf.classes_ order
-        full = np.zeros((p.shape[0], int(self.clf.classes_.max()) + 1))
-        full[:, self.clf.classes_] = p
-        return np.moveaxis(full.reshape(x.shape[0], -1, full.shape[1]), -1, 1).reshape(
-            x.shape[0], full.shape[1], *x.shape[2:])
+        p = self._site_proba(x)
+        return np.moveaxis(p.reshape(x.shape[0], -1, p.shape[1]), -1, 1).reshape(x.shape[0], p.shape[1], *x.shape[2:])
 
     def score(self, x: np.ndarray, y: np.ndarray, names: Sequence[str], map_classes: Sequence[int],
               stage: str = "test") -> dict[str, float]:
@@ -66,12 +71,8 @@ class PerSiteLogistic:
         import torch
 
         from models import segmentation
-        k = len(names)
-        probs = self.predict_proba(x)
-        if probs.shape[1] < k:  # a class absent from the training sites: probability 0
-            probs = np.concatenate([probs, np.zeros((probs.shape[0], k - probs.shape[1], *probs.shape[2:]))], 1)
-        ms = segmentation.metric_set(k)
-        segmentation.update(ms, torch.from_numpy(np.moveaxis(probs, 1, -1).reshape(-1, k)).float(),
+        ms = segmentation.metric_set(len(names))
+        segmentation.update(ms, torch.from_numpy(self._site_proba(x, len(names))).float(),
                             torch.from_numpy(np.asarray(y).reshape(-1)).long())
         return {key.replace("/", "_"): round(float(v), 6)
                 for key, v in segmentation.scores(ms, stage, list(names), list(map_classes)).items()}
