@@ -275,6 +275,12 @@ def _border_noise(rng, mask: np.ndarray, p: float) -> np.ndarray:
     return (mask & ~(inner & flip)) | (outer & flip)
 
 
+def _gale_radius(rng, m: StandInClimate) -> float:
+    """A cyclone's gale radius (degrees): lognormal about ``m.tc_radius_deg``, within 0.4–3 × it."""
+    return float(np.clip(m.tc_radius_deg * np.exp(0.35 * rng.standard_normal()), 0.4 * m.tc_radius_deg,
+                         3 * m.tc_radius_deg))
+
+
 def _tropical_cyclone(out: dict, LAT, LON, rng, clat: float, clon: float, vmax: float, r17: float,
                       core_sign: float) -> tuple[np.ndarray, float]:
     """Add a cyclone of TC size and intensity to the fields: Holland (1980) pressure profile, the
@@ -356,8 +362,7 @@ def stand_in_map(m: StandInClimate, rng: np.random.Generator,
     for _ in range(int(rng.poisson(m.tc_per_map))):
         hemi = rng.choice([-1.0, 1.0])
         vmax = float(np.clip(22 * np.exp(0.45 * rng.standard_normal()), 8, 75))  # m/s
-        r17 = float(np.clip(m.tc_radius_deg * np.exp(0.35 * rng.standard_normal()), 0.4 * m.tc_radius_deg,
-                            3 * m.tc_radius_deg))
+        r17 = _gale_radius(rng, m)
         tcs.append((hemi * rng.uniform(6, 30), rng.uniform(0, 360), vmax, r17))
     # --- atmospheric rivers: curved, branching, varying-width filaments
     n_ar = max(0, m.ar_per_map + int(rng.integers(-1, 2)))
@@ -429,8 +434,7 @@ def stand_in_map(m: StandInClimate, rng: np.random.Generator,
         tc_masks.append((clat, clon, vmax, r17, d, warm))
     for _ in range(int(rng.poisson(m.lows_per_map))):
         vmax = float(np.clip(26 * np.exp(0.3 * rng.standard_normal()), 18, 60))
-        r17 = float(np.clip(m.tc_radius_deg * np.exp(0.35 * rng.standard_normal()), 0.4 * m.tc_radius_deg,
-                            3 * m.tc_radius_deg))
+        r17 = _gale_radius(rng, m)
         _tropical_cyclone(out, LAT, LON, rng, rng.choice([-1.0, 1.0]) * rng.uniform(6, 30), rng.uniform(0, 360),
                           vmax, r17, -1)
     # --- extratropical cyclones: deep, large, cold-core lows with strong winds (not TCs by the rule)
