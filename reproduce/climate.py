@@ -104,8 +104,7 @@ class Climate(Benchmark):
 
     def custom_run(self, ctx, run, run_dir) -> dict:
         """The per-site baseline: fitted on the training maps, scored on the test maps."""
-        dm = self.build_datamodule(ctx, run)
-        dm.setup()
+        dm = self.build_datamodule(ctx, run)  # arrays() sets it up
         (xtr, ytr), (xte, yte) = (dm.arrays(s) for s in ("train", "test"))
         model = self.build_backbone(ctx, run).fit(xtr, ytr)
         return {**model.score(xte, yte, list(CLASSES), [1, 2]), "vertices": int(xte.shape[-1]),
