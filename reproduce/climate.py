@@ -27,13 +27,6 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-if __name__ == "__main__":  # --help answers before torch and Lightning are imported
-    from reproduce.runner.cli import early_exit
-    from reproduce.commands import climate_predict
-    early_exit("climate", __doc__, climate_predict.add_arguments)
-
-
 from datamodules._common import InputError
 from datamodules.climate_config import CLASSES, parse_sampling
 from reproduce.commands import climate_predict

@@ -25,10 +25,6 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-if __name__ == "__main__":  # --help answers before torch and Lightning are imported
-    from reproduce.runner.cli import early_exit
-    early_exit("cosmology", __doc__)
-
 from datamodules._common import InputError
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C

@@ -39,17 +39,12 @@ from typing import Literal
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-if __name__ == "__main__":  # --help answers before torch is imported
-    from reproduce.runner.cli import early_exit
-    early_exit("equivariance_sphere", __doc__)
-
 import numpy as np
 
 from datamodules._common import InputError
-from models.deepsphere.equivariance import equivariance_ratios, graph_laplacian
-from reproduce.reports.equivariance_sphere import NAME, PUBLISHED, REPORT
+from reproduce.reports.equivariance_sphere import NAME, PUBLISHED
 from reproduce.runner import config as C
-from reproduce.runner import main as runner_main
+from reproduce.runner import main
 from reproduce.runner.measurement import Measurement
 
 
@@ -99,7 +94,7 @@ class EquivarianceSphere(Measurement):
     """One cell per (graph, Nside): its rows are the degrees, on signals shared by every graph."""
 
     name = NAME
-    report = REPORT
+    report = "reproduce.reports.equivariance_sphere:REPORT"
 
     def settings(self, cfg: dict, model: str) -> list[tuple[dict, dict]]:
         data = cfg.get("data") or {}
@@ -114,6 +109,8 @@ class EquivarianceSphere(Measurement):
                 C.build(Graph, run.cfg.get("model"), f"models.{run.model}"))
 
     def measure(self, ctx, run) -> list[dict]:
+        from models.deepsphere.equivariance import equivariance_ratios, graph_laplacian
+
         p, spec = self.check_cell(run)
         nside, t0 = run.setting["nside"], time.perf_counter()
         L, g = graph_laplacian(vars(spec), nside, p.laplacian)
@@ -139,10 +136,5 @@ class EquivarianceSphere(Measurement):
 
 BENCH = EquivarianceSphere()
 
-
-def main(argv: list[str] | None = None) -> int:
-    return runner_main(BENCH, __doc__, argv)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(BENCH, __doc__))

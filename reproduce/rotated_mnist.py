@@ -32,10 +32,6 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-if __name__ == "__main__":  # --help answers before torch and Lightning are imported
-    from reproduce.runner.cli import early_exit
-    early_exit("rotated_mnist", __doc__)
-
 from typing import TYPE_CHECKING
 
 from reproduce.runner import Benchmark, main

@@ -32,26 +32,23 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-if __name__ == "__main__":  # --help answers before torch is imported
-    from reproduce.runner.cli import early_exit
-    early_exit("scaling", __doc__)
-
 from datamodules._common import InputError
-from reproduce.reports.scaling import REPORT
-from reproduce.measure.scaling_series import SeriesSpec, measure_series
-from reproduce.measure.timing import load_average
 from reproduce.runner import config as C
-from reproduce.runner import main as runner_main
+from reproduce.runner import main
 from reproduce.runner.measurement import Timing
+from reproduce.runner.store import load_average
 
 
 class Scaling(Timing):
     """One cell per series; its rows are the sizes it reached within the budget."""
 
     name = "scaling"
-    report = REPORT
+    report = "reproduce.reports.scaling:REPORT"
 
-    def check_cell(self, run) -> tuple[SeriesSpec, float, int]:
+    def check_cell(self, run) -> tuple:
+        """(the series, its time budget in seconds, repetitions per size) of a cell's config."""
+        from reproduce.measure.scaling_series import SeriesSpec
+
         device = self.device(run)
         budget = C.get(run.cfg, f"budget_s.{device.split(':')[0]}", None)
         reps = run.cfg.get("reps", 3)
@@ -65,6 +62,8 @@ class Scaling(Timing):
     def measure(self, ctx, run) -> list[dict]:
         import torch
 
+        from reproduce.measure.scaling_series import measure_series
+
         spec, budget, reps = self.check_cell(run)
         info = {**self.where(run), "threads": torch.get_num_threads(), "load": f"{load_average():.1f}"}
         return [{**info, **row} for row in measure_series(spec, info["device"], budget, reps,
@@ -73,10 +72,5 @@ class Scaling(Timing):
 
 BENCH = Scaling()
 
-
-def main(argv: list[str] | None = None) -> int:
-    return runner_main(BENCH, __doc__, argv)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(BENCH, __doc__))

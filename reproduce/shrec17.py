@@ -23,10 +23,6 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-if __name__ == "__main__":  # --help answers before torch and Lightning are imported
-    from reproduce.runner.cli import early_exit
-    early_exit("shrec17", __doc__)
-
 from datamodules._common import atomic_write_text
 from datamodules.shrec17_input import check_input, parse_input, parse_sampling
 from models import retrieval as R

@@ -21,56 +21,42 @@ config's ``device``, part of each cell's identity). The table: ``reproduce/repor
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-if __name__ == "__main__":  # --help answers before torch is imported
-    from reproduce.runner.cli import early_exit
-    early_exit("speed", __doc__)
-
 from datamodules._common import InputError
-from reproduce.reports.speed import REPORT
-from reproduce.measure.timing import load_average
-from reproduce.runner import main as runner_main
+from reproduce.runner import main
 from reproduce.runner.measurement import Timing
+from reproduce.runner.store import load_average
 
 
 class Speed(Timing):
     """One cell per section; its rows are the section's timings, each with its floor and ratio."""
 
     name = "speed"
-    report = REPORT
+    report = "reproduce.reports.speed:REPORT"
 
-    def section(self, run):
+    def check_cell(self, run) -> str:
+        """The module of the cell's section (``reproduce/measure/speed_<section>.py``), found, not imported."""
         if not isinstance(run.cfg.get("quick", False), bool):
             raise InputError(f"config quick: expected true or false, got {run.cfg.get('quick')!r}")
-        try:
-            return importlib.import_module(f"reproduce.measure.speed_{run.model}")
-        except ModuleNotFoundError as e:
-            if e.name != f"reproduce.measure.speed_{run.model}":
-                raise
-            raise InputError(f"speed: models.{run.model}: no section module "
-                             f"reproduce/measure/speed_{run.model}.py") from None
-
-    def check_cell(self, run) -> None:
-        self.section(run)
+        module = f"reproduce.measure.speed_{run.model}"
+        if importlib.util.find_spec(module) is None:
+            raise InputError(f"speed: models.{run.model}: no section module reproduce/measure/speed_{run.model}.py")
+        return module
 
     def measure(self, ctx, run) -> list[dict]:
-        where, load = self.where(run), load_average()
-        title, rows = self.section(run).measure(quick=bool(run.cfg.get("quick")), device=where["device"])
+        section, where, load = importlib.import_module(self.check_cell(run)), self.where(run), load_average()
+        title, rows = section.measure(quick=bool(run.cfg.get("quick")), device=where["device"])
         print(f"[speed] {run.model}: {len(rows)} timings", file=sys.stderr, flush=True)
         return [{"section": run.model, "title": title, **where, "load_avg": round(load, 2), **row} for row in rows]
 
 
 BENCH = Speed()
 
-
-def main(argv: list[str] | None = None) -> int:
-    return runner_main(BENCH, __doc__, argv)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(BENCH, __doc__))

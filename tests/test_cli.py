@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from datamodules._common import InputError
+from reproduce.runner import cli
 from reproduce.runner.cli import build_parser, presets
 from reproduce.runner.launch import check_nodes, check_strategy, precision_override, resolve_devices
 from tests.conftest import BORING, boring_module, run_script
@@ -202,7 +203,8 @@ def test_measurement_list_checks_overrides_and_refuses_what_does_not_apply(tmp_p
     import importlib
 
     def main(script, *argv):
-        rc = importlib.import_module(f"reproduce.{script}").main([str(a) for a in argv])
+        module = importlib.import_module(f"reproduce.{script}")
+        rc = cli.main(module.BENCH, module.__doc__, [str(a) for a in argv])
         return rc, capsys.readouterr()
 
     rc, ok = main("equivariance_sphere", "--preset", "smoke", "--list", "--runs-dir", tmp_path)

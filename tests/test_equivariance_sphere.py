@@ -15,6 +15,7 @@ import pytest
 from models.deepsphere import equivariance as E
 from models.deepsphere import healpix_graph, healpix_rotation_permutation
 from reproduce import equivariance_sphere as script
+from reproduce.runner import main
 
 
 def test_harmonic_rotation_matches_pixel_permutation_and_moves_signals():
@@ -75,7 +76,7 @@ def test_ratios_are_the_norm_ratio_and_graphs_share_signals():
 def test_smoke_preset_writes_csv_md_png(tmp_path):
     argv = ["--preset", "smoke", "--results-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs"),
             "--logger", "none", "data.nsides=[16]", "data.signals=1", "data.rotations=2"]
-    assert script.main(argv) == 0
+    assert main(script.BENCH, script.__doc__, argv) == 0
     rows = list(csv.DictReader(open(tmp_path / "equivariance_sphere.csv")))
     graphs = {"v1", "knn8", "knn20", "knn40"}
     assert {r["model"] for r in rows} == graphs
@@ -94,7 +95,7 @@ def test_smoke_preset_writes_csv_md_png(tmp_path):
     assert (tmp_path / "equivariance_sphere.png").stat().st_size > 10_000
     # a measurement cell per (graph, Nside): a second invocation skips the finished cells
     stamp = (tmp_path / "equivariance_sphere.csv").read_text()
-    assert script.main(argv) == 0 and (tmp_path / "equivariance_sphere.csv").read_text() == stamp
+    assert main(script.BENCH, script.__doc__, argv) == 0 and (tmp_path / "equivariance_sphere.csv").read_text() == stamp
     assert {r["setting"] for r in rows} == {"nside=16"} and len({r["run_id"] for r in rows}) == 4
 
 
@@ -104,7 +105,7 @@ def test_smoke_preset_writes_csv_md_png(tmp_path):
     (["--preset", "smoke", "data.nsides=[8]"], "degree_step"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
-    assert script.main(argv + ["--results-dir", str(tmp_path)]) == 2
+    assert main(script.BENCH, script.__doc__, argv + ["--results-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "equivariance_sphere.csv").exists()

@@ -13,6 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ("tetris", "rotated_mnist", "cosmology", "climate", "shrec17", "cath")
+#: the measurement scripts whose --list builds nothing heavy (scaling's builds each series' spec)
+LIGHT_MEASUREMENTS = ("speed", "equivariance_sphere")
+SCRIPTS = BENCHMARKS + LIGHT_MEASUREMENTS + ("scaling",)
 HEAVY = ("lightning", "pytorch_lightning", "torch")
 
 #: runs ``reproduce/<name>.py ARGS`` as ``python reproduce/<name>.py`` would, then prints which of
@@ -38,7 +41,17 @@ def _probe(name: str, *args: str) -> tuple[dict, str, str]:
     return json.loads(last), p.stdout, p.stderr
 
 
-@pytest.mark.parametrize("name", BENCHMARKS)
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_imports_neither_lightning_nor_torch(name):
+    """Every script's module is light: the classes, reports and measurements it declares are
+    imported when a run needs them, so ``--help`` answers at once."""
+    out, stdout, stderr = _probe(name, "--help")
+    assert out["code"] == 0, stderr
+    assert out["imported"] == [], f"--help of {name} imported {out['imported']}"
+    assert f"usage: reproduce/{name}.py" in stdout and "--preset" in stdout
+
+
+@pytest.mark.parametrize("name", BENCHMARKS + LIGHT_MEASUREMENTS)
 def test_list_imports_neither_lightning_nor_torch(name, tmp_path):
     out, stdout, stderr = _probe(name, "--preset", "smoke", "--list", "--runs-dir", str(tmp_path))
     assert out["code"] == 0, stderr

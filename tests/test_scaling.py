@@ -9,6 +9,7 @@ import math
 import pytest
 
 from reproduce import scaling
+from reproduce.runner import main
 from reproduce.reports.scaling import FIT_FROM, slope
 from reproduce.runner import config as C
 from reproduce.runner.store import read_rows
@@ -17,7 +18,7 @@ SERIES = list(C.load_preset("scaling", "paper")["models"])
 
 
 def run(tmp_path, *args: str) -> int:
-    return scaling.main(["--results-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--logger", "none",
+    return main(scaling.BENCH, scaling.__doc__, ["--results-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--logger", "none",
                          *args])
 
 

@@ -9,6 +9,7 @@ import math
 import pytest
 
 from reproduce import speed
+from reproduce.runner import main
 from reproduce.runner import config as C
 from reproduce.runner.store import read_rows
 
@@ -18,7 +19,7 @@ SECTIONS = list(C.load_preset("speed", "paper")["models"])
 def run_smoke(tmp_path, sections: list[str]) -> tuple[list[dict], str]:
     argv = ["--preset", "smoke", "--only", ",".join(sections), "--results-dir", str(tmp_path),
             "--runs-dir", str(tmp_path / "runs"), "--logger", "none"]
-    assert speed.main(argv) == 0
+    assert main(speed.BENCH, speed.__doc__, argv) == 0
     return read_rows(tmp_path / "speed.csv"), (tmp_path / "speed.md").read_text()
 
 
@@ -50,7 +51,7 @@ def test_every_section_measures_sane_ratios(tmp_path):
 
 
 def test_unknown_section_and_several_processes_are_errors(capsys):
-    assert speed.main(["--only", "nope"]) == 2
+    assert main(speed.BENCH, speed.__doc__, ["--only", "nope"]) == 2
     assert "unknown model(s) nope" in capsys.readouterr().err
-    assert speed.main(["--cpu-procs", "2"]) == 2
+    assert main(speed.BENCH, speed.__doc__, ["--cpu-procs", "2"]) == 2
     assert "--cpu-procs cannot be used" in capsys.readouterr().err

@@ -50,7 +50,8 @@ import torch
 
 from models.deepsphere.layers import sym_spmm
 from reproduce.measure.deepsphere_pytorch import DeepSpherePyTorchChebConv
-from reproduce.measure.timing import forward_backward, forward_only, load_average, peak_memory_mb, time_fn
+from reproduce.measure.timing import forward_backward, forward_only, peak_memory_mb, time_fn
+from reproduce.runner.store import load_average
 
 TITLE = "DeepSphere Chebyshev graph convolution vs bare sparse products and deepsphere-pytorch"
 K_NEIGHBOURS = 8

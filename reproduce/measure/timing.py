@@ -6,7 +6,6 @@ floor (plain Conv2d/Conv3d, bare sparse matmul) measured *in the same process an
 """
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from typing import Callable
@@ -27,11 +26,6 @@ def time_paired(fn: Callable[[], object], floor: Callable[[], object], warmup: i
         a.append(time_fn(fn, 0, 1, device))
         b.append(time_fn(floor, 0, 1, device))
     return statistics.median(a), statistics.median(b)
-
-
-def load_average() -> float:
-    """The machine's 1-minute load average (NaN where the platform has none), recorded beside timings."""
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 def forward_backward(module: torch.nn.Module, x: torch.Tensor,

@@ -59,8 +59,7 @@ def presets(name: str, config_root: Path = C.CONFIG_ROOT) -> list[str]:
 
 
 def build_parser(bench, doc: str | None) -> argparse.ArgumentParser:
-    """The shared options (``bench`` needs only ``name``, ``config_root`` and ``add_arguments``:
-    :func:`early_exit` builds it before the benchmark's module has imported torch)."""
+    """The shared options, and those of the benchmark's own commands (``bench.add_arguments``)."""
     p = Parser(prog=f"reproduce/{bench.name}.py", description=doc, formatter_class=HelpFormatter)
     choices = presets(bench.name, bench.config_root)
     p.add_argument("--preset", default=None, choices=choices,
@@ -144,34 +143,6 @@ def build_parser(bench, doc: str | None) -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="config overrides, key.sub=value")
     bench.add_arguments(p)  # options of the benchmark's own commands (Benchmark.command)
     return p
-
-
-#: when the script started (set by :func:`early_exit`, before the heavy imports), else None
-STARTED: float | None = None
-
-
-class _Named:
-    """What :func:`build_parser` needs of a benchmark, before its module is imported."""
-
-    def __init__(self, name: str, add_arguments=None, config_root: Path = C.CONFIG_ROOT):
-        self.name, self.config_root = name, Path(config_root)
-        self._add = add_arguments
-
-    def add_arguments(self, parser) -> None:
-        if self._add is not None:
-            self._add(parser)
-
-
-def early_exit(name: str, doc: str | None, add_arguments=None, argv: list[str] | None = None) -> None:
-    """Answer ``--help`` (and a command line argparse rejects) before the benchmark's module
-    imports torch and Lightning: called from the top of ``reproduce/<name>.py``. Any other
-    command line returns, and the script goes on to :func:`main`."""
-    global STARTED
-    STARTED = STARTED or time.time()  # before the script's imports: the summary's wall time counts them
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not any(a in ("-h", "--help") or a.startswith("--he") for a in argv):
-        return
-    build_parser(_Named(name, add_arguments), doc).parse_args(argv)  # prints the help, exits 0
 
 
 def resolve_launch(args: argparse.Namespace) -> Launch:
@@ -318,7 +289,7 @@ class _NotWeightsOnlyDefault:
 
 def main(bench: Benchmark, doc: str | None = None, argv: list[str] | None = None) -> int:
     args = build_parser(bench, doc).parse_intermixed_args(argv)  # overrides may stand between options
-    args.t0 = STARTED or time.time()  # the summary's wall time of this invocation
+    args.t0 = time.time()  # the summary's wall time of this invocation
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what a cell command repeats
     quiet_libraries()
     install_signal_handlers()

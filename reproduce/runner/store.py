@@ -68,6 +68,11 @@ def machine(device: str = "cpu") -> str:
             f"{torch.get_num_threads()} threads")
 
 
+def load_average() -> float:
+    """The machine's 1-minute load average (NaN where the platform has none), recorded beside timings."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
 def now() -> str:
     """UTC time stamp of a run's start, ``2026-11-24T10:31:02+00:00``."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
