@@ -1,9 +1,10 @@
 """CATH protein-architecture classification: SE3ResNet34Small vs a ResNet34 3-D CNN.
 
-Reproduces Weiler, Geiger, Welling, Boomsma & Cohen, "3D Steerable CNNs" (NeurIPS 2018), §5.5 and
-Figure 4: test accuracy on 10 CATH architectures (CA atoms voxelised on a 50³ grid of 2 Å) as every
-training split is cut by 2⁰…2⁴, for the baseline (15,878,764 params) and the steerable network
-(143,560). The paper only *plots* these accuracies (steerable above the CNN at every reduction); the
+Reproduces: Weiler et al. 2018, *3D Steerable CNNs*, §5.5 and Figure 4 (test accuracy on 10 CATH
+architectures vs reduction of the training splits by 2^0..2^4).
+
+Weiler, Geiger, Welling, Boomsma & Cohen, "3D Steerable CNNs" (NeurIPS 2018): CA atoms voxelised on
+a 50³ grid of 2 Å; the baseline has 15,878,764 parameters, the steerable network 143,560. The paper only *plots* these accuracies (steerable above the CNN at every reduction); the
 published column quotes the values se3cnn's plotting script draws (``experiments/plots/cath.py``).
 
     python reproduce/cath.py --preset smoke     # ~1-2 min: stand-in, 9³ grid, both models, x1/x4

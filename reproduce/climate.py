@@ -1,8 +1,11 @@
 """CAM5 climate event segmentation (TC / AR / BG) on the sphere: the DeepSphere U-Net, weighted vs
 unweighted loss, and the same net on other samplings.
 
-Reproduces Defferrard et al. ICLR 2020, tab:climate and tab:climate:map (per-class accuracy, AP, mAP on the
-UGSCNN level-5 data, weighted and unweighted loss, the "Jiang architecture") beside every published row.
+Reproduces: Defferrard et al. ICLR 2020, tab:climate and tab:climate:map: DeepSphere U-Net on the
+UGSCNN level-5 icosahedral CAM5 maps, weighted vs non-weighted cross-entropy, beside the published
+rows of Mudigonda 2017, Jiang 2019 (UGSCNN) and Cohen 2019 (gauge CNNs).
+
+Per-class accuracy, AP and mAP, for the paper's U-Net and the "Jiang architecture".
 
     python reproduce/climate.py --preset smoke    # ~1 min: stand-in at ico:2, 1 epoch, every row kind
     python reproduce/climate.py --preset cpu      # ~30-40 min on 2 cores: stand-in at ico:4 (configs/climate/cpu.yaml)

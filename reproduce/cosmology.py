@@ -1,9 +1,13 @@
 """Cosmological model discrimination: DeepSphere vs 2D ConvNets and linear SVMs (PSD, histogram).
 
-Reproduces Perraudin, Defferrard, Kacprzak, Sgier 2019, *DeepSphere: efficient spherical CNN with
-HEALPix sampling for cosmological applications* (Astron. & Comput. 27:130), figure "result_order{1,2,4}":
-test accuracy of six methods on partial convergence maps of order o = 1, 2, 4 at noise levels
-0 … 2, and the o = 1, noise 3.5 row of Defferrard et al. ICLR 2020 tab:cosmo.
+Reproduces: Perraudin et al. 2019 (Astron. & Comput. 27:130), fig. result_order{1,2,4}: test accuracy
+of DeepSphere (FCN, CNN), 2D ConvNets on flattened patches (FCN, CNN) and linear SVMs on histograms
+and power spectral densities, per partial-map order o and noise level; plus Defferrard et al. ICLR
+2020 tab:cosmo (o = 1, noise 3.5).
+
+Perraudin, Defferrard, Kacprzak, Sgier 2019, *DeepSphere: efficient spherical CNN with HEALPix
+sampling for cosmological applications*: partial convergence maps of order o = 1, 2, 4 at noise
+levels 0 … 2.
 
     python reproduce/cosmology.py --preset smoke   # < 1 min, stand-in at Nside 16
     python reproduce/cosmology.py --preset cpu     # ~20 min on 2 cores, stand-in at Nside 64

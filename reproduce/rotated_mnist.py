@@ -1,10 +1,13 @@
 """Rotated MNIST: Harmonic Network vs CNN, CNN + rotation augmentation and p4 group CNN, with the
 data-efficiency ablation.
 
-Reproduces Worrall, Garbin, Turmukhambetov & Brostow, "Harmonic Networks: Deep Translation and
-Rotation Equivariance" (CVPR 2017), Table 1 (MNIST-rot test error: H-Net 1.69 %; CNN, CNN + data
-augmentation and P4CNN rows quoted from Cohen & Welling 2016) and Fig. 10 ("Data ablation study":
-test accuracy against training-set size, each method normalised to its best accuracy).
+Reproduces: Worrall et al. 2017, *Harmonic Networks*, Table 1 (MNIST-rot test error) and Fig. 10
+(data ablation study); baselines of Cohen & Welling 2016, Table 1.
+
+Worrall, Garbin, Turmukhambetov & Brostow, "Harmonic Networks: Deep Translation and Rotation
+Equivariance" (CVPR 2017): H-Net 1.69 % test error; the CNN, CNN + data augmentation and P4CNN rows
+are quoted from Cohen & Welling 2016; Fig. 10 ("Data ablation study") plots test accuracy against
+training-set size, each method normalised to its best accuracy.
 
     python reproduce/rotated_mnist.py --preset smoke   # ~1 min: every model, tiny stand-in
     python reproduce/rotated_mnist.py --preset cpu     # reduced protocol on the stand-in: 28 min measured

@@ -1,8 +1,11 @@
 """Cost of one spherical convolution layer against the number of pixels: DeepSphere's graph
 convolution and the spectral (spherical-harmonic) convolutions, measured side by side.
 
-Reproduces the cost figure of the DeepSphere slides ("Desideratum 2: scalable", "it matters!";
-Defferrard et al. ICLR 2020 §"Method"): a Chebyshev graph convolution costs O(K·|E|) = O(N_pix)
+Reproduces: the cost claim of the DeepSphere slides ("Desideratum 2: scalable"; Defferrard et al.,
+ICLR 2020 §"Method"): graph convolutions cost O(N_pix), spherical-harmonic convolutions O(N_pix^1.5)
+to O(N_pix²).
+
+The cost figure of the slides ("it matters!"): a Chebyshev graph convolution costs O(K·|E|) = O(N_pix)
 (sparse matrix–vector products), while a convolution through spherical harmonic transforms on an
 equiangular grid costs O(N_pix^1.5) (b³ for b² pixels: an FFT in longitude and a dense Legendre
 transform per order) or more (S2CNN's SO(3) transforms: O(b⁴) = O(N_pix²) for the S² → SO(3) layer's

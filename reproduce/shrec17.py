@@ -1,8 +1,10 @@
 """SHREC'17 3D shape retrieval (ShapeNet Core55, perturbed split): DeepSphere on HEALPix and on the
 equiangular grid, the 3D steerable CNN on voxels and the spectral spherical CNNs, scored by the official
-SHREC'17 evaluator (``models/retrieval.py``). Reproduces Defferrard et al. ICLR 2020, tab:shrec17 and
-tab:shrec17_retrieval, beside the published rows (the SHREC'17 entries, Cohen et al. 2018, Esteves et
-al. 2018, Weiler et al. 2018 §5.2).
+SHREC'17 evaluator (``models/retrieval.py``).
+
+Reproduces: Defferrard et al. ICLR 2020, tab:shrec17 and tab:shrec17_retrieval (DeepSphere on HEALPix
+and equiangular samplings) and Weiler et al. 2018 §5.2 (3D steerable CNN), with the official SHREC'17
+metrics, beside the competition entries, S2CNN (Cohen et al. 2018) and Esteves et al. 2018.
 
     python reproduce/shrec17.py --preset smoke    # ~2 min: tiny stand-in, every row kind, 1 epoch
     python reproduce/shrec17.py --preset cpu      # ~30-40 min on 2 cores: stand-in (configs/shrec17/cpu.yaml)

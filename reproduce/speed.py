@@ -1,5 +1,9 @@
 """Speed benchmark: every equivariant layer against a plain floor measured in the same run.
 
+Reproduces: the cost claims of the layers' papers, as ratios: every equivariant layer against a plain
+floor (Conv2d/Conv3d, bare sparse products, the peer implementation) measured in the same process.
+Peers (escnn, e3nn, deepsphere-pytorch) sit at about 1.0-1.16x their floor.
+
     python reproduce/speed.py                                # every section, results/speed.{csv,md}
     python reproduce/speed.py --only steerable,harmonic --gpus 1
     python reproduce/speed.py --preset smoke                 # seconds per section; results/smoke/
@@ -9,8 +13,7 @@ Sections (one module each, ``reproduce/measure/speed_<name>.py`` with ``measure(
 steerable (SteerableConv3d vs Conv3d), harmonic (HConv2d vs Conv2d), sphere (Chebyshev graph conv vs
 bare sparse matmuls and vs the deepsphere-pytorch algorithm, scaling with Nside, HEALPix graph build
 vs a bare k-NN query), cath (voxeliser and training throughput), shrec17 (ray casting and voxelising,
-meshes per second). Ratios are time / floor: the peers (escnn, e3nn, deepsphere-pytorch) sit at about
-1.0-1.16x. This is a benchmark, not a timed test: numbers depend on the machine and are stored with it.
+meshes per second). Ratios are time / floor. This is a benchmark, not a timed test: numbers depend on the machine and are stored with it.
 
 A measurement benchmark (``reproduce/runner/measurement.py``): each section is a cell of the grid
 (``configs/speed/``), with the runner's options — ``--preset``, ``--only``, ``--list``, ``--table``,

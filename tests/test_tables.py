@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from reproduce.runner import tables as T
 from reproduce.runner.tables import Published
 
@@ -94,3 +96,32 @@ def test_max_text_compares_values_not_strings():
     from reproduce.runner.cells import max_text
     rows = [{"e": "7.53e-15"}, {"e": "1.2e-14"}, {"e": ""}, {"e": "9e-16"}]
     assert max_text("e")(rows, None, None) == "1.2e-14"
+
+
+def test_header_says_what_the_scripts_docstring_reproduces():
+    """A report without ``reproduces=`` heads its table with the ``Reproduces:`` paragraph of the
+    script's docstring (the text ``--help`` prints), joined on one line; a declared one wins."""
+    doc = ("Demo benchmark.\n\nReproduces: Someone et al. 2020, Table 1\n(test error).\n\n"
+           "Published: 1 %.\n\n    python reproduce/demo.py\n")
+    bench = SimpleNamespace(name="demo", script_doc=doc)
+    view = T.View(bench=bench, cfg={"preset": "cpu"}, rows=[], results_dir=Path("."))
+    assert "Reproduces: Someone et al. 2020, Table 1 (test error).\n" in T.header(T.Report(title="t", sections=[]), view)
+    assert "Reproduces: declared\n" in T.header(T.Report(title="t", sections=[], reproduces="declared"), view)
+    bench.script_doc = "Demo benchmark without the paragraph."
+    with pytest.raises(ValueError, match="reproduce/demo.py: the docstring has no 'Reproduces:' paragraph"):
+        T.header(T.Report(title="t", sections=[]), view)
+
+
+def test_every_script_says_what_it_reproduces_in_its_help():
+    """The ``Reproduces:`` paragraph of each benchmark's docstring is its table's header line."""
+    import importlib
+
+    from reproduce.runner.config import benchmark_names
+    checked = []
+    for name in benchmark_names():
+        bench = importlib.import_module(f"reproduce.{name}").BENCH
+        if bench.report.reproduces is None:
+            text = T.reproduces_paragraph(bench.script_doc, name)
+            assert len(text) > 40 and "  " not in text and "\n" not in text, (name, text)
+            checked.append(name)
+    assert len(checked) >= 8, checked  # all but equivariance_sphere, whose text names the preset's Nsides

@@ -120,8 +120,6 @@ def per_model(header: str, cell) -> list[T.Col]:
 
 REPORT = T.Report(
     title="CATH: steerable vs conventional 3D CNN across training-set sizes",
-    reproduces="Weiler et al. 2018, *3D Steerable CNNs*, §5.5 and Figure 4 (test accuracy on 10 CATH "
-               "architectures vs reduction of the training splits by 2^0..2^4).",
     preamble=preamble,
     sections=[
         T.Text(PUBLISHED_NOTE),

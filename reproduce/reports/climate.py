@@ -202,9 +202,6 @@ def headline(view) -> str:
 
 REPORT = T.Report(
     title="Climate event segmentation on the sphere (CAM5: tropical cyclones, atmospheric rivers)",
-    reproduces="Defferrard et al. ICLR 2020, tab:climate and tab:climate:map: DeepSphere U-Net on the UGSCNN "
-               "level-5 icosahedral CAM5 maps, weighted vs non-weighted cross-entropy, beside the published rows "
-               "of Mudigonda 2017, Jiang 2019 (UGSCNN) and Cohen 2019 (gauge CNNs).",
     stand_in=T.StandIn.papers("synthetic ClimateNet-style netCDF", "the CAM5 simulations of the paper", "their data",
                               stand_in_note),
     sections=[ICLR_TABLE, SAMPLINGS_TABLE, T.Text(weights_table),

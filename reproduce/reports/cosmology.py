@@ -152,10 +152,6 @@ def trunk_note(view) -> str:
 
 REPORT = T.Report(
     title="Cosmological model discrimination on partial HEALPix maps",
-    reproduces="Perraudin et al. 2019 (Astron. & Comput. 27:130), fig. result_order{1,2,4}: test accuracy of "
-               "DeepSphere (FCN, CNN), 2D ConvNets on flattened patches (FCN, CNN) and linear SVMs on histograms "
-               "and power spectral densities, per partial-map order o and noise level; plus Defferrard et al. "
-               "ICLR 2020 tab:cosmo (o = 1, noise 3.5).",
     stand_in=T.StandIn(STAND_IN_SUMMARY, "the N-body convergence maps of the paper",
                        "the published column is the paper's result on its data, shown for orientation", stand_in_note),
     sections=[

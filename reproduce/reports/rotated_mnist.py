@@ -139,8 +139,6 @@ def paper_recipe(view: T.View) -> str:
 
 REPORT = T.Report(
     title="Rotated MNIST: Harmonic Networks vs CNN, CNN + augmentation and P4CNN",
-    reproduces="Worrall et al. 2017, *Harmonic Networks*, Table 1 (MNIST-rot test error) and Fig. 10 "
-               "(data ablation study); baselines of Cohen & Welling 2016, Table 1.",
     preamble=lambda v: "Stand-in data: " + stand_in_description(C.get(v.cfg, "data.stand_in_digits", 5000),
                                                                 C.get(v.cfg, "data.stand_in_seed", 0))
     if v.stand_in else "",

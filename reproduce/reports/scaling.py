@@ -112,9 +112,6 @@ def headline(view: T.View) -> str:
 
 REPORT = T.Report(
     title="Scaling: graph vs spectral spherical convolutions",
-    reproduces=("the cost claim of the DeepSphere slides (\"Desideratum 2: scalable\"; Defferrard et al., ICLR "
-                "2020 §\"Method\"): graph convolutions cost O(N_pix), spherical-harmonic convolutions O(N_pix^1.5) "
-                "to O(N_pix²)."),
     data_labels={"synthetic": "random inputs (a timing needs no dataset)"},
     count_line=lambda v: f"Series: {len(v.values('model'))}, {len(v.rows)} sizes",
     preamble=(f"One layer, {CHANNELS} → {CHANNELS} channels, batch {BATCH}, float32; graph construction and "

@@ -222,9 +222,6 @@ def stand_in_note(view) -> str:
 
 REPORT = T.Report(
     title="SHREC'17 3D shape retrieval (ShapeNet Core55, perturbed)",
-    reproduces="Defferrard et al. ICLR 2020, tab:shrec17 and tab:shrec17_retrieval (DeepSphere on HEALPix and "
-               "equiangular samplings) and Weiler et al. 2018 §5.2 (3D steerable CNN), with the official SHREC'17 "
-               "metrics, beside the competition entries, S2CNN (Cohen et al. 2018) and Esteves et al. 2018.",
     stand_in=T.StandIn.papers("procedural shapes in the SHREC'17 layout", "ShapeNet", "ShapeNet Core55",
                               stand_in_note),
     sections=[PERFORMANCE, RETRIEVAL, INVARIANCE, PREPROCESSING,

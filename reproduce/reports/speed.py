@@ -58,9 +58,6 @@ def headline(view: T.View) -> str:
 
 REPORT = T.Report(
     title=TITLE,
-    reproduces=("the cost claims of the layers' papers, as ratios: every equivariant layer against a plain "
-                "floor (Conv2d/Conv3d, bare sparse products, the peer implementation) measured in the same "
-                "process. Peers (escnn, e3nn, deepsphere-pytorch) sit at about 1.0-1.16x their floor."),
     data_labels={"synthetic": "random tensors and generated meshes (a timing needs no dataset)"},
     count_line=lambda v: f"Sections: {len(v.values('model'))}, {len(v.rows)} timings",
     preamble=("Ratio = time of the layer / time of the floor measured in the same process. Each section's "

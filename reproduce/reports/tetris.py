@@ -146,9 +146,6 @@ def plot(view: T.View):
 
 REPORT = T.Report(
     title="Tetris: 3D steerable CNN vs 3D CNN under arbitrary rotations",
-    reproduces="Weiler et al. 2018, *3D Steerable CNNs*, §5.1 (p.8) and supplement low-pass ablation (p.16); "
-               "test accuracy on 8 tetrominoes rotated by Haar-random SO(3) rotations after training on one "
-               "random rotation of each.",
     data_labels={"generated": "generated (paper protocol)"},
     sections=[
         T.Table(rows="model", order=ROWS, where=main_zoom, columns=[

@@ -26,6 +26,7 @@ measurement gives, ``custom_run`` for rows not trained with Lightning, ``callbac
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -86,9 +87,13 @@ class Benchmark:
     #: the task a benchmark that declares none trains
     DEFAULT_TASK: ClassVar[str] = "models.tasks:Classify"
     _LAZY: ClassVar[tuple[str, ...]] = ("datamodule", "task", "report")
+    #: the docstring of the script that declares the benchmark (set for each subclass)
+    script_doc: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        # the docstring of the script declaring the class: its "Reproduces:" paragraph heads the table
+        cls.script_doc = getattr(sys.modules.get(cls.__module__), "__doc__", None)
         for attr in cls._LAZY:  # a "module:Name" declaration: imported when first read
             if isinstance(cls.__dict__.get(attr), str):
                 setattr(cls, attr, Lazy(cls.__dict__[attr]))

@@ -3,7 +3,7 @@
 A benchmark states its report once::
 
     REPORT = Report(
-        title="Tetris: ...", reproduces="Weiler et al. 2018, §5.1 ...",
+        title="Tetris: ...",          # "Reproduces:" comes from the script's docstring
         sections=[Table(rows="model", order=[...], columns=[
             Col("model", label(LABELS)),
             Col("published test acc", published(PUBLISHED)),
@@ -301,9 +301,12 @@ class Report:
     """Everything ``results/<name>.md`` says, declared once per benchmark."""
 
     title: str
-    reproduces: str | Callable[[View], str]
     sections: list
     notes: list = field(default_factory=list)
+    #: the header's "Reproduces:" text; by default the ``Reproduces:`` paragraph of the benchmark
+    #: script's docstring (what ``--help`` says, :func:`reproduces_paragraph`); a callable where
+    #: the text depends on the rows
+    reproduces: str | Callable[[View], str] | None = None
     #: text right after the header bullets, str or callable (default: the stand-in notice)
     preamble: str | Callable[[View], str] = ""
     #: what the table says when its rows were made on an offline stand-in
@@ -342,6 +345,20 @@ def command(view: View) -> str:
     return f"python reproduce/{view.name}.py --preset {view.preset}{real}"
 
 
+def reproduces_paragraph(doc: str | None, name: str) -> str:
+    """The paragraph of a script's docstring that begins ``Reproduces:``, on one line, without
+    that word: one statement of what a benchmark reproduces, for its ``--help`` and its table.
+
+    >>> reproduces_paragraph("Title.\\n\\nReproduces: Weiler et al. 2018,\\n§5.1.\\n\\n    python x.py\\n", "x")
+    'Weiler et al. 2018, §5.1.'
+    """
+    for paragraph in (doc or "").split("\n\n"):
+        if paragraph.lstrip().startswith("Reproduces:"):
+            return " ".join(paragraph.split()[1:])
+    raise ValueError(f"reproduce/{name}.py: the docstring has no 'Reproduces:' paragraph and the report "
+                     "declares no reproduces=")
+
+
 def header(report: Report, view: View) -> str:
     rows = view.rows
     hw = sorted({r.get("hardware", "") for r in rows} - {""}) or ["–"]
@@ -351,7 +368,8 @@ def header(report: Report, view: View) -> str:
     walls = floats(rows, "wall_s")
     count = (report.count_line(view) if report.count_line else
              f"Runs: {len(rows)} finished, total wall time {sum(walls) / 60:.1f} min")
-    reproduces = report.reproduces(view) if callable(report.reproduces) else report.reproduces
+    reproduces = (report.reproduces(view) if callable(report.reproduces) else report.reproduces
+                  if report.reproduces is not None else reproduces_paragraph(view.bench.script_doc, view.name))
     lines = [f"# {report.title}", "", f"Reproduces: {reproduces}", "",
              f"- Regenerate: `{command(view)}`",
              f"- Preset: `{view.preset}`",
