@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,15 +42,15 @@ from reproduce.runner import main
 from reproduce.runner.measurement import Timing
 from reproduce.runner.store import load_average
 
+if TYPE_CHECKING:
+    from reproduce.measure.scaling_series import SeriesSpec
+
 
 class Scaling(Timing):
-    """One cell per series; its rows are the sizes it reached within the budget."""
-
     name = "scaling"
     report = "reproduce.reports.scaling:REPORT"
 
-    def check_cell(self, run) -> tuple:
-        """(the series, its time budget in seconds, repetitions per size) of a cell's config."""
+    def check_cell(self, run) -> tuple[SeriesSpec, float, int]:  # the series, its budget (s), repetitions
         from reproduce.measure.scaling_series import SeriesSpec
 
         device = self.device(run)

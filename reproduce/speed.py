@@ -38,13 +38,10 @@ from reproduce.runner.store import load_average
 
 
 class Speed(Timing):
-    """One cell per section; its rows are the section's timings, each with its floor and ratio."""
-
     name = "speed"
     report = "reproduce.reports.speed:REPORT"
 
-    def check_cell(self, run) -> str:
-        """The module of the cell's section (``reproduce/measure/speed_<section>.py``), found, not imported."""
+    def check_cell(self, run) -> str:  # the section's module, found, not imported
         if not isinstance(run.cfg.get("quick", False), bool):
             raise InputError(f"config quick: expected true or false, got {run.cfg.get('quick')!r}")
         module = f"reproduce.measure.speed_{run.model}"
