@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
 from reproduce.runner.after_test import Invariance
+from reproduce.runner.lazy import signature
 
 if TYPE_CHECKING:  # torch is imported where the measurements run: --list goes without it
     import torch
@@ -99,7 +100,7 @@ class RotatedMNIST(Benchmark):
     def datamodule_args(self, ctx, run) -> dict:
         """The grid setting ``train_size``, the model entry's ``augment`` (a training-data option
         of that row, e.g. ``cnn_aug``) and ``test_only`` under ``--evaluate``."""
-        augment = C.coerce(run.cfg["model"].get("augment"), C.signature(self.declared("datamodule")).hint("augment"),
+        augment = C.coerce(run.cfg["model"].get("augment"), signature(self.declared("datamodule")).hint("augment"),
                            f"models.{run.model}.augment")
         return {**super().datamodule_args(ctx, run), "train_size": run.setting.get("train_size", "all"),
                 "augment": augment, "test_only": ctx.evaluate is not None}

@@ -129,7 +129,7 @@ def same(a, b):
 
 bad = []
 for r, (s, hints) in read.items():
-    live = C.live_signature(lazy.resolve(r))
+    live = lazy.live_signature(lazy.resolve(r))
     if s.params != live.params or s.var_kw != live.var_kw:
         bad.append(f"{r}: source {s.params} {s.var_kw} != imported {live.params} {live.var_kw}")
     for k, h in hints.items():

@@ -49,6 +49,7 @@ from typing import Any
 import yaml
 
 from datamodules._common import InputError
+from reproduce.runner import lazy
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs"
 PRESETS = ("smoke", "cpu", "paper")
@@ -351,47 +352,17 @@ def _check_minimum(key: str, value: Any, where: str) -> None:
         raise InputError(f"config {where}: expected an int >= {low}, got {value}")
 
 
-def live_signature(target):
-    """The keyword parameters of an imported class or function (:class:`reproduce.runner.lazy.Signature`)."""
-    from reproduce.runner.lazy import Signature
-    fn = target.__init__ if isinstance(target, type) else target
-    sig = inspect.signature(fn)
-    try:
-        hints = typing.get_type_hints(target if dataclasses.is_dataclass(target) else fn)
-    except Exception:  # noqa: BLE001 - annotations that do not resolve are not checked
-        hints = {}
-    params = {n: p.default is inspect.Parameter.empty for n, p in sig.parameters.items() if n != "self"
-              and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    var_kw = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
-    return Signature(getattr(target, "__name__", str(target)), params, var_kw, hints.get)
-
-
-def signature(target):
-    """The keyword parameters of ``target``: a class or function, or its ``"module:Name"``
-    (:mod:`reproduce.runner.lazy`: read from the source, nothing imported, unless the module is
-    imported already or its source does not say it plainly)."""
-    from reproduce.runner import lazy
-    if lazy.is_ref(target):
-        if target.partition(":")[0] not in sys.modules:
-            try:
-                return lazy.read_signature(target)
-            except lazy.Unreadable:
-                pass
-        target = lazy.resolve(target)
-    return live_signature(target)
-
-
 def check_args(target, section: dict | None, where: str, given: dict | None = None) -> dict:
     """The keyword arguments ``target(**kwargs)`` would get from config ``section`` (at config
     path ``where``) plus the runner-supplied ``given`` ones, each value checked against the
     parameter's annotation. Unknown keys, missing required ones, a key that the runner supplies
     and wrong types are :class:`InputError`. Nothing is constructed (nor imported, for a
-    ``"module:Name"`` target whose source says its parameters: :func:`signature`)."""
+    ``"module:Name"`` target whose source says its parameters: :func:`~reproduce.runner.lazy.signature`)."""
     if section is not None and not isinstance(section, dict):
         raise InputError(f"config {where}: expected a mapping, got {_got(section)}")
     section = dict(section or {})
     given = dict(given or {})
-    sig = signature(target)
+    sig = lazy.signature(target)
     params, name = sig.params, sig.name
     kwargs: dict[str, Any] = {}
     for key, value in section.items():
@@ -414,8 +385,7 @@ def build(target, section: dict | None, where: str, **given):
     """``target(**check_args(target, section, where, given))`` (``target`` a class or function, or
     its ``"module:Name"``); a ``ValueError`` raised by the
     constructor for a bad value is re-raised as :class:`InputError` naming ``where``."""
-    from reproduce.runner.lazy import resolve
-    target = resolve(target)  # a "module:Name" is imported: what is built is checked against the class itself
+    target = lazy.resolve(target)  # a "module:Name" is imported: what is built is checked against the class itself
     kwargs = check_args(target, section, where, given)
     try:
         return target(**kwargs)

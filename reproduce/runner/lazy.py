@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import ast
 import builtins
+import dataclasses
 import functools
 import importlib
 import importlib.machinery
+import inspect
 import sys
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -368,7 +371,6 @@ def read_signature(ref: str) -> Signature:
         try:
             return source_hint(table, key)
         except Unreadable:  # names a class of a module not imported: the imported object's annotation
-            from reproduce.runner.config import live_signature
             return live_signature(resolve(ref)).hint(key)
 
     hint.table = table  # for source_hint
@@ -387,3 +389,31 @@ def source_hint(table_or_signature, key: str) -> Any:
         return _evaluate(text, where)
     except _Unresolved as e:
         raise Unreadable(f"annotation of {key}: {e}") from None
+
+
+def live_signature(target):
+    """The keyword parameters of an imported class or function (:class:`Signature`)."""
+    fn = target.__init__ if isinstance(target, type) else target
+    sig = inspect.signature(fn)
+    try:
+        hints = typing.get_type_hints(target if dataclasses.is_dataclass(target) else fn)
+    except Exception:  # noqa: BLE001 - annotations that do not resolve are not checked
+        hints = {}
+    params = {n: p.default is inspect.Parameter.empty for n, p in sig.parameters.items() if n != "self"
+              and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    var_kw = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    return Signature(getattr(target, "__name__", str(target)), params, var_kw, hints.get)
+
+
+def signature(target):
+    """The keyword parameters of ``target``: a class or function, or its ``"module:Name"``
+    (read from the source, nothing imported, unless the module is
+    imported already or its source does not say it plainly)."""
+    if is_ref(target):
+        if target.partition(":")[0] not in sys.modules:
+            try:
+                return read_signature(target)
+            except Unreadable:
+                pass
+        target = resolve(target)
+    return live_signature(target)
