@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.runner import config as _config
-from reproduce.runner.grid import expand_grid
+from reproduce.runner.runs import expand_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted(p.name for p in (ROOT / "configs").iterdir()

@@ -558,7 +558,7 @@ def test_config_entries_build_the_models_and_the_l2_term(tmp_path):
     from models.deepsphere import DeepSphereCNN, DeepSphereFCN
     from reproduce.cosmology import BENCH
     from reproduce.runner import config as C
-    from reproduce.runner.grid import expand_grid
+    from reproduce.runner.runs import expand_grid
 
     ctx = SimpleNamespace(data_dir=tmp_path, generate=True)
     runs = {r.model: r for r in expand_grid(BENCH, C.load_preset("cosmology", "smoke"))}

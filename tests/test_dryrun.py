@@ -55,7 +55,7 @@ def _check_printed(printed: str, name: str, data: dict):
 
 
 def _check_cells(data: dict, bench_name: str, preset: str):
-    from reproduce.runner.grid import expand_grid
+    from reproduce.runner.runs import expand_grid
     bench = importlib.import_module(f"reproduce.{bench_name}").BENCH
     runs = expand_grid(bench, C.load_preset(bench_name, preset))
     cells = {(r.model, r.setting_str) for r in runs}
@@ -134,7 +134,7 @@ def test_cath_paper_reductions_share_one_measurement():
     from reproduce.cath import BENCH
     from reproduce.runner import dryrun as D
     from reproduce.runner.benchmark import Context
-    from reproduce.runner.grid import expand_grid
+    from reproduce.runner.runs import expand_grid
     from reproduce.runner.trainer import Launch
     cfg = C.load_preset("cath", "paper")
     ctx = Context(cfg=cfg, preset="paper", launch=Launch(logger="none"), data_dir=None, generate=False,

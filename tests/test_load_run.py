@@ -33,7 +33,8 @@ def make_run_dir(tmp: Path, name: str, model: str) -> tuple[Path, dict]:
     from reproduce.load import benchmark
     from reproduce.runner import config as C
     from reproduce.runner.benchmark import Context
-    from reproduce.runner.grid import expand_grid, write_run_config
+    from reproduce.runner.grid import write_run_config
+    from reproduce.runner.runs import expand_grid
     from reproduce.runner.trainer import Launch
 
     bench = benchmark(name)

@@ -26,7 +26,7 @@ from models.geometry import resample_image
 from reproduce.rotated_mnist import BENCH
 from reproduce.runner import config as C
 from reproduce.runner.benchmark import Context
-from reproduce.runner.grid import expand_grid
+from reproduce.runner.runs import expand_grid
 from reproduce.runner.trainer import Launch
 from tests.conftest import run_script
 from tests.equivariance import assert_equivariant

@@ -33,7 +33,7 @@ def _tetris():
 
 def test_cpu_grid_rows_have_their_own_run_counts_and_runs_flag_sets_all():
     from reproduce.runner.cli import build_parser, resolve_config
-    from reproduce.runner.grid import expand_grid
+    from reproduce.runner.runs import expand_grid
     bench = _tetris()
     parser = build_parser(bench, None)
     count = lambda cfg: Counter((r.model, r.setting_str) for r in expand_grid(bench, cfg))  # noqa: E731
@@ -47,7 +47,7 @@ def test_grid_row_runs_must_be_a_positive_int_and_zoom_must_match_the_data():
     import pytest
     from datamodules._common import InputError
     from reproduce.runner import config as C
-    from reproduce.runner.grid import expand_grid
+    from reproduce.runner.runs import expand_grid
     bench = _tetris()
     cfg = C.load_preset("tetris", "cpu", bench.config_root)
     bad = C.deep_merge(cfg, {})

@@ -48,7 +48,7 @@ from datamodules._common import InputError, atomic_write_text
 from reproduce.runner import config as C
 from reproduce.runner import dryrun as D
 from reproduce.runner.benchmark import Context
-from reproduce.runner.grid import expand_grid
+from reproduce.runner.runs import expand_grid
 from reproduce.runner.store import REPO_ROOT, code_version, now, read_rows
 from reproduce.runner.trainer import Launch
 

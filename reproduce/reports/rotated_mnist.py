@@ -9,7 +9,7 @@ import numpy as np
 from datamodules.rotated_mnist import stand_in_description
 from reproduce.runner import config as C
 from reproduce.runner import tables as T
-from reproduce.runner.grid import expand_grid
+from reproduce.runner.runs import expand_grid
 from reproduce.runner.tables import Published
 
 #: published test error (%), its source, and published parameter count. Cohen & Welling 2016

@@ -6,7 +6,7 @@ import numpy as np
 
 from reproduce.runner import config as C
 from reproduce.runner import tables as T
-from reproduce.runner.grid import expand_grid
+from reproduce.runner.runs import expand_grid
 from reproduce.runner.tables import Published
 
 #: published test accuracy (fraction, std over 17 runs) and parameter count, paper p.8 and supplement p.16

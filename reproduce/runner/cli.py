@@ -25,8 +25,8 @@ from pathlib import Path
 from datamodules._common import InputError, is_stand_in
 from reproduce.runner import config as C
 from reproduce.runner.benchmark import Benchmark, Context
-from reproduce.runner.grid import current_rows, expand_grid, list_grid, run_grid
-from reproduce.runner.runs import global_rank, set_launch
+from reproduce.runner.grid import current_rows, list_grid, run_grid
+from reproduce.runner.runs import expand_grid, global_rank, set_launch
 from reproduce.runner.store import REPO_ROOT, code_version, hardware, read_rows
 from reproduce.runner.launch import (ACCELERATORS, PRECISIONS, STRATEGIES, Interrupted, Launch, check_nodes,
                                      check_strategy, install_signal_handlers, precision_override, resolve_devices)
@@ -389,8 +389,8 @@ def _main(bench: Benchmark, args: argparse.Namespace) -> int:
     if ctx.is_rank_zero:
         path = render_table(bench, cfg, results_dir, args.seed)
         if args.logger == "wandb" and bench.report is not None:
-            from reproduce.runner.tables import wandb_tables
-            wandb_tables(bench, cfg, table_rows(bench, cfg, results_dir, args.seed), ctx.runs_dir)
+            from reproduce.runner.wandb_log import log_tables
+            log_tables(bench, cfg, table_rows(bench, cfg, results_dir, args.seed), ctx.runs_dir)
         summary(bench, args, preset, path, results_dir, args.logger, len(rows), len(runs))
     return 0
 
@@ -455,7 +455,7 @@ def drive_cells(bench: Benchmark, ctx: Context, args: argparse.Namespace, runs: 
         rows = L.finished_rows(ctx, runs)
         path = render_table(bench, ctx.cfg, ctx.results_dir, args.seed)
         if args.logger == "wandb" and bench.report is not None:
-            from reproduce.runner.tables import wandb_tables
-            wandb_tables(bench, ctx.cfg, table_rows(bench, ctx.cfg, ctx.results_dir, args.seed), ctx.runs_dir)
+            from reproduce.runner.wandb_log import log_tables
+            log_tables(bench, ctx.cfg, table_rows(bench, ctx.cfg, ctx.results_dir, args.seed), ctx.runs_dir)
         summary(bench, args, ctx.preset, path, ctx.results_dir, args.logger, len(rows), len(runs))
     return status

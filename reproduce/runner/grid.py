@@ -1,5 +1,5 @@
-"""The resumable grid: expand (model × setting × seed) into runs, run what is not finished,
-and say which CSV rows a table should show.
+"""The resumable grid: run what is not finished of the runs
+(:func:`reproduce.runner.runs.expand_grid`), and say which CSV rows a table should show.
 
 A finished run (its folder has ``done``) is skipped; an unfinished one resumes from
 ``last.ckpt``. Each finished run writes ``row.json`` and is upserted into
@@ -14,48 +14,11 @@ from pathlib import Path
 
 import yaml
 
-from datamodules._common import InputError, atomic_write_text
-from reproduce.runner import config as C
+from datamodules._common import atomic_write_text
 from reproduce.runner.checkpoints import prune, resume_point
 from reproduce.runner.runs import Run, RunLock, global_rank
 from reproduce.runner.launch import Interrupted
 from reproduce.runner.store import REPO_ROOT, now, save_artifacts, upsert_rows
-
-
-def expand_grid(bench, cfg: dict, seed: int = 0, only: list[str] | None = None) -> list[Run]:
-    """The runs of the grid (``only`` keeps those models)."""
-    known = set(bench.model_ids(cfg))
-    if only is not None:
-        bad = [m for m in only if m not in known]
-        if bad:
-            raise InputError(f"unknown model(s) {', '.join(bad)} for {bench.name}; "
-                             f"valid: {', '.join(sorted(known))}")
-    runs_per_row = _count(C.get(cfg, "grid.runs", 1), "grid.runs")
-    # run identity = every hyper-parameter; not the grid itself nor free-text table notes
-    base = {k: v for k, v in cfg.items() if k not in ("grid", "notes")}
-    out = []
-    for model, setting, overrides, *row_runs in bench.grid(cfg):
-        n_runs = runs_per_row
-        if row_runs and row_runs[0] is not None:
-            n_runs = _count(row_runs[0], f"grid row {model} {setting} runs")
-        if model not in known:
-            raise InputError(f"config grid row names model '{model}', which has no entry "
-                             f"under models: ({', '.join(sorted(known))})")
-        if only is not None and model not in only:
-            continue
-        rcfg = C.set_dotted(base, overrides)
-        # the chosen entry of `models:`, updated by `model.<key>` overrides of this grid row
-        rcfg["model"] = C.deep_merge(cfg["models"][model], rcfg.get("model") or {})
-        rcfg.pop("models", None)
-        for i in range(n_runs):
-            out.append(Run(bench.name, model, setting, seed + i, cfg["preset"], rcfg))
-    return out
-
-
-def _count(value, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InputError(f"config {where}: expected an int >= 1, got {value!r}")
-    return value
 
 
 def current_rows(rows: list[dict], preset: str, grid: list[Run]) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Run identity and layout (``docs/conventions.md``).
+"""Run identity and layout (``docs/conventions.md``), and a grid's runs (:func:`expand_grid`).
 
 A run is one cell of a benchmark's grid: a model, a setting of the grid axes, a seed, a preset
 and the resolved config of that cell. Its identity is a hash of all of these, and its folder is
@@ -21,6 +21,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datamodules._common import InputError
+from reproduce.runner import config as C
 from reproduce.runner.config import config_hash
 
 
@@ -64,6 +66,45 @@ _LAUNCH = {"world": 1, "per_node": 1}
 _LIGHTNING_RANK: set[tuple[int, int]] = set()
 
 
+# --------------------------------------------------------------------------- the grid's runs
+def expand_grid(bench, cfg: dict, seed: int = 0, only: list[str] | None = None) -> list[Run]:
+    """The runs of the grid (``only`` keeps those models)."""
+    known = set(bench.model_ids(cfg))
+    if only is not None:
+        bad = [m for m in only if m not in known]
+        if bad:
+            raise InputError(f"unknown model(s) {', '.join(bad)} for {bench.name}; "
+                             f"valid: {', '.join(sorted(known))}")
+    runs_per_row = _count(C.get(cfg, "grid.runs", 1), "grid.runs")
+    # run identity = every hyper-parameter; not the grid itself nor free-text table notes
+    base = {k: v for k, v in cfg.items() if k not in ("grid", "notes")}
+    out = []
+    for model, setting, overrides, *row_runs in bench.grid(cfg):
+        n_runs = runs_per_row
+        if row_runs and row_runs[0] is not None:
+            n_runs = _count(row_runs[0], f"grid row {model} {setting} runs")
+        if model not in known:
+            raise InputError(f"config grid row names model '{model}', which has no entry "
+                             f"under models: ({', '.join(sorted(known))})")
+        if only is not None and model not in only:
+            continue
+        rcfg = C.set_dotted(base, overrides)
+        # the chosen entry of `models:`, updated by `model.<key>` overrides of this grid row
+        rcfg["model"] = C.deep_merge(cfg["models"][model], rcfg.get("model") or {})
+        rcfg.pop("models", None)
+        for i in range(n_runs):
+            out.append(Run(bench.name, model, setting, seed + i, cfg["preset"], rcfg))
+    return out
+
+
+def _count(value, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InputError(f"config {where}: expected an int >= 1, got {value!r}")
+    return value
+
+
+
+# --------------------------------------------------------------------------- ranks
 def set_launch(world: int, per_node: int) -> None:
     """Record how many processes this invocation runs (``--gpus``/``--cpu-procs`` × ``--num-nodes``),
     so that :func:`global_rank` can tell an ``srun`` that started them from a leftover

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 
 from datamodules._common import atomic_path, atomic_write_text
 from reproduce.runner import config as C
+from reproduce.runner.runs import expand_grid
 from reproduce.runner.cells import (NONE, Cell, Number, cell_numbers, const, distinct, first_int, floats, fmt_distinct,  # noqa: F401
                                     fmt_mean_std, fmt_minutes, fmt_ms, fmt_params, fmt_pm, label, lookup,
                                     max_text, mean_of, mean_std, mean_std_n, minutes, ms, params, percent, pm,
@@ -386,7 +387,6 @@ def header(report: Report, view: View) -> str:
 
 
 def _grid_cells(bench, cfg: dict) -> dict[tuple[str, str], dict]:
-    from reproduce.runner.grid import expand_grid
     if "grid" not in cfg:  # a measurement script, not a training grid
         return {}
     one = C.deep_merge(cfg, {"grid": {"runs": 1}})
@@ -395,7 +395,6 @@ def _grid_cells(bench, cfg: dict) -> dict[tuple[str, str], dict]:
 
 def _row_runs(bench, cfg: dict) -> list[tuple[str, str, int]]:
     """(model, setting, runs) of the grid rows whose ``runs:`` differs from ``grid.runs``."""
-    from reproduce.runner.grid import expand_grid
     if "grid" not in cfg:
         return []
     counts: dict[tuple[str, str], int] = {}
@@ -411,7 +410,7 @@ def _default(bench, cfg: dict, key: str) -> Any:
     import inspect
     from models.optim import Optim
     from reproduce.runner.lazy import resolve
-    from reproduce.runner.trainer import TrainerConfig
+    from reproduce.runner.launch import TrainerConfig
     parts = key.split(".")
     target, name = None, parts[-1]
     if parts[0] == "data" and len(parts) == 2:
@@ -613,12 +612,6 @@ def numeric_table(heads: list[str], body: list[list[Any]]) -> tuple[list[str], l
                 data[i].append(None if v is None else int(v) if k == "n" or isinstance(v, int) else float(v))
             data[i].append(str(r[j]))
     return columns, data
-
-
-def wandb_tables(bench, cfg: dict, rows: list[dict], runs_dir: Path) -> None:
-    """Log the benchmark's tables to its W&B table run (:func:`reproduce.runner.wandb_log.log_tables`)."""
-    from reproduce.runner.wandb_log import log_tables
-    log_tables(bench, cfg, rows, runs_dir)
 
 
 # --------------------------------------------------------------------------- results/README.md

@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 from reproduce.runner import config as C  # noqa: E402
 from reproduce.runner.benchmark import Context  # noqa: E402
-from reproduce.runner.grid import expand_grid  # noqa: E402
+from reproduce.runner.runs import expand_grid  # noqa: E402
 from reproduce.runner.runs import set_launch  # noqa: E402
 from reproduce.runner.trainer import Launch, RankSeed, prepare_ddp, trainer_config  # noqa: E402
 
