@@ -44,8 +44,10 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from datamodules._common import InputError
-from datamodules.climate import (BENCH, HINT, LABEL_VAR, UNITS, VARIABLES, Sampling, check_plausible, default_splits,
-                                 parse_sampling, read_split_lists, say_once, write_mesh_npz)
+from datamodules.climate_config import BENCH, parse_sampling
+from datamodules.climate_files import (HINT, LABEL_VAR, UNITS, VARIABLES, check_plausible, default_splits, read_split_lists,
+                                       say_once, write_mesh_npz)
+from models.deepsphere.sampling import Sampling
 
 # --------------------------------------------------------------------------- units
 MISSING_ABS = 1e30  # CESM/CAM fill convention (1e36): |x| >= this is missing

@@ -69,6 +69,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from datamodules._common import atomic_path
+from datamodules.climate_files import LABEL_VAR, MEAN, STD, VARIABLES
 
 
 #: highest spherical-harmonic degree of the background weather (the 96 × 192 grid resolves ~48)
@@ -131,14 +132,6 @@ _PROFILE = {"TMQ": (0.9, 0), "U850": (0, 1.0), "V850": (0, 0), "UBOT": (0, .7), 
             "QREFHT": (0.9, 0), "PS": (.2, 0), "PSL": (.3, 0), "T200": (.6, 0), "T500": (.9, 0),
             "PRECT": (.1, 0), "TS": (.9, 0), "TREFHT": (.9, 0), "Z1000": (.2, 0), "Z200": (.9, 0),
             "ZBOT": (.2, 0)}
-
-
-def _consts():
-    """``(VARIABLES, MEAN, STD, LABEL_VAR)`` of :mod:`datamodules.climate` (imported late: that
-    module imports this one)."""
-    from datamodules import climate as C
-
-    return C.VARIABLES, C.MEAN, C.STD, C.LABEL_VAR
 
 
 def _grid(m: StandInClimate) -> tuple[np.ndarray, np.ndarray]:
@@ -322,7 +315,6 @@ def stand_in_map(m: StandInClimate, rng: np.random.Generator,
     units) and ``LABELS`` (int64, 0 BG, 1 TC, 2 AR); see the module docstring.
     ``orography`` ((nlat, nlon), unit variance): the fixed surface height pattern (default: the
     seed's, :func:`orography_for`)."""
-    VARIABLES, MEAN, STD, _ = _consts()
     lat, lon = _grid(m)
     LON, LAT = np.meshgrid(lon, lat)
     phi = np.radians(LAT)
@@ -546,7 +538,6 @@ def write_stand_in(data_dir: str | os.PathLike, m: StandInClimate = StandInClima
     import xarray as xr
     from tqdm import tqdm
 
-    LABEL_VAR = _consts()[3]
     root = Path(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([int(m.seed), 12])

@@ -40,7 +40,6 @@ import dataclasses
 import hashlib
 import inspect
 import json
-import sys
 import types
 import typing
 from pathlib import Path
