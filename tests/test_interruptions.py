@@ -190,8 +190,12 @@ def test_sigterm_outside_lightning_raises_interrupted():
     pytest.param(signal.SIGINT, 130, "Ctrl-C", marks=pytest.mark.slow)])
 def test_signal_stops_the_grid_with_one_line_and_the_rerun_resumes(tmp_path, sig, code, name):
     args = ("--only", "mlp", "trainer.max_epochs=30", "trainer.select=last")
+    # Ctrl-C reaches a job in the foreground of a terminal; a test run as a background job
+    # (``make test-all &``) inherits SIGINT ignored, as every background job does, so the script
+    # starts with the default disposition, as from a terminal
     p = subprocess.Popen(cmd(tmp_path, *args), env=script_env(EB_TEST_EPOCH_SLEEP="0.3"), cwd=ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert wait_for(lambda: list((tmp_path / "runs").rglob("logs/attempt0/metrics.csv")), p)
     time.sleep(1.0)
     os.kill(p.pid, sig)
