@@ -3,7 +3,8 @@
 A network trained for a few hundred steps has BatchNorm running averages that lag its final
 weights (each is an exponential average over the last ~1/momentum batches of *changing* weights).
 :func:`recalibrate_bn` replaces them by the plain average of the batch statistics of the final
-weights over one pass of the data; :class:`RecalibrateBN` does it after the last training epoch.
+weights over one pass of the data (plain torch; :class:`models.tasks.RecalibrateBN` does it after the
+last training epoch of a Lightning run).
 
 This is the ``finetune`` pass of Cohen & Welling's reference code (tscohen/gconv_experiments,
 ``MNIST_ROT/train.py``: ``model.start_finetuning()`` then one ``train_epoch(..., finetune=True)``
@@ -22,10 +23,8 @@ cumulative average, which is torch's ``momentum=None``).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterable
 
-import pytorch_lightning as pl
 import torch
 
 
@@ -49,16 +48,3 @@ def recalibrate_bn(module: torch.nn.Module, batches: Iterable) -> int:
         m.momentum = mom
     module.train(was_training)
     return len(bns)
-
-
-class RecalibrateBN(pl.Callback):
-    """After the last epoch: BN population statistics of the final weights over one pass of the
-    training loader (:func:`recalibrate_bn`), saved into ``last.ckpt`` so that a later
-    ``--evaluate`` scores the same model as the test that follows."""
-
-    def on_train_end(self, trainer, pl_module):
-        dev = pl_module.device
-        n = recalibrate_bn(pl_module, ((x.to(dev), y) for x, y in trainer.datamodule.train_dataloader()))
-        cb = trainer.checkpoint_callback
-        if n and cb is not None and cb.dirpath:
-            trainer.save_checkpoint(str(Path(cb.dirpath) / "last.ckpt"))

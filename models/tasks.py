@@ -25,6 +25,7 @@ evaluator (:func:`models.retrieval.evaluate`).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -34,6 +35,7 @@ import torchmetrics
 from torch import nn
 
 from models import segmentation
+from models.bn import recalibrate_bn
 from models.optim import Optim, ParamGroup, Schedule  # noqa: F401 - the config's optim section
 
 STAGES = ("train", "val", "test")
@@ -369,5 +371,18 @@ class Retrieve(Classify):
         self._kept = []
 
 
+class RecalibrateBN(pl.Callback):
+    """After the last epoch: BN population statistics of the final weights over one pass of the
+    training loader (:func:`models.bn.recalibrate_bn`), saved into ``last.ckpt`` so that a later
+    ``--evaluate`` scores the same model as the test that follows."""
+
+    def on_train_end(self, trainer, pl_module):
+        dev = pl_module.device
+        n = recalibrate_bn(pl_module, ((x.to(dev), y) for x, y in trainer.datamodule.train_dataloader()))
+        cb = trainer.checkpoint_callback
+        if n and cb is not None and cb.dirpath:
+            trainer.save_checkpoint(str(Path(cb.dirpath) / "last.ckpt"))
+
+
 __all__ = ["Optim", "Schedule", "ParamGroup", "build_optimizer", "Task", "Classify", "Segment",
-           "Retrieve", "gather_uneven", "triplet_semihard_loss", "STAGES"]
+           "Retrieve", "RecalibrateBN", "gather_uneven", "triplet_semihard_loss", "STAGES"]

@@ -116,7 +116,7 @@ class RotatedMNIST(Benchmark):
         self.evaluation(run)
 
     def callbacks(self, ctx, run) -> list:
-        from models.bn import RecalibrateBN
+        from models.tasks import RecalibrateBN
         return [RecalibrateBN()] if self.evaluation(run).recalibrate_bn else []
 
     def after_test(self, ctx, run, task, datamodule) -> dict:

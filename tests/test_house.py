@@ -84,3 +84,26 @@ def test_no_module_of_the_house_imports_itself_around_a_loop():
     graph = import_graph()
     assert len(graph) > 100 and graph["reproduce.runner.tables"], "the import graph was not read"
     assert circles(graph) == []
+
+
+#: the model families and the layers, metrics and geometry they share: plain torch, usable on their
+#: own (``models.tasks`` is the Lightning side; ``models.retrieval`` the SHREC'17 evaluator and its files)
+PLAIN_TORCH = ("models.deepsphere", "models.steerable", "models.harmonic", "models.spectral", "models.baselines",
+               "models.geometry", "models.segmentation", "models.optim", "models.bn")
+
+
+def test_model_families_import_neither_lightning_nor_the_suite():
+    import json
+    import subprocess
+    import sys
+
+    code = (f"import importlib, json, pkgutil, sys\nfor m in {PLAIN_TORCH!r}:\n"
+            "    mod = importlib.import_module(m)\n"
+            "    for s in pkgutil.walk_packages(getattr(mod, '__path__', []), m + '.'):\n"
+            "        importlib.import_module(s.name)\n"
+            "print(json.dumps(sorted(k for k in sys.modules if k.split('.')[0] in "
+            "('lightning', 'pytorch_lightning', 'datamodules', 'reproduce'))))")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    loaded = json.loads(p.stdout.strip().splitlines()[-1])
+    assert loaded == [], f"importing the model families loaded {loaded[:8]}"
