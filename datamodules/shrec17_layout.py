@@ -31,13 +31,14 @@ import gzip
 import io
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from datamodules._common import InputError
+from datamodules._common import InputError, atomic_write_text
 from datamodules.meshes import MESH_SUFFIXES
-from models.retrieval import normalize_id
+from models.retrieval import DATASETS, normalize_id
 
 BENCH = "shrec17"
 SPLITS = ("train", "val", "test")
@@ -258,3 +259,26 @@ def report_once(lines: Sequence[str]) -> None:
     new = [ln for ln in lines if ln not in _REPORTED]
     _REPORTED.update(new)
     report(new)
+
+
+# --------------------------------------------------------------------------- the evaluator's result files
+def write_results(lists: Mapping[Any, Sequence], out_dir: str | os.PathLike, method: str,
+                  split: str = "test_perturbed") -> Path:
+    """The retrieval lists in the layout the official SHREC'17 evaluator reads (read back by
+    :func:`models.retrieval.read_results`): ``<out_dir>/<method>/<split>/<queryId>`` files (6-digit names, no extension), one
+    retrieved id per line with a final newline, each atomically (:func:`~datamodules._common.atomic_write_text`).
+    Other query files already in that folder are removed, so the folder holds exactly ``lists``
+    (the evaluator scores every file it finds). Returns the split folder; run the JS evaluator
+    on its parent, ``<out_dir>/<method>/``.
+    """
+    if split not in DATASETS:
+        raise ValueError(f"split must be one of {DATASETS} for the JS evaluator, got {split!r}")
+    folder = Path(out_dir) / method / split
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {normalize_id(q): [normalize_id(i) for i in ids] for q, ids in lists.items()}
+    for stale in folder.iterdir():
+        if stale.is_file() and stale.name not in names:
+            stale.unlink()
+    for q, ids in names.items():
+        atomic_write_text(folder / q, "".join(i + "\n" for i in ids))
+    return folder

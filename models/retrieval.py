@@ -63,7 +63,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from datamodules._common import InputError, atomic_write_text
 
 __all__ = [
     "CUTOFF", "DATASETS", "normalize_id", "sum_by_id", "mean_by_id", "retrieval_lists",
@@ -162,8 +161,8 @@ MODES = ("class", "class+median")  # retrieval_lists(mode=...)
 
 
 def evaluation_settings(cfg: dict) -> tuple[str, str]:
-    """``(retrieval mode, summed scores)`` of a run's ``evaluation`` section; a bad value is an
-    :class:`InputError` naming the key.
+    """``(retrieval mode, summed scores)`` of a run's ``evaluation`` section; a bad value is a
+    ``ValueError`` naming the key.
 
     >>> evaluation_settings({"evaluation": {"scores": "softmax"}})
     ('class', 'softmax')
@@ -171,9 +170,9 @@ def evaluation_settings(cfg: dict) -> tuple[str, str]:
     ev = cfg.get("evaluation") or {}
     mode, scores = str(ev.get("retrieval", "class")), str(ev.get("scores", "logits"))
     if mode not in MODES:
-        raise InputError(f"shrec17: evaluation.retrieval {mode!r} must be one of {', '.join(MODES)}")
+        raise ValueError(f"evaluation.retrieval {mode!r} must be one of {', '.join(MODES)}")
     if scores not in SCORES:
-        raise InputError(f"shrec17: evaluation.scores {scores!r} must be one of {', '.join(SCORES)}")
+        raise ValueError(f"evaluation.scores {scores!r} must be one of {', '.join(SCORES)}")
     return mode, scores
 
 def first_two_copies(ids: Sequence | np.ndarray) -> tuple[list[int], list[int]]:
@@ -296,27 +295,6 @@ def retrieval_lists(ids: Sequence | np.ndarray, scores: np.ndarray, *,
 
 
 # --------------------------------------------------------------------------- result files
-def write_results(lists: Mapping[Any, Sequence], out_dir: str | os.PathLike, method: str,
-                  split: str = "test_perturbed") -> Path:
-    """Write ``<out_dir>/<method>/<split>/<queryId>`` files (6-digit names, no extension), one
-    retrieved id per line with a final newline, each atomically (:func:`~datamodules._common.atomic_write_text`).
-    Other query files already in that folder are removed, so the folder holds exactly ``lists``
-    (the evaluator scores every file it finds). Returns the split folder; run the JS evaluator
-    on its parent, ``<out_dir>/<method>/``.
-    """
-    if split not in DATASETS:
-        raise ValueError(f"split must be one of {DATASETS} for the JS evaluator, got {split!r}")
-    folder = Path(out_dir) / method / split
-    folder.mkdir(parents=True, exist_ok=True)
-    names = {normalize_id(q): [normalize_id(i) for i in ids] for q, ids in lists.items()}
-    for stale in folder.iterdir():
-        if stale.is_file() and stale.name not in names:
-            stale.unlink()
-    for q, ids in names.items():
-        atomic_write_text(folder / q, "".join(i + "\n" for i in ids))
-    return folder
-
-
 def read_results(folder: str | os.PathLike, split: str = "test_perturbed") -> dict[str, list[str]]:
     """Read a result folder: the split folder itself, or a method folder holding ``split/``.
     File names and ids are zero-padded like the JS; a line's first whitespace-separated token is

@@ -25,8 +25,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from datamodules._common import atomic_write_text
+from datamodules._common import InputError, atomic_write_text
 from datamodules.shrec17_input import check_input, parse_input, parse_sampling
+from datamodules.shrec17_layout import write_results
 from models import retrieval as R
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
@@ -76,7 +77,10 @@ class Shrec17(Benchmark):
 
     def check(self, ctx, run) -> None:
         check_input((run.cfg.get("model") or {}).get("kind"), run.setting.get("input"), run.model)
-        R.evaluation_settings(run.cfg)
+        try:
+            R.evaluation_settings(run.cfg)
+        except ValueError as e:
+            raise InputError(f"shrec17: {e}") from None
         super().check(ctx, run)
 
     def after_test(self, ctx, run, task, datamodule) -> dict:
@@ -116,7 +120,7 @@ class Shrec17(Benchmark):
         if ctx.is_rank_zero:  # --evaluate writes beside the training run's files, one folder per data dir
             folder = (run.run_dir(ctx.runs_dir) / "retrieval" if ctx.evaluate is None else  # the checkpoint's run
                       Path(ctx.evaluate).resolve().parent.parent / f"retrieval-evaluate-{C.config_hash(str(ctx.data_dir), 8)}")
-            R.write_results(lists, folder, run.model, datamodule.test_dataset_name)
+            write_results(lists, folder, run.model, datamodule.test_dataset_name)
             atomic_write_text(folder / f"{run.model}.summary.csv",
                               "\n".join(R.summary_rows(res, datamodule.test_dataset_name, run.model)) + "\n")
         metrics.update(self.declared_measurements(ctx, run, task, datamodule))

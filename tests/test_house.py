@@ -86,10 +86,10 @@ def test_no_module_of_the_house_imports_itself_around_a_loop():
     assert circles(graph) == []
 
 
-#: the model families and the layers, metrics and geometry they share: plain torch, usable on their
-#: own (``models.tasks`` is the Lightning side; ``models.retrieval`` the SHREC'17 evaluator and its files)
+#: the model families and the layers, metrics, geometry and evaluator they share: plain torch (and
+#: numpy), usable on their own; ``models.tasks`` is the Lightning side
 PLAIN_TORCH = ("models.deepsphere", "models.steerable", "models.harmonic", "models.spectral", "models.baselines",
-               "models.geometry", "models.segmentation", "models.optim", "models.bn")
+               "models.geometry", "models.segmentation", "models.optim", "models.bn", "models.retrieval")
 
 
 def test_model_families_import_neither_lightning_nor_the_suite():
@@ -107,3 +107,11 @@ def test_model_families_import_neither_lightning_nor_the_suite():
     assert p.returncode == 0, p.stderr[-2000:]
     loaded = json.loads(p.stdout.strip().splitlines()[-1])
     assert loaded == [], f"importing the model families loaded {loaded[:8]}"
+
+
+def test_every_module_of_models_but_the_tasks_is_in_the_plain_torch_list():
+    import pkgutil
+
+    import models
+    names = {m.name for m in pkgutil.iter_modules(models.__path__, "models.")} - {"models.tasks", "models._siblings"}
+    assert names == set(PLAIN_TORCH)

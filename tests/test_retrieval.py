@@ -14,8 +14,9 @@ import subprocess
 import numpy as np
 import pytest
 
+from datamodules.shrec17_layout import write_results
 from models.retrieval import (classification_f1, evaluate, grades, main, mean_by_id, read_labels,
-                              read_results, retrieval_lists, sum_by_id, write_results)
+                              read_results, retrieval_lists, sum_by_id)
 
 L3 = 1 / math.log2(3)
 # synset A: 1, 2 in sub-synset A1, 3 in A2, 4 labelled with the bare synset A; synset B: 5, 6;
