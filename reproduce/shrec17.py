@@ -27,7 +27,6 @@ if __package__ in (None, ""):
 
 from datamodules._common import InputError, atomic_write_text
 from datamodules.shrec17_input import check_input, parse_input, parse_sampling
-from datamodules.shrec17_layout import write_results
 from models import retrieval as R
 from reproduce.runner import Benchmark, main
 from reproduce.runner import config as C
@@ -120,6 +119,7 @@ class Shrec17(Benchmark):
         if ctx.is_rank_zero:  # --evaluate writes beside the training run's files, one folder per data dir
             folder = (run.run_dir(ctx.runs_dir) / "retrieval" if ctx.evaluate is None else  # the checkpoint's run
                       Path(ctx.evaluate).resolve().parent.parent / f"retrieval-evaluate-{C.config_hash(str(ctx.data_dir), 8)}")
+            from datamodules.shrec17_layout import write_results  # imports torch: only after a test
             write_results(lists, folder, run.model, datamodule.test_dataset_name)
             atomic_write_text(folder / f"{run.model}.summary.csv",
                               "\n".join(R.summary_rows(res, datamodule.test_dataset_name, run.model)) + "\n")
