@@ -45,6 +45,7 @@ from typing import Callable
 from datamodules._common import InputError, atomic_write_text
 from reproduce.runner import config as C
 from reproduce.runner.runs import Run
+from reproduce.runner.store import count_params, cpu_cores, machine
 from reproduce.runner.trainer import set_tf32, trainer_config
 
 # --------------------------------------------------------------------------- declared inputs
@@ -253,7 +254,7 @@ def measure(bench, ctx, run: Run, spec: InputSpec, n: int, device: str, reps: in
                 alt = [timed_peak(step, device) for _ in range(max(1, reps))]
         finally:
             set_tf32(tcfg.tf32)
-    params = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
+    params = count_params(backbone)
     del task, backbone, opt, batch
     _free(device)
     peak = max(t[1] for t in timed)
@@ -394,7 +395,6 @@ def measured_on(device: str) -> str:
     import platform
 
     import torch
-    from reproduce.runner.store import cpu_cores, machine
     if device == "cuda":
         return machine(device)
     k, t = cpu_cores(), torch.get_num_threads()

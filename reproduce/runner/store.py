@@ -68,6 +68,12 @@ def machine(device: str = "cpu") -> str:
             f"{torch.get_num_threads()} threads")
 
 
+def count_params(module) -> int:
+    """The results column ``params``: a network's trainable parameters (weights, biases, BN
+    affine; not BN running statistics)."""
+    return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
+
+
 def load_average() -> float:
     """The machine's 1-minute load average (NaN where the platform has none), recorded beside timings."""
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -30,7 +30,7 @@ from reproduce.runner.checkpoints import (AtomicCheckpointIO, check_checkpoint, 
 from reproduce.runner.launch import (_FORWARDED, Interrupted, Launch, Select, TrainerConfig,  # noqa: F401
                                      install_signal_handlers, on_stop_signal, threading_main, trainer_config)
 from reproduce.runner.runs import Run, global_rank, launch_token
-from reproduce.runner.store import REPO_ROOT
+from reproduce.runner.store import REPO_ROOT, count_params
 
 
 def set_tf32(enabled: bool) -> None:
@@ -40,10 +40,6 @@ def set_tf32(enabled: bool) -> None:
     import torch
     torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
     torch.backends.cudnn.allow_tf32 = bool(enabled)
-
-
-def count_params(module) -> int:
-    return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
 class Elapsed:

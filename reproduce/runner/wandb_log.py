@@ -46,6 +46,7 @@ from pathlib import Path
 from datamodules._common import atomic_write_text
 from reproduce.runner.config import config_hash
 from reproduce.runner.runs import Run, global_rank
+from reproduce.runner.store import count_params
 
 
 def wandb_project() -> str:
@@ -167,8 +168,7 @@ def model_summary(task, max_depth: int = 2) -> tuple[dict, str]:
     backbone as torch prints it (every layer)."""
     from pytorch_lightning.utilities.model_summary import ModelSummary
     backbone = task.backbone
-    total = sum(p.numel() for p in backbone.parameters())
-    trainable = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
+    total, trainable = sum(p.numel() for p in backbone.parameters()), count_params(backbone)
     numbers = {"params": int(total), "trainable_params": int(trainable), "non_trainable_params": int(total - trainable),
                "backbone": type(backbone).__name__}
     text = (f"{ModelSummary(task, max_depth=max_depth)}\n\nbackbone ({type(backbone).__module__}."
