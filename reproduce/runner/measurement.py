@@ -18,6 +18,7 @@ say where they were measured (:meth:`Timing.where`).
 """
 from __future__ import annotations
 
+import abc
 from typing import ClassVar
 
 from datamodules._common import InputError
@@ -26,7 +27,7 @@ from reproduce.runner.runs import Run
 from reproduce.runner.store import machine
 
 
-class Measurement(Benchmark):
+class Measurement(Benchmark, abc.ABC):
     """Subclass per measurement benchmark; declare ``name``, ``report`` and :meth:`measure`."""
 
     uses_data_dir: ClassVar[bool] = False
@@ -85,10 +86,10 @@ class Measurement(Benchmark):
     def custom_run(self, ctx: Context, run: Run, run_dir) -> list[dict]:
         return self.measure(ctx, run)
 
+    @abc.abstractmethod
     def measure(self, ctx: Context, run: Run) -> list[dict]:
         """The rows of one cell (provenance and identity columns are added by the runner); every
-        measurement benchmark defines it."""
-        raise NotImplementedError(f"{type(self).__name__} defines no measure(ctx, run)")
+        measurement benchmark defines it (a subclass without it cannot be instantiated)."""
 
 
 class Timing(Measurement):
