@@ -34,6 +34,7 @@ from datamodules._common import InputError
 from datamodules.meshes import Pose, convex_hull
 from datamodules.shrec17_input import BENCH, SAMPLINGS, parse_sampling  # noqa: F401 - re-exported
 from models.deepsphere.sampling import Sampling
+
 #: s2cnn ``ProjectOnSphere`` per-channel normalisation (s2cnn ``examples/shrec17/dataset.py``)
 CHANNEL_MEAN = (0.75, 0.59, 0.54, 0.52, 0.80, 0.51)
 CHANNEL_STD = (0.26, 0.50, 0.29, 0.19, 0.18, 0.25)

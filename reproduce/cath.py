@@ -4,8 +4,9 @@ Reproduces: Weiler et al. 2018, *3D Steerable CNNs*, §5.5 and Figure 4 (test ac
 architectures vs reduction of the training splits by 2^0..2^4).
 
 Weiler, Geiger, Welling, Boomsma & Cohen, "3D Steerable CNNs" (NeurIPS 2018): CA atoms voxelised on
-a 50³ grid of 2 Å; the baseline has 15,878,764 parameters, the steerable network 143,560. The paper only *plots* these accuracies (steerable above the CNN at every reduction); the
-published column quotes the values se3cnn's plotting script draws (``experiments/plots/cath.py``).
+a 50³ grid of 2 Å; the baseline has 15,878,764 parameters, the steerable network 143,560. The paper
+only *plots* these accuracies (steerable above the CNN at every reduction); the published column
+quotes the values se3cnn's plotting script draws (``experiments/plots/cath.py``).
 
     python reproduce/cath.py --preset smoke     # ~1-2 min: stand-in, 9³ grid, both models, x1/x4
     python reproduce/cath.py --preset cpu       # ~43 min on 2 cores: stand-in, 9³ grid, x1/x4/x16, 2 seeds

@@ -13,7 +13,8 @@ Sections (one module each, ``reproduce/measure/speed_<name>.py`` with ``measure(
 steerable (SteerableConv3d vs Conv3d), harmonic (HConv2d vs Conv2d), sphere (Chebyshev graph conv vs
 bare sparse matmuls and vs the deepsphere-pytorch algorithm, scaling with Nside, HEALPix graph build
 vs a bare k-NN query), cath (voxeliser and training throughput), shrec17 (ray casting and voxelising,
-meshes per second). Ratios are time / floor. This is a benchmark, not a timed test: numbers depend on the machine and are stored with it.
+meshes per second). Ratios are time / floor. This is a benchmark, not a timed test: numbers depend
+on the machine and are stored with it.
 
 A measurement benchmark (``reproduce/runner/measurement.py``): each section is a cell of the grid
 (``configs/speed/``), with the runner's options — ``--preset``, ``--only``, ``--list``, ``--table``,

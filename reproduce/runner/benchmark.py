@@ -162,8 +162,12 @@ class Benchmark:
         return {"backbone": backbone, "num_classes": int(C.get(run.cfg, "data.num_classes")),
                 "optim": run.cfg.get("optim") or {}}
 
+    def task_declared(self):
+        """The task as declared (its ``"module:Name"`` or the class; :attr:`DEFAULT_TASK` if none)."""
+        return self.declared("task") or self.DEFAULT_TASK
+
     def task_class(self):
-        return resolve(self.declared("task") or self.DEFAULT_TASK)
+        return resolve(self.task_declared())
 
     def build_task(self, ctx: Context, run: Run, backbone):
         return C.build(self.task_class(), run.cfg.get("task"), "task", **self.task_args(ctx, run, backbone))
@@ -181,8 +185,7 @@ class Benchmark:
         C.check_args(self.model_declared(run), self._model_section(run), f"models.{run.model}",
                      self.model_args(ctx, run))
         if not self.is_custom(run):  # custom rows (e.g. an SVM) have no Lightning task
-            C.check_args(self.declared("task") or self.DEFAULT_TASK, run.cfg.get("task"), "task",
-                         self.task_args(ctx, run, None))
+            C.check_args(self.task_declared(), run.cfg.get("task"), "task", self.task_args(ctx, run, None))
 
     # -- hooks ---------------------------------------------------------------------------------
     def is_custom(self, run: Run) -> bool:

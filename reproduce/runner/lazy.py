@@ -251,7 +251,6 @@ def _fields_only(cls: ast.ClassDef, src: _Source) -> type:
     key = (src.module, cls.name)
     if key in _FIELDS_ONLY:
         return _FIELDS_ONLY[key]
-    import dataclasses
     body = [s for s in cls.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
     if (cls.bases or cls.keywords or [_decorator_name(d) for d in cls.decorator_list] != ["dataclass"]
             or not all(isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) for s in body)):
@@ -406,9 +405,9 @@ def live_signature(target):
 
 
 def signature(target):
-    """The keyword parameters of ``target``: a class or function, or its ``"module:Name"``
-    (read from the source, nothing imported, unless the module is
-    imported already or its source does not say it plainly)."""
+    """The keyword parameters of ``target``: a class or function, or its ``"module:Name"`` (read
+    from the source, nothing imported, unless the module is imported already or its source does
+    not say it plainly)."""
     if is_ref(target):
         if target.partition(":")[0] not in sys.modules:
             try:

@@ -103,7 +103,6 @@ def _count(value, where: str) -> int:
     return value
 
 
-
 # --------------------------------------------------------------------------- ranks
 def set_launch(world: int, per_node: int) -> None:
     """Record how many processes this invocation runs (``--gpus``/``--cpu-procs`` × ``--num-nodes``),

@@ -369,8 +369,11 @@ def header(report: Report, view: View) -> str:
     walls = floats(rows, "wall_s")
     count = (report.count_line(view) if report.count_line else
              f"Runs: {len(rows)} finished, total wall time {sum(walls) / 60:.1f} min")
-    reproduces = (report.reproduces(view) if callable(report.reproduces) else report.reproduces
-                  if report.reproduces is not None else reproduces_paragraph(view.bench.script_doc, view.name))
+    reproduces = report.reproduces
+    if reproduces is None:
+        reproduces = reproduces_paragraph(view.bench.script_doc, view.name)
+    elif callable(reproduces):
+        reproduces = reproduces(view)
     lines = [f"# {report.title}", "", f"Reproduces: {reproduces}", "",
              f"- Regenerate: `{command(view)}`",
              f"- Preset: `{view.preset}`",
